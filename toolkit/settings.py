@@ -1,0 +1,234 @@
+"""The one place that reads the process environment.
+
+:func:`Settings.from_environ` is called once by an entry point; the resulting immutable object is
+passed to everything else. Bad values fail here, naming the variable, instead of deep inside a job.
+Child processes get :attr:`Settings.environ`, the snapshot taken at that moment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from types import MappingProxyType
+
+from toolkit.errors import ConfigError
+from toolkit.layout import DEFAULT_ROOT, Layout
+
+_ENV = "environment"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _get_str(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    value = env.get(name)
+    return default if value is None or value == "" else value
+
+
+def _get_int(env: Mapping[str, str], name: str, default: int | None, minimum: int = 0) -> int | None:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(_ENV, f"must be an integer, got {raw!r}", field=name) from None
+    if value < minimum:
+        raise ConfigError(_ENV, f"must be >= {minimum}, got {value}", field=name)
+    return value
+
+
+def _get_float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(_ENV, f"must be a number, got {raw!r}", field=name) from None
+    if value < minimum:
+        raise ConfigError(_ENV, f"must be >= {minimum}, got {value}", field=name)
+    return value
+
+
+def _get_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(_ENV, f"must be true or false, got {raw!r}", field=name)
+
+
+def _get_log_level(env: Mapping[str, str], name: str, default: int) -> int:
+    """Accept a number (``20``) or a level name (``INFO``), as users write both."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    text = raw.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    names = {"CRITICAL": 50, "FATAL": 50, "ERROR": 40, "WARNING": 30, "WARN": 30, "INFO": 20,
+             "DEBUG": 10, "NOTSET": 0}
+    try:
+        return names[text.upper()]
+    except KeyError:
+        raise ConfigError(_ENV, f"must be a log level number or name, got {raw!r}",
+                          field=name) from None
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """What the ``train`` entry takes from the environment (CONTRACT §1.3, plus optml knobs)."""
+
+    program: str | None = None
+    """``SAGEMAKER_PROGRAM``: wins over the ``sagemaker_program`` hyperparameter."""
+    submit_directory: str | None = None
+    """``SAGEMAKER_SUBMIT_DIRECTORY``: wins over ``sagemaker_submit_directory``."""
+    log_level: int | None = None
+    """``SAGEMAKER_CONTAINER_LOG_LEVEL``: wins over ``sagemaker_container_log_level``."""
+    region: str | None = None
+    job_name: str | None = None
+    job_arn: str | None = None
+    stop_grace_seconds: float = 110.0
+    """``OPTML_STOP_GRACE_SECONDS``: SIGTERM-to-SIGKILL grace; below the platform's 120 s."""
+    host_resolve_timeout_seconds: float = 300.0
+    """``OPTML_HOST_RESOLVE_TIMEOUT``: how long to wait for every host name to resolve."""
+    master_port: int = 7777
+    """``OPTML_MASTER_PORT``: the torchrun rendezvous port (CONTRACT §1.5 uses 7777)."""
+    install_requirements: bool = True
+    """``OPTML_INSTALL_REQUIREMENTS``: set false to skip ``requirements.txt`` (pre-baked images)."""
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> TrainingSettings:
+        log_level = env.get("SAGEMAKER_CONTAINER_LOG_LEVEL")
+        return cls(
+            program=_get_str(env, "SAGEMAKER_PROGRAM"),
+            submit_directory=_get_str(env, "SAGEMAKER_SUBMIT_DIRECTORY"),
+            log_level=None if not log_level else _get_log_level(
+                env, "SAGEMAKER_CONTAINER_LOG_LEVEL", 20),
+            region=_get_str(env, "SAGEMAKER_REGION") or _get_str(env, "AWS_REGION"),
+            job_name=_get_str(env, "TRAINING_JOB_NAME"),
+            job_arn=_get_str(env, "TRAINING_JOB_ARN"),
+            stop_grace_seconds=_get_float(env, "OPTML_STOP_GRACE_SECONDS", 110.0),
+            host_resolve_timeout_seconds=_get_float(env, "OPTML_HOST_RESOLVE_TIMEOUT", 300.0),
+            master_port=_get_int(env, "OPTML_MASTER_PORT", 7777, minimum=1) or 7777,
+            install_requirements=_get_bool(env, "OPTML_INSTALL_REQUIREMENTS", True),
+        )
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """What the ``serve`` entry takes from the environment (CONTRACT §3.1, plus optml knobs)."""
+
+    port: int = 8080
+    """``SAGEMAKER_BIND_TO_PORT``."""
+    safe_port_range: tuple[int, int] | None = None
+    """``SAGEMAKER_SAFE_PORT_RANGE`` ("low-high", inclusive)."""
+    workers: int | None = None
+    """``SAGEMAKER_MODEL_SERVER_WORKERS``; ``None`` means the cgroup-aware CPU count."""
+    timeout_seconds: int = 60
+    """``SAGEMAKER_MODEL_SERVER_TIMEOUT``."""
+    program: str = "inference.py"
+    """``SAGEMAKER_PROGRAM``."""
+    submit_directory: str | None = None
+    """``SAGEMAKER_SUBMIT_DIRECTORY``."""
+    default_accept: str | None = None
+    """``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``: used when Accept is missing or ``*/*``."""
+    log_level: int = 20
+    """``SAGEMAKER_CONTAINER_LOG_LEVEL``."""
+    max_payload_mb: int = 6
+    """``SAGEMAKER_MAX_PAYLOAD_IN_MB``."""
+    batch: bool = False
+    """``SAGEMAKER_BATCH``."""
+    batch_strategy: str | None = None
+    """``SAGEMAKER_BATCH_STRATEGY`` (``MULTI_RECORD`` | ``SINGLE_RECORD``)."""
+    max_concurrent_transforms: int | None = None
+    """``SAGEMAKER_MAX_CONCURRENT_TRANSFORMS``."""
+    multi_model: bool = False
+    """``SAGEMAKER_MULTI_MODEL``."""
+    debug_errors: bool = False
+    """``OPTML_DEBUG_ERRORS``: put tracebacks in error bodies (never on by default)."""
+    preload_model: bool = True
+    """``OPTML_PRELOAD_MODEL``: load once in the master and fork; false for unforkable models."""
+    install_requirements: bool = True
+    """``OPTML_INSTALL_REQUIREMENTS``."""
+    default_handlers: str | None = None
+    """``OPTML_DEFAULT_HANDLERS``: a module name or ``.py`` path whose handlers a framework image
+    provides; the user's own module overrides any of them, toolkit defaults fill the rest."""
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> ServingSettings:
+        safe_range = None
+        raw_range = _get_str(env, "SAGEMAKER_SAFE_PORT_RANGE")
+        if raw_range is not None:
+            low, sep, high = raw_range.partition("-")
+            if not sep or not low.strip().isdigit() or not high.strip().isdigit() or \
+                    int(low) > int(high):
+                raise ConfigError(_ENV, f"must be 'low-high', got {raw_range!r}",
+                                  field="SAGEMAKER_SAFE_PORT_RANGE")
+            safe_range = (int(low), int(high))
+        strategy = _get_str(env, "SAGEMAKER_BATCH_STRATEGY")
+        if strategy is not None:
+            strategy = strategy.strip().upper().replace("-", "_")
+            aliases = {"MULTIRECORD": "MULTI_RECORD", "SINGLERECORD": "SINGLE_RECORD"}
+            strategy = aliases.get(strategy, strategy)
+            if strategy not in {"MULTI_RECORD", "SINGLE_RECORD"}:
+                raise ConfigError(_ENV, "must be MULTI_RECORD or SINGLE_RECORD",
+                                  field="SAGEMAKER_BATCH_STRATEGY")
+        return cls(
+            port=_get_int(env, "SAGEMAKER_BIND_TO_PORT", 8080, minimum=1) or 8080,
+            safe_port_range=safe_range,
+            workers=_get_int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", None, minimum=1),
+            timeout_seconds=_get_int(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60, minimum=1) or 60,
+            program=_get_str(env, "SAGEMAKER_PROGRAM", "inference.py") or "inference.py",
+            submit_directory=_get_str(env, "SAGEMAKER_SUBMIT_DIRECTORY"),
+            default_accept=_get_str(env, "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"),
+            log_level=_get_log_level(env, "SAGEMAKER_CONTAINER_LOG_LEVEL", 20),
+            max_payload_mb=_get_int(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6, minimum=0) or 0,
+            batch=_get_bool(env, "SAGEMAKER_BATCH", False),
+            batch_strategy=strategy,
+            max_concurrent_transforms=_get_int(env, "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", None,
+                                               minimum=1),
+            multi_model=_get_bool(env, "SAGEMAKER_MULTI_MODEL", False),
+            debug_errors=_get_bool(env, "OPTML_DEBUG_ERRORS", False),
+            preload_model=_get_bool(env, "OPTML_PRELOAD_MODEL", True),
+            install_requirements=_get_bool(env, "OPTML_INSTALL_REQUIREMENTS", True),
+            default_handlers=_get_str(env, "OPTML_DEFAULT_HANDLERS"),
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the toolkit takes from the environment, read once."""
+
+    base_dir: Path = DEFAULT_ROOT
+    environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.base_dir)
+
+    @cached_property
+    def training(self) -> TrainingSettings:
+        """Parsed on first use, so a serving-only variable never breaks ``train`` (and back)."""
+        return TrainingSettings.from_environ(self.environ)
+
+    @cached_property
+    def serving(self) -> ServingSettings:
+        return ServingSettings.from_environ(self.environ)
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``env`` (default: :data:`os.environ`), validating every value."""
+        snapshot = dict(os.environ if env is None else env)
+        base = _get_str(snapshot, "SAGEMAKER_BASE_DIR")
+        return cls(
+            base_dir=Path(base) if base else DEFAULT_ROOT,
+            environ=MappingProxyType(snapshot),
+        )
