@@ -103,6 +103,11 @@ class TrainingSettings:
     """``OPTML_MASTER_PORT``: the torchrun rendezvous port (CONTRACT §1.5 uses 7777)."""
     install_requirements: bool = True
     """``OPTML_INSTALL_REQUIREMENTS``: set false to skip ``requirements.txt`` (pre-baked images)."""
+    torch_distributed: bool | None = None
+    """``OPTML_TORCH_DISTRIBUTED``: launch with torchrun; same as the hyperparameter
+    ``sagemaker_torch_distributed_enabled`` (the variable wins when set)."""
+    nproc_per_node: int | None = None
+    """``OPTML_NPROC_PER_NODE``: torchrun processes per host (default: GPUs, else 1)."""
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> TrainingSettings:
@@ -119,6 +124,9 @@ class TrainingSettings:
             host_resolve_timeout_seconds=_get_float(env, "OPTML_HOST_RESOLVE_TIMEOUT", 300.0),
             master_port=_get_int(env, "OPTML_MASTER_PORT", 7777, minimum=1) or 7777,
             install_requirements=_get_bool(env, "OPTML_INSTALL_REQUIREMENTS", True),
+            torch_distributed=(None if env.get("OPTML_TORCH_DISTRIBUTED") is None
+                               else _get_bool(env, "OPTML_TORCH_DISTRIBUTED", False)),
+            nproc_per_node=_get_int(env, "OPTML_NPROC_PER_NODE", None, minimum=1),
         )
 
 
