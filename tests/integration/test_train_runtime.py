@@ -323,3 +323,30 @@ def test_entrypoint_runs_other_commands_supervised(tmp_path: Path) -> None:
                              timeout=60, check=False)
     assert missing.returncode == 127
     assert "command not found" in missing.stderr
+
+
+ZOMBIE_PROBE = """
+import os, subprocess, time
+subprocess.Popen(["sh", "-c", "sleep 0.2 & exit 0"]).wait()   # orphan re-parented to PID 1
+time.sleep(1.0)
+def state(pid):
+    return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+print(sum(1 for p in os.listdir("/proc") if p.isdigit() and state(p) == "Z"))
+"""
+
+
+def _in_pid_namespace(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", *argv],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_entrypoint_as_pid1_reaps_orphans() -> None:
+    control = _in_pid_namespace(
+        [sys.executable, "-c",
+         f"import subprocess, sys; sys.exit(subprocess.call([sys.executable, '-c', {ZOMBIE_PROBE!r}]))"])
+    assert control.returncode == 0, control.stderr
+    assert control.stdout.strip() == "1", "without reaping, the orphan stays a zombie"
+    ours = _in_pid_namespace([sys.executable, "-m", "toolkit.cli", "entrypoint",
+                              sys.executable, "-c", ZOMBIE_PROBE])
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout.strip() == "0"
