@@ -1,0 +1,16 @@
+"""optml local mode: run training jobs (and, later, endpoints and batch transform) of any
+/opt/ml-contract image on this machine, as the service would, with boto3-shaped clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def client(service_name: str, **kwargs: Any) -> Any:
+    """A local client for ``service_name`` ("sagemaker"), shaped like boto3's."""
+    from local_mode.client import client as make_client
+
+    return make_client(service_name, **kwargs)
+
+
+__all__ = ["client"]

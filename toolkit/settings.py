@@ -212,6 +212,38 @@ class ServingSettings:
 
 
 @dataclass(frozen=True)
+class LocalModeSettings:
+    """What the local-mode emulator (host side) takes from the environment."""
+
+    state_dir: Path = Path(".optml") / "local"
+    """``OPTML_LOCAL_STATE_DIR``: job state, logs and work trees (default ``~/.optml/local``)."""
+    backend: str = "auto"
+    """``OPTML_LOCAL_BACKEND``: ``docker``, ``process`` or ``auto`` (Docker when reachable)."""
+    stop_grace_seconds: float = 120.0
+    """``OPTML_LOCAL_STOP_GRACE_SECONDS``: SIGTERM-to-SIGKILL grace on stop (service: 120 s)."""
+    spot_interruption_after_seconds: float | None = None
+    """``OPTML_LOCAL_SPOT_INTERRUPTION_AFTER``: inject a spot interruption after N seconds of
+    training in jobs with EnableManagedSpotTraining."""
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> LocalModeSettings:
+        state = _get_str(env, "OPTML_LOCAL_STATE_DIR")
+        home = _get_str(env, "HOME")
+        default_state = (Path(home) if home else Path.home()) / ".optml" / "local"
+        backend = (_get_str(env, "OPTML_LOCAL_BACKEND", "auto") or "auto").lower()
+        if backend not in {"auto", "docker", "process"}:
+            raise ConfigError(_ENV, "must be auto, docker or process", field="OPTML_LOCAL_BACKEND")
+        spot = env.get("OPTML_LOCAL_SPOT_INTERRUPTION_AFTER")
+        return cls(
+            state_dir=Path(state) if state else default_state,
+            backend=backend,
+            stop_grace_seconds=_get_float(env, "OPTML_LOCAL_STOP_GRACE_SECONDS", 120.0),
+            spot_interruption_after_seconds=(
+                None if not spot else _get_float(env, "OPTML_LOCAL_SPOT_INTERRUPTION_AFTER", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the toolkit takes from the environment, read once."""
 
@@ -230,6 +262,10 @@ class Settings:
     @cached_property
     def serving(self) -> ServingSettings:
         return ServingSettings.from_environ(self.environ)
+
+    @cached_property
+    def local(self) -> LocalModeSettings:
+        return LocalModeSettings.from_environ(self.environ)
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] | None = None) -> Settings:

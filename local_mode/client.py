@@ -1,0 +1,282 @@
+"""Clients shaped like boto3's ``sagemaker`` and ``sagemaker-runtime`` clients.
+
+Code written for the service runs locally by swapping the client::
+
+    sm = local_mode.client("sagemaker")          # instead of boto3.client("sagemaker")
+    sm.create_training_job(**request)
+    sm.get_waiter("training_job_completed_or_stopped").wait(TrainingJobName=name)
+
+Method names, request shapes and response shapes are the service's; requests are validated
+against the API model inside botocore before anything runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from local_mode.errors import ExceptionsNamespace, ResourceNotFound, ValidationException
+from local_mode.state import ResourceDir, StateStore, now, read_json
+from local_mode.training.spec import TrainingJobSpec
+from local_mode.validation import validate_request
+from toolkit.settings import Settings
+
+log = logging.getLogger("optml.local")
+
+ACCOUNT = "000000000000"
+REGION = "local"
+TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
+PRIVATE_KEYS = frozenset({"Backend"})
+
+
+def arn(kind: str, name: str) -> str:
+    return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{kind}/{name.lower()}"
+
+
+def docker_reachable() -> bool:
+    try:
+        import docker
+    except ImportError:
+        return False
+    try:
+        client = docker.from_env(timeout=3)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - any failure means "no engine"
+        return False
+    return True
+
+
+def choose_backend(requested: str) -> str:
+    """``auto`` is Docker when an engine answers, else the process backend (documented)."""
+    if requested != "auto":
+        return requested
+    return "docker" if docker_reachable() else "process"
+
+
+def _public(description: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in description.items() if k not in PRIVATE_KEYS}
+
+
+@dataclass(frozen=True)
+class Waiter:
+    """A waiter with the service's acceptors but a local polling delay (0.2 s, not 120 s)."""
+
+    client: SageMakerClient
+    describe: str
+    name_field: str
+    status_field: str
+    success: frozenset[str]
+    failure: frozenset[str]
+
+    def wait(self, WaiterConfig: Mapping[str, Any] | None = None, **kwargs: Any) -> None:  # noqa: N803
+        config = dict(WaiterConfig or {})
+        delay = float(config.get("Delay", 0.2))
+        attempts = int(config.get("MaxAttempts", 10**9))
+        for _ in range(attempts):
+            description = getattr(self.client, self.describe)(**kwargs)
+            status = description[self.status_field]
+            if status in self.success:
+                return
+            if status in self.failure:
+                from botocore.exceptions import WaiterError
+
+                raise WaiterError(name=self.describe, reason=f"Waiter encountered a terminal "
+                                  f"failure state: {status}", last_response=description)
+            time.sleep(delay)
+        from botocore.exceptions import WaiterError
+
+        raise WaiterError(name=self.describe, reason="Max attempts exceeded",
+                          last_response=description)
+
+
+class SageMakerClient:
+    """The local ``sagemaker`` client. Training jobs are here; endpoints and transform jobs
+    extend it in later modules."""
+
+    def __init__(self, settings: Settings | None = None, *, state_dir: str | Path | None = None,
+                 backend: str | None = None) -> None:
+        self.settings = settings or Settings.from_environ()
+        self.store = StateStore(Path(state_dir) if state_dir else self.settings.local.state_dir)
+        self.backend = backend or self.settings.local.backend
+        if self.backend not in {"auto", "docker", "process"}:
+            raise ValidationException(f"backend must be auto, docker or process, got "
+                                      f"{self.backend!r}")
+        self.exceptions = ExceptionsNamespace()
+        self.meta = type("Meta", (), {"region_name": REGION, "service_model": None})()
+
+    # -- training jobs ---------------------------------------------------------------------
+    def create_training_job(self, **request: Any) -> dict[str, Any]:
+        validate_request("CreateTrainingJob", request)
+        spec = TrainingJobSpec.from_request(request)
+        backend = choose_backend(self.backend)
+        created = now()
+        description = {
+            "TrainingJobName": spec.name, "TrainingJobArn": arn("training-job", spec.name),
+            "TrainingJobStatus": "InProgress", "SecondaryStatus": "Starting",
+            "CreationTime": created, "LastModifiedTime": created, "TrainingStartTime": created,
+            "SecondaryStatusTransitions": [],
+            **{k: v for k, v in request.items() if k in _ECHOED_FIELDS},
+            "Backend": backend,
+        }
+        resource = self.store.create("training-jobs", spec.name, description, dict(request))
+        self._spawn_runner(resource, backend)
+        return {"TrainingJobArn": description["TrainingJobArn"]}
+
+    def _spawn_runner(self, resource: ResourceDir, backend: str) -> None:
+        log_file = resource.path / "runner.log"
+        env = dict(self.settings.environ)
+        env["OPTML_LOCAL_STATE_DIR"] = str(self.store.root)
+        with log_file.open("ab") as out:
+            subprocess.Popen(  # noqa: S603 - argv list, no shell
+                [sys.executable, "-m", "local_mode.training.runner", str(self.store.root),
+                 resource.name, backend],
+                env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True, close_fds=True)
+
+    def describe_training_job(self, TrainingJobName: str) -> dict[str, Any]:  # noqa: N803
+        validate_request("DescribeTrainingJob", {"TrainingJobName": TrainingJobName})
+        resource = self._get("training-jobs", TrainingJobName)
+        description = resource.describe()
+        if description["TrainingJobStatus"] not in TERMINAL and _runner_lost(resource,
+                                                                             description):
+            description = _mark_lost(resource)
+        return _public(description)
+
+    def list_training_jobs(self, **kwargs: Any) -> dict[str, Any]:
+        validate_request("ListTrainingJobs", kwargs)
+        summaries = []
+        for resource in self.store.list("training-jobs"):
+            d = resource.describe()
+            if kwargs.get("StatusEquals") and d["TrainingJobStatus"] != kwargs["StatusEquals"]:
+                continue
+            if kwargs.get("NameContains") and kwargs["NameContains"] not in d["TrainingJobName"]:
+                continue
+            summaries.append({k: d[k] for k in ("TrainingJobName", "TrainingJobArn",
+                                                "CreationTime", "TrainingJobStatus",
+                                                "LastModifiedTime") if k in d}
+                             | ({"TrainingEndTime": d["TrainingEndTime"]}
+                                if "TrainingEndTime" in d else {}))
+        reverse = kwargs.get("SortOrder", "Ascending") == "Descending"
+        key = kwargs.get("SortBy", "CreationTime")
+        key = {"Name": "TrainingJobName", "Status": "TrainingJobStatus"}.get(key, key)
+        summaries.sort(key=lambda s: s.get(key) or "", reverse=reverse)
+        start = int(kwargs.get("NextToken") or 0)
+        limit = int(kwargs.get("MaxResults", 100))
+        page = summaries[start:start + limit]
+        response: dict[str, Any] = {"TrainingJobSummaries": page}
+        if start + limit < len(summaries):
+            response["NextToken"] = str(start + limit)
+        return response
+
+    def stop_training_job(self, TrainingJobName: str) -> dict[str, Any]:  # noqa: N803
+        validate_request("StopTrainingJob", {"TrainingJobName": TrainingJobName})
+        resource = self._get("training-jobs", TrainingJobName)
+        description = resource.describe()
+        if description["TrainingJobStatus"] in TERMINAL:
+            raise ValidationException(f"The training job {TrainingJobName} has already "
+                                      f"{description['TrainingJobStatus'].lower()}",
+                                      "StopTrainingJob")
+        pid = resource.runner_pid()
+        deadline = time.monotonic() + 10
+        while pid is None and time.monotonic() < deadline and \
+                resource.describe()["TrainingJobStatus"] not in TERMINAL:
+            time.sleep(0.05)  # the runner is starting; its pid file appears in a moment
+            pid = resource.runner_pid()
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        return {}
+
+    def get_waiter(self, name: str) -> Waiter:
+        waiters = {
+            "training_job_completed_or_stopped": Waiter(
+                self, "describe_training_job", "TrainingJobName", "TrainingJobStatus",
+                frozenset({"Completed", "Stopped"}), frozenset({"Failed"})),
+        }
+        try:
+            return waiters[name]
+        except KeyError:
+            raise ValueError(f"Waiter does not exist: {name}") from None
+
+    def _get(self, kind: str, name: str) -> ResourceDir:
+        try:
+            return self.store.get(kind, name)
+        except ResourceNotFound:
+            raise ValidationException(f"Requested resource not found: {name}") from None
+
+
+_ECHOED_FIELDS = frozenset({
+    "HyperParameters", "AlgorithmSpecification", "RoleArn", "InputDataConfig",
+    "OutputDataConfig", "ResourceConfig", "VpcConfig", "StoppingCondition",
+    "EnableNetworkIsolation", "EnableInterContainerTrafficEncryption",
+    "EnableManagedSpotTraining", "CheckpointConfig", "Environment", "RetryStrategy",
+})
+
+
+RUNNER_START_GRACE = 60.0
+
+
+def _runner_lost(resource: ResourceDir, description: dict[str, Any]) -> bool:
+    """The runner died without finishing (kill -9, reboot): describe must say so, not hang."""
+    pid = resource.runner_pid()
+    if pid is None:
+        return (now() - description["CreationTime"]).total_seconds() > RUNNER_START_GRACE
+    return not _pid_alive(pid)
+
+
+def _mark_lost(resource: ResourceDir) -> dict[str, Any]:
+    def change(d: dict[str, Any]) -> None:
+        if d["TrainingJobStatus"] in TERMINAL:  # it finished after all (the runner writes the
+            return                              # final status before removing its pid file)
+        d["TrainingJobStatus"] = "Failed"
+        d["SecondaryStatus"] = "Failed"
+        d["FailureReason"] = "InternalServerError: the local job runner is no longer running"
+    return resource.update(change)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def client(service_name: str, **kwargs: Any) -> Any:
+    """``local_mode.client("sagemaker")`` / ``local_mode.client("sagemaker-runtime")``."""
+    if service_name == "sagemaker":
+        return SageMakerClient(**kwargs)
+    raise ValueError(f"unknown local service {service_name!r}; expected 'sagemaker'")
+
+
+def load_request(path: Path) -> dict[str, Any]:
+    """A job file (JSON or YAML) as a request dict."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix in {".yaml", ".yml"}:
+        import yaml
+
+        data = yaml.safe_load(text)
+    else:
+        data = read_json(path)
+    if not isinstance(data, dict):
+        raise ValidationException(f"{path}: a job file must hold one request object")
+    return data

@@ -1,0 +1,1 @@
+"""Training jobs of the local emulator: request → spec → runner → backend."""

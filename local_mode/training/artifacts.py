@@ -1,0 +1,100 @@
+"""Pack what the hosts left in /opt/ml/model and /opt/ml/output/data, and sync checkpoints.
+
+Several hosts: every host's model directory goes into the one ``model.tar.gz`` (the service
+uploads each host's files to the same place); when two hosts wrote the same path, the first host
+in sorted order (the master) wins and the clash is logged, so the result is deterministic.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tarfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from local_mode.storage import Location, open_prefix, upload_file
+
+log = logging.getLogger(__name__)
+
+
+def pack_directories(directories: Sequence[Path], target: Path) -> int:
+    """Tar+gzip the union of ``directories`` into ``target``; returns the number of files."""
+    seen: dict[str, Path] = {}
+    count = 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(target, "w:gz") as archive:
+        for directory in directories:
+            if not directory.is_dir():
+                continue
+            for dirpath, dirnames, filenames in os.walk(directory):
+                dirnames.sort()
+                for name in sorted(filenames):
+                    path = Path(dirpath) / name
+                    arcname = str(path.relative_to(directory))
+                    if arcname in seen:
+                        log.warning("%s exists on several hosts; keeping the one from %s",
+                                    arcname, seen[arcname])
+                        continue
+                    if path.is_symlink() or not path.is_file():
+                        continue
+                    seen[arcname] = directory
+                    archive.add(path, arcname=arcname, recursive=False)
+                    count += 1
+    return count
+
+
+def restore_checkpoints(uri: str, targets: Sequence[Path], environ: Mapping[str, str]) -> int:
+    """Copy every object under ``uri`` into each host's checkpoint directory."""
+    if not _exists(uri):
+        return 0
+    scheme = Location.parse(uri).scheme
+    source = open_prefix(uri.rstrip("/") + "/" if scheme == "s3" else uri, environ)
+    objects = source.list_objects()
+    prefix = Location.parse(uri).key.rstrip("/") + "/"
+    for target in targets:
+        target.mkdir(parents=True, exist_ok=True)
+        for info in objects:
+            key = info.key[len(prefix):] if info.key.startswith(prefix) else info.key
+            path = target / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with source.open_object(info.key) as reader, path.open("wb") as writer:
+                while chunk := reader.read(1 << 20):
+                    writer.write(chunk)
+    return len(objects)
+
+
+def _exists(uri: str) -> bool:
+    location = Location.parse(uri)
+    return location.scheme == "s3" or Path(location.key).exists()
+
+
+class CheckpointSync:
+    """Upload new or changed checkpoint files of every host to the job's checkpoint URI."""
+
+    def __init__(self, uri: str, directories: Sequence[Path], environ: Mapping[str, str]) -> None:
+        self.uri = uri.rstrip("/")
+        self.directories = list(directories)
+        self.environ = environ
+        self._uploaded: dict[str, tuple[int, int]] = {}
+
+    def sync(self) -> int:
+        uploaded = 0
+        for directory in self.directories:
+            if not directory.is_dir():
+                continue
+            for dirpath, _, filenames in os.walk(directory):
+                for name in filenames:
+                    path = Path(dirpath) / name
+                    try:
+                        st = path.stat()
+                    except FileNotFoundError:
+                        continue
+                    key = str(path.relative_to(directory))
+                    stamp = (st.st_mtime_ns, st.st_size)
+                    if self._uploaded.get(key) == stamp:
+                        continue
+                    upload_file(path, f"{self.uri}/{key}", self.environ)
+                    self._uploaded[key] = stamp
+                    uploaded += 1
+        return uploaded

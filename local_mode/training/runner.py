@@ -1,0 +1,380 @@
+"""The process that runs one local training job from Starting to its end.
+
+``create_training_job`` starts it detached (``python -m local_mode.training.runner STATE NAME``),
+so the job goes on whether or not the creating process waits, and any process can describe or
+stop it through the state directory. Stop requests arrive as SIGTERM to this runner.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from local_mode.storage import Location, upload_file
+from local_mode.state import ResourceDir, StateStore, now
+from local_mode.training import artifacts, hosts as hostlib
+from local_mode.training.backends import Backend, HostRun
+from local_mode.training.metrics import MetricExtractor
+from local_mode.training.spec import TrainingJobSpec
+from toolkit.layout import Layout
+from toolkit.settings import Settings
+
+log = logging.getLogger("optml.local")
+
+FAILURE_REASON_CHARS = 1024
+CHECKPOINT_SYNC_INTERVAL = 5.0
+POLL_INTERVAL = 0.05
+
+
+class StopKind:
+    USER = "Stopped"
+    MAX_RUNTIME = "MaxRuntimeExceeded"
+    MAX_WAIT = "MaxWaitTimeExceeded"
+    SPOT = "Interrupted"
+
+
+@dataclass
+class AttemptResult:
+    exit_codes: dict[str, int]
+    stop: str | None
+    failure_reason: str | None
+    training_seconds: float
+
+
+@dataclass
+class JobRunner:
+    resource: ResourceDir
+    spec: TrainingJobSpec
+    settings: Settings
+    backend: Backend
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    stop_kind: str | None = None
+    _log_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- state -----------------------------------------------------------------------------
+    def transition(self, secondary: str, message: str, status: str | None = None,
+                   **fields: Any) -> None:
+        stamp = now()
+
+        def change(d: dict[str, Any]) -> None:
+            transitions = d.setdefault("SecondaryStatusTransitions", [])
+            if transitions and "EndTime" not in transitions[-1]:
+                transitions[-1]["EndTime"] = stamp
+            transitions.append({"Status": secondary, "StartTime": stamp,
+                                "StatusMessage": message})
+            d["SecondaryStatus"] = secondary
+            if status is not None:
+                d["TrainingJobStatus"] = status
+            d.update(fields)
+
+        self.resource.update(change)
+        self._log_line("optml", f"{secondary}: {message}".encode())
+
+    def _close_transitions(self) -> None:
+        def change(d: dict[str, Any]) -> None:
+            transitions = d.get("SecondaryStatusTransitions", [])
+            if transitions and "EndTime" not in transitions[-1]:
+                transitions[-1]["EndTime"] = now()
+        self.resource.update(change)
+
+    # -- logs ------------------------------------------------------------------------------
+    def _log_line(self, host: str, line: bytes) -> None:
+        if not line.endswith(b"\n"):
+            line += b"\n"
+        with self._log_lock:
+            self.resource.logs_dir.mkdir(parents=True, exist_ok=True)
+            with (self.resource.logs_dir / "all.log").open("ab") as handle:
+                handle.write(host.encode() + b" | " + line)
+            if host != "optml":
+                with (self.resource.logs_dir / f"{host}.log").open("ab") as handle:
+                    handle.write(line)
+
+    def _pump(self, run: HostRun, metrics: MetricExtractor) -> None:
+        for line in run.output():
+            self._log_line(run.host.name, line)
+            metrics.feed(line.decode("utf-8", "replace"), now())
+
+    # -- stop ------------------------------------------------------------------------------
+    def request_stop(self, kind: str) -> None:
+        if self.stop_kind is None:
+            self.stop_kind = kind
+        self.stop_event.set()
+
+    # -- the job ---------------------------------------------------------------------------
+    def run(self) -> None:
+        started = time.monotonic()
+        work = self.resource.work_dir
+        billable = 0.0
+        training_total = 0.0
+        result: AttemptResult | None = None
+        failure: str | None = None
+        hosts: list[hostlib.Host] = []
+        try:
+            self.transition("Starting", "Preparing the instances for training",
+                            status="InProgress")
+            self.backend.check(self.spec)
+            names = self.backend.host_names(self.spec.instance_count)
+            hosts = [hostlib.Host(name, index, len(names), Layout(work / name))
+                     for index, name in enumerate(names)]
+            self.backend.prepare(self.spec, self.resource.name)
+            attempt = 0
+            spot_after = self.settings.local.spot_interruption_after_seconds \
+                if self.spec.managed_spot else None
+            while True:
+                attempt += 1
+                self._prepare_hosts(hosts, names)
+                if self.stop_event.is_set():
+                    result = AttemptResult({}, self.stop_kind, None, 0.0)
+                    break
+                result = self._train(hosts, names, started,
+                                     spot_after if attempt == 1 else None)
+                training_total += result.training_seconds
+                billable += result.training_seconds
+                if result.stop != StopKind.SPOT:
+                    break
+                self.stop_kind = None
+                self.stop_event.clear()
+                self.transition("Interrupted", "Training job interrupted by a (simulated) spot "
+                                "capacity reclaim; restarting from the last checkpoint")
+                self.transition("Restarting", "Restarting training job with restored "
+                                "checkpoints")
+                for host in hosts:
+                    _reset_host_outputs(host)
+        except Exception as exc:  # noqa: BLE001 - every failure ends in a Failed job
+            log.exception("job %s failed", self.spec.name)
+            failure = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
+        finally:
+            self._finish(hosts, result, failure, started, training_total, billable)
+
+    def _prepare_hosts(self, hosts: Sequence[hostlib.Host], names: list[str]) -> None:
+        self.transition("Downloading", "Downloading input data")
+        environ = self.settings.environ
+        for host in hosts:
+            hostlib.write_config(self.spec, host, names, self.backend.network_interface,
+                                 self.backend.checkpoint_local_path(self.spec, host))
+        if self.spec.checkpoint_uri:
+            restored = artifacts.restore_checkpoints(
+                self.spec.checkpoint_uri,
+                [hostlib.host_checkpoint_dir(self.spec, h) for h in hosts], environ)
+            if restored:
+                self._log_line("optml", f"restored {restored} checkpoint file(s) from "
+                                        f"{self.spec.checkpoint_uri}".encode())
+        for channel in self.spec.channels:
+            if channel.input_mode == "Pipe":
+                continue
+            for host in hosts:
+                hostlib.make_removable(host.layout.channel_dir(channel.name))
+                shutil.rmtree(host.layout.channel_dir(channel.name), ignore_errors=True)
+                copied = hostlib.stage_files(channel, host, environ)
+                self._log_line("optml", f"{host.name}: channel {channel.name}: "
+                                        f"{copied} bytes staged".encode())
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(self.spec.environment)
+        env["TRAINING_JOB_NAME"] = self.spec.name
+        env["TRAINING_JOB_ARN"] = self.resource.describe()["TrainingJobArn"]
+        return env
+
+    def _train(self, hosts: Sequence[hostlib.Host], names: list[str], job_started: float,
+               spot_after: float | None) -> AttemptResult:
+        self.transition("Training", "Training in progress")
+        feeders = []
+        runs: list[HostRun] = []
+        pumps: list[threading.Thread] = []
+        metrics = MetricExtractor(self.spec.metric_definitions, self.resource.metrics_file)
+        sync = artifacts.CheckpointSync(
+            self.spec.checkpoint_uri, [hostlib.host_checkpoint_dir(self.spec, h) for h in hosts],
+            self.settings.environ) if self.spec.checkpoint_uri else None
+        began = time.monotonic()
+        try:
+            timeout = float(self.spec.max_runtime_seconds or 86400 * 5)
+            for channel in self.spec.channels:
+                if channel.input_mode == "Pipe":
+                    for host in hosts:
+                        feeders.append(hostlib.pipe_feeder(channel, host, self.settings.environ,
+                                                           reader_timeout=timeout).start())
+            env = self._environment()
+            for host in hosts:
+                run = self.backend.start(self.spec, host, names, env)
+                runs.append(run)
+                pump = threading.Thread(target=self._pump, args=(run, metrics), daemon=True)
+                pump.start()
+                pumps.append(pump)
+            exit_codes = self._supervise(runs, began, job_started, spot_after, sync)
+            for pump in pumps:
+                pump.join(timeout=10)
+            if sync is not None:
+                sync.sync()
+        finally:
+            for feeder in feeders:
+                feeder.stop()
+            for run in runs:
+                run.cleanup()
+            metrics.close()
+            self.resource.update(
+                lambda d: d.__setitem__("FinalMetricDataList", metrics.final_metric_data()))
+        reason = None
+        for host, run in zip(hosts, runs):
+            code = exit_codes.get(run.host.name, 0)
+            if code != 0 and reason is None:
+                reason = _failure_reason(host, code)
+        return AttemptResult(exit_codes, self.stop_kind, reason, time.monotonic() - began)
+
+    def _supervise(self, runs: Sequence[HostRun], began: float, job_started: float,
+                   spot_after: float | None, sync: artifacts.CheckpointSync | None
+                   ) -> dict[str, int]:
+        exit_codes: dict[str, int] = {}
+        kill_at: float | None = None
+        next_sync = time.monotonic() + CHECKPOINT_SYNC_INTERVAL
+        terminated = False
+        while len(exit_codes) < len(runs):
+            for run in runs:
+                if run.host.name not in exit_codes:
+                    code = run.poll()
+                    if code is not None:
+                        exit_codes[run.host.name] = code
+            elapsed = time.monotonic() - began
+            if self.spec.max_runtime_seconds and elapsed > self.spec.max_runtime_seconds:
+                self.request_stop(StopKind.MAX_RUNTIME)
+            if self.spec.max_wait_seconds and \
+                    time.monotonic() - job_started > self.spec.max_wait_seconds:
+                self.request_stop(StopKind.MAX_WAIT)
+            if spot_after is not None and elapsed > spot_after:
+                self.request_stop(StopKind.SPOT)
+            # a host that failed ends the job: the service stops the others
+            if not self.stop_event.is_set() and any(c != 0 for c in exit_codes.values()):
+                self.stop_event.set()
+            if self.stop_event.is_set() and not terminated:
+                terminated = True
+                if self.stop_kind is not None:
+                    self.transition("Stopping", f"Stopping the training job ({self.stop_kind})",
+                                    status="Stopping" if self.stop_kind == StopKind.USER
+                                    else None)
+                for run in runs:
+                    if run.host.name not in exit_codes:
+                        run.terminate()
+                kill_at = time.monotonic() + self.settings.local.stop_grace_seconds
+            if kill_at is not None and time.monotonic() > kill_at:
+                for run in runs:
+                    if run.host.name not in exit_codes:
+                        run.kill()
+                kill_at = None
+            if sync is not None and time.monotonic() > next_sync:
+                sync.sync()
+                next_sync = time.monotonic() + CHECKPOINT_SYNC_INTERVAL
+            self.stop_event.wait(POLL_INTERVAL) if not self.stop_event.is_set() \
+                else time.sleep(POLL_INTERVAL)
+        return exit_codes
+
+    # -- the end ---------------------------------------------------------------------------
+    def _finish(self, hosts: Sequence[hostlib.Host], result: AttemptResult | None,
+                failure: str | None, started: float, training_total: float,
+                billable: float) -> None:
+        fields: dict[str, Any] = {}
+        try:
+            if hosts:
+                self.transition("Uploading", "Uploading generated training model")
+                fields["ModelArtifacts"] = {"S3ModelArtifacts": self._upload(hosts)}
+        except Exception as exc:  # noqa: BLE001
+            log.exception("uploading artifacts failed")
+            failure = failure or f"ClientError: uploading artifacts failed: {exc}"
+        if failure is None and result is not None and result.failure_reason and \
+                result.stop in (None, StopKind.SPOT):
+            failure = result.failure_reason
+        if failure is not None:
+            status, secondary, message = "Failed", "Failed", "Training job failed"
+            fields["FailureReason"] = failure[:FAILURE_REASON_CHARS]
+        elif result is not None and result.stop == StopKind.USER:
+            status, secondary, message = "Stopped", "Stopped", "Training job stopped"
+        elif result is not None and result.stop in (StopKind.MAX_RUNTIME, StopKind.MAX_WAIT):
+            status, secondary = "Stopped", result.stop
+            message = "Training job stopped: the stopping condition was reached"
+        else:
+            status, secondary, message = "Completed", "Completed", "Training job completed"
+        end = now()
+        fields["TrainingEndTime"] = end
+        fields["TrainingTimeInSeconds"] = int(round(time.monotonic() - started))
+        fields["BillableTimeInSeconds"] = max(1, int(round(billable))) if \
+            self.spec.managed_spot else int(round(time.monotonic() - started))
+        self.transition(secondary, message, status=status, **fields)
+        self._close_transitions()
+        self.backend.teardown()
+        for host in hosts:
+            hostlib.make_removable(host.layout.root)
+        shutil.rmtree(self.resource.work_dir, ignore_errors=True)
+
+    def _upload(self, hosts: Sequence[hostlib.Host]) -> str:
+        output = Location.parse(self.spec.output_path).join(self.spec.name, "output")
+        scratch = self.resource.path / "artifacts"
+        scratch.mkdir(parents=True, exist_ok=True)
+        try:
+            model = scratch / "model.tar.gz"
+            artifacts.pack_directories([h.layout.model_dir for h in hosts], model)
+            upload_file(model, output.join("model.tar.gz").uri, self.settings.environ)
+            data = scratch / "output.tar.gz"
+            artifacts.pack_directories([h.layout.output_data_dir for h in hosts], data)
+            upload_file(data, output.join("output.tar.gz").uri, self.settings.environ)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return output.join("model.tar.gz").uri
+
+
+def _reset_host_outputs(host: hostlib.Host) -> None:
+    failure = host.layout.failure_file
+    failure.unlink(missing_ok=True)
+
+
+def _failure_reason(host: hostlib.Host, code: int) -> str:
+    try:
+        text = host.layout.failure_file.read_text(encoding="utf-8", errors="replace").strip()
+    except FileNotFoundError:
+        text = ""
+    if text:
+        return text[:FAILURE_REASON_CHARS]
+    return f"AlgorithmError: host {host.name} exited with code {code} (no failure file)"
+
+
+def make_backend(settings: Settings, name: str) -> Backend:
+    if name == "process":
+        from local_mode.training.backends.process import ProcessBackend
+
+        return ProcessBackend(settings.environ, settings.local.stop_grace_seconds)
+    from local_mode.training.backends.docker import DockerBackend  # type: ignore[import-not-found]
+
+    return DockerBackend(settings)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) != 3:
+        print("usage: python -m local_mode.training.runner STATE_DIR JOB_NAME BACKEND",
+              file=sys.stderr)
+        return 2
+    state_dir, name, backend_name = argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = Settings.from_environ()
+    resource = StateStore(Path(state_dir)).get("training-jobs", name)
+    spec = TrainingJobSpec.from_request(resource.request())
+    runner = JobRunner(resource, spec, settings, make_backend(settings, backend_name))
+    signal.signal(signal.SIGTERM, lambda *_: runner.request_stop(StopKind.USER))
+    signal.signal(signal.SIGINT, lambda *_: runner.request_stop(StopKind.USER))
+    resource.pid_file.write_text(str(os.getpid()))
+    try:
+        runner.run()
+    finally:
+        resource.pid_file.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Validate requests against the service's own API model, which ships inside botocore.
+
+botocore checks types and required members but not patterns, enums or upper bounds; the service
+does, so we check those too and fail with a ValidationException naming the field, as the service
+would. Local extensions that the cloud does not know are accepted on purpose: ``file://`` wherever
+an ``s3://`` URI is allowed, and ``local`` / ``local_gpu`` instance types (as the SDK's local mode).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+import botocore.session
+from botocore.exceptions import ParamValidationError
+from botocore.model import OperationModel, Shape
+from botocore.validate import validate_parameters
+
+from local_mode.errors import ValidationException
+
+LOCAL_INSTANCE_TYPES = frozenset({"local", "local_gpu"})
+
+
+@lru_cache(maxsize=4)
+def service_model(service: str = "sagemaker") -> Any:
+    return botocore.session.get_session().get_service_model(service)
+
+
+def operation_model(operation: str, service: str = "sagemaker") -> OperationModel:
+    return service_model(service).operation_model(operation)
+
+
+@lru_cache(maxsize=512)
+def _compiled(pattern: str) -> re.Pattern[str] | None:
+    try:
+        return re.compile(pattern)
+    except re.error:
+        return None  # a Java-only construct: skip rather than reject valid input
+
+
+def _check_string(value: str, shape: Shape, path: str, errors: list[str]) -> None:
+    meta = shape.metadata
+    if shape.enum and value not in shape.enum:
+        if not (path.endswith("InstanceType") and value in LOCAL_INSTANCE_TYPES):
+            shown = ", ".join(shape.enum[:12]) + (" ..." if len(shape.enum) > 12 else "")
+            errors.append(f"Value {value!r} at '{path}' must be one of: {shown}")
+            return
+    if "max" in meta and len(value) > meta["max"]:
+        errors.append(f"Value at '{path}' has length {len(value)}; at most {meta['max']} allowed")
+    pattern = meta.get("pattern")
+    if pattern and not (value.startswith("file://") and "s3" in pattern):
+        # The service matches the whole value (Java ``matches``), so anchors are implied.
+        compiled = _compiled(pattern)
+        if compiled is not None and compiled.fullmatch(value) is None:
+            errors.append(f"Value {value!r} at '{path}' must match pattern {pattern}")
+
+
+def _walk(value: Any, shape: Shape, path: str, errors: list[str]) -> None:
+    kind = shape.type_name
+    meta = shape.metadata
+    if kind == "structure" and isinstance(value, dict):
+        for name, member in value.items():
+            if name in shape.members:
+                _walk(member, shape.members[name], f"{path}.{name}" if path else name, errors)
+    elif kind == "list" and isinstance(value, list):
+        if "max" in meta and len(value) > meta["max"]:
+            errors.append(f"'{path}' has {len(value)} items; at most {meta['max']} allowed")
+        for index, item in enumerate(value):
+            _walk(item, shape.member, f"{path}[{index}]", errors)
+    elif kind == "map" and isinstance(value, dict):
+        if "max" in meta and len(value) > meta["max"]:
+            errors.append(f"'{path}' has {len(value)} entries; at most {meta['max']} allowed")
+        for key, item in value.items():
+            _walk(key, shape.key, f"{path}.<key {key!r}>", errors)
+            _walk(item, shape.value, f"{path}.{key}", errors)
+    elif kind == "string" and isinstance(value, str):
+        _check_string(value, shape, path, errors)
+    elif kind in ("integer", "long", "float", "double") and isinstance(value, (int, float)):
+        if "max" in meta and value > meta["max"]:
+            errors.append(f"Value {value} at '{path}' must be <= {meta['max']}")
+
+
+def validate_request(operation: str, params: dict[str, Any], service: str = "sagemaker") -> None:
+    """Raise :class:`ValidationException` naming every bad field of ``params``."""
+    model = operation_model(operation, service)
+    try:
+        validate_parameters(params, model.input_shape)
+    except ParamValidationError as exc:
+        raise ValidationException(str(exc.kwargs.get("report", exc)), operation) from None
+    errors: list[str] = []
+    _walk(params, model.input_shape, "", errors)
+    if errors:
+        raise ValidationException(f"{len(errors)} validation error(s) detected: "
+                                  + "; ".join(errors), operation)
