@@ -1,0 +1,504 @@
+"""The host side of Pipe mode: stream a channel's objects into ``<channel>_<epoch>`` FIFOs.
+
+Local mode runs a :class:`PipeFeeder` per Pipe channel next to the training container. For each
+epoch it makes the FIFO, waits (bounded) for the reader to open it, streams the host's share of
+objects in the epoch's order, closes it and removes it — then the next epoch. A reader that closes
+early only ends that epoch (``EPIPE`` is expected, not an error); a reader that never opens costs
+one ``open_timeout`` and a warning; :meth:`PipeFeeder.stop` interrupts any wait within a fraction
+of a second and removes every FIFO the feeder made.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import gzip
+import io
+import json
+import logging
+import os
+import select
+import stat
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from toolkit.channels.config import Compression, RecordWrapper, check_channel_name
+from toolkit.channels.errors import ChannelError
+from toolkit.channels.fifo import set_pipe_size
+from toolkit.channels.framing import as_compression
+from toolkit.channels.plan import Distribution, epoch_order
+from toolkit.channels.sources import ObjectInfo, ObjectSource
+from toolkit.formats.errors import FormatError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_READER_TIMEOUT = 300.0
+"""Seconds to wait for a reader to open an epoch's FIFO before giving that epoch up."""
+DEFAULT_WRITE_TIMEOUT = 3600.0
+"""Seconds a write may stay blocked on a full pipe (the reader is busy training) before the
+epoch is abandoned. Generous on purpose: a slow training step is not a failure."""
+COPY_CHUNK = 1 << 20
+_SLICE = 0.1  # how often blocked waits look at the stop flag
+_OPEN_RETRY = 0.002
+"""Polling interval for a reader to open the FIFO. Kept tiny on purpose: one failed ``open`` is
+a microsecond, while every millisecond here is added to each epoch's start."""
+
+
+class _Stopped(Exception):
+    """stop() was called: unwind the current epoch."""
+
+
+class EpochStatus(str, enum.Enum):
+    COMPLETE = "complete"
+    """Everything written and the FIFO closed: the reader saw EOF."""
+    READER_CLOSED = "reader_closed"
+    """The reader closed early (broken pipe); the rest of the epoch was dropped."""
+    NO_READER = "no_reader"
+    """Nobody opened the FIFO within ``reader_timeout``."""
+    WRITE_TIMEOUT = "write_timeout"
+    """The reader stopped reading for longer than ``write_timeout``."""
+    STOPPED = "stopped"
+    FAILED = "failed"
+    """A source object could not be read or a manifest line was malformed (see ``error``)."""
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    epoch: int
+    status: EpochStatus
+    bytes_written: int
+    objects: int
+
+
+@dataclass(frozen=True)
+class _ManifestLine:
+    manifest: str
+    line: int
+    entry: dict[str, Any]
+
+
+@dataclass
+class _Progress:
+    bytes_written: int = 0
+    objects: int = 0
+
+
+class _PipeWriter(io.RawIOBase):
+    """Non-blocking writes to a FIFO, waiting with ``poll`` in short slices (stop-aware)."""
+
+    def __init__(self, fd: int, path: Path, stop: threading.Event, write_timeout: float,
+                 progress: _Progress) -> None:
+        super().__init__()
+        self._fd = fd
+        self._path = path
+        self._stop = stop
+        self._timeout = write_timeout
+        self._progress = progress
+        self._poller = select.poll()
+        self._poller.register(fd, select.POLLOUT | select.POLLERR)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:  # type: ignore[override]
+        view = memoryview(data).cast("B")
+        if not len(view):
+            return 0
+        deadline: float | None = None
+        while True:
+            if self._stop.is_set():
+                raise _Stopped
+            try:
+                count = os.write(self._fd, view)
+            except BlockingIOError:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self._timeout
+                elif now >= deadline:
+                    raise TimeoutError(f"{self._path}: reader did not read for "
+                                       f"{self._timeout:g} s") from None
+                self._poller.poll(_SLICE * 1000)
+                continue
+            except InterruptedError:
+                continue
+            self._progress.bytes_written += count
+            return count
+
+    def write_all(self, data: Any) -> None:
+        view = memoryview(data).cast("B")
+        while len(view):
+            view = view[self.write(view):]
+
+
+class _Batcher:
+    """Coalesce the small writes of record framing (header, padding) into large pipe writes.
+
+    Unlike :class:`io.BufferedWriter` it never flushes from a finaliser, so an epoch abandoned
+    on a broken pipe leaves nothing to raise later.
+    """
+
+    def __init__(self, raw: _PipeWriter, limit: int = COPY_CHUNK) -> None:
+        self._raw = raw
+        self._limit = limit
+        self._pending = bytearray()
+
+    def write(self, data: Any) -> int:
+        size = len(memoryview(data).cast("B"))
+        if size >= self._limit:
+            self.flush()
+            self._raw.write_all(data)
+        else:
+            self._pending += data
+            if len(self._pending) >= self._limit:
+                self.flush()
+        return size
+
+    def flush(self) -> None:
+        if self._pending:
+            self._raw.write_all(self._pending)
+            self._pending.clear()
+
+
+class _GzipOwning(gzip.GzipFile):
+    """A gzip reader that also closes the compressed stream it reads from."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        super().__init__(fileobj=stream, mode="rb")
+        self._owned = stream
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._owned.close()
+
+
+class PipeFeeder:
+    """Feed one channel's objects to one host's Pipe-mode FIFOs, in a background thread.
+
+    ``data_dir`` is that host's ``/opt/ml/input/data``. ``attribute_names`` switches to
+    AugmentedManifestFile: the source's objects are JSON Lines manifests, each line's named
+    attributes are sent in order (``*-ref`` ones as the referenced object's bytes), and sharding
+    and shuffling apply to manifest lines. ``compression=Gzip`` decompresses each listed object
+    while streaming it; ``record_wrapper=RecordIO`` sends each object (or attribute) as one
+    RecordIO record (held in memory while it is framed, as a record needs its length up front).
+    """
+
+    def __init__(self, source: ObjectSource, data_dir: str | Path, channel: str, *,
+                 epochs: int = 1, start_epoch: int = 0,
+                 record_wrapper: RecordWrapper | str = RecordWrapper.NONE,
+                 compression: Compression | str | None = Compression.NONE,
+                 distribution: Distribution | str = Distribution.FULLY_REPLICATED,
+                 host_index: int = 0, host_count: int = 1, shuffle_seed: int | None = None,
+                 attribute_names: Sequence[str] | None = None,
+                 reader_timeout: float = DEFAULT_READER_TIMEOUT,
+                 write_timeout: float = DEFAULT_WRITE_TIMEOUT) -> None:
+        check_channel_name(channel)
+        if epochs < 0 or start_epoch < 0:
+            raise ValueError("epochs and start_epoch must be >= 0")
+        if host_count < 1 or not 0 <= host_index < host_count:
+            raise ValueError(f"host_index must be in [0, {host_count}), got {host_index}")
+        if attribute_names is not None and not attribute_names:
+            raise ValueError("attribute_names must name at least one attribute")
+        self.source = source
+        self.data_dir = Path(data_dir)
+        self.channel = channel
+        self.epochs = epochs
+        self.start_epoch = start_epoch
+        self.record_wrapper = RecordWrapper(record_wrapper)
+        self.compression = as_compression(compression)
+        self.distribution = Distribution(distribution)
+        self.host_index = host_index
+        self.host_count = host_count
+        self.shuffle_seed = shuffle_seed
+        self.attribute_names = None if attribute_names is None else tuple(attribute_names)
+        self.reader_timeout = reader_timeout
+        self.write_timeout = write_timeout
+        self.results: list[EpochResult] = []
+        """One entry per epoch attempted, in order."""
+        self.error: BaseException | None = None
+        """Set when feeding failed (bad manifest line, unreadable object); :meth:`wait` raises
+        it."""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._made: set[Path] = set()
+        self._made_lock = threading.Lock()
+        self._copy_buffer = bytearray(COPY_CHUNK)
+        self._payload_buffer = bytearray(COPY_CHUNK)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def fifo_path(self, epoch: int) -> Path:
+        return self.data_dir / f"{self.channel}_{epoch}"
+
+    def start(self) -> PipeFeeder:
+        if self._thread is not None:
+            raise RuntimeError("feeder already started")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._run, name=f"pipe-feeder-{self.channel}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for every epoch to finish; ``False`` on timeout. Re-raises a feeding error."""
+        if self._thread is None:
+            raise RuntimeError("feeder not started")
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            return False
+        if self.error is not None:
+            raise self.error
+        return True
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Interrupt any wait or write, end the thread, remove the FIFOs made. Idempotent."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():  # a source read is stuck in a blocking call
+                log.warning("pipe feeder for %s did not stop within %g s", self.channel, timeout)
+        self._remove_fifos()
+
+    def __enter__(self) -> PipeFeeder:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- the thread --------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            units = self._units()
+            for epoch in range(self.start_epoch, self.start_epoch + self.epochs):
+                if self._stop.is_set():
+                    break
+                order = epoch_order(units, epoch, seed=self.shuffle_seed,
+                                    distribution=self.distribution, host_index=self.host_index,
+                                    host_count=self.host_count)
+                result = self._feed_epoch(epoch, order)
+                self.results.append(result)
+                if result.status in (EpochStatus.STOPPED, EpochStatus.FAILED):
+                    break
+        except BaseException as exc:  # noqa: BLE001 - reported through wait()
+            self.error = exc
+            log.error("pipe feeder for %s failed: %s", self.channel, exc)
+        finally:
+            self._remove_fifos()
+
+    def _units(self) -> list[Any]:
+        objects = list(self.source.list_objects())
+        if self.attribute_names is None:
+            return objects
+        return [line for info in objects for line in self._manifest_lines(info)]
+
+    def _manifest_lines(self, info: ObjectInfo) -> Iterator[_ManifestLine]:
+        with self._open(info.key) as stream:
+            for number, raw in enumerate(stream, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    entry = json.loads(raw)
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    raise FormatError(f"invalid JSON: {exc}", source=info.key,
+                                      line=number) from None
+                if not isinstance(entry, dict):
+                    raise FormatError("a manifest line must be a JSON object", source=info.key,
+                                      line=number)
+                for name in self.attribute_names or ():
+                    if name not in entry:
+                        raise FormatError(f"missing attribute {name!r}", source=info.key,
+                                          line=number)
+                yield _ManifestLine(info.key, number, entry)
+
+    def _open(self, key: str) -> BinaryIO:
+        stream = self.source.open_object(key)
+        if self.compression is Compression.GZIP:
+            return _GzipOwning(stream)  # type: ignore[return-value]
+        return stream
+
+    def _make_fifo(self, path: Path) -> None:
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            pass
+        else:
+            if not stat.S_ISFIFO(mode):
+                raise ChannelError("exists and is not a FIFO; refusing to replace it", path=path)
+            path.unlink()  # a stale FIFO from an earlier run would have no writer
+        os.mkfifo(path, 0o600)
+        with self._made_lock:
+            self._made.add(path)
+
+    def _remove(self, path: Path) -> None:
+        with self._made_lock:
+            self._made.discard(path)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def _remove_fifos(self) -> None:
+        with self._made_lock:
+            made, self._made = self._made, set()
+        for path in made:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+
+    def _open_writer(self, path: Path) -> int | None:
+        """Open ``path`` for writing once a reader has it open; ``None`` on timeout or stop."""
+        deadline = time.monotonic() + self.reader_timeout
+        while not self._stop.is_set():
+            try:
+                return os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:  # ENXIO: no reader has it open yet
+                    raise ChannelError(f"cannot open FIFO for writing: {exc.strerror}",
+                                       path=path) from None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self._stop.wait(min(_OPEN_RETRY, remaining))
+        return None
+
+    def _feed_epoch(self, epoch: int, order: list[Any]) -> EpochResult:
+        path = self.fifo_path(epoch)
+        self._make_fifo(path)
+        progress = _Progress()
+        status = EpochStatus.COMPLETE
+        try:
+            fd = self._open_writer(path)
+            if fd is None:
+                if self._stop.is_set():
+                    return EpochResult(epoch, EpochStatus.STOPPED, 0, 0)
+                log.warning("no reader opened %s within %g s; skipping epoch %d", path,
+                            self.reader_timeout, epoch)
+                return EpochResult(epoch, EpochStatus.NO_READER, 0, 0)
+            set_pipe_size(fd)
+            raw = _PipeWriter(fd, path, self._stop, self.write_timeout, progress)
+            try:
+                self._write_units(raw, order, progress)
+            except BrokenPipeError:
+                status = EpochStatus.READER_CLOSED
+                log.info("reader closed %s early; moving on", path)
+            except _Stopped:
+                status = EpochStatus.STOPPED
+            except TimeoutError as exc:
+                status = EpochStatus.WRITE_TIMEOUT
+                log.warning("%s; abandoning epoch %d", exc, epoch)
+            except BaseException as exc:
+                self.error = exc
+                status = EpochStatus.FAILED
+                log.error("feeding %s failed: %s", path, exc)
+            finally:
+                os.close(fd)
+            return EpochResult(epoch, status, progress.bytes_written, progress.objects)
+        finally:
+            self._remove(path)  # the reader keeps its open descriptor; the name goes
+
+    def _write_units(self, raw: _PipeWriter, order: list[Any], progress: _Progress) -> None:
+        if self.record_wrapper is RecordWrapper.RECORDIO:
+            from toolkit.formats.recordio import write_record  # noqa: PLC0415 - lazy
+
+            batcher = _Batcher(raw)
+            for payload in self._payloads(order, progress):
+                write_record(batcher, payload)
+            batcher.flush()
+            return
+        for stream in self._streams(order, progress):
+            with stream:
+                self._copy(stream, raw)
+
+    def _payloads(self, order: list[Any], progress: _Progress) -> Iterator[memoryview]:
+        """RecordIO: one payload per object, or per manifest attribute.
+
+        Each payload is a view of one reused buffer, valid until the next is produced: no
+        allocation per object, and the RecordIO writer's vectorised magic-word scan is used
+        (it is several times faster on a memoryview than the substring test on ``bytes``).
+        """
+        for unit in order:
+            if isinstance(unit, _ManifestLine):
+                for name in self.attribute_names or ():
+                    if name.endswith("-ref"):
+                        with self._open_ref(unit, name) as stream:
+                            yield self._read_whole(stream, 0)
+                    else:
+                        yield memoryview(_attribute_text(unit.entry[name]))
+            else:
+                with self._open(unit.key) as stream:
+                    yield self._read_whole(stream, unit.size)
+            progress.objects += 1
+
+    def _read_whole(self, stream: BinaryIO, size_hint: int) -> memoryview:
+        buf = self._payload_buffer
+        if len(buf) <= size_hint:  # +1 so a correct hint ends in one short read, not a regrow
+            buf = self._payload_buffer = bytearray(size_hint + 1)
+        filled = 0
+        readinto = getattr(stream, "readinto", None)
+        while True:
+            if filled == len(buf):
+                grown = bytearray(2 * len(buf))
+                grown[:filled] = buf
+                buf = self._payload_buffer = grown
+            if readinto is not None:
+                count = readinto(memoryview(buf)[filled:])
+            else:
+                chunk = stream.read(len(buf) - filled)
+                count = len(chunk)
+                buf[filled:filled + count] = chunk
+            if not count:
+                return memoryview(buf)[:filled]
+            filled += count
+
+    def _streams(self, order: list[Any], progress: _Progress) -> Iterator[BinaryIO]:
+        """No wrapping: one stream per object, or per manifest attribute, sent back to back."""
+        for unit in order:
+            if isinstance(unit, _ManifestLine):
+                for name in self.attribute_names or ():
+                    value = unit.entry[name]
+                    if name.endswith("-ref"):
+                        yield self._open_ref(unit, name)
+                    else:
+                        yield io.BytesIO(_attribute_text(value))
+            else:
+                yield self._open(unit.key)
+            progress.objects += 1
+
+    def _open_ref(self, unit: _ManifestLine, name: str) -> BinaryIO:
+        ref = unit.entry[name]
+        if not isinstance(ref, str):
+            raise FormatError(f"attribute {name!r} must be a string reference, got {ref!r}",
+                              source=unit.manifest, line=unit.line)
+        return self.source.open_reference(ref)
+
+    def _copy(self, stream: BinaryIO, raw: _PipeWriter) -> None:
+        buffer = self._copy_buffer
+        view = memoryview(buffer)
+        readinto = getattr(stream, "readinto", None)
+        while True:
+            if readinto is not None:
+                count = readinto(buffer)
+                if not count:
+                    return
+                raw.write_all(view[:count])
+            else:
+                chunk = stream.read(COPY_CHUNK)
+                if not chunk:
+                    return
+                raw.write_all(chunk)
+
+
+def _attribute_text(value: Any) -> bytes:
+    """A plain manifest attribute as sent: strings as-is, anything else as compact JSON."""
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -1,0 +1,91 @@
+"""Where the feeder gets a channel's objects from.
+
+:class:`ObjectSource` is shaped like an S3 prefix: objects have string keys (``/``-separated) and
+sizes, are listed in key order and are opened as read-only binary streams. Local mode feeds from a
+directory today (:class:`LocalFileSource`); an S3-backed source only has to implement the same
+three methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol, runtime_checkable
+from urllib.parse import unquote, urlsplit
+
+from toolkit.channels.errors import ChannelError
+from toolkit.channels.listing import list_files
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One object of a source: its key and its size in bytes (as stored, before decompression)."""
+
+    key: str
+    size: int
+
+
+@runtime_checkable
+class ObjectSource(Protocol):
+    """A listable, readable collection of objects (an S3 prefix, a local directory)."""
+
+    def list_objects(self) -> Sequence[ObjectInfo]:
+        """Every object, sorted by key."""
+
+    def open_object(self, key: str) -> BinaryIO:
+        """Open one listed object for reading."""
+
+    def open_reference(self, ref: str) -> BinaryIO:
+        """Open an object an augmented manifest refers to (``s3://...`` for S3; for local
+        sources a ``file://`` URI, an absolute path or a key relative to the source)."""
+
+
+class LocalFileSource:
+    """A local directory (every regular file, recursively) or a single file, as objects.
+
+    Listing follows :func:`toolkit.channels.listing.list_files`, so File mode and Pipe mode see
+    the same objects in the same order.
+    """
+
+    def __init__(self, path: str | Path, *, include_hidden: bool = False) -> None:
+        self.path = Path(path).absolute()
+        self.include_hidden = include_hidden
+        if not self.path.exists():
+            raise ChannelError("source does not exist", path=self.path)
+        self._root = self.path if self.path.is_dir() else self.path.parent
+
+    def list_objects(self) -> list[ObjectInfo]:
+        if self.path.is_dir():
+            return [ObjectInfo(f.key, f.size)
+                    for f in list_files(self.path, include_hidden=self.include_hidden)]
+        return [ObjectInfo(self.path.name, self.path.stat().st_size)]
+
+    def _resolve(self, key: str) -> Path:
+        candidate = (self._root / key).resolve()
+        root = self._root.resolve()
+        if candidate != root and root not in candidate.parents:
+            raise ChannelError(f"key {key!r} escapes the source directory", path=self._root)
+        return candidate
+
+    def open_object(self, key: str) -> BinaryIO:
+        path = self._resolve(key)
+        try:
+            return open(path, "rb")  # noqa: SIM115 - the caller closes it
+        except OSError as exc:
+            raise ChannelError(f"cannot open object: {exc.strerror}", path=path) from None
+
+    def open_reference(self, ref: str) -> BinaryIO:
+        if ref.startswith("file://"):
+            path = Path(unquote(urlsplit(ref).path))
+        elif ref.startswith("/"):
+            path = Path(ref)
+        elif "://" in ref:
+            raise ChannelError(f"a local source cannot open {ref!r}", path=self._root)
+        else:
+            path = self._resolve(ref)
+        try:
+            return open(path, "rb")  # noqa: SIM115 - the caller closes it
+        except OSError as exc:
+            raise ChannelError(f"cannot open referenced object: {exc.strerror}",
+                               path=path) from None
