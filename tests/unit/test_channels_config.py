@@ -59,11 +59,11 @@ def test_missing_channel_lists_known_channels(tmp_path: Path) -> None:
 
 
 def test_missing_file_and_bad_json_are_config_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="not found"):
+    with pytest.raises(ConfigError, match="file is missing"):
         load_channel_config(tmp_path / "nope.json", "train")
     bad = tmp_path / "bad.json"
     bad.write_text('{"train": ')
-    with pytest.raises(ConfigError, match="invalid JSON at line 1"):
+    with pytest.raises(ConfigError, match="is not valid JSON: .* at line 1"):
         load_channel_config(bad, "train")
 
 

@@ -114,7 +114,7 @@ def test_config_errors_surface_from_open_channel(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         open_channel("train", layout=layout)
     assert info.value.field == "train.TrainingInputMode"
-    with pytest.raises(ConfigError, match="not found"):
+    with pytest.raises(ConfigError, match="file is missing"):
         open_channel("train", layout=Layout(tmp_path / "elsewhere"))
 
 

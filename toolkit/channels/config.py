@@ -1,26 +1,18 @@
-"""Just enough of ``inputdataconfig.json`` to read a channel (CONTRACT §1.2).
+"""What a channel reader needs from ``inputdataconfig.json`` (CONTRACT §1.2), as enums.
 
-Deliberately small and self-contained: the full training config parser lives elsewhere and may
-replace this later. Only the fields a reader needs are parsed — ``TrainingInputMode``,
-``RecordWrapperType``, ``CompressionType``, ``ContentType`` — and a bad value is a
-:class:`~toolkit.errors.ConfigError` naming the file and the field.
+Parsing and validation are :mod:`toolkit.training.config`'s (one parser for the file); this module
+only picks one channel out and gives its settings the types readers act on.
 """
 
 from __future__ import annotations
 
 import enum
-import json
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ConfigError
-
-CHANNEL_NAME = re.compile(r"[A-Za-z0-9.\-_]{1,64}")
-"""Channel names allowed by the service; also keeps a name from escaping the data directory."""
-
+from toolkit.training.config import CHANNEL_NAME, load_json_file, parse_input_data_config
 
 class InputMode(str, enum.Enum):
     """``TrainingInputMode``: how the platform delivers a channel."""
@@ -63,59 +55,20 @@ def check_channel_name(name: str, source: str = "channel name") -> str:
     return name
 
 
-def _enum_field(raw: Mapping[str, Any], key: str, kind: type[enum.Enum], default: enum.Enum,
-                source: str, channel: str) -> Any:
-    if key not in raw or raw[key] is None:
-        return default
-    value = raw[key]
-    for member in kind:  # the service is case-sensitive; accept any case, it costs nothing
-        if isinstance(value, str) and value.lower() == member.value.lower():
-            return member
-    allowed = " | ".join(m.value for m in kind)
-    raise ConfigError(source, f"must be {allowed}, got {value!r}", field=f"{channel}.{key}")
-
-
 def parse_channel_config(document: Any, channel: str, *, source: str) -> ChannelConfig:
     """Pick ``channel`` out of an already-decoded ``inputdataconfig.json`` document."""
     check_channel_name(channel, source)
-    if not isinstance(document, Mapping):
-        raise ConfigError(source, f"must be a JSON object, got {type(document).__name__}")
-    if channel not in document:
-        known = ", ".join(sorted(map(str, document))) or "none"
+    channels = parse_input_data_config(document, source=source)
+    if channel not in channels:
+        known = ", ".join(sorted(channels)) or "none"
         raise ConfigError(source, f"no such channel (channels: {known})", field=channel)
-    raw = document[channel]
-    if not isinstance(raw, Mapping):
-        raise ConfigError(source, f"must be a JSON object, got {type(raw).__name__}",
-                          field=channel)
-    content_type = raw.get("ContentType")
-    if content_type is not None and not isinstance(content_type, str):
-        raise ConfigError(source, f"must be a string, got {content_type!r}",
-                          field=f"{channel}.ContentType")
-    return ChannelConfig(
-        name=channel,
-        input_mode=_enum_field(raw, "TrainingInputMode", InputMode, InputMode.FILE, source,
-                               channel),
-        record_wrapper=_enum_field(raw, "RecordWrapperType", RecordWrapper, RecordWrapper.NONE,
-                                   source, channel),
-        compression=_enum_field(raw, "CompressionType", Compression, Compression.NONE, source,
-                                channel),
-        content_type=content_type,
-    )
+    parsed = channels[channel]
+    return ChannelConfig(name=channel, input_mode=InputMode(parsed.input_mode),
+                         record_wrapper=RecordWrapper(parsed.record_wrapper),
+                         compression=Compression(parsed.compression),
+                         content_type=parsed.content_type)
 
 
 def load_channel_config(path: Path, channel: str) -> ChannelConfig:
     """Read ``path`` (an ``inputdataconfig.json``) and return ``channel``'s settings."""
-    source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(source, "file not found (is this running inside a training job?)") \
-            from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(source, f"cannot read: {exc}") from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(source, f"invalid JSON at line {exc.lineno} column {exc.colno}: "
-                                  f"{exc.msg}") from None
-    return parse_channel_config(document, channel, source=source)
+    return parse_channel_config(load_json_file(path), channel, source=str(path))

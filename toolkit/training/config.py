@@ -40,7 +40,8 @@ RESERVED_HYPERPARAMETERS = frozenset({
 })
 
 
-def _load_json(path: Path, *, required: bool = True) -> Any:
+def load_json_file(path: Path, *, required: bool = True) -> Any:
+    """Read a JSON config file; ConfigError (naming the file) when missing or malformed."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -292,11 +293,11 @@ def load_job_config(layout: Layout) -> JobConfig:
     idc_file = layout.input_data_config_file
     rc_file = layout.resource_config_file
     cp_file = layout.checkpoint_config_file
-    hyperparameters = Hyperparameters.parse(_load_json(hp_file), source=str(hp_file))
-    idc_raw = _load_json(idc_file)
+    hyperparameters = Hyperparameters.parse(load_json_file(hp_file), source=str(hp_file))
+    idc_raw = load_json_file(idc_file)
     channels = parse_input_data_config(idc_raw, source=str(idc_file))
-    resources = ResourceConfig.parse(_load_json(rc_file), source=str(rc_file))
-    checkpoint = CheckpointConfig.parse(_load_json(cp_file, required=False), layout,
+    resources = ResourceConfig.parse(load_json_file(rc_file), source=str(rc_file))
+    checkpoint = CheckpointConfig.parse(load_json_file(cp_file, required=False), layout,
                                         source=str(cp_file))
     return JobConfig(hyperparameters=hyperparameters, channels=channels, resources=resources,
                      checkpoint=checkpoint, input_data_config_raw=MappingProxyType(dict(idc_raw)))
