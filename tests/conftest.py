@@ -10,6 +10,8 @@ import os
 
 import pytest
 
+pytest_plugins = ["tests.fixtures.s3_server"]
+
 
 def _docker_reachable() -> str | None:
     try:
