@@ -7,6 +7,7 @@ Child processes get :attr:`Settings.environ`, the snapshot taken at that moment.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ def _get_str(env: Mapping[str, str], name: str, default: str | None = None) -> s
     return default if value is None or value == "" else value
 
 
-def _get_int(env: Mapping[str, str], name: str, default: int | None, minimum: int = 0) -> int | None:
+def _get_int(env: Mapping[str, str], name: str, default: int | None, minimum: int = 0,
+             maximum: int | None = None) -> int | None:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -37,6 +39,8 @@ def _get_int(env: Mapping[str, str], name: str, default: int | None, minimum: in
         raise ConfigError(_ENV, f"must be an integer, got {raw!r}", field=name) from None
     if value < minimum:
         raise ConfigError(_ENV, f"must be >= {minimum}, got {value}", field=name)
+    if maximum is not None and value > maximum:
+        raise ConfigError(_ENV, f"must be <= {maximum}, got {value}", field=name)
     return value
 
 
@@ -48,6 +52,8 @@ def _get_float(env: Mapping[str, str], name: str, default: float, minimum: float
         value = float(raw.strip())
     except ValueError:
         raise ConfigError(_ENV, f"must be a number, got {raw!r}", field=name) from None
+    if not math.isfinite(value):
+        raise ConfigError(_ENV, f"must be a finite number, got {raw!r}", field=name)
     if value < minimum:
         raise ConfigError(_ENV, f"must be >= {minimum}, got {value}", field=name)
     return value
@@ -122,7 +128,7 @@ class TrainingSettings:
             job_arn=_get_str(env, "TRAINING_JOB_ARN"),
             stop_grace_seconds=_get_float(env, "OPTML_STOP_GRACE_SECONDS", 110.0),
             host_resolve_timeout_seconds=_get_float(env, "OPTML_HOST_RESOLVE_TIMEOUT", 300.0),
-            master_port=_get_int(env, "OPTML_MASTER_PORT", 7777, minimum=1) or 7777,
+            master_port=_get_int(env, "OPTML_MASTER_PORT", 7777, minimum=1, maximum=65535) or 7777,
             install_requirements=_get_bool(env, "OPTML_INSTALL_REQUIREMENTS", True),
             torch_distributed=(None if env.get("OPTML_TORCH_DISTRIBUTED") is None
                                else _get_bool(env, "OPTML_TORCH_DISTRIBUTED", False)),
@@ -190,7 +196,7 @@ class ServingSettings:
                 raise ConfigError(_ENV, "must be MULTI_RECORD or SINGLE_RECORD",
                                   field="SAGEMAKER_BATCH_STRATEGY")
         return cls(
-            port=_get_int(env, "SAGEMAKER_BIND_TO_PORT", 8080, minimum=1) or 8080,
+            port=_get_int(env, "SAGEMAKER_BIND_TO_PORT", 8080, minimum=1, maximum=65535) or 8080,
             safe_port_range=safe_range,
             workers=_get_int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", None, minimum=1),
             timeout_seconds=_get_int(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60, minimum=1) or 60,

@@ -71,7 +71,7 @@ def decode_hyperparameter(raw: str) -> Any:
     """
     try:
         return json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         return raw
 
 
@@ -155,7 +155,7 @@ def parse_input_data_config(data: Any, source: str = "inputdataconfig.json"
                           field="<root>")
     channels: dict[str, ChannelConfig] = {}
     for name, entry in data.items():
-        if not CHANNEL_NAME.fullmatch(name):
+        if name in {".", ".."} or not CHANNEL_NAME.fullmatch(name):
             raise ConfigError(source, "channel names must match [A-Za-z0-9.\\-_]{1,64}",
                               field=name)
         _expect(entry, dict, source, name, "a JSON object")
@@ -300,4 +300,5 @@ def load_job_config(layout: Layout) -> JobConfig:
     checkpoint = CheckpointConfig.parse(load_json_file(cp_file, required=False), layout,
                                         source=str(cp_file))
     return JobConfig(hyperparameters=hyperparameters, channels=channels, resources=resources,
-                     checkpoint=checkpoint, input_data_config_raw=MappingProxyType(dict(idc_raw)))
+                     checkpoint=checkpoint,
+                     input_data_config_raw=MappingProxyType(dict(idc_raw or {})))

@@ -28,12 +28,14 @@ def env_value(value: Any) -> str:
     return value if isinstance(value, str) else _compact(value)
 
 
-def _set(env: dict[str, str], name: str, value: str) -> None:
+def _set(env: dict[str, str], name: str, value: str, exact: set[str]) -> None:
     """Set ``name`` and, when it contains characters a shell cannot use, a ``_`` twin."""
     env[name] = value
-    shell_name = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)
-    if shell_name != name:
-        env.setdefault(shell_name, value)
+    exact.add(name)
+    shell_name = "".join(ch if (ch.isascii() and ch.isalnum()) or ch == "_" else "_"
+                         for ch in name)
+    if shell_name != name and shell_name not in exact:
+        env[shell_name] = value
 
 
 @dataclass(frozen=True)
@@ -136,12 +138,13 @@ def build_environment(ctx: TrainingContext, user_args: list[str],
         "SM_INPUT_DATA_CONFIG": _compact(info["input_data_config"]),
         "SM_TRAINING_ENV": _compact(info),
     }
+    exact: set[str] = set()
     for name, value in simple.items():
-        _set(env, name, value)
+        _set(env, name, value, exact)
     for channel, path in info["channel_input_dirs"].items():
-        _set(env, f"SM_CHANNEL_{channel.upper()}", path)
+        _set(env, f"SM_CHANNEL_{channel.upper()}", path, exact)
     for name, value in config.hyperparameters.user.items():
-        _set(env, f"SM_HP_{name.upper()}", env_value(value))
+        _set(env, f"SM_HP_{name.upper()}", env_value(value), exact)
     code_dir = str(ctx.entry_point.code_dir)
     existing = env.get("PYTHONPATH")
     env["PYTHONPATH"] = code_dir if not existing else f"{code_dir}:{existing}"

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SHOWN_CHARS = 1024
-_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Failure|Warning)"
-                             r"(?::|$)")
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*"
+                             r"(?:Error|Exception|Exit|Interrupt|Failure|Warning|Group)(?::|$)")
+#: ExceptionGroup tracebacks (3.11+) prefix every line with "  | " box drawing.
+_GROUP_PREFIX = re.compile(r"^[ |]*\| ")
 OOM_HINT = ("exit code 137: the process was killed with SIGKILL, most often by the out-of-memory "
             "killer; use a larger instance type or less memory (batch size, data loading)")
 
@@ -26,6 +28,7 @@ def summarize_stderr(stderr_tail: str) -> str | None:
     """The last line that looks like a Python exception, else the last non-empty line."""
     lines = [line.rstrip() for line in stderr_tail.splitlines() if line.strip()]
     for line in reversed(lines):
+        line = _GROUP_PREFIX.sub("", line)
         if _EXCEPTION_LINE.match(line):
             return line
     return lines[-1].strip() if lines else None
@@ -36,7 +39,7 @@ def describe_exit(returncode: int) -> str:
         try:
             name = signal.Signals(returncode - 128).name
         except ValueError:
-            name = f"signal {returncode - 128}"
+            return f"exit code {returncode}"
         return f"exit code {returncode} ({name})"
     return f"exit code {returncode}"
 
@@ -53,8 +56,9 @@ def user_failure_message(*, returncode: int, command: Sequence[str], stderr_tail
     if stopped_by is not None:
         name = signal.Signals(stopped_by).name
         if killed_after_grace:
+            grace = "" if grace_seconds is None else f"{grace_seconds:g} s "
             lines.append(f"Stopped: {name} received; the program did not exit within the "
-                         f"{grace_seconds:g} s grace period and was killed.")
+                         f"{grace}grace period and was killed.")
         else:
             lines.append(f"Stopped: {name} received and forwarded to the program.")
     elif returncode == 137:
@@ -97,4 +101,6 @@ class FailureFile:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         tmp.write_text(message, encoding="utf-8")
         os.replace(tmp, self.path)
+        st = self.path.stat()
+        self._before = (st.st_mtime_ns, st.st_size)
         return True
