@@ -139,7 +139,8 @@ class StateStore:
     """All local resources under one directory."""
 
     def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+        # absolute: the runner and every host process run with other working directories
+        self.root = Path(root).absolute()
 
     def _kind_dir(self, kind: str) -> Path:
         if kind not in KINDS:

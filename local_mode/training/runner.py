@@ -34,6 +34,7 @@ log = logging.getLogger("optml.local")
 FAILURE_REASON_CHARS = 1024
 CHECKPOINT_SYNC_INTERVAL = 5.0
 POLL_INTERVAL = 0.05
+STAGING_PROGRESS_INTERVAL = 1.0
 
 
 class StopKind:
@@ -175,9 +176,23 @@ class JobRunner:
             for host in hosts:
                 hostlib.make_removable(host.layout.channel_dir(channel.name))
                 shutil.rmtree(host.layout.channel_dir(channel.name), ignore_errors=True)
-                copied = hostlib.stage_files(channel, host, environ)
+                copied = hostlib.stage_files(channel, host, environ,
+                                             progress=self._staging_progress(host.name))
                 self._log_line("optml", f"{host.name}: channel {channel.name}: "
                                         f"{copied} bytes staged".encode())
+
+    def _staging_progress(self, host: str) -> Callable[[str, int], None]:
+        """A progress callback that logs ``... bytes staged so far`` at most once per interval,
+        so a watcher of a large channel sees it move without one log line per object."""
+        next_report = time.monotonic() + STAGING_PROGRESS_INTERVAL
+
+        def report(channel: str, copied: int) -> None:
+            nonlocal next_report
+            if time.monotonic() >= next_report:
+                next_report = time.monotonic() + STAGING_PROGRESS_INTERVAL
+                self._log_line("optml", f"{host}: channel {channel}: {copied} bytes staged "
+                                        "so far".encode())
+        return report
 
     def _environment(self) -> dict[str, str]:
         env = dict(self.spec.environment)
