@@ -1,0 +1,122 @@
+"""Per-process serving state: the handlers, the model(s), readiness, and the batcher.
+
+One :class:`ServingRuntime` is built in the gunicorn master; forked workers inherit it. With
+``OPTML_PRELOAD_MODEL`` (the default) the model is loaded in the master before fork and shared
+copy-on-write; otherwise each worker loads it in a background thread right after fork, and
+``/ping`` answers 503 until that worker's copy is ready, so readiness never lies.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from toolkit.serving.batching import MicroBatcher
+from toolkit.serving.codecs import CodecRegistry
+from toolkit.serving.context import LoadContext
+from toolkit.serving.errors import ServiceUnavailable, UserCodeFailed
+from toolkit.serving.handlers import HandlerSet
+from toolkit.serving.multimodel import ModelRegistry, WorkerModels
+
+log = logging.getLogger("optml.serving")
+
+
+def describe_failure(exc: BaseException) -> str:
+    cause = exc.cause if isinstance(exc, UserCodeFailed) else exc
+    where = f"{exc.handler} raised " if isinstance(exc, UserCodeFailed) else ""
+    return f"{where}{type(cause).__name__}: {cause}"
+
+
+@dataclass(frozen=True)
+class ExecutionDefaults:
+    """What ``GET /execution-parameters`` answers when the user has no hook."""
+
+    max_concurrent_transforms: int
+    batch_strategy: str
+    max_payload_mb: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"MaxConcurrentTransforms": self.max_concurrent_transforms,
+                "BatchStrategy": self.batch_strategy, "MaxPayloadInMB": self.max_payload_mb}
+
+
+class ServingRuntime:
+    """Everything a request needs, shared by the Flask routes of one process."""
+
+    def __init__(self, *, handlers: HandlerSet, codecs: CodecRegistry, model_dir: Path,
+                 default_accept: str | None, max_payload_mb: int, debug_errors: bool,
+                 execution: ExecutionDefaults, registry: ModelRegistry | None = None) -> None:
+        self.handlers = handlers
+        self.codecs = codecs
+        self.model_dir = model_dir
+        self.default_accept = default_accept
+        self.max_payload_mb = max_payload_mb
+        self.debug_errors = debug_errors
+        self.execution = execution
+        self.model: Any = None
+        self.ready = threading.Event()
+        self.failure: str | None = None
+        self.models = WorkerModels(registry, self._load_named) if registry is not None else None
+        self._batcher: MicroBatcher | None = None
+        self._batcher_lock = threading.Lock()
+        if self.models is not None:
+            self.ready.set()  # multi-model: serving needs no model, only handlers
+
+    # -- loading -----------------------------------------------------------------------------
+    def load_model(self) -> None:
+        """Run ``model_fn(model_dir)`` here, now; raises what it raises (wrapped)."""
+        self.model = self.handlers.model_fn(str(self.model_dir),
+                                            context=LoadContext(self.model_dir))
+        self.ready.set()
+
+    def _load_named(self, name: str, path: Path) -> Any:
+        return self.handlers.model_fn(str(path), context=LoadContext(path, name))
+
+    def fail(self, exc: BaseException) -> None:
+        """Record a fatal load error: logged once, clearly, and /ping answers 503 forever."""
+        self.failure = describe_failure(exc)
+        log.error("model failed to load in process %d: %s; /ping answers 503 until the "
+                  "server is stopped", os.getpid(), self.failure,
+                  exc_info=exc.cause if isinstance(exc, UserCodeFailed) else exc)
+        sys.stderr.flush()
+
+    def after_fork(self) -> None:
+        """Called in each worker after fork: start what cannot cross a fork (threads)."""
+        if self.models is not None:
+            self.models.start()
+        elif not self.ready.is_set() and self.failure is None:
+            threading.Thread(target=self._load_in_background, name="optml-model-load",
+                             daemon=True).start()
+
+    def _load_in_background(self) -> None:
+        try:
+            self.load_model()
+        except BaseException as exc:  # noqa: BLE001 - reported through /ping, never raised
+            self.fail(exc)
+        else:
+            log.info("worker %d loaded the model", os.getpid())
+
+    # -- serving -----------------------------------------------------------------------------
+    def current_model(self) -> Any:
+        if self.failure is not None:
+            raise ServiceUnavailable(f"the model failed to load: {self.failure}")
+        if not self.ready.is_set():
+            raise ServiceUnavailable("the model is still loading")
+        return self.model
+
+    def batcher(self, model: Any) -> MicroBatcher | None:
+        """This process's micro-batcher (single-model mode with ``batch_predict_fn`` only)."""
+        handler = self.handlers.batch_predict_fn
+        if handler is None or self.models is not None:
+            return None
+        with self._batcher_lock:
+            if self._batcher is None:
+                self._batcher = MicroBatcher(lambda inputs: handler(inputs, model),
+                                             max_size=self.handlers.batch_max_size,
+                                             max_wait_ms=self.handlers.batch_max_wait_ms)
+            return self._batcher

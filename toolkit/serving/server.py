@@ -1,0 +1,231 @@
+"""``optml serve``: the serving entry point of the /opt/ml contract (CONTRACT §3).
+
+Start-up order is what makes ``/ping`` honest:
+
+1. read settings (a bad variable exits 2 at once, naming it);
+2. bind the port and answer 503 from a stdlib thread within milliseconds (:mod:`.responder`);
+3. install the user's ``requirements.txt``, import the handlers and, with preload, run
+   ``model_fn`` in this (master) process;
+4. stop the responder and hand the same socket to gunicorn, whose workers answer 200 on /ping.
+
+A failure in step 3 is logged once with its traceback and the process keeps answering 503 with
+the error until it is stopped (exit 1): the platform sees an unhealthy container, not a crash
+loop. SIGTERM at any point exits 0 after in-flight requests finish (gunicorn's graceful stop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from toolkit.errors import ConfigError
+from toolkit.layout import Layout
+from toolkit.resources import cpu_count
+from toolkit.serving.responder import PreBindResponder, bind_listener
+from toolkit.settings import ServingSettings, Settings
+
+log = logging.getLogger("optml.serving")
+
+
+class _Stopped(BaseException):
+    """Raised by the SIGTERM handler to abandon start-up (BaseException: user code's
+    ``except Exception`` in model_fn must not swallow it)."""
+
+
+class _StopSignal:
+    """SIGTERM/SIGINT before gunicorn runs: abort start-up, or end the failed-state wait."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.raising = True
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _StopSignal:  # noqa: PYI034 - final class
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.event.set()
+        if self.raising:
+            raise _Stopped
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="optml serve", description="Start the model server (settings come from the "
+        "environment; these options exist for benchmarks and debugging).")
+    parser.add_argument("--worker-class", choices=["gthread", "gthread-plain", "sync"],
+                        default="gthread", help="gunicorn worker class (default: gthread with "
+                        "threads reserved for /ping)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="request threads per worker (gthread)")
+    return parser.parse_args(list(argv))
+
+
+def configure_logging(level: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"))
+    logger = logging.getLogger("optml")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def code_search_path(serving: ServingSettings, layout: Layout) -> list[Path]:
+    """Where the inference module may live, in order (CONTRACT §3.1)."""
+    search = [layout.model_code_dir]
+    submit = serving.submit_directory
+    if submit and "://" not in submit:
+        search.append(Path(submit))
+    search.append(layout.code_dir)
+    return search
+
+
+def install_requirements(settings: Settings, search: Sequence[Path]) -> None:
+    """pip-install the user's requirements.txt (found beside the inference code) before import."""
+    if not settings.serving.install_requirements:
+        return
+    from toolkit.training import requirements  # lazily: pip machinery is not always needed
+
+    for directory in search:
+        if not directory.is_dir():
+            continue
+        found = requirements.find_requirements_file(directory)
+        if found is not None:
+            log.info("installing %s", found)
+            requirements.install_requirements(found, python=sys.executable,
+                                              environ=settings.environ)
+            return
+
+
+def main(argv: list[str]) -> int:
+    """Run the model server until SIGTERM; returns the process exit status."""
+    options = _parse_args(argv)
+    try:
+        settings = Settings.from_environ()
+        serving = settings.serving
+    except ConfigError as exc:
+        print(f"optml serve: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(serving.log_level)
+    try:
+        listener = bind_listener(serving.port)
+    except OSError as exc:
+        log.error("cannot listen on 0.0.0.0:%d: %s", serving.port, exc)
+        return 1
+    responder = PreBindResponder(listener).start()
+    log.info("listening on 0.0.0.0:%d; /ping answers 503 until the model is loaded",
+             serving.port)
+    run_dir: Path | None = None
+    master = os.getpid()
+    try:
+        with _StopSignal() as stop:
+            try:
+                if serving.multi_model:
+                    run_dir = Path(tempfile.mkdtemp(prefix="optml-serve-"))
+                runtime = _prepare(settings, run_dir)
+            except _Stopped:
+                log.info("stopped during start-up")
+                responder.stop()
+                return 0
+            except Exception as exc:  # noqa: BLE001 - any start-up failure: 503 until stopped
+                stop.raising = False
+                return _fail_until_stopped(responder, exc, stop.event)
+        responder.stop()
+        return _serve(settings, runtime, listener, options, master)
+    finally:
+        if os.getpid() == master:
+            listener.close()  # a no-op once detached
+            if run_dir is not None:
+                shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _prepare(settings: Settings, run_dir: Path | None):
+    """Requirements, handlers and (with preload) the model: everything before taking traffic."""
+    from toolkit.serving.codecs import default_registry
+    from toolkit.serving.handlers import load_handlers
+    from toolkit.serving.multimodel import ModelRegistry
+    from toolkit.serving.runtime import ExecutionDefaults, ServingRuntime
+
+    serving, layout = settings.serving, settings.layout
+    search = code_search_path(serving, layout)
+    install_requirements(settings, search)
+    codecs = default_registry()
+    handlers = load_handlers(program=serving.program, search=search,
+                             default_handlers=serving.default_handlers, codecs=codecs)
+    workers = serving.workers or cpu_count()
+    default_accept = (serving.default_accept or "").strip().lower()
+    if default_accept and not handlers.custom_output and default_accept not in codecs.encodable:
+        log.warning("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=%s cannot be produced by the default "
+                    "output_fn (supported: %s): requests without Accept will get 406",
+                    default_accept, ", ".join(codecs.encodable))
+    runtime = ServingRuntime(
+        handlers=handlers, codecs=codecs, model_dir=layout.model_dir,
+        default_accept=serving.default_accept, max_payload_mb=serving.max_payload_mb,
+        debug_errors=serving.debug_errors,
+        execution=ExecutionDefaults(serving.max_concurrent_transforms or workers,
+                                    serving.batch_strategy or "MULTI_RECORD",
+                                    serving.max_payload_mb),
+        registry=ModelRegistry(run_dir).create() if run_dir is not None else None)
+    if runtime.models is None and serving.preload_model:
+        started = time.monotonic()
+        runtime.load_model()
+        log.info("model loaded in %.2f s (preloaded; workers share it copy-on-write)",
+                 time.monotonic() - started)
+    return runtime
+
+
+def _fail_until_stopped(responder: PreBindResponder, exc: BaseException,
+                        stopped: threading.Event) -> int:
+    from toolkit.serving.runtime import describe_failure
+
+    message = describe_failure(exc)
+    responder.set_failed(message)
+    cause = getattr(exc, "cause", exc)
+    log.error("FATAL: the server cannot start: %s\n/ping answers 503 with this message until "
+              "the container is stopped", message, exc_info=cause)
+    stopped.wait()
+    responder.stop()
+    return 1
+
+
+def _serve(settings: Settings, runtime, listener, options: argparse.Namespace,
+           master: int) -> int:
+    from toolkit.serving.app import close_connection_when_asked, create_app
+    from toolkit.serving.gunicorn_app import DEFAULT_THREADS, GunicornOptions, OptmlGunicorn
+
+    serving = settings.serving
+    app = close_connection_when_asked(create_app(runtime))
+    registry = runtime.models.registry if runtime.models is not None else None
+    gunicorn = OptmlGunicorn(
+        app,
+        GunicornOptions(listener_fd=listener.fileno(), workers=serving.workers or cpu_count(),
+                        timeout_seconds=serving.timeout_seconds, log_level=serving.log_level,
+                        worker_class=options.worker_class,
+                        threads=options.threads or DEFAULT_THREADS),
+        post_worker_init=runtime.after_fork,
+        child_exit=registry.forget_worker if registry is not None else (lambda pid: None))
+    listener.detach()  # gunicorn owns the descriptor now and closes it when it stops
+    try:
+        gunicorn.run()
+    except SystemExit as exc:
+        if os.getpid() != master:
+            raise  # a gunicorn worker finishing: it must not run the master's clean-up
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
