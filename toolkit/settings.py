@@ -231,6 +231,10 @@ class LocalModeSettings:
     """``OPTML_LOCAL_SPOT_INTERRUPTION_AFTER``: inject a spot interruption after N seconds of
     training in jobs with EnableManagedSpotTraining."""
 
+    checkpoint_sync_seconds: float = 5.0
+    """``OPTML_LOCAL_CHECKPOINT_SYNC_SECONDS``: how often checkpoints are synced while a job
+    runs (they are always synced once more at the end)."""
+
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> LocalModeSettings:
         state = _get_str(env, "OPTML_LOCAL_STATE_DIR")
@@ -246,6 +250,8 @@ class LocalModeSettings:
             stop_grace_seconds=_get_float(env, "OPTML_LOCAL_STOP_GRACE_SECONDS", 120.0),
             spot_interruption_after_seconds=(
                 None if not spot else _get_float(env, "OPTML_LOCAL_SPOT_INTERRUPTION_AFTER", 0.0)),
+            checkpoint_sync_seconds=_get_float(env, "OPTML_LOCAL_CHECKPOINT_SYNC_SECONDS", 5.0,
+                                               minimum=0.1),
         )
 
 

@@ -32,7 +32,6 @@ from toolkit.settings import Settings
 log = logging.getLogger("optml.local")
 
 FAILURE_REASON_CHARS = 1024
-CHECKPOINT_SYNC_INTERVAL = 5.0
 POLL_INTERVAL = 0.05
 STAGING_PROGRESS_INTERVAL = 1.0
 
@@ -250,7 +249,7 @@ class JobRunner:
                    ) -> dict[str, int]:
         exit_codes: dict[str, int] = {}
         kill_at: float | None = None
-        next_sync = time.monotonic() + CHECKPOINT_SYNC_INTERVAL
+        next_sync = time.monotonic() + self.settings.local.checkpoint_sync_seconds
         terminated = False
         while len(exit_codes) < len(runs):
             for run in runs:
@@ -286,7 +285,7 @@ class JobRunner:
                 kill_at = None
             if sync is not None and time.monotonic() > next_sync:
                 sync.sync()
-                next_sync = time.monotonic() + CHECKPOINT_SYNC_INTERVAL
+                next_sync = time.monotonic() + self.settings.local.checkpoint_sync_seconds
             self.stop_event.wait(POLL_INTERVAL) if not self.stop_event.is_set() \
                 else time.sleep(POLL_INTERVAL)
         return exit_codes

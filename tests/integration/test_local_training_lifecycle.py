@@ -216,23 +216,23 @@ def test_metric_definitions_give_final_values_and_the_full_series(local_env: Loc
 
 def test_the_process_backend_refuses_what_it_cannot_run(local_env: LocalEnv,
                                                         ok_code: Path) -> None:
+    """Refused at create (a ValidationException naming the problem), so no job is left."""
     image_only = job_name("image-only")
     body = request(image_only, ok_code, local_env.output_uri)
     body["HyperParameters"] = {"learning_rate": "0.1"}
-    local_env.client.create_training_job(**body)
+    with pytest.raises(local_env.client.exceptions.ValidationException) as caught:
+        local_env.client.create_training_job(**body)
+    message = caught.value.response["Error"]["Message"]
+    assert "sagemaker_program" in message
+    assert "optml/local-test:latest" in message
+    assert "Docker backend" in message
     entrypoint = job_name("entrypoint")
     body = request(entrypoint, ok_code, local_env.output_uri)
     body["AlgorithmSpecification"]["ContainerEntrypoint"] = ["/usr/bin/my-trainer"]
-    local_env.client.create_training_job(**body)
-
-    refused = local_env.wait(image_only)
-    assert refused["TrainingJobStatus"] == "Failed"
-    assert "sagemaker_program" in refused["FailureReason"]
-    assert "optml/local-test:latest" in refused["FailureReason"]
-    assert "Docker backend" in refused["FailureReason"]
-    refused = local_env.wait(entrypoint)
-    assert refused["TrainingJobStatus"] == "Failed"
-    assert "ContainerEntrypoint" in refused["FailureReason"]
+    with pytest.raises(local_env.client.exceptions.ValidationException) as caught:
+        local_env.client.create_training_job(**body)
+    assert "ContainerEntrypoint" in caught.value.response["Error"]["Message"]
+    assert local_env.client.list_training_jobs()["TrainingJobSummaries"] == []
     assert_nothing_left(local_env.state_dir)
 
 

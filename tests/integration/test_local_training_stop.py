@@ -36,7 +36,7 @@ def test_max_runtime_stops_with_sigterm_then_sigkill(tmp_path: Path) -> None:
     try:
         code = write_code(tmp_path / "code", STUBBORN_SCRIPT)
         name = job_name("runtime")
-        env.client.create_training_job(**request(name, code, env.output_uri, max_runtime=1))
+        env.client.create_training_job(**request(name, code, env.output_uri, max_runtime=4))
         done = env.wait(name)
         assert done["TrainingJobStatus"] == "Stopped"
         assert done["SecondaryStatus"] == "MaxRuntimeExceeded"
