@@ -172,6 +172,9 @@ class ServingSettings:
     """``OPTML_PRELOAD_MODEL``: load once in the master and fork; false for unforkable models."""
     install_requirements: bool = True
     """``OPTML_INSTALL_REQUIREMENTS``."""
+    threads: int | None = None
+    """``OPTML_SERVER_THREADS``: request threads per gthread worker (``optml serve --threads``
+    wins); threads reserved for /ping come on top."""
     default_handlers: str | None = None
     """``OPTML_DEFAULT_HANDLERS``: a module name or ``.py`` path whose handlers a framework image
     provides; the user's own module overrides any of them, toolkit defaults fill the rest."""
@@ -213,6 +216,7 @@ class ServingSettings:
             debug_errors=_get_bool(env, "OPTML_DEBUG_ERRORS", False),
             preload_model=_get_bool(env, "OPTML_PRELOAD_MODEL", True),
             install_requirements=_get_bool(env, "OPTML_INSTALL_REQUIREMENTS", True),
+            threads=_get_int(env, "OPTML_SERVER_THREADS", None, minimum=1),
             default_handlers=_get_str(env, "OPTML_DEFAULT_HANDLERS"),
         )
 

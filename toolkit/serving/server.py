@@ -218,7 +218,7 @@ def _serve(settings: Settings, runtime, listener, options: argparse.Namespace,
         GunicornOptions(listener_fd=listener.fileno(), workers=serving.workers or cpu_count(),
                         timeout_seconds=serving.timeout_seconds, log_level=serving.log_level,
                         worker_class=options.worker_class,
-                        threads=options.threads or DEFAULT_THREADS),
+                        threads=options.threads or serving.threads or DEFAULT_THREADS),
         post_worker_init=runtime.after_fork,
         child_exit=registry.forget_worker if registry is not None else (lambda pid: None))
     listener.detach()  # gunicorn owns the descriptor now and closes it when it stops
