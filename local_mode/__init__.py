@@ -7,7 +7,8 @@ from typing import Any
 
 
 def client(service_name: str, **kwargs: Any) -> Any:
-    """A local client for ``service_name`` ("sagemaker"), shaped like boto3's."""
+    """A local client for ``service_name`` ("sagemaker" or "sagemaker-runtime"), shaped like
+    boto3's."""
     from local_mode.client import client as make_client
 
     return make_client(service_name, **kwargs)

@@ -414,5 +414,13 @@ def metrics_command(name: str, plot_file: Path | None, as_json: bool,
                    f"{point['Value']:g}")
 
 
+def _register_endpoint_commands() -> None:
+    from local_mode.cli_endpoints import register
+
+    register(local)
+
+
+_register_endpoint_commands()
+
 __all__ = ["EXIT_COMPLETED", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_INVALID", "EXIT_STOPPED",
            "LogTail", "follow_lines", "job_ended", "local"]

@@ -17,15 +17,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local_mode.endpoints.api import EndpointsAPI
 from local_mode.errors import ExceptionsNamespace, ResourceNotFound, ValidationException
 from local_mode.state import ResourceDir, StateStore, now, read_json
 from local_mode.training.spec import TrainingJobSpec
+from local_mode.transform.api import TransformAPI
 from local_mode.validation import validate_request
 from toolkit.settings import Settings
 
@@ -100,9 +103,9 @@ class Waiter:
                           last_response=description)
 
 
-class SageMakerClient:
-    """The local ``sagemaker`` client. Training jobs are here; endpoints and transform jobs
-    extend it in later modules."""
+class SageMakerClient(EndpointsAPI, TransformAPI):
+    """The local ``sagemaker`` client. Training jobs are here; models, endpoint configs and
+    endpoints come from :class:`EndpointsAPI`, transform jobs from :class:`TransformAPI`."""
 
     def __init__(self, settings: Settings | None = None, *, state_dir: str | Path | None = None,
                  backend: str | None = None) -> None:
@@ -120,6 +123,9 @@ class SageMakerClient:
         validate_request("CreateTrainingJob", request)
         spec = TrainingJobSpec.from_request(request)
         backend = choose_backend(self.backend)
+        from local_mode.training.runner import make_backend
+
+        make_backend(self.settings, backend).check(spec)  # refuse at create, not minutes later
         created = now()
         description = {
             "TrainingJobName": spec.name, "TrainingJobArn": arn("training-job", spec.name),
@@ -138,11 +144,14 @@ class SageMakerClient:
         env = dict(self.settings.environ)
         env["OPTML_LOCAL_STATE_DIR"] = str(self.store.root)
         with log_file.open("ab") as out:
-            subprocess.Popen(  # noqa: S603 - argv list, no shell
+            runner = subprocess.Popen(  # noqa: S603 - argv list, no shell
                 [sys.executable, "-m", "local_mode.training.runner", str(self.store.root),
                  resource.name, backend],
                 env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True, close_fds=True)
+        # The job outlives this client if it must; while we live, reap the runner when it ends
+        # so it never lingers as a zombie.
+        threading.Thread(target=runner.wait, name=f"reap-{resource.name}", daemon=True).start()
 
     def describe_training_job(self, TrainingJobName: str) -> dict[str, Any]:  # noqa: N803
         validate_request("DescribeTrainingJob", {"TrainingJobName": TrainingJobName})
@@ -206,6 +215,8 @@ class SageMakerClient:
                 self, "describe_training_job", "TrainingJobName", "TrainingJobStatus",
                 frozenset({"Completed", "Stopped"}), frozenset({"Failed"})),
         }
+        waiters.update(self.endpoint_waiters())  # type: ignore[arg-type]
+        waiters.update(self.transform_waiters())  # type: ignore[arg-type]
         try:
             return waiters[name]
         except KeyError:
@@ -265,7 +276,12 @@ def client(service_name: str, **kwargs: Any) -> Any:
     """``local_mode.client("sagemaker")`` / ``local_mode.client("sagemaker-runtime")``."""
     if service_name == "sagemaker":
         return SageMakerClient(**kwargs)
-    raise ValueError(f"unknown local service {service_name!r}; expected 'sagemaker'")
+    if service_name == "sagemaker-runtime":
+        from local_mode.runtime import RuntimeClient
+
+        return RuntimeClient(**kwargs)
+    raise ValueError(f"unknown local service {service_name!r}; expected 'sagemaker' or "
+                     "'sagemaker-runtime'")
 
 
 def load_request(path: Path) -> dict[str, Any]:

@@ -125,7 +125,7 @@ def main(argv: list[str]) -> int:
         return 2
     configure_logging(serving.log_level)
     try:
-        listener = bind_listener(serving.port)
+        listener = bind_listener(serving.port, serving.bind_host)
     except OSError as exc:
         log.error("cannot listen on 0.0.0.0:%d: %s", serving.port, exc)
         return 1

@@ -1,0 +1,231 @@
+"""``optml local deploy | endpoints | invoke | delete-endpoint | transform``.
+
+Attached to the ``optml local`` group with :func:`register`. Like the training commands, each is
+a thin layer over the local clients and the state directory, and imports them lazily (this
+module is imported by every ``optml`` invocation).
+
+Exit status: 0 success (transform: Completed); 1 failure (the FailureReason or the service
+error is printed); 2 invalid request or job file; 3 transform Stopped; 130 Ctrl-C (the endpoint
+being deployed is deleted, the transform job stopped).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+EXIT_FAILED, EXIT_INVALID, EXIT_STOPPED, EXIT_INTERRUPTED = 1, 2, 3, 130
+POLL = 0.1
+
+
+def _clients(state_dir: Path | None) -> tuple[Any, Any]:
+    from local_mode.client import SageMakerClient
+    from local_mode.runtime import RuntimeClient
+    from toolkit.errors import OptmlError
+    from toolkit.settings import Settings
+
+    try:
+        settings = Settings.from_environ()
+    except OptmlError as exc:
+        raise click.ClickException(str(exc)) from None
+    return (SageMakerClient(settings, state_dir=state_dir),
+            RuntimeClient(settings, state_dir=state_dir))
+
+
+def _fail(exc: Exception, code: int = EXIT_FAILED) -> None:
+    message = getattr(exc, "message", None) or str(exc)
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _state_dir(command: Any) -> Any:
+    return click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+                        default=None, help="State directory (default: OPTML_LOCAL_STATE_DIR, "
+                        "else ~/.optml/local).")(command)
+
+
+@click.command("deploy")
+@click.argument("name")
+@click.option("--model-data", required=True, help="model.tar.gz (or a directory) as file:// "
+              "or s3:// URI; the inference code is in its code/ directory.")
+@click.option("--image", default="optml-local", show_default=True,
+              help="Image name recorded in the model (the process backend runs optml serve).")
+@click.option("--instance-count", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option("--env", "env", multiple=True, metavar="KEY=VALUE",
+              help="Container environment variable (repeatable).")
+@click.option("--multi-model", is_flag=True, help="--model-data is the S3 prefix of models.")
+@_state_dir
+def deploy(name: str, model_data: str, image: str, instance_count: int, env: tuple[str, ...],
+           multi_model: bool, state_dir: Path | None) -> None:
+    """Create model, endpoint config and endpoint NAME; wait until InService."""
+    from botocore.exceptions import ClientError
+
+    sm, _ = _clients(state_dir)
+    environment = {}
+    for item in env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--env")
+        environment[key] = value
+    container = {"Image": image, "ModelDataUrl": model_data, "Environment": environment,
+                 "Mode": "MultiModel" if multi_model else "SingleModel"}
+    try:
+        sm.create_model(ModelName=name, PrimaryContainer=container)
+        sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+            "VariantName": "AllTraffic", "ModelName": name, "InstanceType": "local",
+            "InitialInstanceCount": instance_count, "InitialVariantWeight": 1.0}])
+        sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    except ClientError as exc:
+        _fail(exc, EXIT_INVALID)
+    started = time.monotonic()
+    try:
+        while True:
+            described = sm.describe_endpoint(EndpointName=name)
+            if described["EndpointStatus"] == "InService":
+                break
+            if described["EndpointStatus"] == "Failed":
+                _fail(RuntimeError(described.get("FailureReason", "endpoint failed")))
+            time.sleep(POLL)
+    except KeyboardInterrupt:
+        click.echo("interrupted: deleting the endpoint", err=True)
+        sm.delete_endpoint(EndpointName=name)
+        sys.exit(EXIT_INTERRUPTED)
+    port = sm.store.get("endpoints", name).describe().get("RouterPort")
+    click.echo(f"{name}: InService in {time.monotonic() - started:.1f} s "
+               f"(router http://127.0.0.1:{port}/invocations)")
+
+
+@click.command("endpoints")
+@_state_dir
+def endpoints(state_dir: Path | None) -> None:
+    """List local endpoints with their status, router port and healthy instances."""
+    sm, _ = _clients(state_dir)
+    rows = []
+    for resource in sm.store.list("endpoints"):
+        d = resource.describe()
+        instances = d.get("Instances") or []
+        healthy = sum(1 for i in instances if i.get("Healthy"))
+        rows.append((d["EndpointName"], d["EndpointStatus"], str(d.get("RouterPort") or "-"),
+                     f"{healthy}/{len(instances)}", d.get("EndpointConfigName", "")))
+    header = ("NAME", "STATUS", "PORT", "HEALTHY", "CONFIG")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+@click.command("invoke")
+@click.argument("name")
+@click.option("--body", required=True, help="The request body, or @FILE to read it from FILE.")
+@click.option("--content-type", required=True)
+@click.option("--accept", default=None)
+@click.option("--target-variant", default=None)
+@click.option("--target-model", default=None)
+@click.option("--custom-attributes", default=None)
+@_state_dir
+def invoke(name: str, body: str, content_type: str, accept: str | None,
+           target_variant: str | None, target_model: str | None,
+           custom_attributes: str | None, state_dir: Path | None) -> None:
+    """Invoke endpoint NAME; the response body goes to stdout."""
+    from botocore.exceptions import ClientError
+
+    _, runtime = _clients(state_dir)
+    if body.startswith("@"):
+        try:
+            payload = Path(body[1:]).read_bytes()
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {body[1:]}: {exc.strerror}",
+                                     param_hint="--body") from None
+    else:
+        payload = body.encode()
+    request: dict[str, Any] = {"EndpointName": name, "Body": payload,
+                               "ContentType": content_type}
+    for key, value in (("Accept", accept), ("TargetVariant", target_variant),
+                       ("TargetModel", target_model), ("CustomAttributes", custom_attributes)):
+        if value is not None:
+            request[key] = value
+    try:
+        response = runtime.invoke_endpoint(**request)
+    except ClientError as exc:
+        _fail(exc)
+    click.echo(f"# {response['InvokedProductionVariant']} {response['ContentType']}", err=True)
+    sys.stdout.buffer.write(response["Body"].read())
+    sys.stdout.buffer.flush()
+
+
+@click.command("delete-endpoint")
+@click.argument("name")
+@_state_dir
+def delete_endpoint(name: str, state_dir: Path | None) -> None:
+    """Delete endpoint NAME: stop its router and every instance."""
+    from botocore.exceptions import ClientError
+
+    sm, _ = _clients(state_dir)
+    try:
+        sm.delete_endpoint(EndpointName=name)
+    except ClientError as exc:
+        _fail(exc)
+    click.echo(f"{name}: deleted")
+
+
+@click.command("transform")
+@click.argument("job_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--wait/--no-wait", default=False, help="Follow the job to its end.")
+@_state_dir
+def transform(job_file: Path, wait: bool, state_dir: Path | None) -> None:
+    """Start the transform job described by JOB_FILE (a CreateTransformJob request as JSON or
+    YAML); with --wait, show files and records done until it ends."""
+    from botocore.exceptions import ClientError
+
+    from local_mode.client import load_request
+
+    sm, _ = _clients(state_dir)
+    try:
+        request = load_request(job_file)
+        sm.create_transform_job(**request)
+    except ClientError as exc:
+        _fail(exc, EXIT_INVALID)
+    except (OSError, ValueError) as exc:
+        _fail(RuntimeError(f"{job_file}: {exc}"), EXIT_INVALID)
+    name = request["TransformJobName"]
+    click.echo(f"{name}: started")
+    if not wait:
+        return
+    last = None
+    try:
+        while True:
+            described = sm.describe_transform_job(TransformJobName=name)
+            progress = sm.transform_progress(TransformJobName=name)
+            failed = progress["FilesFailed"]
+            line = (f"{name}: {described['TransformJobStatus']}: files "
+                    f"{progress['FilesDone']}/{progress['FilesTotal']} done"
+                    + (f", {failed} failed" if failed else "")
+                    + f", {progress['RecordsDone']} records")
+            if line != last:
+                click.echo(line, err=True)
+                last = line
+            status = described["TransformJobStatus"]
+            if status in ("Completed", "Failed", "Stopped"):
+                break
+            time.sleep(POLL)
+    except KeyboardInterrupt:
+        click.echo("interrupted: stopping the job", err=True)
+        sm.stop_transform_job(TransformJobName=name)
+        while sm.describe_transform_job(TransformJobName=name)["TransformJobStatus"] not in (
+                "Stopped", "Completed", "Failed"):
+            time.sleep(POLL)
+        sys.exit(EXIT_INTERRUPTED)
+    if status == "Failed":
+        click.echo(f"FailureReason: {described.get('FailureReason')}", err=True)
+        sys.exit(EXIT_FAILED)
+    if status == "Stopped":
+        sys.exit(EXIT_STOPPED)
+
+
+def register(group: click.Group) -> None:
+    """Add the endpoint and transform commands to ``group`` (``optml local``)."""
+    for command in (deploy, endpoints, invoke, delete_endpoint, transform):
+        group.add_command(command)

@@ -1,0 +1,313 @@
+"""The model / endpoint-config / endpoint operations of the local ``sagemaker`` client.
+
+A mixin of :class:`local_mode.client.SageMakerClient` (same state store, same validation); kept
+here so the client module stays about training jobs. Imports of ``local_mode.client`` are lazy:
+that module imports this one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from local_mode.endpoints.spec import ModelSpec, variants_from_config
+from local_mode.errors import ValidationException
+from local_mode.state import ResourceDir, now
+from local_mode.validation import validate_request
+
+if TYPE_CHECKING:
+    from local_mode.state import StateStore
+    from toolkit.settings import Settings
+
+ENDPOINT_PRIVATE = frozenset({"Backend", "RouterPort", "Instances", "PendingEndpointConfigName",
+                              "LastDeploymentConfig"})
+ACTIVE = frozenset({"Creating", "Updating", "InService", "SystemUpdating", "RollingBack"})
+DELETE_WAIT_SECONDS = 60.0
+RUNNER_START_GRACE = 60.0
+
+
+def _arn(kind: str, name: str) -> str:
+    from local_mode.client import arn
+
+    return arn(kind, name)
+
+
+def _page(items: list[dict[str, Any]], kwargs: Mapping[str, Any], name_key: str,
+          time_key: str = "CreationTime") -> tuple[list[dict[str, Any]], str | None]:
+    """Filter (NameContains, CreationTime*), sort and paginate as the List* operations do."""
+    if kwargs.get("NameContains"):
+        items = [i for i in items if kwargs["NameContains"] in i[name_key]]
+    if kwargs.get("CreationTimeAfter"):
+        items = [i for i in items if i[time_key] > kwargs["CreationTimeAfter"]]
+    if kwargs.get("CreationTimeBefore"):
+        items = [i for i in items if i[time_key] < kwargs["CreationTimeBefore"]]
+    key = {"Name": name_key}.get(kwargs.get("SortBy", "CreationTime"), time_key)
+    items.sort(key=lambda i: i.get(key) or "", reverse=kwargs.get("SortOrder",
+                                                                   "Descending") == "Descending")
+    start = int(kwargs.get("NextToken") or 0)
+    limit = int(kwargs.get("MaxResults", 100))
+    token = str(start + limit) if start + limit < len(items) else None
+    return items[start:start + limit], token
+
+
+@dataclass(frozen=True)
+class DeletedWaiter:
+    """``endpoint_deleted``: done when describe says the endpoint does not exist."""
+
+    client: Any
+    delay: float = 0.2
+
+    def wait(self, WaiterConfig: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        config = dict(WaiterConfig or {})
+        delay = float(config.get("Delay", self.delay))
+        for _ in range(int(config.get("MaxAttempts", 10**9))):
+            try:
+                self.client.describe_endpoint(**kwargs)
+            except ValidationException:
+                return
+            time.sleep(delay)
+        from botocore.exceptions import WaiterError
+
+        raise WaiterError(name="endpoint_deleted", reason="Max attempts exceeded",
+                          last_response={})
+
+
+class EndpointsAPI:
+    """CreateModel, CreateEndpointConfig, CreateEndpoint and their describe/list/update/delete."""
+
+    settings: Settings
+    store: StateStore
+    backend: str
+
+    def _get(self, kind: str, name: str) -> ResourceDir:  # provided by SageMakerClient
+        raise NotImplementedError
+
+    # -- models ----------------------------------------------------------------------------
+    def create_model(self, **request: Any) -> dict[str, Any]:
+        validate_request("CreateModel", request)
+        spec = ModelSpec.from_request(request)
+        description = {"ModelName": spec.name, "ModelArn": _arn("model", spec.name),
+                       "CreationTime": now(),
+                       **{k: v for k, v in request.items()
+                          if k in ("PrimaryContainer", "Containers", "ExecutionRoleArn",
+                                   "InferenceExecutionConfig", "EnableNetworkIsolation",
+                                   "VpcConfig")}}
+        self.store.create("models", spec.name, description, dict(request))
+        return {"ModelArn": description["ModelArn"]}
+
+    def describe_model(self, ModelName: str) -> dict[str, Any]:
+        validate_request("DescribeModel", {"ModelName": ModelName})
+        return self._described("models", ModelName, "model")
+
+    def list_models(self, **kwargs: Any) -> dict[str, Any]:
+        validate_request("ListModels", kwargs)
+        items = [{k: d[k] for k in ("ModelName", "ModelArn", "CreationTime")}
+                 for d in (r.describe() for r in self.store.list("models"))]
+        page, token = _page(items, kwargs, "ModelName")
+        return {"Models": page, **({"NextToken": token} if token else {})}
+
+    def delete_model(self, ModelName: str) -> dict[str, Any]:
+        validate_request("DeleteModel", {"ModelName": ModelName})
+        self._described("models", ModelName, "model")
+        self.store.delete("models", ModelName)
+        return {}
+
+    # -- endpoint configs ------------------------------------------------------------------
+    def create_endpoint_config(self, **request: Any) -> dict[str, Any]:
+        validate_request("CreateEndpointConfig", request)
+        name = request["EndpointConfigName"]
+        for variant in variants_from_config(request):
+            if not (self.store.root / "models" / variant.model_name / "description.json").is_file():
+                raise ValidationException(f"Could not find model \"{variant.model_name}\".",
+                                          "CreateEndpointConfig")
+        description = {"EndpointConfigName": name,
+                       "EndpointConfigArn": _arn("endpoint-config", name),
+                       "CreationTime": now(),
+                       **{k: v for k, v in request.items()
+                          if k in ("ProductionVariants", "DataCaptureConfig", "KmsKeyId",
+                                   "AsyncInferenceConfig", "ShadowProductionVariants")}}
+        self.store.create("endpoint-configs", name, description, dict(request))
+        return {"EndpointConfigArn": description["EndpointConfigArn"]}
+
+    def describe_endpoint_config(self, EndpointConfigName: str) -> dict[str, Any]:
+        validate_request("DescribeEndpointConfig", {"EndpointConfigName": EndpointConfigName})
+        return self._described("endpoint-configs", EndpointConfigName, "endpoint configuration")
+
+    def list_endpoint_configs(self, **kwargs: Any) -> dict[str, Any]:
+        validate_request("ListEndpointConfigs", kwargs)
+        items = [{k: d[k] for k in ("EndpointConfigName", "EndpointConfigArn", "CreationTime")}
+                 for d in (r.describe() for r in self.store.list("endpoint-configs"))]
+        page, token = _page(items, kwargs, "EndpointConfigName")
+        return {"EndpointConfigs": page, **({"NextToken": token} if token else {})}
+
+    def delete_endpoint_config(self, EndpointConfigName: str) -> dict[str, Any]:
+        validate_request("DeleteEndpointConfig", {"EndpointConfigName": EndpointConfigName})
+        self._described("endpoint-configs", EndpointConfigName, "endpoint configuration")
+        self.store.delete("endpoint-configs", EndpointConfigName)
+        return {}
+
+    # -- endpoints -------------------------------------------------------------------------
+    def create_endpoint(self, **request: Any) -> dict[str, Any]:
+        validate_request("CreateEndpoint", request)
+        name, config = request["EndpointName"], request["EndpointConfigName"]
+        self._described("endpoint-configs", config, "endpoint configuration")
+        created = now()
+        description = {"EndpointName": name, "EndpointArn": _arn("endpoint", name),
+                       "EndpointConfigName": config, "EndpointStatus": "Creating",
+                       "CreationTime": created, "LastModifiedTime": created,
+                       "Backend": self._endpoint_backend()}
+        resource = self.store.create("endpoints", name, description, dict(request))
+        self._spawn_endpoint_runner(resource, description["Backend"])
+        return {"EndpointArn": description["EndpointArn"]}
+
+    def _endpoint_backend(self) -> str:
+        """Endpoints run on the process backend unless Docker is asked for by name."""
+        return "docker" if self.backend == "docker" else "process"
+
+    def _spawn_endpoint_runner(self, resource: ResourceDir, backend: str,
+                               module: str = "local_mode.endpoints.runner") -> None:
+        env = dict(self.settings.environ)
+        env["OPTML_LOCAL_STATE_DIR"] = str(self.store.root)
+        with (resource.path / "runner.log").open("ab") as out:
+            runner = subprocess.Popen(  # argv list, no shell
+                [sys.executable, "-m", module, str(self.store.root), resource.name, backend],
+                env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True, close_fds=True)
+        # The runner outlives this client if it must; while we live, reap it when it ends so it
+        # never lingers as a zombie.
+        threading.Thread(target=runner.wait, name=f"reap-{resource.name}", daemon=True).start()
+
+    def describe_endpoint(self, EndpointName: str) -> dict[str, Any]:
+        validate_request("DescribeEndpoint", {"EndpointName": EndpointName})
+        resource = self._endpoint(EndpointName)
+        description = resource.describe()
+        if description["EndpointStatus"] in ACTIVE and _runner_gone(resource, description):
+            description = resource.update(lambda d: d.update(
+                EndpointStatus="Failed",
+                FailureReason="InternalServerError: the local endpoint runner is no longer "
+                              "running") if d["EndpointStatus"] in ACTIVE else None)
+        return {k: v for k, v in description.items()
+                if k not in ENDPOINT_PRIVATE and v is not None}
+
+    def list_endpoints(self, **kwargs: Any) -> dict[str, Any]:
+        validate_request("ListEndpoints", kwargs)
+        items = []
+        for resource in self.store.list("endpoints"):
+            d = resource.describe()
+            if kwargs.get("StatusEquals") and d["EndpointStatus"] != kwargs["StatusEquals"]:
+                continue
+            items.append({k: d[k] for k in ("EndpointName", "EndpointArn", "CreationTime",
+                                            "LastModifiedTime", "EndpointStatus")})
+        page, token = _page(items, kwargs, "EndpointName")
+        return {"Endpoints": page, **({"NextToken": token} if token else {})}
+
+    def update_endpoint(self, **request: Any) -> dict[str, Any]:
+        validate_request("UpdateEndpoint", request)
+        name, config = request["EndpointName"], request["EndpointConfigName"]
+        self._described("endpoint-configs", config, "endpoint configuration")
+        resource = self._endpoint(name)
+
+        def change(d: dict[str, Any]) -> None:
+            if d["EndpointStatus"] != "InService":
+                raise ValidationException(f"Cannot update in-progress endpoint "
+                                          f"\"{_arn('endpoint', name)}\" (status "
+                                          f"{d['EndpointStatus']}).", "UpdateEndpoint")
+            d.update(EndpointStatus="Updating", PendingEndpointConfigName=config)
+            d.pop("FailureReason", None)
+        description = resource.update(change)
+        pid = resource.runner_pid()
+        if pid is not None:
+            with _suppress_lookup():
+                os.kill(pid, signal.SIGHUP)
+        return {"EndpointArn": description["EndpointArn"]}
+
+    def delete_endpoint(self, EndpointName: str) -> dict[str, Any]:
+        """Stop the router and every instance, then forget the endpoint. Returns once nothing
+        of it runs any more (the service answers at once and deletes in the background)."""
+        validate_request("DeleteEndpoint", {"EndpointName": EndpointName})
+        resource = self._endpoint(EndpointName)
+        resource.update(lambda d: d.update(EndpointStatus="Deleting"))
+        stop_runner(resource, DELETE_WAIT_SECONDS)
+        self.store.delete("endpoints", EndpointName)
+        return {}
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _endpoint(self, name: str) -> ResourceDir:
+        try:
+            return self.store.get("endpoints", name)
+        except Exception:  # noqa: BLE001 - ResourceNotFound
+            raise ValidationException(f"Could not find endpoint \"{name}\".") from None
+
+    def _described(self, kind: str, name: str, what: str) -> dict[str, Any]:
+        try:
+            description = self.store.get(kind, name).describe()
+        except Exception:  # noqa: BLE001 - ResourceNotFound
+            raise ValidationException(f"Could not find {what} \"{name}\".") from None
+        return {k: v for k, v in description.items() if k not in ENDPOINT_PRIVATE}
+
+    def endpoint_waiters(self) -> dict[str, Any]:
+        from local_mode.client import Waiter
+
+        return {
+            "endpoint_in_service": Waiter(self, "describe_endpoint", "EndpointName",  # type: ignore[arg-type]
+                                          "EndpointStatus", frozenset({"InService"}),
+                                          frozenset({"Failed"})),
+            "endpoint_deleted": DeletedWaiter(self),
+        }
+
+
+class _suppress_lookup:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> bool:
+        return exc_type is not None and issubclass(exc_type, ProcessLookupError)
+
+
+def _runner_gone(resource: ResourceDir, description: dict[str, Any]) -> bool:
+    from local_mode.client import _pid_alive
+
+    pid = resource.runner_pid()
+    if pid is None:
+        return (now() - description["CreationTime"]).total_seconds() > RUNNER_START_GRACE
+    return not _pid_alive(pid)
+
+
+def stop_runner(resource: ResourceDir, timeout: float) -> None:
+    """SIGTERM the resource's runner and wait until it is gone (SIGKILL after ``timeout``)."""
+    from local_mode.client import _pid_alive
+
+    deadline = time.monotonic() + 10
+    pid = resource.runner_pid()
+    while pid is None and time.monotonic() < deadline and \
+            (resource.path / "runner.log").exists() and not _started_and_gone(resource):
+        time.sleep(0.05)  # the runner is starting; its pid file appears in a moment
+        pid = resource.runner_pid()
+    if pid is None:
+        return
+    with _suppress_lookup():
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _pid_alive(pid):
+        with _suppress_lookup():
+            os.kill(pid, signal.SIGKILL)
+
+
+def _started_and_gone(resource: ResourceDir) -> bool:
+    """The runner already finished (a Failed endpoint's runner exits after clean-up)."""
+    try:
+        return resource.describe().get("RouterPort") is not None or \
+            resource.describe().get("EndpointStatus") == "Failed"
+    except FileNotFoundError:
+        return True
+
+

@@ -1,0 +1,209 @@
+"""Serving containers for endpoints and transform jobs, behind one small backend protocol.
+
+An *instance* of a variant is one or more containers (an inference pipeline has several), each
+listening on its own free 127.0.0.1 port, told through ``SAGEMAKER_BIND_TO_PORT`` -- never a
+fixed 8080, so any number of endpoints run at once.
+
+The process backend runs each container as ``python -m toolkit.cli serve`` with
+``SAGEMAKER_BASE_DIR`` pointing at a private /opt/ml tree whose ``model`` is the extracted model
+artifact. It therefore runs *toolkit-based* models only: the inference code must be in the
+artifact's ``code/`` directory (or named by ``SAGEMAKER_PROGRAM`` / ``SAGEMAKER_SUBMIT_DIRECTORY``
+/ ``OPTML_DEFAULT_HANDLERS``). ``Image`` is not run; a model whose behaviour lives only in its
+image needs the Docker backend, and :meth:`ProcessBackend.check` says so.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from local_mode.endpoints.spec import ContainerSpec
+
+LOOPBACK = "127.0.0.1"
+STOP_GRACE_SECONDS = 30.0  # CONTRACT §3.1: SIGTERM, then SIGKILL 30 s later
+_PR_SET_PDEATHSIG = 1
+
+
+class BackendUnsupported(Exception):
+    """This backend cannot run the model; the message says why and what would."""
+
+
+def free_port() -> int:
+    """A port the kernel just handed out on 127.0.0.1 (the container binds it a moment later;
+    if another process wins that race, the container dies and is replaced on a new port)."""
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+class Container(Protocol):
+    """A running serving container, reachable at ``host:port``."""
+
+    hostname: str
+    host: str
+    port: int
+
+    @property
+    def pid(self) -> int | None: ...
+
+    def alive(self) -> bool: ...
+
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None: ...
+
+    def kill(self) -> None: ...
+
+    def log_tail(self, lines: int = 20) -> str: ...
+
+
+class Backend(Protocol):
+    """Starts containers. ``check`` runs once per model before any instance starts."""
+
+    name: str
+
+    def check(self, container: ContainerSpec, model_dir: Path) -> None: ...
+
+    def start(self, container: ContainerSpec, model_dir: Path, workdir: Path,
+              environment: Mapping[str, str], log_path: Path) -> Container: ...
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the runner dies (kill -9 included), so an
+    instance never outlives its endpoint."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+@dataclass
+class ServeProcess:
+    """One ``optml serve`` process group."""
+
+    hostname: str
+    port: int
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    host: str = LOOPBACK
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def pid(self) -> int | None:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """SIGTERM (the server drains in-flight requests), SIGKILL of the group after ``grace``."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.popen.poll() is None:
+            self._signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
+        self._signal(signal.SIGKILL)  # stray workers of this group only
+        if self.popen.poll() is None:
+            self.popen.wait(timeout=10)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.popen.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _has_code(container: ContainerSpec, model_dir: Path) -> bool:
+    env = container.environment
+    if env.get("OPTML_DEFAULT_HANDLERS"):
+        return True
+    program = env.get("SAGEMAKER_PROGRAM") or "inference.py"
+    places = [model_dir / "code"]
+    submit = env.get("SAGEMAKER_SUBMIT_DIRECTORY")
+    if submit:
+        places.append(Path(submit.removeprefix("file://")))
+    return any((place / program).is_file() or (place / program.replace(".", "/")).exists()
+               or (place / f"{program}.py").is_file() for place in places)
+
+
+class ProcessBackend:
+    """Containers as ``optml serve`` processes on this machine (no Docker needed)."""
+
+    name = "process"
+
+    def __init__(self, environ: Mapping[str, str], python: str = sys.executable) -> None:
+        self.environ = environ
+        self.python = python
+
+    def check(self, container: ContainerSpec, model_dir: Path) -> None:
+        if not _has_code(container, model_dir):
+            program = container.environment.get("SAGEMAKER_PROGRAM") or "inference.py"
+            raise BackendUnsupported(
+                f"container {container.hostname} (image {container.image!r}): the process "
+                f"backend runs only toolkit-based models, and found no inference code: expected "
+                f"code/{program} in the model artifact, or SAGEMAKER_SUBMIT_DIRECTORY / "
+                "SAGEMAKER_PROGRAM / OPTML_DEFAULT_HANDLERS in the container's Environment. "
+                "Use the Docker backend to run the image itself.")
+
+    def start(self, container: ContainerSpec, model_dir: Path, workdir: Path,
+              environment: Mapping[str, str], log_path: Path) -> ServeProcess:
+        workdir.mkdir(parents=True, exist_ok=True)
+        link = workdir / "model"
+        if not link.is_symlink() and not link.exists():
+            link.symlink_to(model_dir.resolve(), target_is_directory=True)
+        port = free_port()
+        env = {k: v for k, v in self.environ.items() if not k.startswith("SAGEMAKER_")}
+        env.update(container.environment)
+        env.update(environment)  # what the platform sets wins over the model's Environment
+        submit = env.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
+        if submit.startswith("file://"):
+            env["SAGEMAKER_SUBMIT_DIRECTORY"] = submit[len("file://"):]
+        if container.multi_model:
+            env["SAGEMAKER_MULTI_MODEL"] = "true"
+        env["SAGEMAKER_BASE_DIR"] = str(workdir)
+        env["SAGEMAKER_BIND_TO_PORT"] = str(port)
+        env["OPTML_BIND_HOST"] = "127.0.0.1"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as log:
+            popen = subprocess.Popen(
+                [self.python, "-m", "toolkit.cli", "serve"], env=env, cwd=workdir,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, close_fds=True,
+                preexec_fn=_die_with_parent)  # noqa: PLW1509 - prctl only; see _die_with_parent
+        return ServeProcess(container.hostname, port, popen, log_path)
+
+
+def make_backend(name: str, environ: Mapping[str, str]) -> Backend:
+    if name == "process":
+        return ProcessBackend(environ)
+    raise BackendUnsupported(f"backend {name!r} cannot run endpoints yet; use the process "
+                             "backend (OPTML_LOCAL_BACKEND=process)")
+
+
+def wait_gone(containers: list[Container], timeout: float) -> None:
+    """Stop every container (in order; each drains), within roughly ``timeout`` overall."""
+    deadline = time.monotonic() + timeout
+    for container in containers:
+        container.stop(max(0.5, deadline - time.monotonic()))

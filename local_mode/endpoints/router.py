@@ -1,0 +1,383 @@
+"""The endpoint's front door on 127.0.0.1: what the service does between InvokeEndpoint and the
+containers.
+
+- weighted choice of a production variant (``InitialVariantWeight``), or the request's
+  ``X-Amzn-SageMaker-Target-Variant``;
+- least-outstanding-requests balancing over the variant's healthy instances;
+- an inference pipeline's containers called in order, each response the next request;
+- multi-model: ``X-Amzn-SageMaker-Target-Model`` loaded on first use through ``POST /models``
+  (least recently used models unloaded when a container answers 507);
+- the 6 MiB request limit and the 60 s per-request timeout;
+- a request whose instance vanished without answering is retried on another instance.
+
+Errors come back in the service's shape: header ``x-amzn-ErrorType`` and a JSON body, with
+``OriginalStatusCode`` / ``OriginalMessage`` for a container's own error (``ModelError``).
+Instances are added, marked healthy and retired by the runner's supervisor; this module only
+reads those flags, on the one event-loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from local_mode.endpoints.http import (
+    HTTPProtocolError,
+    Message,
+    PayloadTooLarge,
+    Upstream,
+    UpstreamUnavailable,
+    read_request,
+    render_response,
+)
+from local_mode.endpoints.instances import Container
+from local_mode.endpoints.spec import ModelSpec, VariantSpec
+
+log = logging.getLogger("optml.local.router")
+
+MAX_REQUEST_BYTES = 6 * 1024 * 1024  # CONTRACT §3.1: 6291456
+REQUEST_TIMEOUT = 60.0
+MAX_MESSAGE_CHARS = 1024
+FORWARDED = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes",
+             "x-amzn-sagemaker-inference-id")
+ECHOED = (("content-type", "Content-Type"),
+          ("x-amzn-sagemaker-custom-attributes", "X-Amzn-SageMaker-Custom-Attributes"))
+
+
+DISCARD_LIMIT = 64 * 1024 * 1024
+
+
+async def _discard(reader: asyncio.StreamReader, size: int | None) -> None:
+    """Read and drop a refused body, so the client sees our 413 rather than a reset while it
+    is still sending (bounded: a larger body gets the reset)."""
+    if size is None or size > DISCARD_LIMIT:
+        return
+    while size > 0:
+        chunk = await reader.read(min(size, 1 << 20))
+        if not chunk:
+            return
+        size -= len(chunk)
+
+
+class RouterError(Exception):
+    """An error the router answers in the service's shape."""
+
+    def __init__(self, code: str, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.code, self.status, self.message, self.extra = code, status, message, extra
+
+    def render(self) -> tuple[int, list[tuple[str, str]], bytes]:
+        body = {"ErrorCode": self.code, "Message": self.message, **self.extra}
+        return self.status, [("Content-Type", "application/json"),
+                             ("x-amzn-ErrorType", self.code)], json.dumps(body).encode()
+
+
+@dataclass(eq=False)
+class Instance:
+    """One instance of a variant: its containers (several for a pipeline) and their health."""
+
+    ident: str
+    containers: list[Container]
+    upstreams: list[Upstream]
+    healthy: bool = False
+    retired: bool = False
+    inflight: int = 0
+    failures: int = 0
+    started: float = 0.0
+    loaded: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    evicted: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        self.retired = True
+        self.healthy = False
+        for upstream in self.upstreams:
+            upstream.close()
+
+
+class ModelCache:
+    """Multi-model artifacts fetched once per endpoint: ``<prefix><TargetModel>`` extracted to
+    a local directory whose path is what the container's ``POST /models`` receives."""
+
+    def __init__(self, prefix: str, root: Path,
+                 fetch: Callable[[str, Path], Path]) -> None:
+        self.prefix = prefix if prefix.endswith("/") else prefix + "/"
+        self.root = root
+        self._fetch = fetch
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._ready: dict[str, Path] = {}
+
+    async def path(self, name: str) -> Path:
+        if name in self._ready:
+            return self._ready[name]
+        parts = name.split("/")
+        if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise RouterError("ValidationError", 400, f"TargetModel {name!r} is not a valid "
+                              "relative key under the model's S3 prefix")
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            if name not in self._ready:
+                dest = self.root / quote(name, safe="")
+                try:
+                    await asyncio.get_running_loop().run_in_executor(
+                        None, self._fetch, self.prefix + name, dest)
+                except Exception as exc:  # noqa: BLE001 - StagingError and friends
+                    raise RouterError("ValidationError", 400, f"Failed to download model data "
+                                      f"for TargetModel {name!r}: {exc}") from None
+                self._ready[name] = dest
+        return self._ready[name]
+
+
+@dataclass(eq=False)
+class Variant:
+    spec: VariantSpec
+    model: ModelSpec
+    instances: list[Instance] = field(default_factory=list)
+    cache: ModelCache | None = None
+    _turn: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def healthy(self) -> list[Instance]:
+        return [i for i in self.instances if i.healthy and not i.retired]
+
+    def pick(self, exclude: set[Instance]) -> Instance | None:
+        """The healthy instance with the fewest requests in flight (round robin on ties)."""
+        candidates = [i for i in self.healthy() if i not in exclude]
+        if not candidates:
+            return None
+        self._turn += 1
+        start = self._turn % len(candidates)
+        ordered = candidates[start:] + candidates[:start]
+        return min(ordered, key=lambda i: i.inflight)
+
+
+class Router:
+    """Routes invocations for one endpoint; see the module docstring."""
+
+    def __init__(self, endpoint_name: str, log_dir: Path) -> None:
+        self.endpoint_name = endpoint_name
+        self.log_dir = log_dir
+        self.variants: list[Variant] = []
+        self.on_suspect: Callable[[Instance], None] = lambda instance: None
+        self._server: asyncio.base_events.Server | None = None
+        self.port = 0
+
+    # -- serving ---------------------------------------------------------------------------
+    async def start(self, host: str = "127.0.0.1") -> int:
+        self._server = await asyncio.start_server(self._connection, host, 0,
+                                                  limit=MAX_REQUEST_BYTES + 65536)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _connection(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    request = await read_request(reader, MAX_REQUEST_BYTES)
+                except PayloadTooLarge as exc:
+                    await _discard(reader, exc.declared)
+                    status, headers, body = RouterError(
+                        "ValidationError", 413, f"Request payload of {exc.size} bytes is larger "
+                        f"than the {MAX_REQUEST_BYTES} bytes (6 MiB) an endpoint accepts").render()
+                    writer.write(render_response(status, headers, body, close=True))
+                    await writer.drain()
+                    return
+                if request is None:
+                    return
+                status, headers, body = await self.handle(request)
+                writer.write(render_response(status, headers, body, close=not request.keep_alive))
+                if len(body) > 65536:
+                    await writer.drain()
+                if not request.keep_alive:
+                    await writer.drain()
+                    return
+        except (HTTPProtocolError, asyncio.IncompleteReadError, ConnectionError) as exc:
+            log.debug("client connection ended: %r", exc)
+        finally:
+            writer.close()
+
+    async def handle(self, request: Message) -> tuple[int, list[tuple[str, str]], bytes]:
+        if request.method == "POST" and request.target == "/invocations":
+            try:
+                return await self.invoke(request)
+            except RouterError as exc:
+                return exc.render()
+            except Exception as exc:
+                log.exception("router failure")
+                return RouterError("InternalFailure", 500, f"router failure: {exc!r}").render()
+        if request.method == "GET" and request.target == "/ping":
+            ok = any(v.healthy() for v in self.variants)
+            return (200 if ok else 503), [], b""
+        return RouterError("UnknownOperationException", 404,
+                           f"no route {request.method} {request.target}").render()
+
+    # -- routing ---------------------------------------------------------------------------
+    def _choose_variant(self, target: str | None) -> Variant:
+        if target:
+            for variant in self.variants:
+                if variant.name == target:
+                    return variant
+            raise RouterError("ValidationError", 400, f"The variant {target!r} does not exist "
+                              f"on endpoint {self.endpoint_name!r}; variants: "
+                              f"{[v.name for v in self.variants]}")
+        live = [v for v in self.variants if v.spec.weight > 0 and v.healthy()]
+        if not live:
+            raise RouterError("ServiceUnavailable", 503, f"Endpoint {self.endpoint_name!r} has "
+                              "no healthy instance right now; retry shortly")
+        if len(live) == 1:
+            return live[0]
+        return random.choices(live, weights=[v.spec.weight for v in live])[0]
+
+    async def invoke(self, request: Message) -> tuple[int, list[tuple[str, str]], bytes]:
+        headers = request.headers
+        variant = self._choose_variant(headers.get("x-amzn-sagemaker-target-variant"))
+        target_model = headers.get("x-amzn-sagemaker-target-model")
+        if variant.model.multi_model and not target_model:
+            raise RouterError("ValidationError", 400, f"Endpoint {self.endpoint_name!r} is a "
+                              "multi-model endpoint: TargetModel is required")
+        if target_model and not variant.model.multi_model:
+            raise RouterError("ValidationError", 400, f"TargetModel given, but endpoint "
+                              f"{self.endpoint_name!r} is not a multi-model endpoint")
+        forwarded = [(name, headers[name]) for name in FORWARDED if name in headers]
+        tried: set[Instance] = set()
+        while True:
+            instance = variant.pick(tried)
+            if instance is None:
+                raise RouterError("ServiceUnavailable", 503, f"Variant {variant.name!r} of "
+                                  f"endpoint {self.endpoint_name!r} has no healthy instance "
+                                  "right now; retry shortly")
+            tried.add(instance)
+            instance.inflight += 1
+            try:
+                response = await asyncio.wait_for(
+                    self._through(variant, instance, forwarded, request.body, target_model),
+                    REQUEST_TIMEOUT)
+            except UpstreamUnavailable as exc:
+                log.warning("instance %s gave no response (%s); retrying elsewhere",
+                            instance.ident, exc)
+                self.on_suspect(instance)
+                continue
+            except asyncio.TimeoutError:
+                name = instance.containers[-1].hostname
+                raise RouterError(
+                    "ModelError", 424, f"Received server error (0) from {name} with message "
+                    f"\"Your invocation timed out while waiting for a response from container "
+                    f"{name}\" (after {REQUEST_TIMEOUT:.0f} s).", OriginalStatusCode=0,
+                    OriginalMessage="invocation timed out", LogStreamArn=self._log_of(instance)
+                ) from None
+            finally:
+                instance.inflight -= 1
+            out = [("x-Amzn-Invoked-Production-Variant", variant.name)]
+            out.extend((title, response.headers[name]) for name, title in ECHOED
+                       if name in response.headers)
+            return 200, out, response.body
+
+    async def _through(self, variant: Variant, instance: Instance,
+                       forwarded: list[tuple[str, str]], body: bytes,
+                       target_model: str | None) -> Message:
+        if target_model:
+            return await self._invoke_model(variant, instance, forwarded, body, target_model)
+        last = len(instance.upstreams) - 1
+        headers = forwarded
+        response = Message({}, b"")
+        for index, upstream in enumerate(instance.upstreams):
+            if index:  # a pipeline: the previous response is the next request
+                headers = [(k, v) for k, v in forwarded if k not in ("content-type", "accept")]
+                if "content-type" in response.headers:
+                    headers.append(("content-type", response.headers["content-type"]))
+                if index == last and "accept" in dict(forwarded):
+                    headers.append(("accept", dict(forwarded)["accept"]))
+            elif last and "accept" in dict(forwarded):
+                headers = [(k, v) for k, v in forwarded if k != "accept"]
+            response = await upstream.request("POST", "/invocations", headers, body)
+            self._check(response, instance, index)
+            body = response.body
+        return response
+
+    async def _invoke_model(self, variant: Variant, instance: Instance,
+                            forwarded: list[tuple[str, str]], body: bytes,
+                            name: str) -> Message:
+        upstream = instance.upstreams[0]
+        assert variant.cache is not None
+        path = f"/models/{quote(name, safe='/')}/invoke"
+        headers = [*forwarded, ("X-Amzn-SageMaker-Target-Model", name)]
+        for _ in range(64):
+            await self._ensure_loaded(variant, instance, name)
+            response = await upstream.request("POST", path, headers, body)
+            if response.status == 404:  # unloaded behind our back (e.g. a restarted worker)
+                instance.loaded.pop(name, None)
+                continue
+            if response.status == 507 and self._evict(instance, keep=name) is not None:
+                await self._unload_evicted(instance)
+                continue
+            self._check(response, instance, 0)
+            instance.loaded.move_to_end(name)
+            return response
+        raise RouterError("ModelError", 424, f"TargetModel {name!r} could not be served: the "
+                          "container kept answering 404/507", OriginalStatusCode=507,
+                          OriginalMessage="insufficient memory", LogStreamArn=self._log_of(instance))
+
+    async def _ensure_loaded(self, variant: Variant, instance: Instance, name: str) -> None:
+        if name in instance.loaded:
+            instance.loaded.move_to_end(name)
+            return
+        assert variant.cache is not None
+        directory = await variant.cache.path(name)
+        upstream = instance.upstreams[0]
+        payload = json.dumps({"model_name": name, "url": str(directory)}).encode()
+        while True:
+            response = await upstream.request("POST", "/models",
+                                              [("Content-Type", "application/json")], payload)
+            if response.status in (200, 409):
+                instance.loaded[name] = None
+                return
+            if response.status == 507 and self._evict(instance, keep=name) is not None:
+                await self._unload_evicted(instance)
+                continue
+            self._check(response, instance, 0)
+
+    def _evict(self, instance: Instance, keep: str) -> str | None:
+        """Mark the least recently used model (other than ``keep``) for unloading."""
+        for candidate in instance.loaded:
+            if candidate != keep:
+                del instance.loaded[candidate]
+                instance.evicted.append(candidate)
+                return candidate
+        return None
+
+    async def _unload_evicted(self, instance: Instance) -> None:
+        upstream = instance.upstreams[0]
+        evicted, instance.evicted = instance.evicted, []
+        for name in evicted:
+            response = await upstream.request("DELETE", f"/models/{quote(name, safe='/')}", [])
+            log.info("instance %s: unloaded model %s (least recently used) -> %d",
+                     instance.ident, name, response.status)
+
+    def _check(self, response: Message, instance: Instance, index: int) -> None:
+        if 200 <= response.status < 300:
+            return
+        name = instance.containers[index].hostname
+        text = response.body.decode("utf-8", "replace")[:MAX_MESSAGE_CHARS]
+        kind = "client" if response.status < 500 else "server"
+        raise RouterError("ModelError", 424, f"Received {kind} error ({response.status}) from "
+                          f"{name} with message \"{text}\". See {self._log_of(instance)} for "
+                          "more information.", OriginalStatusCode=response.status,
+                          OriginalMessage=text, LogStreamArn=self._log_of(instance))
+
+    def _log_of(self, instance: Instance) -> str:
+        return str(self.log_dir / f"{instance.ident}.log")

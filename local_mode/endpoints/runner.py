@@ -1,0 +1,406 @@
+"""The process that owns one local endpoint: ``python -m local_mode.endpoints.runner STATE NAME
+BACKEND``, started detached by ``create_endpoint``.
+
+It runs the :class:`~local_mode.endpoints.router.Router` on a free 127.0.0.1 port (recorded as the
+endpoint's private ``RouterPort``), starts every instance, and supervises them on one asyncio
+loop:
+
+- health: ``GET /ping`` (2 s timeout) every 50 ms until an instance first answers 200, so the
+  endpoint is InService a few tens of milliseconds after its slowest container is ready; every
+  2 s after that. Three failed checks in a row, or a container process that exits, and the
+  instance leaves the rotation at once and a replacement starts on a new port;
+- SIGHUP: update to the config in ``PendingEndpointConfigName``: the new instances must all be
+  healthy before traffic moves to them; old ones then drain their in-flight requests and stop;
+- SIGTERM / SIGINT: stop routing, stop every container (SIGTERM, SIGKILL after 30 s), remove the
+  work directory, exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from local_mode.endpoints.http import Upstream, UpstreamUnavailable
+from local_mode.endpoints.instances import Backend, Container, make_backend
+from local_mode.endpoints.router import Instance, ModelCache, Router, Variant
+from local_mode.endpoints.spec import ModelSpec, VariantSpec, variants_from_config
+from local_mode.endpoints.staging import stage_model_data
+from local_mode.state import ResourceDir, StateStore
+from toolkit.settings import Settings
+
+log = logging.getLogger("optml.local.endpoint")
+
+STARTUP_PING_INTERVAL = 0.05
+HEALTH_INTERVAL = 2.0
+PING_TIMEOUT = 2.0
+UNHEALTHY_AFTER = 3
+DRAIN_SECONDS = 60.0
+REPLACE_BACKOFF = 1.0
+FAILURE_REASON_CHARS = 1024
+
+
+class DeployError(Exception):
+    """The variants could not be brought to healthy; the message is the FailureReason."""
+
+
+@dataclass(eq=False)
+class Watched:
+    """Supervision state of one instance."""
+
+    instance: Instance
+    variant: Variant
+    pingers: list[Upstream]
+    next_ping: float = 0.0
+    pinging: bool = False
+    died: str | None = None
+
+
+async def ping(upstream: Upstream) -> bool:
+    try:
+        response = await asyncio.wait_for(upstream.request("GET", "/ping", []), PING_TIMEOUT)
+    except (UpstreamUnavailable, asyncio.TimeoutError, OSError, Exception):  # noqa: BLE001
+        return False
+    return response.status == 200
+
+
+class EndpointRunner:
+    def __init__(self, store: StateStore, resource: ResourceDir, settings: Settings,
+                 backend: Backend) -> None:
+        self.store, self.resource, self.settings, self.backend = store, resource, settings, backend
+        self.router = Router(resource.name, resource.logs_dir)
+        self.router.on_suspect = self._suspect
+        self.watched: dict[Instance, Watched] = {}
+        self.stopping = asyncio.Event()
+        self._counter = itertools.count(1)
+        self._staged: dict[tuple[str, str], Path] = {}
+        self._caches: dict[str, ModelCache] = {}
+        self._last_replace: dict[str, float] = {}
+        self._update_task: asyncio.Task[None] | None = None
+
+    # -- state -----------------------------------------------------------------------------
+    def _set(self, **fields: Any) -> None:
+        self.resource.update(lambda d: d.update(fields))
+
+    def _publish(self, **fields: Any) -> None:
+        """Write the variants' instance counts and the instances (private) to the state."""
+        variants = []
+        for variant in self.router.variants:
+            healthy = len(variant.healthy())
+            variants.append({
+                "VariantName": variant.name,
+                "DeployedImages": [{"SpecifiedImage": c.image or "optml-serve"}
+                                   for c in variant.model.containers],
+                "CurrentWeight": variant.spec.weight, "DesiredWeight": variant.spec.weight,
+                "CurrentInstanceCount": healthy,
+                "DesiredInstanceCount": variant.spec.instance_count})
+        instances = [{"Id": w.instance.ident, "Variant": w.variant.name,
+                      "Healthy": w.instance.healthy, "InService": w.variant in self.router.variants,
+                      "Ports": [c.port for c in w.instance.containers],
+                      "Pids": [c.pid for c in w.instance.containers]}
+                     for w in self.watched.values()]
+
+        def change(d: dict[str, Any]) -> None:
+            if variants:
+                d["ProductionVariants"] = variants
+            d["Instances"] = instances
+            d.update(fields)
+        self.resource.update(change)
+
+    # -- instances -------------------------------------------------------------------------
+    def _model(self, name: str) -> ModelSpec:
+        try:
+            request = self.store.get("models", name).request()
+        except Exception:  # noqa: BLE001
+            raise DeployError(f"Could not find model \"{name}\".") from None
+        return ModelSpec.from_request(request)
+
+    async def _stage(self, model: ModelSpec) -> list[Path]:
+        loop = asyncio.get_running_loop()
+        dirs = []
+        for container in model.containers:
+            key = (model.name, container.hostname)
+            if key not in self._staged:
+                dest = self.resource.work_dir / "models" / model.name / container.hostname
+                url = None if container.multi_model else container.model_data_url
+                try:
+                    self._staged[key] = await loop.run_in_executor(
+                        None, stage_model_data, url, dest, self.settings.environ)
+                    self.backend.check(container, self._staged[key])
+                except Exception as exc:  # noqa: BLE001 - StagingError, BackendUnsupported
+                    raise DeployError(f"model {model.name}: {exc}") from None
+            dirs.append(self._staged[key])
+        return dirs
+
+    def _cache(self, model: ModelSpec) -> ModelCache:
+        if model.name not in self._caches:
+            environ = self.settings.environ
+            self._caches[model.name] = ModelCache(
+                model.containers[0].model_data_url or "",
+                self.resource.work_dir / "mme" / model.name,
+                lambda url, dest: stage_model_data(url, dest, environ))
+        return self._caches[model.name]
+
+    def _start_instance(self, variant: Variant, dirs: Sequence[Path]) -> Instance:
+        ident = f"{variant.name}-{next(self._counter)}"
+        containers: list[Container] = []
+        log_path = self.resource.logs_dir / f"{ident}.log"
+        try:
+            for container, model_dir in zip(variant.model.containers, dirs):
+                env = {"SAGEMAKER_ENDPOINT_NAME": self.resource.name,
+                       "SAGEMAKER_VARIANT_NAME": variant.name}
+                containers.append(self.backend.start(
+                    container, model_dir, self.resource.work_dir / "instances" / ident /
+                    container.hostname, env, log_path))
+        except Exception:
+            for started in containers:
+                started.kill()
+            raise
+        instance = Instance(ident, containers, [Upstream(c.host, c.port) for c in containers],
+                            started=time.monotonic())
+        variant.instances.append(instance)
+        self.watched[instance] = Watched(instance, variant,
+                                         [Upstream(c.host, c.port) for c in containers])
+        log.info("started instance %s on port(s) %s", ident, [c.port for c in containers])
+        return instance
+
+    async def _retire(self, instance: Instance, grace: float = 30.0) -> None:
+        watched = self.watched.pop(instance, None)
+        instance.close()
+        if watched is not None:
+            for pinger in watched.pingers:
+                pinger.close()
+            if instance in watched.variant.instances:
+                watched.variant.instances.remove(instance)
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(None, c.stop, grace)
+                               for c in instance.containers))
+
+    def _suspect(self, instance: Instance) -> None:
+        """The router got no response from ``instance``: check it now, not in 2 s."""
+        watched = self.watched.get(instance)
+        if watched is not None:
+            instance.healthy = False
+            watched.next_ping = 0.0
+
+    # -- supervision -----------------------------------------------------------------------
+    async def supervise(self) -> None:
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            for watched in list(self.watched.values()):
+                instance = watched.instance
+                dead = [c for c in instance.containers if not c.alive()]
+                if dead and watched.died is None:
+                    watched.died = (f"container {dead[0].hostname} of instance {instance.ident} "
+                                    f"exited; last log lines:\n{dead[0].log_tail()}")
+                    instance.healthy = False
+                    log.warning("%s", watched.died.splitlines()[0])
+                    if watched.variant in self.router.variants:
+                        asyncio.ensure_future(self._replace(watched))
+                    self._publish()
+                    continue
+                if watched.died is None and not watched.pinging and now >= watched.next_ping:
+                    watched.pinging = True
+                    asyncio.ensure_future(self._check(watched))
+            try:
+                await asyncio.wait_for(self.stopping.wait(), STARTUP_PING_INTERVAL)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _check(self, watched: Watched) -> None:
+        instance = watched.instance
+        try:
+            results = await asyncio.gather(*(ping(p) for p in watched.pingers))
+            ok = all(results)
+            if instance.retired or watched.died is not None:
+                return
+            if ok:
+                watched.instance.failures = 0
+                if not instance.healthy:
+                    instance.healthy = True
+                    log.info("instance %s is healthy (%.2f s after start)", instance.ident,
+                             time.monotonic() - instance.started)
+                    self._publish()
+            elif instance.healthy or instance.failures:
+                instance.failures += 1
+                if instance.failures >= UNHEALTHY_AFTER:
+                    instance.healthy = False
+                    watched.died = f"instance {instance.ident} failed {UNHEALTHY_AFTER} health " \
+                                   "checks in a row"
+                    log.warning("%s", watched.died)
+                    if watched.variant in self.router.variants:
+                        asyncio.ensure_future(self._replace(watched))
+                    self._publish()
+        finally:
+            watched.pinging = False
+            watched.next_ping = time.monotonic() + (
+                HEALTH_INTERVAL if instance.healthy else STARTUP_PING_INTERVAL)
+            if instance.failures and instance.healthy:
+                watched.next_ping = time.monotonic() + STARTUP_PING_INTERVAL * 4
+
+    async def _replace(self, watched: Watched) -> None:
+        variant = watched.variant
+        previous = self._last_replace.get(variant.name, 0.0)
+        wait = previous + REPLACE_BACKOFF - time.monotonic()
+        self._last_replace[variant.name] = max(time.monotonic(), previous + REPLACE_BACKOFF)
+        await self._retire(watched.instance, grace=5.0)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if self.stopping.is_set() or variant not in self.router.variants:
+            return
+        dirs = await self._stage(variant.model)
+        self._start_instance(variant, dirs)
+        self._publish()
+
+    # -- deploy / update -------------------------------------------------------------------
+    async def deploy(self, config_name: str) -> list[Variant]:
+        """Start every instance of ``config_name`` and wait until all are healthy."""
+        try:
+            config = self.store.get("endpoint-configs", config_name).request()
+        except Exception:  # noqa: BLE001
+            raise DeployError(f"Could not find endpoint configuration \"{config_name}\".") \
+                from None
+        specs: list[VariantSpec] = variants_from_config(config)
+        variants: list[Variant] = []
+        try:
+            for spec in specs:
+                model = self._model(spec.model_name)
+                variant = Variant(spec, model)
+                if model.multi_model:
+                    variant.cache = self._cache(model)
+                dirs = await self._stage(model)
+                for _ in range(spec.instance_count):
+                    self._start_instance(variant, dirs)
+                variants.append(variant)
+            self._publish()
+            await self._wait_healthy(variants)
+        except BaseException:
+            for variant in variants:
+                for instance in list(variant.instances):
+                    await self._retire(instance, grace=5.0)
+            raise
+        return variants
+
+    async def _wait_healthy(self, variants: list[Variant]) -> None:
+        started = time.monotonic()
+        while True:
+            pending = False
+            for variant in variants:
+                for instance in variant.instances:
+                    watched = self.watched.get(instance)
+                    if watched is not None and watched.died:
+                        raise DeployError(f"The primary container for production variant "
+                                          f"{variant.name} did not pass the ping health check: "
+                                          f"{watched.died}")
+                    if not instance.healthy:
+                        pending = True
+                        if time.monotonic() - started > variant.spec.startup_timeout:
+                            raise DeployError(
+                                f"The primary container for production variant {variant.name} "
+                                f"did not pass the ping health check within "
+                                f"{variant.spec.startup_timeout:.0f} s; see "
+                                f"{self.resource.logs_dir / (instance.ident + '.log')}")
+            if not pending:
+                return
+            if self.stopping.is_set():
+                raise DeployError("the endpoint was deleted while it was being created")
+            await asyncio.sleep(0.01)
+
+    async def update(self) -> None:
+        config_name = self.resource.describe().get("PendingEndpointConfigName")
+        if not config_name:
+            return
+        try:
+            new = await self.deploy(config_name)
+        except DeployError as exc:
+            log.error("update to %s failed: %s", config_name, exc)
+            self._set(EndpointStatus="InService", PendingEndpointConfigName=None,
+                      FailureReason=f"Update to {config_name} failed and was rolled back: "
+                                    f"{exc}"[:FAILURE_REASON_CHARS])
+            return
+        old, self.router.variants = self.router.variants, new
+        self._publish(EndpointStatus="InService", EndpointConfigName=config_name,
+                      PendingEndpointConfigName=None)
+        log.info("traffic moved to %s; draining the previous instances", config_name)
+        retiring = [i for v in old for i in v.instances]
+        for instance in retiring:
+            instance.healthy = False  # no new requests
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while any(i.inflight for i in retiring) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.gather(*(self._retire(i) for i in retiring))
+        self._publish()
+
+    def _request_update(self) -> None:
+        if not self.router.variants:
+            return  # still creating: run() looks for a pending update once InService
+        if self._update_task is None or self._update_task.done():
+            self._update_task = asyncio.ensure_future(self.update())
+
+    # -- the endpoint ----------------------------------------------------------------------
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self._request_update)
+        port = await self.router.start()
+        self._set(RouterPort=port)
+        supervisor = asyncio.ensure_future(self.supervise())
+        try:
+            config = self.resource.describe()["EndpointConfigName"]
+            try:
+                self.router.variants = await self.deploy(config)
+            except DeployError as exc:
+                self._set(EndpointStatus="Failed",
+                          FailureReason=str(exc)[:FAILURE_REASON_CHARS])
+                return
+            self._publish(EndpointStatus="InService")
+            if self.resource.describe().get("PendingEndpointConfigName"):
+                self._request_update()  # an update that arrived while we were creating
+            await self.stopping.wait()
+        finally:
+            self.stopping.set()
+            await self.router.stop()
+            if self._update_task is not None:
+                self._update_task.cancel()
+            await supervisor
+            await asyncio.gather(*(self._retire(i) for i in list(self.watched)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) != 3:
+        print("usage: python -m local_mode.endpoints.runner STATE_DIR ENDPOINT BACKEND",
+              file=sys.stderr)
+        return 2
+    state_dir, name, backend_name = argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = Settings.from_environ()
+    store = StateStore(Path(state_dir))
+    resource = store.get("endpoints", name)
+    resource.pid_file.write_text(str(os.getpid()))
+    try:
+        try:
+            backend = make_backend(backend_name, settings.environ)
+        except Exception as exc:  # noqa: BLE001
+            reason = str(exc)
+            resource.update(lambda d: d.update(EndpointStatus="Failed", FailureReason=reason))
+            return 1
+        asyncio.run(EndpointRunner(store, resource, settings, backend).run())
+    finally:
+        shutil.rmtree(resource.work_dir, ignore_errors=True)
+        resource.pid_file.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
