@@ -1,0 +1,54 @@
+"""Default inference handlers of the optml scikit-learn image (``OPTML_DEFAULT_HANDLERS``).
+
+The serving stack decodes requests (CSV, JSON, NPY, ...) and encodes responses itself; a framework
+image only has to know how to load its models and call them. A user's inference module overrides
+any of these functions and inherits the rest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from toolkit.errors import ConfigError
+
+#: Tried in this order; ``model.joblib`` is what the image's docs tell training scripts to write.
+MODEL_FILES = ("model.joblib", "model.pkl")
+
+
+def find_model_file(model_dir: str | Path, names: tuple[str, ...] = MODEL_FILES) -> Path:
+    """The first of ``names`` in ``model_dir``; a clear error listing what *is* there otherwise."""
+    directory = Path(model_dir)
+    for name in names:
+        candidate = directory / name
+        if candidate.is_file():
+            return candidate
+    present = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
+    raise ConfigError(str(directory), f"no model file: expected one of {', '.join(names)}; "
+                      f"found {present or 'nothing'} (write your own model_fn for other names)")
+
+
+def model_fn(model_dir: str) -> Any:
+    """Load the estimator (or pipeline) saved with ``joblib.dump``.
+
+    joblib files are pickles: they execute code when loaded, which is acceptable only because the
+    model directory is the endpoint owner's own artifact, never request data.
+    """
+    import joblib  # noqa: PLC0415 - framework import only where the framework is installed
+
+    return joblib.load(find_model_file(model_dir))
+
+
+def as_2d(data: Any) -> Any:
+    """scikit-learn wants (n_samples, n_features); a single JSON row ``[1, 2, 3]`` is one sample."""
+    import numpy as np  # noqa: PLC0415
+
+    if hasattr(data, "tocsr"):  # scipy sparse (LibSVM, RecordIO-protobuf): already 2-D
+        return data
+    array = np.asarray(data)
+    return array.reshape(1, -1) if array.ndim == 1 else array
+
+
+def predict_fn(data: Any, model: Any) -> Any:
+    """``model.predict`` on a 2-D batch."""
+    return model.predict(as_2d(data))
