@@ -168,8 +168,10 @@ class EndpointsAPI:
         return {"EndpointArn": description["EndpointArn"]}
 
     def _endpoint_backend(self) -> str:
-        """Endpoints run on the process backend unless Docker is asked for by name."""
-        return "docker" if self.backend == "docker" else "process"
+        """As for training jobs: ``auto`` is Docker when an engine answers, else processes."""
+        from local_mode.client import choose_backend
+
+        return choose_backend(self.backend)
 
     def _spawn_endpoint_runner(self, resource: ResourceDir, backend: str,
                                module: str = "local_mode.endpoints.runner") -> None:
@@ -233,8 +235,10 @@ class EndpointsAPI:
         of it runs any more (the service answers at once and deletes in the background)."""
         validate_request("DeleteEndpoint", {"EndpointName": EndpointName})
         resource = self._endpoint(EndpointName)
-        resource.update(lambda d: d.update(EndpointStatus="Deleting"))
+        description = resource.update(lambda d: d.update(EndpointStatus="Deleting"))
         stop_runner(resource, DELETE_WAIT_SECONDS)
+        if description.get("Backend") == "docker":
+            _sweep_containers(EndpointName, str(self.store.root))
         self.store.delete("endpoints", EndpointName)
         return {}
 
@@ -300,6 +304,24 @@ def stop_runner(resource: ResourceDir, timeout: float) -> None:
     if _pid_alive(pid):
         with _suppress_lookup():
             os.kill(pid, signal.SIGKILL)
+
+
+def _sweep_containers(name: str, state_dir: str) -> None:
+    """Remove the endpoint's containers and network should its runner have died without
+    doing so (a ``kill -9``): the runner's own teardown normally leaves nothing to do."""
+    from local_mode.endpoints.docker_backend import ENDPOINT_LABEL, sweep
+    from local_mode.training.backends.docker import connect
+
+    try:
+        client = connect(timeout=30)
+    except Exception:  # noqa: BLE001 - no engine: nothing of ours can be running on it
+        return
+    try:
+        sweep(client, (ENDPOINT_LABEL, name), state_dir)
+    except Exception:  # noqa: BLE001, S110 - best effort; the labels allow a manual sweep
+        pass
+    finally:
+        client.close()
 
 
 def _started_and_gone(resource: ResourceDir) -> bool:

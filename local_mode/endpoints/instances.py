@@ -9,7 +9,8 @@ The process backend runs each container as ``python -m toolkit.cli serve`` with
 artifact. It therefore runs *toolkit-based* models only: the inference code must be in the
 artifact's ``code/`` directory (or named by ``SAGEMAKER_PROGRAM`` / ``SAGEMAKER_SUBMIT_DIRECTORY``
 / ``OPTML_DEFAULT_HANDLERS``). ``Image`` is not run; a model whose behaviour lives only in its
-image needs the Docker backend, and :meth:`ProcessBackend.check` says so.
+image needs the Docker backend, and :meth:`ProcessBackend.check` says so. The Docker backend
+(:mod:`local_mode.endpoints.docker_backend`) runs the image itself.
 """
 
 from __future__ import annotations
@@ -63,16 +64,26 @@ class Container(Protocol):
 
     def log_tail(self, lines: int = 20) -> str: ...
 
+    def model_url(self, directory: Path) -> str:
+        """The ``url`` of a multi-model ``POST /models`` for a model extracted (on this side)
+        into ``directory``: the path as the container sees it."""
+
 
 class Backend(Protocol):
-    """Starts containers. ``check`` runs once per model before any instance starts."""
+    """Starts containers. ``check`` runs once per model before any instance starts; ``close``
+    once at the end, after every container was stopped (it removes what is left)."""
 
     name: str
 
     def check(self, container: ContainerSpec, model_dir: Path) -> None: ...
 
     def start(self, container: ContainerSpec, model_dir: Path, workdir: Path,
-              environment: Mapping[str, str], log_path: Path) -> Container: ...
+              environment: Mapping[str, str], log_path: Path, *,
+              instance_type: str = "local", position: int = 0) -> Container:
+        """Start one container; ``position`` is its index in the model's pipeline (0 for a
+        single container), ``instance_type`` the variant's (for resource limits)."""
+
+    def close(self) -> None: ...
 
 
 def _die_with_parent() -> None:
@@ -134,6 +145,9 @@ class ServeProcess:
             return ""
         return "\n".join(text.strip().splitlines()[-lines:])
 
+    def model_url(self, directory: Path) -> str:
+        return str(directory)
+
 
 def _has_code(container: ContainerSpec, model_dir: Path) -> bool:
     env = container.environment
@@ -168,7 +182,10 @@ class ProcessBackend:
                 "Use the Docker backend to run the image itself.")
 
     def start(self, container: ContainerSpec, model_dir: Path, workdir: Path,
-              environment: Mapping[str, str], log_path: Path) -> ServeProcess:
+              environment: Mapping[str, str], log_path: Path, *,
+              instance_type: str = "local", position: int = 0) -> ServeProcess:
+        """``instance_type`` is not enforced (no limits on a plain process); each process gets
+        its own free port, so ``position`` needs no port of its own either."""
         workdir.mkdir(parents=True, exist_ok=True)
         link = workdir / "model"
         if not link.is_symlink() and not link.exists():
@@ -194,12 +211,25 @@ class ProcessBackend:
                 preexec_fn=_die_with_parent)  # noqa: PLW1509 - prctl only; see _die_with_parent
         return ServeProcess(container.hostname, port, popen, log_path)
 
+    def close(self) -> None:
+        """Nothing to remove: every process was stopped (and dies with its runner anyway)."""
 
-def make_backend(name: str, environ: Mapping[str, str]) -> Backend:
+
+def make_backend(name: str, environ: Mapping[str, str], *,
+                 owner: tuple[str, str] | None = None, state_dir: str = "",
+                 stop_grace: float | None = None) -> Backend:
+    """The backend called ``name``. For ``docker``: ``owner`` is the label (``optml.endpoint``
+    or ``optml.transform``) and name every container and network gets, ``state_dir`` the state
+    directory (also a label, so two state directories never sweep each other's containers),
+    and ``stop_grace`` caps the SIGTERM-to-SIGKILL grace. The engine is contacted lazily."""
     if name == "process":
         return ProcessBackend(environ)
-    raise BackendUnsupported(f"backend {name!r} cannot run endpoints yet; use the process "
-                             "backend (OPTML_LOCAL_BACKEND=process)")
+    if name == "docker":
+        from local_mode.endpoints.docker_backend import ENDPOINT_LABEL, DockerServingBackend
+
+        return DockerServingBackend(owner or (ENDPOINT_LABEL, "local"), state_dir, stop_grace)
+    raise BackendUnsupported(f"backend {name!r} cannot run endpoints; use docker or process "
+                             "(OPTML_LOCAL_BACKEND)")
 
 
 def wait_gone(containers: list[Container], timeout: float) -> None:

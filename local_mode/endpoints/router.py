@@ -339,7 +339,8 @@ class Router:
         assert variant.cache is not None
         directory = await variant.cache.path(name)
         upstream = instance.upstreams[0]
-        payload = json.dumps({"model_name": name, "url": str(directory)}).encode()
+        url = instance.containers[0].model_url(directory)  # the container's view of it
+        payload = json.dumps({"model_name": name, "url": url}).encode()
         while True:
             response = await upstream.request("POST", "/models",
                                               [("Content-Type", "application/json")], payload)

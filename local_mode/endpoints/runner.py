@@ -18,6 +18,7 @@ loop:
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import os
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local_mode.endpoints.docker_backend import ENDPOINT_LABEL
 from local_mode.endpoints.http import Upstream, UpstreamUnavailable
 from local_mode.endpoints.instances import Backend, Container, make_backend
 from local_mode.endpoints.router import Instance, ModelCache, Router, Variant
@@ -47,6 +49,7 @@ UNHEALTHY_AFTER = 3
 DRAIN_SECONDS = 60.0
 REPLACE_BACKOFF = 1.0
 FAILURE_REASON_CHARS = 1024
+STATE_CHECK_INTERVAL = 1.0
 
 
 class DeployError(Exception):
@@ -141,30 +144,37 @@ class EndpointRunner:
             dirs.append(self._staged[key])
         return dirs
 
-    def _cache(self, model: ModelSpec) -> ModelCache:
+    def _cache(self, model: ModelSpec, root: Path) -> ModelCache:
+        """The multi-model cache of ``model``, kept in ``root`` (the container's staged
+        directory, which a Docker container sees as /opt/ml/models)."""
         if model.name not in self._caches:
             environ = self.settings.environ
             self._caches[model.name] = ModelCache(
-                model.containers[0].model_data_url or "",
-                self.resource.work_dir / "mme" / model.name,
+                model.containers[0].model_data_url or "", root,
                 lambda url, dest: stage_model_data(url, dest, environ))
         return self._caches[model.name]
 
-    def _start_instance(self, variant: Variant, dirs: Sequence[Path]) -> Instance:
+    async def _start_instance(self, variant: Variant, dirs: Sequence[Path]) -> Instance:
+        """Start the containers of one instance off the event loop (a Docker start takes a
+        few hundred milliseconds, and the router must keep serving meanwhile)."""
         ident = f"{variant.name}-{next(self._counter)}"
         containers: list[Container] = []
         log_path = self.resource.logs_dir / f"{ident}.log"
+        loop = asyncio.get_running_loop()
         try:
-            for container, model_dir in zip(variant.model.containers, dirs):
+            for position, (container, model_dir) in enumerate(zip(variant.model.containers,
+                                                                  dirs)):
                 env = {"SAGEMAKER_ENDPOINT_NAME": self.resource.name,
                        "SAGEMAKER_VARIANT_NAME": variant.name}
-                containers.append(self.backend.start(
-                    container, model_dir, self.resource.work_dir / "instances" / ident /
-                    container.hostname, env, log_path))
-        except Exception:
+                containers.append(await loop.run_in_executor(None, functools.partial(
+                    self.backend.start, container, model_dir,
+                    self.resource.work_dir / "instances" / ident / container.hostname, env,
+                    log_path, instance_type=variant.spec.instance_type, position=position)))
+        except Exception as exc:  # noqa: BLE001 - any backend error fails this instance
             for started in containers:
-                started.kill()
-            raise
+                await loop.run_in_executor(None, started.kill)
+            raise DeployError(f"instance {ident} of production variant {variant.name} could "
+                              f"not be started: {exc}") from None
         instance = Instance(ident, containers, [Upstream(c.host, c.port) for c in containers],
                             started=time.monotonic())
         variant.instances.append(instance)
@@ -194,8 +204,17 @@ class EndpointRunner:
 
     # -- supervision -----------------------------------------------------------------------
     async def supervise(self) -> None:
+        next_state_check = 0.0
         while not self.stopping.is_set():
             now = time.monotonic()
+            if now >= next_state_check:
+                next_state_check = now + STATE_CHECK_INTERVAL
+                if not self.resource.description_file.exists():
+                    # the state directory was removed under us (rm -rf, a temp directory
+                    # cleaned up): nobody can reach or delete this endpoint any more, so stop
+                    log.warning("the endpoint's state is gone; shutting down")
+                    self.stopping.set()
+                    break
             for watched in list(self.watched.values()):
                 instance = watched.instance
                 dead = [c for c in instance.containers if not c.alive()]
@@ -257,8 +276,11 @@ class EndpointRunner:
             await asyncio.sleep(wait)
         if self.stopping.is_set() or variant not in self.router.variants:
             return
-        dirs = await self._stage(variant.model)
-        self._start_instance(variant, dirs)
+        try:
+            dirs = await self._stage(variant.model)
+            await self._start_instance(variant, dirs)
+        except DeployError as exc:  # the variant runs with one instance less; say why
+            log.error("no replacement for %s: %s", watched.instance.ident, exc)
         self._publish()
 
     # -- deploy / update -------------------------------------------------------------------
@@ -275,12 +297,16 @@ class EndpointRunner:
             for spec in specs:
                 model = self._model(spec.model_name)
                 variant = Variant(spec, model)
-                if model.multi_model:
-                    variant.cache = self._cache(model)
-                dirs = await self._stage(model)
-                for _ in range(spec.instance_count):
-                    self._start_instance(variant, dirs)
                 variants.append(variant)
+                dirs = await self._stage(model)
+                if model.multi_model:
+                    variant.cache = self._cache(model, dirs[0])
+                started = await asyncio.gather(*(self._start_instance(variant, dirs)
+                                                 for _ in range(spec.instance_count)),
+                                               return_exceptions=True)
+                for result in started:  # all have finished: none is left half-registered
+                    if isinstance(result, BaseException):
+                        raise result
             self._publish()
             await self._wait_healthy(variants)
         except BaseException:
@@ -388,15 +414,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = StateStore(Path(state_dir))
     resource = store.get("endpoints", name)
     resource.pid_file.write_text(str(os.getpid()))
+    backend: Backend | None = None
     try:
         try:
-            backend = make_backend(backend_name, settings.environ)
+            backend = make_backend(backend_name, settings.environ, owner=(ENDPOINT_LABEL, name),
+                                   state_dir=str(store.root),
+                                   stop_grace=settings.local.stop_grace_seconds)
         except Exception as exc:  # noqa: BLE001
             reason = str(exc)
             resource.update(lambda d: d.update(EndpointStatus="Failed", FailureReason=reason))
             return 1
         asyncio.run(EndpointRunner(store, resource, settings, backend).run())
     finally:
+        if backend is not None:
+            backend.close()  # whatever a crash left running (Docker: containers, network)
         shutil.rmtree(resource.work_dir, ignore_errors=True)
         resource.pid_file.unlink(missing_ok=True)
     return 0

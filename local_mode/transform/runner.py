@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from local_mode.endpoints.docker_backend import TRANSFORM_LABEL
 from local_mode.endpoints.instances import Backend, Container, make_backend
 from local_mode.endpoints.spec import ModelSpec
 from local_mode.endpoints.staging import stage_model_data
@@ -157,11 +158,12 @@ class TransformRunner:
         groups: list[list[Container]] = []
         for index in range(self.spec.instance_count):
             group = []
-            for container, model_dir in zip(model.containers, dirs):
+            for position, (container, model_dir) in enumerate(zip(model.containers, dirs)):
                 started = self.backend.start(
                     container, model_dir, self.resource.work_dir / "instances" / str(index) /
                     container.hostname, env,
-                    self.resource.logs_dir / f"instance-{index + 1}.log")
+                    self.resource.logs_dir / f"instance-{index + 1}.log",
+                    instance_type=self.spec.instance_type, position=position)
                 self.containers.append(started)
                 group.append(started)
             groups.append(group)
@@ -355,13 +357,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     resource.pid_file.write_text(str(os.getpid()))
+    backend = make_backend(backend_name, settings.environ, owner=(TRANSFORM_LABEL, name),
+                           state_dir=str(store.root),
+                           stop_grace=settings.local.stop_grace_seconds)
     try:
         spec = TransformJobSpec.from_request(resource.request())
-        runner = TransformRunner(resource, store, spec, settings,
-                                 make_backend(backend_name, settings.environ))
+        runner = TransformRunner(resource, store, spec, settings, backend)
         runner.stop = stop
         runner.run()
     finally:
+        backend.close()  # whatever is left (Docker: containers, network)
         shutil.rmtree(resource.work_dir, ignore_errors=True)
         resource.pid_file.unlink(missing_ok=True)
     return 0

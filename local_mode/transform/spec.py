@@ -48,6 +48,8 @@ class TransformJobSpec:
     timeout: float
     retries: int
     processing: DataProcessing
+    instance_type: str = "local"
+    """``TransformResources.InstanceType``: the Docker backend's CPU/memory limits."""
 
     @classmethod
     def from_request(cls, request: Mapping[str, Any]) -> TransformJobSpec:
@@ -73,7 +75,8 @@ class TransformJobSpec:
             retries=int(client.get("InvocationsMaxRetries", DEFAULT_RETRIES)),
             processing=DataProcessing(processing.get("InputFilter", "$"),
                                       processing.get("OutputFilter", "$"),
-                                      processing.get("JoinSource", "None") == "Input"))
+                                      processing.get("JoinSource", "None") == "Input"),
+            instance_type=str(request["TransformResources"].get("InstanceType", "local")))
         if source["S3DataType"] not in ("S3Prefix", "ManifestFile"):
             raise ValidationException(f"TransformInput.DataSource.S3DataSource.S3DataType "
                                       f"{source['S3DataType']!r} is not supported for transform "

@@ -1,0 +1,366 @@
+"""Endpoint instances and transform jobs as Docker containers of the model's own image.
+
+This is what the service does with ``Image``: ``docker run IMAGE serve`` (the image's ENTRYPOINT,
+if any, receives ``serve``; CONTRACT §3.1) with the extracted ``ModelDataUrl`` at
+``/opt/ml/model`` -- or, for a multi-model container, the endpoint's model cache at
+``/opt/ml/models`` -- mounted read-only, and the model's ``Environment``.
+
+- **Ports.** Each container listens on its container port (8080, or the ``SAGEMAKER_BIND_TO_PORT``
+  it is told when its image carries the accept-bind-to-port label: ``8080 + position`` in an
+  inference pipeline, so the containers of one instance would not clash in a shared namespace).
+  That port is published on ``127.0.0.1`` only, on a host port the engine picks; nothing ever
+  binds a fixed host port, so any number of endpoints run at once, and the router and the
+  transform runner reach each container there.
+- **Network.** The containers of one endpoint (or transform job) share a user-defined bridge
+  network created for it, where each is also reachable by its ``ContainerHostname``.
+- **Limits.** CPU and memory come from the variant's ``InstanceType`` (the training table in
+  :mod:`local_mode.instance_types`); ``local`` is unlimited.
+- **Stop.** SIGTERM, then SIGKILL after the grace (30 s for endpoints, CONTRACT §3.1; capped by
+  ``OPTML_LOCAL_STOP_GRACE_SECONDS``), then the container is removed.
+- **Clean-up.** Everything carries ``optml.endpoint=<name>`` or ``optml.transform=<name>`` plus
+  ``optml.state=<state directory>``; :meth:`DockerServingBackend.close` and :func:`sweep` remove
+  whatever is left, even after a runner was killed.
+- **Images are never pulled** (no registry is reachable from local mode): a missing image fails
+  the endpoint or job with a reason that names it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from local_mode.endpoints.instances import LOOPBACK, STOP_GRACE_SECONDS, BackendUnsupported
+from local_mode.endpoints.spec import ContainerSpec
+from local_mode.instance_types import Machine, ResourceLimits, limits_for
+from local_mode.training.backends.docker import DockerUnavailable, LineAssembler, connect
+
+log = logging.getLogger("optml.local.endpoint")
+
+ENDPOINT_LABEL = "optml.endpoint"
+TRANSFORM_LABEL = "optml.transform"
+STATE_LABEL = "optml.state"
+BIND_TO_PORT_LABEL = "com.amazonaws.sagemaker.capabilities.accept-bind-to-port"
+CONTAINER_PORT = 8080
+MODEL_MOUNT = "/opt/ml/model"
+MODELS_MOUNT = "/opt/ml/models"
+EXIT_WAIT_SECONDS = 30.0
+"""How long :meth:`DockerServeContainer.stop` waits for the engine beyond the grace."""
+
+
+class DockerStartFailed(Exception):
+    """The engine refused to create or start a container; the message says which and why."""
+
+
+def _remove_quietly(call: Any, *args: Any, **kwargs: Any) -> None:
+    """Run an engine removal call; a resource that is already gone (or going) is fine."""
+    import docker.errors
+
+    try:
+        call(*args, **kwargs)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:  # "removal already in progress"
+            raise
+
+
+def _label_true(labels: Mapping[str, str] | None, name: str) -> bool:
+    return str((labels or {}).get(name, "")).strip().lower() == "true"
+
+
+def container_port(image_labels: Mapping[str, str] | None, position: int) -> int | None:
+    """The port to tell the container through ``SAGEMAKER_BIND_TO_PORT`` (None: it must listen
+    on 8080 because its image does not accept another)."""
+    if not _label_true(image_labels, BIND_TO_PORT_LABEL):
+        return None
+    return CONTAINER_PORT + position
+
+
+def container_environment(container: ContainerSpec, platform: Mapping[str, str],
+                          bind_port: int | None) -> dict[str, str]:
+    """The model's Environment, then what the platform sets (which wins), as the service does."""
+    env = dict(container.environment)
+    env.update(platform)
+    if container.multi_model:
+        env["SAGEMAKER_MULTI_MODEL"] = "true"
+    if bind_port is not None:
+        env["SAGEMAKER_BIND_TO_PORT"] = str(bind_port)
+    return env
+
+
+def published_port(attrs: Mapping[str, Any], port: int) -> int:
+    """The 127.0.0.1 host port the engine picked for ``port``; 0 when there is none (the
+    container already exited, so it has no published ports)."""
+    bindings = ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{port}/tcp")
+    for binding in bindings or ():
+        if binding.get("HostIp") in (LOOPBACK, "") and binding.get("HostPort"):
+            return int(binding["HostPort"])
+    return 0
+
+
+@dataclass
+class DockerServeContainer:
+    """One serving container: reachable at ``host:port`` (its published 127.0.0.1 port).
+
+    A thread follows its output into the instance's log file, line by line, and notices the
+    exit when the output ends; :meth:`alive` therefore costs no engine call, however often the
+    supervisor asks.
+    """
+
+    hostname: str
+    container_id: str
+    log_path: Path
+    _client: Any
+    _stream_client: Any
+    port: int = 0
+    host: str = LOOPBACK
+    models_root: Path | None = None
+    grace_cap: float | None = None
+    _exited: threading.Event = field(default_factory=threading.Event)
+    _stream: Any = None
+    _stopped: bool = False
+
+    @property
+    def pid(self) -> int | None:
+        return None  # the process lives in the container's PID namespace
+
+    def alive(self) -> bool:
+        return not self._exited.is_set()
+
+    def follow(self) -> None:
+        """Start the thread that copies output to the log and marks the exit."""
+        threading.Thread(target=self._follow, name=f"log-{self.hostname}", daemon=True).start()
+
+    def _follow(self) -> None:
+        assembler = LineAssembler()
+        try:
+            with self.log_path.open("ab") as out:
+                try:
+                    for stdout, stderr in self._stream or ():
+                        for stream, data in ((1, stdout), (2, stderr)):
+                            if data:
+                                out.writelines(assembler.feed(stream, data))
+                                out.flush()
+                except Exception as exc:  # noqa: BLE001 - closed by stop(), or the engine
+                    if not self._stopped:
+                        log.warning("%s: log stream ended early: %s", self.hostname, exc)
+                out.writelines(assembler.flush())
+            try:  # the output ends when the container stops; confirm with the engine
+                self._stream_client.api.wait(self.container_id)
+            except Exception:  # noqa: BLE001, S110 - removed already, or the engine went away
+                pass
+        finally:
+            self._exited.set()
+
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """SIGTERM, SIGKILL after ``grace`` (the engine's own ``docker stop``), then remove."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.grace_cap is not None:
+            grace = min(grace, self.grace_cap)
+        try:
+            if not self._exited.is_set():
+                try:
+                    self._client.api.stop(self.container_id, timeout=max(0, round(grace)))
+                except Exception as exc:  # noqa: BLE001 - gone already: removal below
+                    log.debug("%s: stop: %s", self.hostname, exc)
+                self._exited.wait(EXIT_WAIT_SECONDS)
+        finally:
+            _remove_quietly(self._client.api.remove_container, self.container_id, force=True,
+                            v=True)
+            self._exited.set()
+            if self._stream is not None:
+                self._stream.close()
+            self._stream_client.close()
+
+    def kill(self) -> None:
+        """SIGKILL and remove (an instance that could not be started completely)."""
+        self.stop(grace=0)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    def model_url(self, directory: Path) -> str:
+        """Where the container sees ``directory`` (a model under the mounted model cache)."""
+        if self.models_root is None:
+            return str(directory)
+        relative = directory.resolve().relative_to(self.models_root.resolve())
+        return str(PurePosixPath(MODELS_MOUNT, *relative.parts))
+
+
+class DockerServingBackend:
+    """The endpoint/transform backend that runs each container of a model in Docker.
+
+    One backend serves one endpoint or one transform job (``owner``: ``(label, name)``); it
+    creates that owner's network on first use and removes everything it made in :meth:`close`.
+    The engine is contacted lazily, so constructing a backend never blocks or fails.
+    """
+
+    name = "docker"
+
+    def __init__(self, owner: tuple[str, str] = (ENDPOINT_LABEL, "local"),
+                 state_dir: str = "", stop_grace: float | None = None, client: Any = None,
+                 machine: Machine | None = None) -> None:
+        self.owner = owner
+        self.state_dir = state_dir
+        self.stop_grace = stop_grace
+        self._client = client
+        self._owns_client = client is None
+        self._machine = machine
+        self._network: str | None = None
+        self._lock = threading.Lock()
+        self._labels_cache: dict[str, Mapping[str, str]] = {}
+        self._warned: set[str] = set()
+        self._started: list[DockerServeContainer] = []
+
+    # -- engine ----------------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                client = connect()
+                try:
+                    client.ping()
+                except Exception as exc:  # noqa: BLE001
+                    client.close()
+                    raise DockerUnavailable(f"no Docker engine is reachable ({exc}); start one "
+                                            "or use the process backend") from None
+                self._client = client
+            return self._client
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {self.owner[0]: self.owner[1], STATE_LABEL: self.state_dir}
+
+    def _image_labels(self, image: str) -> Mapping[str, str]:
+        """The image's labels; :class:`BackendUnsupported` when it is not in the engine."""
+        import docker.errors
+
+        if image not in self._labels_cache:
+            try:
+                attrs = self.client.api.inspect_image(image)
+            except docker.errors.ImageNotFound:
+                raise BackendUnsupported(
+                    f"image {image!r} is not in the local Docker engine, and local mode never "
+                    "pulls images (no container registry is reachable from here): build it "
+                    "(docker build -t ...) or load it (docker load -i ...) first") from None
+            self._labels_cache[image] = dict((attrs.get("Config") or {}).get("Labels") or {})
+        return self._labels_cache[image]
+
+    def _ensure_network(self) -> str:
+        with self._lock:
+            if self._network is None:
+                name = f"optml-{self.owner[1]}-{secrets.token_hex(3)}"
+                assert self._client is not None
+                self._client.api.create_network(name, driver="bridge", labels=self.labels,
+                                                check_duplicate=True)
+                self._network = name
+            return self._network
+
+    def limits(self, instance_type: str) -> ResourceLimits:
+        limits = limits_for(instance_type, self._machine or Machine.current())
+        if limits.warning and instance_type not in self._warned:
+            self._warned.add(instance_type)
+            log.warning("%s", limits.warning.replace("each host container",
+                                                     "each serving container"))
+        return limits
+
+    # -- Backend ---------------------------------------------------------------------------
+    def check(self, container: ContainerSpec, model_dir: Path) -> None:
+        if not container.image:
+            raise BackendUnsupported(f"container {container.hostname}: the Docker backend needs "
+                                     "the container's Image")
+        self._image_labels(container.image)
+
+    def start(self, container: ContainerSpec, model_dir: Path, workdir: Path,
+              environment: Mapping[str, str], log_path: Path, *,
+              instance_type: str = "local", position: int = 0) -> DockerServeContainer:
+        import docker.errors
+
+        assert container.image is not None
+        labels = self._image_labels(container.image)
+        network = self._ensure_network()
+        api = self.client.api
+        bind_port = container_port(labels, position)
+        port = bind_port or CONTAINER_PORT
+        target = MODELS_MOUNT if container.multi_model else MODEL_MOUNT
+        limits = self.limits(instance_type)
+        host_config = api.create_host_config(
+            binds={str(model_dir.resolve()): {"bind": target, "mode": "ro"}},
+            port_bindings={port: (LOOPBACK, None)}, network_mode=network,
+            nano_cpus=limits.nano_cpus, mem_limit=limits.memory_bytes,
+            memswap_limit=limits.memory_bytes)
+        networking = api.create_networking_config(
+            {network: api.create_endpoint_config(aliases=[container.hostname])})
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            created = api.create_container(
+                container.image, command=["serve"], hostname=container.hostname,
+                environment=container_environment(container, environment, bind_port),
+                labels=self.labels, ports=[port], host_config=host_config,
+                networking_config=networking, name=f"{network}-{container.hostname}-"
+                                                    f"{secrets.token_hex(3)}")
+        except docker.errors.APIError as exc:
+            raise DockerStartFailed(f"container {container.hostname}: the engine refused to "
+                                    f"create a container of {container.image}: "
+                                    f"{exc.explanation or exc}") from None
+        stream_client = connect(timeout=None, version=api.api_version)
+        serving = DockerServeContainer(
+            container.hostname, created["Id"], log_path, self.client, stream_client,
+            models_root=model_dir if container.multi_model else None,
+            grace_cap=self.stop_grace)
+        self._started.append(serving)
+        try:
+            serving._stream = stream_client.api.attach(created["Id"], stdout=True, stderr=True,
+                                                       stream=True, logs=True, demux=True)
+            api.start(created["Id"])
+            serving.port = published_port(api.inspect_container(created["Id"]), port)
+        except docker.errors.APIError as exc:
+            serving.kill()
+            raise DockerStartFailed(f"container {container.hostname} of {container.image} did "
+                                    f"not start (`serve`): {exc.explanation or exc}") from None
+        serving.follow()
+        return serving
+
+    def close(self) -> None:
+        """Remove every container and the network of this owner (never raises)."""
+        if self._client is None:
+            return
+        try:
+            for serving in self._started:
+                serving.stop(0)  # a no-op for those the runner already stopped
+            sweep(self._client, self.owner, self.state_dir)
+        except Exception as exc:  # noqa: BLE001 - logged; sweep() can finish the job later
+            log.warning("could not remove the containers/network of %s=%s (%s)", *self.owner,
+                        exc)
+        finally:
+            self._started.clear()
+            if self._owns_client:
+                self._client.close()
+                self._client = None
+
+
+def sweep(client: Any, owner: tuple[str, str], state_dir: str | None = None) -> int:
+    """Remove the containers and networks labelled for ``owner`` (and ``state_dir`` when
+    given); returns how many were removed. For finished or abandoned owners only."""
+    selector = [f"{owner[0]}={owner[1]}"]
+    if state_dir is not None:
+        selector.append(f"{STATE_LABEL}={state_dir}")
+    removed = 0
+    for item in client.api.containers(all=True, filters={"label": selector}):
+        _remove_quietly(client.api.remove_container, item["Id"], force=True, v=True)
+        removed += 1
+    for network in client.api.networks(filters={"label": selector}):
+        _remove_quietly(client.api.remove_network, network["Id"])
+        removed += 1
+    return removed
