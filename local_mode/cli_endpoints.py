@@ -22,7 +22,7 @@ EXIT_FAILED, EXIT_INVALID, EXIT_STOPPED, EXIT_INTERRUPTED = 1, 2, 3, 130
 POLL = 0.1
 
 
-def _clients(state_dir: Path | None) -> tuple[Any, Any]:
+def _clients(state_dir: Path | None, backend: str | None = None) -> tuple[Any, Any]:
     from local_mode.client import SageMakerClient
     from local_mode.runtime import RuntimeClient
     from toolkit.errors import OptmlError
@@ -32,7 +32,7 @@ def _clients(state_dir: Path | None) -> tuple[Any, Any]:
         settings = Settings.from_environ()
     except OptmlError as exc:
         raise click.ClickException(str(exc)) from None
-    return (SageMakerClient(settings, state_dir=state_dir),
+    return (SageMakerClient(settings, state_dir=state_dir, backend=backend),
             RuntimeClient(settings, state_dir=state_dir))
 
 
@@ -52,19 +52,22 @@ def _state_dir(command: Any) -> Any:
 @click.argument("name")
 @click.option("--model-data", required=True, help="model.tar.gz (or a directory) as file:// "
               "or s3:// URI; the inference code is in its code/ directory.")
-@click.option("--image", default="optml-local", show_default=True,
-              help="Image name recorded in the model (the process backend runs optml serve).")
+@click.option("--image", default="optml/base:latest", show_default=True,
+              help="Serving image (the process backend runs optml serve instead).")
+@click.option("--backend", type=click.Choice(["auto", "docker", "process"]), default=None,
+              help="Where instances run (default: OPTML_LOCAL_BACKEND, else auto: Docker when "
+                   "an engine answers).")
 @click.option("--instance-count", type=click.IntRange(1, 64), default=1, show_default=True)
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE",
               help="Container environment variable (repeatable).")
 @click.option("--multi-model", is_flag=True, help="--model-data is the S3 prefix of models.")
 @_state_dir
-def deploy(name: str, model_data: str, image: str, instance_count: int, env: tuple[str, ...],
-           multi_model: bool, state_dir: Path | None) -> None:
+def deploy(name: str, model_data: str, image: str, backend: str | None, instance_count: int,
+           env: tuple[str, ...], multi_model: bool, state_dir: Path | None) -> None:
     """Create model, endpoint config and endpoint NAME; wait until InService."""
     from botocore.exceptions import ClientError
 
-    sm, _ = _clients(state_dir)
+    sm, _ = _clients(state_dir, backend)
     environment = {}
     for item in env:
         key, sep, value = item.partition("=")
