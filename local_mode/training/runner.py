@@ -302,6 +302,11 @@ class JobRunner:
         except Exception as exc:  # noqa: BLE001
             log.exception("uploading artifacts failed")
             failure = failure or f"ClientError: uploading artifacts failed: {exc}"
+        try:
+            # before the terminal status: a job that says it ended holds no containers/networks
+            self.backend.teardown()
+        except Exception:  # noqa: BLE001 - the job's status must still be written
+            log.exception("tearing down the %s backend failed", self.backend.name)
         if failure is None and result is not None and result.failure_reason and \
                 result.stop in (None, StopKind.SPOT):
             failure = result.failure_reason
@@ -322,7 +327,6 @@ class JobRunner:
             self.spec.managed_spot else int(round(time.monotonic() - started))
         self.transition(secondary, message, status=status, **fields)
         self._close_transitions()
-        self.backend.teardown()
         for host in hosts:
             hostlib.make_removable(host.layout.root)
         shutil.rmtree(self.resource.work_dir, ignore_errors=True)

@@ -1,0 +1,502 @@
+"""Run a job's hosts as Docker containers of the job's image, as the service does.
+
+Each job gets its own user-defined bridge network; host ``algo-i`` is a container whose hostname
+and network alias are ``algo-i`` (its container name also carries the job and a random suffix,
+so concurrent jobs never clash), so the hosts find each other by name through Docker's DNS, as
+they do on the service. Each host also gets a fixed address on that network, written into every
+container's /etc/hosts: Docker's DNS forgets a container as soon as it exits, and a host that
+finishes early (or has not started yet) must still resolve for its peers, as instances do.
+Every container sees its host's relocated tree (laid out by the runner
+with the config files of CONTRACT §1.2) at ``/opt/ml``; FastFile channels are mounted again
+read-only on top, Pipe FIFOs live in the mounted ``input/data`` and are fed from this side, and a
+checkpoint directory outside ``/opt/ml`` gets its own mount.
+
+The command is the image's ENTRYPOINT with ``train`` (CONTRACT §1.1), or ``ContainerEntrypoint``
+(which replaces the ENTRYPOINT and, as in ``docker run --entrypoint``, drops the default
+argument) and/or ``ContainerArguments`` (which replace ``train``). The environment is exactly the
+job's ``Environment`` plus ``TRAINING_JOB_NAME`` and ``TRAINING_JOB_ARN``; no port is published.
+CPU and memory are limited to the instance type's (:mod:`local_mode.instance_types`).
+
+Images are never pulled: no registry is reachable from local mode's machines, so an image that is
+not in the local engine fails the job with a reason that names it. Everything created carries the
+label ``optml.job=<job name>`` (and ``optml.run=<network>``), so :func:`sweep` can remove the
+leftovers of a runner that was killed before its teardown.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local_mode.errors import LocalModeError
+from local_mode.instance_types import Machine, ResourceLimits, limits_for
+from local_mode.training.backends import BackendUnsupported
+from local_mode.training.hosts import (
+    CONTAINER_ROOT,
+    Host,
+    container_checkpoint_path,
+    host_checkpoint_dir,
+)
+from local_mode.training.spec import TrainingJobSpec
+from toolkit.settings import Settings
+
+log = logging.getLogger("optml.local")
+
+JOB_LABEL = "optml.job"
+RUN_LABEL = "optml.run"
+CONTROL_TIMEOUT = 120.0
+"""Seconds for one control call (create, kill, remove) to the engine."""
+UNKNOWN_EXIT = 255
+"""Exit status reported when the engine can no longer tell a container's status."""
+NETWORK_ATTEMPTS = 5
+"""Tries to create a job network when a concurrent job takes the same subnet first."""
+
+
+class DockerUnavailable(LocalModeError):
+    """No Docker engine answers (local mode's Docker backend needs one)."""
+
+    code = "ServiceUnavailable"
+    http_status = 503
+
+
+class ImageNotFound(BackendUnsupported):
+    """The job's image is not in the local engine (local mode never pulls)."""
+
+
+class ContainerStartFailed(LocalModeError):
+    """The engine refused to create or start a host's container (bad entrypoint, bad mount)."""
+
+    code = "ClientError"
+    http_status = 400
+
+
+# -- pure helpers (what to run, what to mount) -----------------------------------------------
+
+def container_command(spec: TrainingJobSpec) -> tuple[list[str] | None, list[str]]:
+    """``(entrypoint override or None, command)`` for the job, as CONTRACT §1.1 says."""
+    if spec.entrypoint is not None:
+        return list(spec.entrypoint), list(spec.arguments or ())
+    return None, list(spec.arguments) if spec.arguments is not None else ["train"]
+
+
+@dataclass(frozen=True)
+class BindMount:
+    source: Path
+    target: str
+    read_only: bool = False
+
+    def as_docker(self) -> Any:
+        from docker.types import Mount
+
+        return Mount(target=self.target, source=str(self.source), type="bind",
+                     read_only=self.read_only)
+
+
+def host_mounts(spec: TrainingJobSpec, host: Host) -> list[BindMount]:
+    """The host's tree at /opt/ml, FastFile channels read-only, an outside checkpoint dir."""
+    root = host.layout.root.resolve()
+    mounts = [BindMount(root, CONTAINER_ROOT)]
+    for channel in spec.channels:
+        if channel.input_mode == "FastFile":
+            mounts.append(BindMount(host.layout.channel_dir(channel.name).resolve(),
+                                    f"{CONTAINER_ROOT}/input/data/{channel.name}",
+                                    read_only=True))
+    checkpoint = container_checkpoint_path(spec)
+    if checkpoint != CONTAINER_ROOT and not checkpoint.startswith(CONTAINER_ROOT + "/"):
+        mounts.append(BindMount(host_checkpoint_dir(spec, host).resolve(), checkpoint))
+    return mounts
+
+
+class LineAssembler:
+    """Turn a container's demultiplexed output frames back into whole lines.
+
+    The engine cuts output into frames wherever the writes happened to fall (32 KiB at most);
+    stdout and stderr are kept apart so a partial stdout line is never glued to a stderr one.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
+
+    def feed(self, stream: int, data: bytes) -> list[bytes]:
+        buffer = self._pending[stream]
+        buffer += data
+        end = buffer.rfind(b"\n")
+        if end < 0:
+            return []
+        complete = bytes(buffer[:end + 1])
+        del buffer[:end + 1]
+        # split on "\n" only: bytes.splitlines() would also cut at "\r", "\x0b", "\x1c"...
+        return [line + b"\n" for line in complete[:-1].split(b"\n")]
+
+    def flush(self) -> list[bytes]:
+        """What is left without a final newline (a last line not ended by the program)."""
+        rest = [bytes(b) for b in self._pending.values() if b]
+        for buffer in self._pending.values():
+            buffer.clear()
+        return rest
+
+
+# -- the engine --------------------------------------------------------------------------------
+
+def connect(timeout: float | None = CONTROL_TIMEOUT, version: str | None = None) -> Any:
+    """A docker client from the environment (DOCKER_HOST, ...); ``timeout=None`` for streams."""
+    try:
+        import docker
+    except ImportError:  # pragma: no cover - docker is in optml[local]
+        raise DockerUnavailable("the Docker backend needs the docker package: "
+                                "pip install 'optml[local]'") from None
+    try:
+        return docker.DockerClient.from_env(timeout=timeout, version=version)
+    except docker.errors.DockerException as exc:
+        raise DockerUnavailable(f"no Docker engine is reachable ({exc}); start one or use the "
+                                "process backend") from None
+
+
+def sweep(client: Any, job_name: str | None = None) -> int:
+    """Remove containers and networks local mode left behind (all jobs', or one job's).
+
+    Returns how many objects were removed. Safe to run while nothing runs; a job that is still
+    running loses its containers, so call it for finished or abandoned jobs only.
+    """
+    selector = {"label": f"{JOB_LABEL}={job_name}" if job_name else JOB_LABEL}
+    removed = 0
+    for container in client.containers.list(all=True, filters=selector):
+        _ignore_missing(container.remove, force=True, v=True)
+        removed += 1
+    for network in client.networks.list(filters=selector):
+        _ignore_missing(network.remove)
+        removed += 1
+    return removed
+
+
+def _ignore_missing(call: Any, *args: Any, **kwargs: Any) -> None:
+    import docker.errors
+
+    try:
+        call(*args, **kwargs)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:  # "removal already in progress", "not running"
+            raise
+
+
+def reclaim_ownership(client: Any, image: str, path: Path, uid: int, gid: int,
+                      labels: Mapping[str, str]) -> None:
+    """``chown -R uid:gid`` ``path`` from inside a throw-away container of ``image``.
+
+    Containers usually run as root, so what they write into a bind mount is root's; a runner that
+    is not root could then neither pack nor delete it. The same image is used because it is the
+    one image known to be present (it needs a ``chown``; busybox and coreutils both have one).
+    """
+    client.containers.run(image, ["chown", "-R", f"{uid}:{gid}", "/reclaim"],
+                          entrypoint=[], user="0:0", network_mode="none", remove=True,
+                          labels=dict(labels),
+                          volumes={str(path.resolve()): {"bind": "/reclaim", "mode": "rw"}})
+
+
+def _needs_reclaim(root: Path, uid: int) -> bool:
+    if uid == 0 or not root.exists():
+        return False
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            try:
+                if os.lstat(os.path.join(dirpath, name)).st_uid != uid:
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+@dataclass
+class DockerHostRun:
+    """One host's container: its output, exit status and signals."""
+
+    host: Host
+    container_id: str
+    image: str
+    labels: Mapping[str, str]
+    _client: Any
+    _stream_client: Any
+    _stream: Any = None
+    _exit: int | None = None
+    _exited: threading.Event = field(default_factory=threading.Event)
+    _cleaned: bool = False
+
+    def begin(self) -> None:
+        """Attach (so no early line is lost), start, and watch for the exit."""
+        self._stream = self._stream_client.api.attach(
+            self.container_id, stdout=True, stderr=True, stream=True, logs=True, demux=True)
+        self._client.api.start(self.container_id)
+        threading.Thread(target=self._wait, name=f"wait-{self.host.name}", daemon=True).start()
+
+    def _wait(self) -> None:
+        import docker.errors
+
+        code = UNKNOWN_EXIT
+        try:
+            code = int(self._stream_client.api.wait(self.container_id)["StatusCode"])
+        except Exception:  # noqa: BLE001 - the engine went away or the container was removed
+            try:
+                state = self._client.api.inspect_container(self.container_id)["State"]
+                code = int(state.get("ExitCode", UNKNOWN_EXIT))
+            except (docker.errors.DockerException, KeyError, ValueError):
+                log.warning("%s: the engine cannot tell the container's exit status",
+                            self.host.name)
+        self._exit = code
+        self._exited.set()
+
+    def output(self) -> Iterator[bytes]:
+        assembler = LineAssembler()
+        try:
+            for stdout, stderr in self._stream or ():
+                for stream, data in ((1, stdout), (2, stderr)):
+                    if data:
+                        yield from assembler.feed(stream, data)
+        except Exception as exc:  # noqa: BLE001 - the stream was closed by cleanup()
+            if not self._cleaned:
+                log.warning("%s: log stream ended early: %s", self.host.name, exc)
+        yield from assembler.flush()
+
+    def poll(self) -> int | None:
+        return self._exit if self._exited.is_set() else None
+
+    def _signal(self, signal_name: str) -> None:
+        if self._exited.is_set():
+            return
+        _ignore_missing(self._client.api.kill, self.container_id, signal=signal_name)
+
+    def terminate(self) -> None:
+        self._signal("SIGTERM")
+
+    def kill(self) -> None:
+        self._signal("SIGKILL")
+
+    def cleanup(self) -> None:
+        if self._cleaned:
+            return
+        try:
+            if not self._exited.is_set():
+                self.kill()
+                self._exited.wait(30)
+        finally:
+            self._cleaned = True
+            if self._stream is not None:
+                self._stream.close()
+            _ignore_missing(self._client.api.remove_container, self.container_id, force=True,
+                            v=True)
+            self._stream_client.close()
+        uid = os.geteuid()
+        if _needs_reclaim(self.host.layout.root, uid):
+            try:
+                reclaim_ownership(self._client, self.image, self.host.layout.root, uid,
+                                  os.getegid(), self.labels)
+            except Exception as exc:  # noqa: BLE001 - leave the tree; say why it may stay
+                log.warning("%s: could not hand files written by the container back to uid %d "
+                            "(%s); the work tree may need `sudo rm`", self.host.name, uid, exc)
+
+
+class DockerBackend:
+    """The :class:`~local_mode.training.backends.Backend` that runs containers."""
+
+    name = "docker"
+    network_interface = "eth0"
+
+    def __init__(self, settings: Settings, client: Any = None,
+                 machine: Machine | None = None) -> None:
+        self.settings = settings
+        self._client = client
+        self._owns_client = client is None
+        self._machine = machine
+        self._job: str | None = None
+        self._network: str | None = None
+        self._limits: ResourceLimits | None = None
+        self._addresses: dict[str, str] = {}
+        self._containers: list[str] = []
+
+    # -- engine ------------------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            client = connect()
+            try:
+                client.ping()
+            except Exception as exc:  # noqa: BLE001
+                client.close()
+                raise DockerUnavailable(f"no Docker engine is reachable ({exc}); start one or "
+                                        "use the process backend") from None
+            self._client = client
+        return self._client
+
+    def _labels(self) -> dict[str, str]:
+        return {JOB_LABEL: self._job or "", RUN_LABEL: self._network or ""}
+
+    # -- Backend -----------------------------------------------------------------------------
+    def host_names(self, count: int) -> list[str]:
+        return [f"algo-{index + 1}" for index in range(count)]
+
+    def checkpoint_local_path(self, spec: TrainingJobSpec, host: Host) -> str:
+        return container_checkpoint_path(spec)
+
+    def check(self, spec: TrainingJobSpec) -> None:
+        import docker.errors
+
+        if not spec.image:
+            raise BackendUnsupported("the Docker backend needs AlgorithmSpecification."
+                                     "TrainingImage")
+        opened_here = self._client is None
+        try:
+            self.client.images.get(spec.image)
+        except docker.errors.ImageNotFound:
+            raise ImageNotFound(
+                f"image {spec.image!r} is not in the local Docker engine, and local mode never "
+                "pulls images (no container registry is reachable from here): build it "
+                "(docker build -t ...) or load it (docker load -i ...) first",
+                "CreateTrainingJob") from None
+        finally:
+            # create_training_job checks in the caller's process, which never tears down
+            if opened_here and self._network is None and self._owns_client and \
+                    self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def limits(self, spec: TrainingJobSpec) -> ResourceLimits:
+        """The per-container limits for the job's instance type, capped to this machine."""
+        if self._limits is None:
+            self._limits = limits_for(spec.instance_type, self._machine or Machine.current())
+            if self._limits.warning:
+                log.warning("%s", self._limits.warning)
+        return self._limits
+
+    def prepare(self, spec: TrainingJobSpec, job_id: str) -> None:
+        self._job = job_id
+        self._network = f"optml-{job_id}-{secrets.token_hex(3)}"
+        self._addresses = self._create_network(self.host_names(spec.instance_count))
+        self.limits(spec)
+
+    def _create_network(self, hosts: Sequence[str]) -> dict[str, str]:
+        """Create the job's network with a subnet of its own; return each host's address.
+
+        Fixed addresses need a subnet given at creation, but choosing one by hand could clash
+        with networks made by anyone else: let the engine pick a free one, then make the
+        network again with that subnet stated (and retry if a concurrent job took it).
+        """
+        import docker.errors
+        from docker.types import IPAMConfig, IPAMPool
+
+        client = self.client
+        if len(hosts) == 1:  # no peer to resolve: any address will do (and saves a round trip)
+            client.networks.create(self._network, driver="bridge", labels=self._labels())
+            return {}
+        last_error: Exception | None = None
+        for _ in range(NETWORK_ATTEMPTS):
+            probe = client.networks.create(self._network, driver="bridge",
+                                           labels=self._labels())
+            config = (probe.attrs.get("IPAM") or {}).get("Config") or [{}]
+            subnet, gateway = config[0].get("Subnet"), config[0].get("Gateway")
+            probe.remove()
+            if not subnet:
+                raise ContainerStartFailed("the engine gave the job network no IPv4 subnet")
+            network = ipaddress.ip_network(subnet)
+            gateway_ip = ipaddress.ip_address(gateway) if gateway else None
+            free = (str(ip) for ip in network.hosts() if ip != gateway_ip)
+            addresses = {}
+            for host in hosts:
+                address = next(free, None)
+                if address is None:
+                    raise BackendUnsupported(f"{len(hosts)} hosts do not fit the job network "
+                                             f"{subnet}")
+                addresses[host] = address
+            ipam = IPAMConfig(pool_configs=[IPAMPool(
+                subnet=subnet, gateway=str(gateway_ip) if gateway_ip else None)])
+            try:
+                client.networks.create(self._network, driver="bridge", ipam=ipam,
+                                       labels=self._labels())
+            except docker.errors.APIError as exc:  # the subnet was taken meanwhile
+                last_error = exc
+                continue
+            return addresses
+        raise ContainerStartFailed(f"could not create the job network: {last_error}")
+
+    def start(self, spec: TrainingJobSpec, host: Host, hosts: Sequence[str],
+              environment: Mapping[str, str]) -> DockerHostRun:
+        import docker.errors
+
+        if self._network is None:
+            self.prepare(spec, spec.name)
+        assert self._network is not None and spec.image is not None
+        api = self.client.api
+        mounts = host_mounts(spec, host)
+        for mount in mounts:
+            mount.source.mkdir(parents=True, exist_ok=True)
+        limits = self.limits(spec)
+        entrypoint, command = container_command(spec)
+        host_config = api.create_host_config(
+            mounts=[m.as_docker() for m in mounts], network_mode=self._network,
+            nano_cpus=limits.nano_cpus, mem_limit=limits.memory_bytes,
+            # no swap: an instance has none, and a job over its memory must fail as it would
+            memswap_limit=limits.memory_bytes,
+            extra_hosts=dict(self._addresses) or None)
+        networking = api.create_networking_config({self._network: api.create_endpoint_config(
+            aliases=[host.name], ipv4_address=self._addresses.get(host.name))})
+        try:
+            created = api.create_container(
+                spec.image, command=command, entrypoint=entrypoint, hostname=host.name,
+                environment=dict(environment), labels=self._labels(),
+                name=f"{self._network}-{host.name}", host_config=host_config,
+                networking_config=networking, stdin_open=False, tty=False)
+        except docker.errors.APIError as exc:
+            raise ContainerStartFailed(f"{host.name}: the engine refused to create a container "
+                                       f"of {spec.image}: {exc.explanation or exc}") from None
+        container_id = created["Id"]
+        self._containers.append(container_id)
+        run = DockerHostRun(host, container_id, spec.image, self._labels(), self.client,
+                            connect(timeout=None, version=api.api_version))
+        try:
+            run.begin()
+        except docker.errors.APIError as exc:
+            run.cleanup()
+            raise ContainerStartFailed(f"{host.name}: container of {spec.image} did not start "
+                                       f"({_describe_command(entrypoint, command)}): "
+                                       f"{exc.explanation or exc}") from None
+        return run
+
+    def teardown(self) -> None:
+        """Remove every container and the network of this job, whatever happened before.
+
+        Never raises: it runs after the job's final status is written, and a failure here must
+        not keep the runner from deleting the work tree. What cannot be removed is logged (and
+        carries the job's label, for :func:`sweep`).
+        """
+        if self._client is None:
+            return
+        try:
+            for container_id in self._containers:
+                _ignore_missing(self._client.api.remove_container, container_id, force=True,
+                                v=True)
+            if self._network is not None:
+                for container in self._client.containers.list(
+                        all=True, filters={"label": f"{RUN_LABEL}={self._network}"}):
+                    _ignore_missing(container.remove, force=True, v=True)
+                _ignore_missing(self._client.api.remove_network, self._network)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            log.warning("could not remove the containers/network of job %s (%s); run a sweep "
+                        "for label %s=%s", self._job, exc, JOB_LABEL, self._job)
+        finally:
+            self._containers.clear()
+            if self._owns_client:
+                self._client.close()
+                self._client = None
+
+
+def _describe_command(entrypoint: list[str] | None, command: list[str]) -> str:
+    if entrypoint is None:
+        return f"image entrypoint with arguments {command}"
+    return f"entrypoint {entrypoint} with arguments {command}"
