@@ -598,9 +598,26 @@ def _run_sdk_local_mode(tmp_path: Path, image: str, train: Path, stream: Path) -
     env = dict(os.environ, AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="testing",
                AWS_SECRET_ACCESS_KEY="testing", SAGEMAKER_SUPPRESS_V2_WARNING="1",
                SAGEMAKER_USER_CONFIG_OVERRIDE=str(config))
-    done = subprocess.run([sys.executable, "-c", SDK_JOB, image, train.as_uri(), stream.as_uri(),
-                           output.as_uri()], env=env, cwd=tmp_path, capture_output=True,
-                          text=True, timeout=JOB_WAIT_SECONDS, check=False)
+    import docker
+
+    client = docker.from_env()
+    before = {c.id for c in client.containers.list(all=True)}
+    try:
+        done = subprocess.run([sys.executable, "-c", SDK_JOB, image, train.as_uri(),
+                               stream.as_uri(), output.as_uri()], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=JOB_WAIT_SECONDS,
+                              check=False)
+    finally:
+        # The SDK's docker-compose run leaves its exited containers and network behind.
+        for container in client.containers.list(
+                all=True, filters={"label": "com.docker.compose.project"}):
+            if container.id not in before:
+                project = container.labels.get("com.docker.compose.project")
+                container.remove(force=True)
+                for network in client.networks.list(
+                        filters={"label": f"com.docker.compose.project={project}"}):
+                    network.remove()
+        client.close()
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return output
 

@@ -82,3 +82,27 @@ def test_wrong_batch_length_fails_every_request_of_the_batch(tmp_path: Path) -> 
         assert "0 outputs for 1 inputs" in response.json()["message"]
     finally:
         server.stop()
+
+
+def test_default_threads_let_batches_grow_past_four(tmp_path: Path) -> None:
+    """No --threads: with batch_predict_fn each worker runs batch_max_size request threads, so a
+    batch can hold more than the 4 requests the plain default would allow."""
+    inference = INFERENCE.replace("batch_max_size = 16", "batch_max_size = 8")
+    server = Server(model_tree(tmp_path, inference), env={"SAGEMAKER_MODEL_SERVER_WORKERS": "1"})
+    try:
+        server.wait_ready()
+
+        def call(i: int) -> int:
+            response = requests.post(server.url("/invocations"), data=json.dumps({"id": i}),
+                                     headers={"Content-Type": "application/json"}, timeout=60)
+            assert response.status_code == 200, response.text
+            return response.json()["square"]
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            assert list(pool.map(call, range(96))) == [i * i for i in range(96)]
+        sizes = [int(line.split()[1]) for line in
+                 (tmp_path / "model" / "batches.log").read_text().splitlines()]
+        assert sum(sizes) == 96 and 4 < max(sizes) <= 8
+        assert "micro-batching: 8 request threads per worker" in server.log
+    finally:
+        server.stop()

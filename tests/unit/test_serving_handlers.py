@@ -170,3 +170,55 @@ def test_bad_batch_settings_are_rejected() -> None:
     with pytest.raises(UserCodeError, match="cannot be combined"):
         resolve(module(batch_predict_fn=lambda i, m: i, transform_fn=lambda m, b, c, a: b""),
                 None, DEFAULTS)
+
+
+@pytest.mark.parametrize("style", ["none", "positional", "keyword"])
+def test_bound_handlers_call_like_the_handler(style: str) -> None:
+    from toolkit.serving.handlers import Handler, context_mode
+
+    def plain(data, model):
+        return (data, model, None)
+
+    def positional(data, model, context):
+        return (data, model, context)
+
+    def keyword(data, model, *, context):
+        return (data, model, context)
+
+    fn = {"none": plain, "positional": positional, "keyword": keyword}[style]
+    handler = Handler("predict_fn", fn, "x", context_mode("predict_fn", fn, "x"))
+    bound = handler.bind()
+    expected = (1, 2, "ctx" if style != "none" else None)
+    assert bound(1, 2, "ctx") == handler(1, 2, context="ctx") == expected
+
+
+def test_bound_handlers_wrap_user_exceptions_once() -> None:
+    from toolkit.serving.handlers import Handler
+
+    def fails(data, model):
+        raise KeyError("k")
+
+    def passes_on(data, model):
+        raise UserCodeFailed("inner_fn", ValueError("v"))
+
+    with pytest.raises(UserCodeFailed) as info:
+        Handler("predict_fn", fails, "x").bind()(1, 2, None)
+    assert info.value.handler == "predict_fn" and isinstance(info.value.cause, KeyError)
+    with pytest.raises(UserCodeFailed) as info:
+        Handler("predict_fn", passes_on, "x").bind()(1, 2, None)
+    assert info.value.handler == "inner_fn" and info.value.__cause__ is None
+
+
+def test_pipeline_runs_the_same_chain_as_run() -> None:
+    from toolkit.serving.pipeline import Pipeline, run
+
+    handlers = resolve(module(predict_fn=lambda data, model: data * model,
+                              output_fn=lambda p, accept: (str(p.tolist()), "text/x-list")),
+                       None, DEFAULTS)
+    context = RequestContext({}, "application/json", "text/x-list")
+    args = (3, b"[1, 2]", "application/json", "text/x-list", context)
+    assert Pipeline(handlers).run(*args) == run(handlers, *args) == (b"[3, 6]", "text/x-list")
+    bad = resolve(module(output_fn=lambda p, accept: ("x", "text/a\r\nX-Evil: 1")), None,
+                  DEFAULTS)
+    with pytest.raises(UserCodeFailed, match="line break"):
+        Pipeline(bad).run(lambda d: d, b"[1]", "application/json", "a/b", context)

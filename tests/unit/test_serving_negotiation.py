@@ -76,3 +76,66 @@ def test_any_header_text_yields_a_type_or_an_http_error(text: str) -> None:
         assert "/" in parse_content_type(text).mime
     except HTTPError as exc:
         assert exc.status_code in (400, 415)
+
+
+def test_negotiator_remembers_each_header_pair_and_raises_fresh_errors() -> None:
+    from toolkit.serving.negotiation import Negotiator
+
+    negotiator = Negotiator(OFFERED, default=None, decodable=["application/json"])
+    assert negotiator.resolve("application/json", "text/csv") == "text/csv"
+    assert negotiator.resolve("application/json", "text/csv") == "text/csv"
+    errors = []
+    for _ in range(2):
+        with pytest.raises(NotAcceptable) as info:
+            negotiator.resolve("application/json", "image/png")
+        errors.append(info.value)
+    assert errors[0] is not errors[1]  # never one exception object shared between threads
+    with pytest.raises(UnsupportedMediaType, match="'text/csv' is not supported"):
+        negotiator.resolve("text/csv", None)  # the Content-Type is checked before Accept
+    with pytest.raises(BadRequest):
+        negotiator.resolve("csv", "text/csv")
+    info = negotiator.cache_info()
+    assert (info.hits, info.misses) == (2, 4)
+
+
+def test_negotiator_cache_is_bounded_and_skips_huge_headers() -> None:
+    from toolkit.serving.negotiation import CACHEABLE_HEADER_CHARS, Negotiator
+
+    negotiator = Negotiator(None, default="text/csv", decodable=None, maxsize=4)
+    for i in range(20):
+        assert negotiator.resolve(None, f"text/x-{i}") == f"text/x-{i}"
+    assert negotiator.cache_info().currsize == 4
+    huge = "text/x-big, " + "a" * CACHEABLE_HEADER_CHARS
+    assert negotiator.resolve(None, huge) == "text/x-big"
+    assert negotiator.cache_info().currsize == 4
+
+
+def test_parse_content_type_gives_each_caller_its_own_params() -> None:
+    first = parse_content_type("text/csv; label_size=1")
+    first.params["label_size"] = "changed"
+    assert parse_content_type("text/csv; label_size=1").params == {"label_size": "1"}
+
+
+@given(st.one_of(st.none(), st.text(max_size=40)), st.one_of(st.none(), st.text(max_size=60)))
+def test_negotiator_agrees_with_the_uncached_functions(content_type: str | None,
+                                                      accept: str | None) -> None:
+    from toolkit.serving.negotiation import Negotiator
+
+    negotiator = Negotiator(OFFERED, default="text/csv", decodable=OFFERED)
+
+    def direct() -> str:
+        mime = parse_content_type(content_type).mime
+        if mime not in OFFERED:
+            raise UnsupportedMediaType("x")
+        return negotiate(accept, OFFERED, default="text/csv")
+
+    for _ in range(2):  # a miss, then a hit
+        try:
+            expected: str | int = direct()
+        except HTTPError as exc:
+            expected = exc.status_code
+        try:
+            got: str | int = negotiator.resolve(content_type, accept)
+        except HTTPError as exc:
+            got = exc.status_code
+        assert got == expected

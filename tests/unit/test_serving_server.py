@@ -43,3 +43,13 @@ def test_gunicorn_log_level_names() -> None:
 
     assert [gunicorn_log_level(n) for n in (0, 10, 15, 20, 25, 30, 40, 50, 60)] == [
         "debug", "debug", "debug", "info", "info", "warning", "error", "critical", "critical"]
+
+
+def test_request_threads_let_batches_fill() -> None:
+    from toolkit.serving.gunicorn_app import DEFAULT_THREADS, request_threads
+
+    assert request_threads(None, batch_max_size=None) == DEFAULT_THREADS
+    assert request_threads(None, batch_max_size=8) == 8
+    assert request_threads(None, batch_max_size=32) == 32
+    assert request_threads(None, batch_max_size=1) == DEFAULT_THREADS
+    assert request_threads(3, batch_max_size=8) == 3  # an explicit setting wins

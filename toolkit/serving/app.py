@@ -1,8 +1,11 @@
 """The Flask application: /ping, /invocations, /execution-parameters and the /models API.
 
-Routes stay thin: checks that need no body run first (413 from Content-Length, 415, 406), so a
-request that cannot succeed costs neither a body read nor a prediction. Every error, including
-Flask's own 404/405, leaves as the JSON body of :mod:`toolkit.serving.errors`.
+Flask is the app object and owns every route, but the hot routes (``/ping``, ``/invocations``,
+``/models/<name>/invoke``) are answered by :class:`~toolkit.serving.hotpath.HotPath`, a thin WSGI
+layer installed as ``app.wsgi_app`` that skips Flask's per-request machinery; the Flask versions
+of those routes remain for paths the hot layer leaves to Flask, and give identical answers (same
+:class:`~toolkit.serving.invoke.Invoker`, same reply helpers). Every error, including Flask's own
+404/405, leaves as the JSON body of :mod:`toolkit.serving.errors`.
 """
 
 from __future__ import annotations
@@ -16,25 +19,17 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from toolkit.serving import body as body_io
-from toolkit.serving import pipeline
-from toolkit.serving.context import TARGET_MODEL, RequestContext
-from toolkit.serving.errors import (
-    BadRequest,
-    ErrorResponse,
-    NotFound,
-    UnsupportedMediaType,
-    UserCodeFailed,
-    error_response,
-    reason,
-)
+from toolkit.serving.context import TARGET_MODEL
+from toolkit.serving.errors import BadRequest, ErrorResponse, NotFound, UserCodeFailed
+from toolkit.serving.hotpath import CLOSE_CONNECTION, HotPath, exception_reply, ping_reply
+from toolkit.serving.invoke import Invoker
 from toolkit.serving.multimodel import check_model_name
-from toolkit.serving.negotiation import negotiate, parse_content_type
 from toolkit.serving.runtime import ServingRuntime
 
 log = logging.getLogger("optml.serving")
 
-CLOSE_CONNECTION = "optml.close_connection"
-"""WSGI environ key: the response must close the connection (the body was not read)."""
+__all__ = ["CLOSE_CONNECTION", "close_connection_when_asked", "create_app", "json_response"]
+
 MAX_PAGE = 1000
 
 
@@ -52,33 +47,25 @@ def create_app(runtime: ServingRuntime) -> Flask:
     app = Flask("optml.serving")
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
+    invoke = Invoker(runtime)
+
     @app.errorhandler(HTTPException)
     def http_exception(exc: HTTPException) -> Response:
-        status = exc.code or 500
-        return _error(ErrorResponse(status, reason(status),
-                                    exc.description or exc.name or "error"))
+        return _error(exception_reply(exc, debug=runtime.debug_errors, method=request.method,
+                                      path=request.path))
 
     @app.errorhandler(Exception)
     def any_exception(exc: Exception) -> Response:
-        resp = error_response(exc, debug=runtime.debug_errors)
-        if resp.status >= 500 and resp.status != 503:
-            log.error("%s %s -> %d: %s", request.method, request.path, resp.status,
-                      resp.message, exc_info=_cause(exc))
-        else:
-            log.debug("%s %s -> %d: %s", request.method, request.path, resp.status,
-                      resp.message)
+        resp = exception_reply(exc, debug=runtime.debug_errors, method=request.method,
+                               path=request.path)
         if resp.status == 413:
             request.environ[CLOSE_CONNECTION] = True
         return _error(resp)
 
     @app.get("/ping")
     def ping() -> Response:
-        if runtime.failure is not None:
-            return json_response({"error": "model_load_failed", "message": runtime.failure}, 503)
-        if not runtime.ready.is_set():
-            return json_response({"error": "service_unavailable",
-                                  "message": "the model is still loading"}, 503)
-        return Response(b"", status=200, mimetype="text/plain")
+        status, content_type, body = ping_reply(runtime)
+        return Response(body, status=status, content_type=content_type)
 
     @app.get("/execution-parameters")
     def execution_parameters() -> Response:
@@ -95,16 +82,13 @@ def create_app(runtime: ServingRuntime) -> Flask:
             if not name:
                 raise BadRequest(f"multi-model endpoint: the {TARGET_MODEL} header is required")
             models = runtime.models
-            return _invoke(runtime, lambda: models.get(name), name)
-        return _invoke(runtime, runtime.current_model, None)
+            return _invoke(invoke, lambda: models.get(name), name)
+        return _invoke(invoke, runtime.current_model, None)
 
     if runtime.models is not None:
-        _add_model_routes(app, runtime)
+        _add_model_routes(app, runtime, invoke)
+    app.wsgi_app = HotPath(runtime, app.wsgi_app)  # type: ignore[method-assign]
     return app
-
-
-def _cause(exc: BaseException) -> BaseException:
-    return exc.cause if isinstance(exc, UserCodeFailed) else exc
 
 
 def _checked_parameters(data: Any) -> dict[str, Any]:
@@ -115,31 +99,9 @@ def _checked_parameters(data: Any) -> dict[str, Any]:
     return data
 
 
-def _invoke(runtime: ServingRuntime, get_model: Callable[[], Any],
-            model_name: str | None) -> Response:
-    limit = body_io.payload_limit(runtime.max_payload_mb)
-    body_io.check_declared_length(request.environ, limit)
-    content_type = request.headers.get("Content-Type")
-    handlers = runtime.handlers
-    if handlers.input_fn is not None and handlers.input_fn.origin == "toolkit":
-        media = parse_content_type(content_type)
-        if media.mime not in runtime.codecs.decodable:
-            raise UnsupportedMediaType(
-                f"Content-Type {media.mime!r} is not supported; "
-                f"supported: {', '.join(runtime.codecs.decodable)}")
-    offered = None if handlers.custom_output else runtime.codecs.encodable
-    accept = negotiate(request.headers.get("Accept"), offered, default=runtime.default_accept)
-    model = get_model()
-    payload = body_io.read_body(request.environ, limit)
-    context = RequestContext(headers=request.headers, content_type=content_type, accept=accept,
-                             model_name=model_name)
-    data, response_type = pipeline.run(handlers, model, payload, content_type, accept, context,
-                                       runtime.batcher(model))
-    response = Response(data, status=200)
-    response.headers["Content-Type"] = response_type
-    for name, value in context.response_headers.items():
-        response.headers[name] = value
-    return response
+def _invoke(invoke: Invoker, get_model: Callable[[], Any], model_name: str | None) -> Response:
+    data, headers = invoke(request.environ, get_model, model_name)
+    return Response(data, status=200, headers=headers)
 
 
 def _page(items: list[dict[str, str]], args: Any) -> dict[str, Any]:
@@ -160,7 +122,7 @@ def _describe(entries: Iterable[Any]) -> list[dict[str, str]]:
     return [{"modelName": e.model_name, "modelUrl": e.url} for e in entries]
 
 
-def _add_model_routes(app: Flask, runtime: ServingRuntime) -> None:
+def _add_model_routes(app: Flask, runtime: ServingRuntime, invoke: Invoker) -> None:
     models = runtime.models
     assert models is not None
 
@@ -202,7 +164,7 @@ def _add_model_routes(app: Flask, runtime: ServingRuntime) -> None:
 
     @app.post("/models/<path:name>/invoke")
     def invoke_model(name: str) -> Response:
-        return _invoke(runtime, lambda: models.get(name), name)
+        return _invoke(invoke, lambda: models.get(name), name)
 
 
 def close_connection_when_asked(app: Callable[..., Iterable[bytes]]) -> Callable[..., Any]:

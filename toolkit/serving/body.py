@@ -45,9 +45,22 @@ def _too_large(size: int, limit: int) -> str:
 
 def read_body(environ: Mapping[str, Any], limit: int | None) -> bytes:
     """The whole body, or 413 as soon as it is known to be over ``limit``."""
-    check_declared_length(environ, limit)
-    stream: BinaryIO = environ["wsgi.input"]
+    return read_checked_body(environ, checked_length(environ, limit), limit)
+
+
+def checked_length(environ: Mapping[str, Any], limit: int | None) -> int | None:
+    """The declared length (None: chunked), 413 from the header alone when over ``limit``; for
+    callers that check early and read later without parsing the header twice."""
     length = declared_length(environ)
+    if limit is not None and length is not None and length > limit:
+        raise PayloadTooLarge(_too_large(length, limit))
+    return length
+
+
+def read_checked_body(environ: Mapping[str, Any], length: int | None,
+                      limit: int | None) -> bytes:
+    """Read the body whose declared ``length`` :func:`checked_length` returned."""
+    stream: BinaryIO = environ["wsgi.input"]
     if length is not None:
         return stream.read(length) if length else b""
     parts: list[bytes] = []

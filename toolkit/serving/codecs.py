@@ -39,6 +39,9 @@ class CodecRegistry:
 
     def __init__(self) -> None:
         self._codecs: dict[str, Codec] = {}
+        self.version = 0
+        """Bumped by every :meth:`register`, so caches derived from the registry (the
+        server's negotiation cache) can tell that they are stale."""
 
     def register(self, mime: str, *, decode: Decoder | None = None,
                  encode: Encoder | None = None) -> None:
@@ -46,6 +49,7 @@ class CodecRegistry:
         if decode is None and encode is None:
             raise ValueError(f"codec for {mime!r} needs a decode or an encode function")
         self._codecs[mime.strip().lower()] = Codec(decode, encode)
+        self.version += 1
 
     def __contains__(self, mime: object) -> bool:
         return isinstance(mime, str) and mime.lower() in self._codecs

@@ -39,6 +39,21 @@ class GunicornOptions:
     threads: int = DEFAULT_THREADS
 
 
+def request_threads(requested: int | None, *, batch_max_size: int | None) -> int:
+    """Request threads per worker (threads reserved for /ping come on top).
+
+    An explicit ``--threads`` / ``OPTML_SERVER_THREADS`` wins. Otherwise 4, except with
+    micro-batching: a worker can only batch the requests its own threads hold, so with 4 threads
+    a batch never exceeds 4 whatever ``batch_max_size`` says; the default then becomes
+    ``batch_max_size`` (twice that measured no better: docs/performance-serving.md).
+    """
+    if requested is not None:
+        return requested
+    if batch_max_size is not None:
+        return max(DEFAULT_THREADS, batch_max_size)
+    return DEFAULT_THREADS
+
+
 def gunicorn_log_level(level: int) -> str:
     """gunicorn takes a level *name*; ``SAGEMAKER_CONTAINER_LOG_LEVEL`` may be any number."""
     for threshold, name in ((logging.CRITICAL, "critical"), (logging.ERROR, "error"),

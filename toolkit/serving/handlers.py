@@ -65,6 +65,41 @@ class Handler:
         except Exception as exc:
             raise UserCodeFailed(self.name, exc) from exc
 
+    def bind(self) -> Callable[..., Any]:
+        """The same call as :meth:`__call__`, specialised once for the request path.
+
+        The returned function always takes the context as its *last positional* argument and
+        passes it on the way the signature wants, with no per-call branching or keyword
+        packing: ``bind()(data, model, context)``.
+        """
+        fn, name, mode = self.fn, self.name, self.context
+
+        if mode == "positional":
+            def call(*args: Any) -> Any:
+                try:
+                    return fn(*args)
+                except UserCodeFailed:
+                    raise
+                except Exception as exc:
+                    raise UserCodeFailed(name, exc) from exc
+        elif mode == "keyword":
+            def call(*args: Any) -> Any:
+                try:
+                    return fn(*args[:-1], context=args[-1])
+                except UserCodeFailed:
+                    raise
+                except Exception as exc:
+                    raise UserCodeFailed(name, exc) from exc
+        else:
+            def call(*args: Any) -> Any:
+                try:
+                    return fn(*args[:-1])
+                except UserCodeFailed:
+                    raise
+                except Exception as exc:
+                    raise UserCodeFailed(name, exc) from exc
+        return call
+
 
 def context_mode(name: str, fn: Callable[..., Any], origin: str) -> str | None:
     """Decide once whether ``fn`` wants a trailing context; reject signatures that cannot work."""

@@ -22,6 +22,8 @@ from toolkit.serving.context import LoadContext
 from toolkit.serving.errors import ServiceUnavailable, UserCodeFailed
 from toolkit.serving.handlers import HandlerSet
 from toolkit.serving.multimodel import ModelRegistry, WorkerModels
+from toolkit.serving.negotiation import Negotiator
+from toolkit.serving.pipeline import Pipeline
 
 log = logging.getLogger("optml.serving")
 
@@ -62,8 +64,12 @@ class ServingRuntime:
         self.ready = threading.Event()
         self.failure: str | None = None
         self.models = WorkerModels(registry, self._load_named) if registry is not None else None
+        self.pipeline = Pipeline(handlers)
+        """The handler chain with its calls prepared once (see :class:`Pipeline`)."""
         self._batcher: MicroBatcher | None = None
         self._batcher_lock = threading.Lock()
+        self._negotiator: Negotiator | None = None
+        self._negotiator_version = -1
         if self.models is not None:
             self.ready.set()  # multi-model: serving needs no model, only handlers
 
@@ -109,8 +115,24 @@ class ServingRuntime:
             raise ServiceUnavailable("the model is still loading")
         return self.model
 
+    @property
+    def negotiator(self) -> Negotiator:
+        """Content-Type check and Accept negotiation, cached per header pair; rebuilt when a
+        codec is registered after start-up (the cache would otherwise answer from old types)."""
+        negotiator = self._negotiator
+        if negotiator is None or self._negotiator_version != self.codecs.version:
+            handlers = self.handlers
+            toolkit_input = handlers.input_fn is not None and handlers.input_fn.origin == "toolkit"
+            negotiator = Negotiator(None if handlers.custom_output else self.codecs.encodable,
+                                    default=self.default_accept,
+                                    decodable=self.codecs.decodable if toolkit_input else None)
+            self._negotiator, self._negotiator_version = negotiator, self.codecs.version
+        return negotiator
+
     def batcher(self, model: Any) -> MicroBatcher | None:
         """This process's micro-batcher (single-model mode with ``batch_predict_fn`` only)."""
+        if self._batcher is not None:
+            return self._batcher  # the common case: no lock once it exists
         handler = self.handlers.batch_predict_fn
         if handler is None or self.models is not None:
             return None

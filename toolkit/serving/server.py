@@ -208,9 +208,20 @@ def _fail_until_stopped(responder: PreBindResponder, exc: BaseException,
 def _serve(settings: Settings, runtime, listener, options: argparse.Namespace,
            master: int) -> int:
     from toolkit.serving.app import close_connection_when_asked, create_app
-    from toolkit.serving.gunicorn_app import DEFAULT_THREADS, GunicornOptions, OptmlGunicorn
+    from toolkit.serving.gunicorn_app import GunicornOptions, OptmlGunicorn, request_threads
 
     serving = settings.serving
+    handlers = runtime.handlers
+    batching = handlers.batch_predict_fn is not None and runtime.models is None
+    batch_max_size = handlers.batch_max_size if batching else None
+    threads = request_threads(options.threads or serving.threads, batch_max_size=batch_max_size)
+    if batch_max_size is not None and options.worker_class != "sync":
+        log.info("micro-batching: %d request threads per worker, batch_max_size %d", threads,
+                 batch_max_size)
+        if threads < batch_max_size:
+            log.warning("micro-batching: %d request threads per worker cap every batch at %d, "
+                        "below batch_max_size %d (raise --threads / OPTML_SERVER_THREADS)",
+                        threads, threads, batch_max_size)
     app = close_connection_when_asked(create_app(runtime))
     registry = runtime.models.registry if runtime.models is not None else None
     gunicorn = OptmlGunicorn(
@@ -218,7 +229,7 @@ def _serve(settings: Settings, runtime, listener, options: argparse.Namespace,
         GunicornOptions(listener_fd=listener.fileno(), workers=serving.workers or cpu_count(),
                         timeout_seconds=serving.timeout_seconds, log_level=serving.log_level,
                         worker_class=options.worker_class,
-                        threads=options.threads or serving.threads or DEFAULT_THREADS),
+                        threads=threads),
         post_worker_init=runtime.after_fork,
         child_exit=registry.forget_worker if registry is not None else (lambda pid: None))
     listener.detach()  # gunicorn owns the descriptor now and closes it when it stops
