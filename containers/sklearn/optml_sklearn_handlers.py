@@ -10,22 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import ConfigError
+from toolkit.serving.model_files import find_model_file as _find
 
 #: Tried in this order; ``model.joblib`` is what the image's docs tell training scripts to write.
 MODEL_FILES = ("model.joblib", "model.pkl")
 
 
 def find_model_file(model_dir: str | Path, names: tuple[str, ...] = MODEL_FILES) -> Path:
-    """The first of ``names`` in ``model_dir``; a clear error listing what *is* there otherwise."""
-    directory = Path(model_dir)
-    for name in names:
-        candidate = directory / name
-        if candidate.is_file():
-            return candidate
-    present = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
-    raise ConfigError(str(directory), f"no model file: expected one of {', '.join(names)}; "
-                      f"found {present or 'nothing'} (write your own model_fn for other names)")
+    """This framework's model file in ``model_dir`` (see :data:`MODEL_FILES`)."""
+    return _find(model_dir, names)
 
 
 def model_fn(model_dir: str) -> Any:
