@@ -37,7 +37,11 @@ from typing import Any
 from local_mode.endpoints.instances import LOOPBACK, STOP_GRACE_SECONDS, BackendUnsupported
 from local_mode.endpoints.spec import ContainerSpec
 from local_mode.instance_types import Machine, ResourceLimits, limits_for
-from local_mode.training.backends.docker import DockerUnavailable, LineAssembler, connect
+from local_mode.training.backends.docker import (
+    LineAssembler,
+    connect,
+    reachable_client,
+)
 
 log = logging.getLogger("optml.local.endpoint")
 
@@ -228,14 +232,7 @@ class DockerServingBackend:
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
-                client = connect()
-                try:
-                    client.ping()
-                except Exception as exc:  # noqa: BLE001
-                    client.close()
-                    raise DockerUnavailable(f"no Docker engine is reachable ({exc}); start one "
-                                            "or use the process backend") from None
-                self._client = client
+                self._client = reachable_client()
             return self._client
 
     @property

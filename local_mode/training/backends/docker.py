@@ -159,6 +159,18 @@ def connect(timeout: float | None = CONTROL_TIMEOUT, version: str | None = None)
                                 "process backend") from None
 
 
+def reachable_client() -> Any:
+    """A client whose engine answered a ping; DockerUnavailable (saying what to do) if not."""
+    client = connect()
+    try:
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
+        client.close()
+        raise DockerUnavailable(f"no Docker engine is reachable ({exc}); start one or use the "
+                                "process backend") from None
+    return client
+
+
 def sweep(client: Any, job_name: str | None = None) -> int:
     """Remove containers and networks local mode left behind (all jobs', or one job's).
 
@@ -325,14 +337,7 @@ class DockerBackend:
     @property
     def client(self) -> Any:
         if self._client is None:
-            client = connect()
-            try:
-                client.ping()
-            except Exception as exc:  # noqa: BLE001
-                client.close()
-                raise DockerUnavailable(f"no Docker engine is reachable ({exc}); start one or "
-                                        "use the process backend") from None
-            self._client = client
+            self._client = reachable_client()
         return self._client
 
     def _labels(self) -> dict[str, str]:
