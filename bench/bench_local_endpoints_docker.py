@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from local_mode.client import SageMakerClient
+from local_mode.sagemaker import SageMakerClient
 from local_mode.endpoints.staging import stage_model_data
 from local_mode.runtime import RuntimeClient
 from toolkit.settings import Settings

@@ -97,7 +97,7 @@ def main() -> None:
         (root / "data" / "a.csv").write_text("1,2\n")
         tree = prepare_tree(root)
 
-        from local_mode.client import SageMakerClient
+        from local_mode.sagemaker import SageMakerClient
         from toolkit.settings import Settings
 
         made = time.perf_counter()

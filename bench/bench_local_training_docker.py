@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--sdk", action="store_true", help="also time the SDK's local mode")
     args = parser.parse_args()
     build_image()
-    from local_mode.client import SageMakerClient
+    from local_mode.sagemaker import SageMakerClient
     from toolkit.settings import Settings
 
     with tempfile.TemporaryDirectory(prefix="optml-bench-") as tmp:

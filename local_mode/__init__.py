@@ -9,7 +9,7 @@ from typing import Any
 def client(service_name: str, **kwargs: Any) -> Any:
     """A local client for ``service_name`` ("sagemaker" or "sagemaker-runtime"), shaped like
     boto3's."""
-    from local_mode.client import client as make_client
+    from local_mode.sagemaker import client as make_client
 
     return make_client(service_name, **kwargs)
 

@@ -1,6 +1,6 @@
 """``optml local``: run and watch local training jobs from a shell.
 
-Every command is a thin layer over :class:`local_mode.client.SageMakerClient` and the state
+Every command is a thin layer over :class:`local_mode.sagemaker.SageMakerClient` and the state
 directory, so a job started here can be described, followed or stopped from Python (or another
 shell) and the other way round.
 
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from local_mode.client import SageMakerClient
+    from local_mode.sagemaker import SageMakerClient
     from local_mode.state import ResourceDir
 
 EXIT_COMPLETED = 0
@@ -55,7 +55,7 @@ def _state_dir_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _client(state_dir: Path | None, backend: str | None = None) -> SageMakerClient:
-    from local_mode.client import SageMakerClient
+    from local_mode.sagemaker import SageMakerClient
     from toolkit.errors import OptmlError
     from toolkit.settings import Settings
 
@@ -87,7 +87,7 @@ def job_ended(client: SageMakerClient, resource: ResourceDir) -> bool:
     The runner writes the final status before its last log line and removes its pid file only
     after that, so waiting for both is what makes a follower print the final line too.
     """
-    from local_mode.client import TERMINAL, _pid_alive
+    from local_mode.sagemaker import TERMINAL, _pid_alive
 
     status = client.describe_training_job(TrainingJobName=resource.name)["TrainingJobStatus"]
     if status not in TERMINAL:
@@ -207,7 +207,7 @@ def _wait_following(client: SageMakerClient, name: str) -> int:
                 continue
             interrupted = True
             click.echo(f"\noptml | interrupted: stopping training job {name}", err=True)
-            from local_mode.client import TERMINAL
+            from local_mode.sagemaker import TERMINAL
 
             if client.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] \
                     not in TERMINAL:
@@ -254,7 +254,7 @@ def train_command(job_file: Path, wait: bool, backend: str | None, name: str | N
 
 
 def _load_job_file(path: Path) -> dict[str, Any]:
-    from local_mode.client import load_request
+    from local_mode.sagemaker import load_request
     from local_mode.errors import LocalModeError
 
     try:

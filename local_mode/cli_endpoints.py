@@ -23,7 +23,7 @@ POLL = 0.1
 
 
 def _clients(state_dir: Path | None, backend: str | None = None) -> tuple[Any, Any]:
-    from local_mode.client import SageMakerClient
+    from local_mode.sagemaker import SageMakerClient
     from local_mode.runtime import RuntimeClient
     from toolkit.errors import OptmlError
     from toolkit.settings import Settings
@@ -183,7 +183,7 @@ def transform(job_file: Path, wait: bool, state_dir: Path | None) -> None:
     YAML); with --wait, show files and records done until it ends."""
     from botocore.exceptions import ClientError
 
-    from local_mode.client import load_request
+    from local_mode.sagemaker import load_request
 
     sm, _ = _clients(state_dir)
     try:

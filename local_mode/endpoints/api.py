@@ -1,7 +1,7 @@
 """The model / endpoint-config / endpoint operations of the local ``sagemaker`` client.
 
-A mixin of :class:`local_mode.client.SageMakerClient` (same state store, same validation); kept
-here so the client module stays about training jobs. Imports of ``local_mode.client`` are lazy:
+A mixin of :class:`local_mode.sagemaker.SageMakerClient` (same state store, same validation); kept
+here so the client module stays about training jobs. Imports of ``local_mode.sagemaker`` are lazy:
 that module imports this one.
 """
 
@@ -34,7 +34,7 @@ RUNNER_START_GRACE = 60.0
 
 
 def _arn(kind: str, name: str) -> str:
-    from local_mode.client import arn
+    from local_mode.sagemaker import arn
 
     return arn(kind, name)
 
@@ -169,7 +169,7 @@ class EndpointsAPI:
 
     def _endpoint_backend(self) -> str:
         """As for training jobs: ``auto`` is Docker when an engine answers, else processes."""
-        from local_mode.client import choose_backend
+        from local_mode.sagemaker import choose_backend
 
         return choose_backend(self.backend)
 
@@ -257,7 +257,7 @@ class EndpointsAPI:
         return {k: v for k, v in description.items() if k not in ENDPOINT_PRIVATE}
 
     def endpoint_waiters(self) -> dict[str, Any]:
-        from local_mode.client import Waiter
+        from local_mode.sagemaker import Waiter
 
         return {
             "endpoint_in_service": Waiter(self, "describe_endpoint", "EndpointName",  # type: ignore[arg-type]
@@ -276,7 +276,7 @@ class _suppress_lookup:
 
 
 def _runner_gone(resource: ResourceDir, description: dict[str, Any]) -> bool:
-    from local_mode.client import _pid_alive
+    from local_mode.sagemaker import _pid_alive
 
     pid = resource.runner_pid()
     if pid is None:
@@ -286,7 +286,7 @@ def _runner_gone(resource: ResourceDir, description: dict[str, Any]) -> bool:
 
 def stop_runner(resource: ResourceDir, timeout: float) -> None:
     """SIGTERM the resource's runner and wait until it is gone (SIGKILL after ``timeout``)."""
-    from local_mode.client import _pid_alive
+    from local_mode.sagemaker import _pid_alive
 
     deadline = time.monotonic() + 10
     pid = resource.runner_pid()

@@ -1,5 +1,5 @@
 """The transform-job operations of the local ``sagemaker`` client (a mixin of
-:class:`local_mode.client.SageMakerClient`; ``local_mode.client`` is imported lazily because it
+:class:`local_mode.sagemaker.SageMakerClient`; ``local_mode.sagemaker`` is imported lazily because it
 imports this module)."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class TransformAPI:
         if not (self.store.root / "models" / spec.model_name / "description.json").is_file():
             raise ValidationException(f"Could not find model \"{spec.model_name}\".",
                                       "CreateTransformJob")
-        from local_mode.client import arn
+        from local_mode.sagemaker import arn
 
         created = now()
         description = {"TransformJobName": spec.name,
@@ -129,7 +129,7 @@ class TransformAPI:
                 from None
 
     def transform_waiters(self) -> dict[str, Any]:
-        from local_mode.client import Waiter
+        from local_mode.sagemaker import Waiter
 
         return {"transform_job_completed_or_stopped": Waiter(
             self, "describe_transform_job", "TransformJobName",  # type: ignore[arg-type]
@@ -137,7 +137,7 @@ class TransformAPI:
 
 
 def _lost(resource: ResourceDir, description: dict[str, Any]) -> bool:
-    from local_mode.client import _pid_alive
+    from local_mode.sagemaker import _pid_alive
 
     pid = resource.runner_pid()
     if pid is None:

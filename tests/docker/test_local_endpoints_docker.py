@@ -1,7 +1,7 @@
 """Local endpoints and batch transform on the Docker backend: real containers of real images.
 
 The first tests need no engine (ports, environment, the model cache's container paths, lazy
-construction). The ``docker`` ones deploy through :class:`local_mode.client.SageMakerClient`:
+construction). The ``docker`` ones deploy through :class:`local_mode.sagemaker.SageMakerClient`:
 a scikit-learn model (fitted here, on the host, with the same scikit-learn the optml/sklearn
 image has) on ``optml/sklearn``; and ``optml-test/plain-server``, an image that knows nothing of
 optml (the Debian stand-in, a stdlib HTTP server and a ``serve`` script on PATH). Every test
@@ -26,7 +26,7 @@ import docker
 import docker.errors
 import pytest
 
-from local_mode.client import SageMakerClient
+from local_mode.sagemaker import SageMakerClient
 from local_mode.endpoints.docker_backend import (
     BIND_TO_PORT_LABEL,
     ENDPOINT_LABEL,

@@ -1,7 +1,7 @@
 """Local mode's Docker backend: training jobs run any contract-following image as the service would.
 
 The first tests need no engine (instance-type limits, log line reassembly, command and mount
-planning). The ``docker`` ones run real jobs through :class:`local_mode.client.SageMakerClient`
+planning). The ``docker`` ones run real jobs through :class:`local_mode.sagemaker.SageMakerClient`
 on images built here: ``optml-test/local-trainer`` (FROM optml/base, code baked in /opt/program)
 and ``optml-test/plain-trainer`` (the Debian stand-in + a ``train`` script, no optml at all).
 After every job test no container or network labelled with the test's jobs may remain.
@@ -27,7 +27,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from local_mode.client import SageMakerClient
+from local_mode.sagemaker import SageMakerClient
 from local_mode.errors import ValidationException
 from local_mode.instance_types import GIB, INSTANCE_TYPES, Machine, limits_for, lookup
 from local_mode.training.backends.docker import (

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from local_mode.client import SageMakerClient
+from local_mode.sagemaker import SageMakerClient
 from toolkit.settings import Settings
 
 ROLE = "arn:aws:iam::000000000000:role/optml-local"

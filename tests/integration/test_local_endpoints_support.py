@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from local_mode.client import SageMakerClient
+from local_mode.sagemaker import SageMakerClient
 from local_mode.runtime import RuntimeClient
 from toolkit.settings import Settings
 

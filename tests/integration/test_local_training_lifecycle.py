@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from local_mode.client import SageMakerClient
+from local_mode.sagemaker import SageMakerClient
 from tests.integration.local_training_support import (
     LocalEnv,
     assert_nothing_left,
@@ -80,7 +80,7 @@ def test_create_is_asynchronous_and_the_waiter_sees_completed(local_env: LocalEn
     # any other client, in this process or another, sees the same job
     other = SageMakerClient(local_env.client.settings, state_dir=local_env.state_dir)
     assert other.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "Completed"
-    script = ("import sys; from local_mode.client import SageMakerClient as C; "
+    script = ("import sys; from local_mode.sagemaker import SageMakerClient as C; "
               "print(C(state_dir=sys.argv[1]).describe_training_job("
               "TrainingJobName=sys.argv[2])['TrainingJobStatus'])")
     seen = subprocess.run([sys.executable, "-c", script, str(local_env.state_dir), name],

@@ -82,7 +82,7 @@ def test_type_errors_come_from_botocore_with_the_field() -> None:
 
 
 def test_the_client_rejects_before_creating_anything(tmp_path: Path) -> None:
-    from local_mode.client import SageMakerClient
+    from local_mode.sagemaker import SageMakerClient
 
     client = SageMakerClient(state_dir=tmp_path / "state", backend="process")
     with pytest.raises(client.exceptions.ValidationException, match="RoleArn"):
