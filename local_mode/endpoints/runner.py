@@ -18,6 +18,7 @@ loop:
 from __future__ import annotations
 
 import asyncio
+import json
 import functools
 import itertools
 import logging
@@ -68,12 +69,21 @@ class Watched:
     died: str | None = None
 
 
-async def ping(upstream: Upstream) -> bool:
+async def ping(upstream: Upstream) -> tuple[bool, str | None]:
+    """``(healthy, fatal)``: ``fatal`` is the container's reason when it says its model can never
+    load (optml answers 503 ``model_load_failed``), so a deploy fails at once instead of waiting
+    out the start-up timeout."""
     try:
         response = await asyncio.wait_for(upstream.request("GET", "/ping", []), PING_TIMEOUT)
     except (UpstreamUnavailable, asyncio.TimeoutError, OSError, Exception):  # noqa: BLE001
-        return False
-    return response.status == 200
+        return False, None
+    if response.status == 503 and b"model_load_failed" in response.body[:4096]:
+        try:
+            detail = json.loads(response.body)
+            return False, str(detail.get("message") or detail)
+        except (ValueError, AttributeError):
+            return False, response.body[:1024].decode("utf-8", "replace")
+    return response.status == 200, None
 
 
 class EndpointRunner:
@@ -239,8 +249,14 @@ class EndpointRunner:
         instance = watched.instance
         try:
             results = await asyncio.gather(*(ping(p) for p in watched.pingers))
-            ok = all(results)
+            ok = all(healthy for healthy, _ in results)
             if instance.retired or watched.died is not None:
+                return
+            fatal = next((reason for _, reason in results if reason), None)
+            if fatal is not None and not instance.healthy:
+                watched.died = f"the model failed to load: {fatal}"
+                log.warning("instance %s: %s", instance.ident, watched.died.splitlines()[0])
+                self._publish()
                 return
             if ok:
                 watched.instance.failures = 0
