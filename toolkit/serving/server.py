@@ -127,11 +127,11 @@ def main(argv: list[str]) -> int:
     try:
         listener = bind_listener(serving.port, serving.bind_host)
     except OSError as exc:
-        log.error("cannot listen on 0.0.0.0:%d: %s", serving.port, exc)
+        log.error("cannot listen on %s:%d: %s", serving.bind_host, serving.port, exc)
         return 1
     responder = PreBindResponder(listener).start()
-    log.info("listening on 0.0.0.0:%d; /ping answers 503 until the model is loaded",
-             serving.port)
+    log.info("listening on %s:%d; /ping answers 503 until the model is loaded",
+             serving.bind_host, serving.port)
     run_dir: Path | None = None
     master = os.getpid()
     try:
