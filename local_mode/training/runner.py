@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +33,8 @@ log = logging.getLogger("optml.local")
 
 FAILURE_REASON_CHARS = 1024
 POLL_INTERVAL = 0.05
+"""Longest the supervisor sleeps between looks at timers (max runtime, stop grace, spot)."""
+EXIT_POLL_INTERVAL = 0.001
 STAGING_PROGRESS_INTERVAL = 1.0
 
 
@@ -60,6 +62,10 @@ class JobRunner:
     stop_event: threading.Event = field(default_factory=threading.Event)
     stop_kind: str | None = None
     _log_lock: threading.Lock = field(default_factory=threading.Lock)
+    _wake: threading.Event = field(default_factory=threading.Event)
+    """Set on anything the supervisor must react to at once (a stop request, a host's output
+    ending because its process is exiting): supervision waits on it instead of sleeping."""
+    _output_ended: set[str] = field(default_factory=set)
 
     # -- state -----------------------------------------------------------------------------
     def transition(self, secondary: str, message: str, status: str | None = None,
@@ -100,15 +106,21 @@ class JobRunner:
                     handle.write(line)
 
     def _pump(self, run: HostRun, metrics: MetricExtractor) -> None:
-        for line in run.output():
-            self._log_line(run.host.name, line)
-            metrics.feed(line.decode("utf-8", "replace"), now())
+        try:
+            for line in run.output():
+                self._log_line(run.host.name, line)
+                metrics.feed(line.decode("utf-8", "replace"), now())
+        finally:
+            self._output_ended.add(run.host.name)
+            self._wake.set()
 
     # -- stop ------------------------------------------------------------------------------
     def request_stop(self, kind: str) -> None:
         if self.stop_kind is None:
             self.stop_kind = kind
-        self.stop_event.set()
+        if not self.stop_event.is_set():  # timers re-request every pass: wake only once
+            self.stop_event.set()
+            self._wake.set()
 
     # -- the job ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -286,9 +298,20 @@ class JobRunner:
             if sync is not None and time.monotonic() > next_sync:
                 sync.sync()
                 next_sync = time.monotonic() + self.settings.local.checkpoint_sync_seconds
-            self.stop_event.wait(POLL_INTERVAL) if not self.stop_event.is_set() \
-                else time.sleep(POLL_INTERVAL)
+            if len(exit_codes) < len(runs):
+                self._wait_for_news(runs, exit_codes)
         return exit_codes
+
+    def _wait_for_news(self, runs: Sequence[HostRun], exit_codes: Mapping[str, int]) -> None:
+        """Sleep until something happens, at most :data:`POLL_INTERVAL` (timers, stop grace).
+
+        A host whose output just ended is exiting: its exit status follows within moments, so
+        it is polled every :data:`EXIT_POLL_INTERVAL` instead of waiting a whole interval.
+        """
+        exiting = any(run.host.name in self._output_ended and run.host.name not in exit_codes
+                      for run in runs)
+        self._wake.wait(EXIT_POLL_INTERVAL if exiting else POLL_INTERVAL)
+        self._wake.clear()
 
     # -- the end ---------------------------------------------------------------------------
     def _finish(self, hosts: Sequence[hostlib.Host], result: AttemptResult | None,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import mmap
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -246,3 +248,34 @@ def test_round_trip_property(payloads: list[bytes], chunk_size: int) -> None:
     data = encode(payloads)
     batches = recordio.scan_batches(io.BytesIO(data), chunk_size=chunk_size)
     assert [p for batch in batches for p in batch.payloads()] == payloads
+
+
+@pytest.mark.parametrize(("payload", "expected"), [
+    (b"", False), (b"abc", False), (MAGIC_BYTES, True), (b"abcd" + MAGIC_BYTES, True),
+    (b"ab" + MAGIC_BYTES + b"cd", False), (b"abcdef" + MAGIC_BYTES[:2], False),
+])
+def test_needs_split_matches_the_writer(payload: bytes, expected: bool) -> None:
+    assert recordio.needs_split(payload) is expected
+    assert recordio.needs_split(memoryview(payload)) is expected
+    whole = recordio.record_header(len(payload))
+    assert (recordio.frame_record(payload)[:8] != whole) is expected
+
+
+def test_needs_split_reads_a_file_mapping_without_copying(tmp_path: Path) -> None:
+    path = tmp_path / "payload"
+    path.write_bytes(b"\0" * 4096 + MAGIC_BYTES)
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as mapped:
+        assert recordio.needs_split(mapped)
+        # needs_split released its view: the mapping can be closed by the with block
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 4, 5, 1000])
+def test_header_and_padding_equal_frame_record(size: int) -> None:
+    payload = b"x" * size
+    assert recordio.record_header(size) + payload + recordio.record_padding(size) == \
+        recordio.frame_record(payload)
+
+
+def test_record_header_rejects_oversized_payloads() -> None:
+    with pytest.raises(ValueError, match="2\\*\\*29"):
+        recordio.record_header(recordio.LENGTH_LIMIT)

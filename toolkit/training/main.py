@@ -11,17 +11,19 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit import resources
 from toolkit.errors import ConfigError, OptmlError
 from toolkit.settings import Settings
 from toolkit.training import arguments, failure
 from toolkit.training.config import JobConfig, load_job_config
-from toolkit.training.distributed import TorchrunPlan, wait_for_hosts
 from toolkit.training.entry_point import EntryPoint, resolve_entry_point
 from toolkit.training.environment import TrainingContext, build_environment
 from toolkit.training.process import run_supervised
+
+if TYPE_CHECKING:  # imported where used: single-host jobs (most) never need socket & co.
+    from toolkit.training.distributed import TorchrunPlan
 
 log = logging.getLogger("optml.train")
 
@@ -94,6 +96,8 @@ def _torchrun_plan(settings: Settings, config: JobConfig, num_gpus: int) -> Torc
             "sagemaker_torch_distributed_enabled", False))
     if not enabled:
         return None
+    from toolkit.training.distributed import TorchrunPlan
+
     res = config.resources
     return TorchrunPlan(nnodes=len(res.hosts),
                         nproc_per_node=settings.training.nproc_per_node or max(1, num_gpus),
@@ -144,6 +148,8 @@ def run_training(settings: Settings, extra_args: Sequence[str] = ()) -> int:
         else:
             command = entry.command(user_args)
         if len(config.resources.hosts) > 1:
+            from toolkit.training.distributed import wait_for_hosts
+
             wait_for_hosts(config.resources.hosts, settings.training.host_resolve_timeout_seconds)
     except ConfigError as exc:
         return _setup_failed(failure_file, "ConfigError", exc, EXIT_CONFIG_ERROR)
@@ -181,3 +187,7 @@ def _setup_failed(failure_file: failure.FailureFile, kind: str, exc: Exception, 
 def main(argv: Sequence[str] = ()) -> int:
     """``optml train [EXTRA_ARGS...]``: extra arguments are appended after the hyperparameters."""
     return run_training(Settings.from_environ(), argv)
+
+
+if __name__ == "__main__":  # ``python -m toolkit.training.main``: local mode's lean entry
+    sys.exit(main(sys.argv[1:]))
