@@ -54,6 +54,7 @@ class LocalFileSource:
         if not self.path.exists():
             raise ChannelError("source does not exist", path=self.path)
         self._root = self.path if self.path.is_dir() else self.path.parent
+        self._resolved_root = self._root.resolve()  # once: resolve() is costly per object
 
     def list_objects(self) -> list[ObjectInfo]:
         if self.path.is_dir():
@@ -63,7 +64,7 @@ class LocalFileSource:
 
     def _resolve(self, key: str) -> Path:
         candidate = (self._root / key).resolve()
-        root = self._root.resolve()
+        root = self._resolved_root
         if candidate != root and root not in candidate.parents:
             raise ChannelError(f"key {key!r} escapes the source directory", path=self._root)
         return candidate
