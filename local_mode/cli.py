@@ -254,8 +254,8 @@ def train_command(job_file: Path, wait: bool, backend: str | None, name: str | N
 
 
 def _load_job_file(path: Path) -> dict[str, Any]:
-    from local_mode.sagemaker import load_request
     from local_mode.errors import LocalModeError
+    from local_mode.sagemaker import load_request
 
     try:
         return load_request(path)

@@ -23,8 +23,8 @@ POLL = 0.1
 
 
 def _clients(state_dir: Path | None, backend: str | None = None) -> tuple[Any, Any]:
-    from local_mode.sagemaker import SageMakerClient
     from local_mode.runtime import RuntimeClient
+    from local_mode.sagemaker import SageMakerClient
     from toolkit.errors import OptmlError
     from toolkit.settings import Settings
 

@@ -18,9 +18,9 @@ loop:
 from __future__ import annotations
 
 import asyncio
-import json
 import functools
 import itertools
+import json
 import logging
 import os
 import shutil

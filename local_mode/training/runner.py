@@ -16,13 +16,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from local_mode.storage import Location, upload_file
 from local_mode.state import ResourceDir, StateStore, now
-from local_mode.training import artifacts, hosts as hostlib
+from local_mode.storage import Location, upload_file
+from local_mode.training import artifacts
+from local_mode.training import hosts as hostlib
 from local_mode.training.backends import Backend, HostRun
 from local_mode.training.metrics import MetricExtractor
 from local_mode.training.spec import TrainingJobSpec

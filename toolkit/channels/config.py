@@ -14,6 +14,7 @@ from typing import Any
 from toolkit.errors import ConfigError
 from toolkit.training.config import CHANNEL_NAME, load_json_file, parse_input_data_config
 
+
 class InputMode(str, enum.Enum):
     """``TrainingInputMode``: how the platform delivers a channel."""
 
