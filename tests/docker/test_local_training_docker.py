@@ -13,8 +13,6 @@ import io
 import json
 import math
 import os
-import subprocess
-import sys
 import tarfile
 import time
 import uuid
@@ -27,9 +25,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from local_mode.sagemaker import SageMakerClient
 from local_mode.errors import ValidationException
 from local_mode.instance_types import GIB, INSTANCE_TYPES, Machine, limits_for, lookup
+from local_mode.sagemaker import SageMakerClient
 from local_mode.training.backends.docker import (
     JOB_LABEL,
     LineAssembler,
@@ -40,7 +38,7 @@ from local_mode.training.backends.docker import (
 )
 from local_mode.training.hosts import Host
 from local_mode.training.spec import TrainingJobSpec
-from tests.docker import harness
+from tests.docker import harness, sdk_local
 from toolkit.layout import Layout
 from toolkit.settings import Settings
 
@@ -562,15 +560,12 @@ def test_reclaim_ownership_hands_container_files_back(tmp_path: Path,
 
 # -- parity with the SageMaker Python SDK's local mode ----------------------------------------
 
+# Runs in the SDK's interpreter after sdk_local.PRELUDE (session, ARGS, report).
 SDK_JOB = r'''
-import json, sys
 from sagemaker.estimator import Estimator
 from sagemaker.inputs import TrainingInput
-from sagemaker.local import LocalSession
 
-image, train_uri, stream_uri, output_uri = sys.argv[1:5]
-session = LocalSession()
-session.config = {"local": {"local_code": True}}
+image, train_uri, stream_uri, output_uri = ARGS
 estimator = Estimator(image_uri=image, role="arn:aws:iam::000000000000:role/local",
                       instance_count=1, instance_type="local", output_path=output_uri,
                       sagemaker_session=session, hyperparameters={"alpha": "0.5"},
@@ -579,46 +574,17 @@ estimator.fit({"train": TrainingInput(train_uri),
                "stream": TrainingInput(stream_uri, input_mode="Pipe")}, logs=False)
 '''
 
-SDK_CONFIG = """SchemaVersion: '1.0'
-SageMaker:
-  PythonSDK:
-    Modules:
-      TelemetryOptOut: true
-"""
-
 
 def _run_sdk_local_mode(tmp_path: Path, image: str, train: Path, stream: Path) -> Path:
     """Run the SDK's local mode (docker-compose underneath) on ``image``; its output dir.
 
-    No AWS: fake credentials and region, file:// input and output, local code, telemetry off.
+    :func:`tests.docker.sdk_local.run_sdk` keeps it offline and removes what docker-compose
+    leaves behind, also when the run fails.
     """
-    config = tmp_path / "sdk-config.yaml"
-    config.write_text(SDK_CONFIG)
     output = tmp_path / "sdk-output"
-    env = dict(os.environ, AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="testing",
-               AWS_SECRET_ACCESS_KEY="testing", SAGEMAKER_SUPPRESS_V2_WARNING="1",
-               SAGEMAKER_USER_CONFIG_OVERRIDE=str(config))
-    import docker
-
-    client = docker.from_env()
-    before = {c.id for c in client.containers.list(all=True)}
-    try:
-        done = subprocess.run([sys.executable, "-c", SDK_JOB, image, train.as_uri(),
-                               stream.as_uri(), output.as_uri()], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=JOB_WAIT_SECONDS,
-                              check=False)
-    finally:
-        # The SDK's docker-compose run leaves its exited containers and network behind.
-        for container in client.containers.list(
-                all=True, filters={"label": "com.docker.compose.project"}):
-            if container.id not in before:
-                project = container.labels.get("com.docker.compose.project")
-                container.remove(force=True)
-                for network in client.networks.list(
-                        filters={"label": f"com.docker.compose.project={project}"}):
-                    network.remove()
-        client.close()
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    workdir = tmp_path / "sdk"
+    sdk_local.run_sdk(SDK_JOB, [image, train.as_uri(), stream.as_uri(), output.as_uri()],
+                      workdir, timeout=JOB_WAIT_SECONDS).check()
     return output
 
 
