@@ -350,3 +350,10 @@ def test_entrypoint_as_pid1_reaps_orphans() -> None:
                               sys.executable, "-c", ZOMBIE_PROBE])
     assert ours.returncode == 0, ours.stderr
     assert ours.stdout.strip() == "0"
+
+
+def test_train_py_is_the_default_program(tmp_path: Path) -> None:
+    job = TrainJob.create(tmp_path, code={"train.py": "print('default program ran')\n"})
+    result = job.run()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "default program ran\n"

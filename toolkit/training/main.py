@@ -49,11 +49,20 @@ def _configure_logging(level: int) -> None:
         logging.getLogger(name).setLevel(level)
 
 
-def _program(settings: Settings, config: JobConfig) -> str:
+DEFAULT_PROGRAM = "train.py"
+"""Run when neither SAGEMAKER_PROGRAM nor sagemaker_program names a program, as ``serve``
+defaults to inference.py. An image must not set SAGEMAKER_PROGRAM=train.py for this: serve reads
+the same variable for its inference module."""
+
+
+def _program(settings: Settings, config: JobConfig, code_dir: Path) -> str:
     program = settings.training.program or config.hyperparameters.reserved.get("sagemaker_program")
     if not program:
+        if (code_dir / DEFAULT_PROGRAM).is_file():
+            return DEFAULT_PROGRAM
         raise ConfigError("hyperparameters.json", "no entry point: set the environment variable "
-                          "SAGEMAKER_PROGRAM or the hyperparameter", field="sagemaker_program")
+                          "SAGEMAKER_PROGRAM or the hyperparameter, or provide "
+                          f"{DEFAULT_PROGRAM} in {code_dir}", field="sagemaker_program")
     if not isinstance(program, str):
         raise ConfigError("hyperparameters.json", "must be a string", field="sagemaker_program")
     return program
@@ -128,8 +137,8 @@ def run_training(settings: Settings, extra_args: Sequence[str] = ()) -> int:
         for directory in (layout.model_dir, layout.output_data_dir,
                           layout.output_intermediate_dir, checkpoint_dir):
             directory.mkdir(parents=True, exist_ok=True)
-        program = _program(settings, config)
         code_dir, module_dir = _code_dir(settings, config)
+        program = _program(settings, config, code_dir)
         entry = resolve_entry_point(program, code_dir)
         _install(entry, settings)
         num_gpus = resources.gpu_count()
