@@ -1,9 +1,11 @@
 """Local endpoints: deploy-to-first-invoke, and the router's added latency per request.
 
 Same run, same instance: N requests at concurrency C (keep-alive connections, one per client
-thread) straight to the instance's port, then through the endpoint router; the difference of the
-mean latencies is the router's cost. Also: the bare ``optml serve`` start-up (to its first /ping
-200) against create_endpoint-to-first-successful-invoke.
+thread) straight to the instance's port, then through the endpoint router, then through nginx
+(the named peer: one worker, keep-alive upstream pool, the same instance behind it) when nginx is
+installed; twice each, interleaved. The difference of the mean latencies is a hop's cost; the
+router process's own CPU per request is printed beside it. Also: the bare ``optml serve``
+start-up (to its first /ping 200) against create_endpoint-to-first-successful-invoke.
 
     .venv/bin/python bench/bench_local_endpoints.py [--requests 3000] [--concurrency 16]
 """
@@ -12,7 +14,10 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -64,6 +69,70 @@ def load(port: int, requests: int, concurrency: int) -> list[float]:
     return latencies
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU of a process so far (clock ticks from /proc)."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+NGINX_CONF = """\
+{user}worker_processes 1;
+daemon off;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {root}/body;
+  proxy_temp_path {root}/proxy;
+  fastcgi_temp_path {root}/fastcgi;
+  uwsgi_temp_path {root}/uwsgi;
+  scgi_temp_path {root}/scgi;
+  upstream instance {{ server 127.0.0.1:{upstream}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    client_max_body_size 6m;
+    keepalive_requests 1000000;
+    location / {{
+      proxy_pass http://instance;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+  }}
+}}
+"""
+
+
+def start_nginx(root: Path, upstream: int) -> tuple[subprocess.Popen[bytes], int] | None:
+    """nginx reverse-proxying 127.0.0.1:<free port> to the instance, or None when not installed."""
+    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
+                                       else None)
+    if binary is None:
+        return None
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root.mkdir()
+    conf = root / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(user="user root;\n" if os.geteuid() == 0 else "",
+                                      root=root, upstream=upstream, port=port))
+    process = subprocess.Popen([binary, "-p", f"{root}/", "-c", str(conf), "-e",
+                                str(root / "error.log")])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process, port
+        except OSError:
+            time.sleep(0.02)
+    process.kill()
+    raise RuntimeError(f"nginx did not start: {(root / 'error.log').read_text()}")
+
+
 def bare_startup(root: Path, tar: Path) -> float:
     backend = ProcessBackend({k: v for k, v in __import__("os").environ.items()})
     spec = ContainerSpec("primary", "bench", tar.as_uri(), ENV)
@@ -84,11 +153,33 @@ def bare_startup(root: Path, tar: Path) -> float:
         container.stop(10)
 
 
+def proxy_pids(pid: int) -> list[int]:
+    """``pid`` and its direct children (nginx: master and worker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [pid, *(int(c) for c in children.read_text().split())] if children.exists() else [pid]
+
+
+def measure(port: int, pids: list[int], requests: int, concurrency: int) -> dict[str, float]:
+    """Mean latency, throughput and the proxy processes' CPU per request for one load run."""
+    before = [cpu_seconds(pid) for pid in pids]
+    began = time.perf_counter()
+    latencies = load(port, requests, concurrency)
+    elapsed = time.perf_counter() - began
+    after = [cpu_seconds(pid) for pid in pids]
+    user = sum(a[0] - b[0] for a, b in zip(after, before, strict=True)) / len(latencies)
+    system = sum(a[1] - b[1] for a, b in zip(after, before, strict=True)) / len(latencies)
+    return {"mean": statistics.mean(latencies), "rps": len(latencies) / elapsed,
+            "user": user, "system": system}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--requests", type=int, default=3000, help="per path and round")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="rounds of every path, in rotating order (medians are reported)")
     args = parser.parse_args()
+    nginx = None
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         local = Local(root)
@@ -108,29 +199,60 @@ def main() -> None:
                     time.sleep(0.01)
             first = time.monotonic() - started
             private = local.private("e")
+            runner_pid = local.sm.store.get("endpoints", "e").runner_pid()
+            assert runner_pid is not None
             router, instance = private["RouterPort"], private["Instances"][0]["Ports"][0]
-            load(instance, 320, args.concurrency)  # warm-up both paths
-            load(router, 320, args.concurrency)
-            results = {}
-            for label, port in (("direct", instance), ("router", router),
-                                ("direct2", instance), ("router2", router)):
-                began = time.perf_counter()
-                latencies = load(port, args.requests, args.concurrency)
-                elapsed = time.perf_counter() - began
-                results[label] = (statistics.mean(latencies), statistics.median(latencies),
-                                  len(latencies) / elapsed)
+            nginx = start_nginx(root / "nginx", instance)
+            paths: list[tuple[str, int, list[int]]] = [
+                ("direct", instance, []), ("router", router, [runner_pid])]
+            if nginx is not None:
+                paths.append(("nginx", nginx[1], proxy_pids(nginx[0].pid)))
+            for _, port, _ in paths:
+                load(port, 320, args.concurrency)  # warm-up
+            rounds: list[dict[str, dict[str, float]]] = []
+            for index in range(args.rounds):
+                order = paths[index % len(paths):] + paths[:index % len(paths)]
+                rounds.append({label: measure(port, pids, args.requests, args.concurrency)
+                               for label, port, pids in order})
         finally:
+            if nginx is not None:
+                nginx[0].terminate()
+                nginx[0].wait(10)
             local.cleanup()
     print(f"bare optml serve start-up to /ping 200 : {bare:.2f} s")
     print(f"create_endpoint to first invoke        : {first:.2f} s "
           f"(+{first - bare:.2f} s over the bare container)")
-    for label, (mean, median, rps) in results.items():
-        print(f"{label:8s} mean {mean * 1000:7.3f} ms  median {median * 1000:7.3f} ms  "
-              f"{rps:8.0f} req/s  (concurrency {args.concurrency})")
-    direct = min(results["direct"][0], results["direct2"][0])
-    router = min(results["router"][0], results["router2"][0])
-    print(f"router overhead (mean latency, best of two): {(router - direct) * 1000:.3f} ms "
-          f"per request; ratio router/direct {router / direct:.2f}")
+    print(f"{args.rounds} rounds x {args.requests} requests per path, concurrency "
+          f"{args.concurrency}; medians over rounds (min-max)")
+
+    def spread(values: list[float], scale: float = 1000.0, fmt: str = ".2f") -> str:
+        return (f"{statistics.median(values) * scale:{fmt}} "
+                f"({min(values) * scale:{fmt}}..{max(values) * scale:{fmt}})")
+
+    for label, _, _ in paths:
+        runs = [r[label] for r in rounds]
+        line = (f"  {label:7s} mean latency {spread([r['mean'] for r in runs])} ms  "
+                f"{statistics.median(r['rps'] for r in runs):6.0f} req/s")
+        if label != "direct":
+            added = [r[label]["mean"] - r["direct"]["mean"] for r in rounds]
+            cpu = [r["user"] + r["system"] for r in runs]
+            line += (f"  added {spread(added)} ms  proxy CPU {spread(cpu, 1e6, '.0f')} us/req "
+                     f"(user {statistics.median(r['user'] for r in runs) * 1e6:.0f}, "
+                     f"sys {statistics.median(r['system'] for r in runs) * 1e6:.0f})")
+        print(line)
+    added = statistics.median(r["router"]["mean"] - r["direct"]["mean"] for r in rounds)
+    print(f"router overhead: {added * 1000:.3f} ms per request (target <= 1 ms at concurrency 16)")
+    if nginx is None:
+        print("nginx peer: not measured (nginx is not installed; "
+              "scripts/bench-serving-setup.sh installs it)")
+    else:
+        peer = statistics.median(r["nginx"]["mean"] - r["direct"]["mean"] for r in rounds)
+        cpu_ratio = (statistics.median(r["router"]["user"] + r["router"]["system"]
+                                       for r in rounds)
+                     / statistics.median(r["nginx"]["user"] + r["nginx"]["system"]
+                                         for r in rounds))
+        print(f"nginx overhead : {peer * 1000:.3f} ms per request; router CPU per request = "
+              f"{cpu_ratio:.1f}x nginx's")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,10 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+#: sun_path holds 108 bytes on Linux and 104 on macOS, with the terminating NUL.
+MAX_UNIX_SOCKET_PATH = 100
+
+
 def _get_str(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
     value = env.get(name)
     return default if value is None or value == "" else value
@@ -181,6 +185,10 @@ class ServingSettings:
     default_handlers: str | None = None
     """``OPTML_DEFAULT_HANDLERS``: a module name or ``.py`` path whose handlers a framework image
     provides; the user's own module overrides any of them, toolkit defaults fill the rest."""
+    unix_socket: str | None = None
+    """``OPTML_UNIX_SOCKET``: the path of an extra listener on a Unix socket, beside the TCP
+    port (which stays the contract's). optml local mode sets it so its endpoint router reaches
+    an optml-built instance without a TCP round trip; it is not for the platform."""
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> ServingSettings:
@@ -201,9 +209,16 @@ class ServingSettings:
             if strategy not in {"MULTI_RECORD", "SINGLE_RECORD"}:
                 raise ConfigError(_ENV, "must be MULTI_RECORD or SINGLE_RECORD",
                                   field="SAGEMAKER_BATCH_STRATEGY")
+        unix_socket = _get_str(env, "OPTML_UNIX_SOCKET")
+        if unix_socket is not None and (not unix_socket.startswith("/")
+                                        or len(unix_socket.encode()) > MAX_UNIX_SOCKET_PATH):
+            raise ConfigError(_ENV, f"must be an absolute path of at most "
+                              f"{MAX_UNIX_SOCKET_PATH} bytes, got {unix_socket!r}",
+                              field="OPTML_UNIX_SOCKET")
         return cls(
             port=_get_int(env, "SAGEMAKER_BIND_TO_PORT", 8080, minimum=1, maximum=65535) or 8080,
             bind_host=_get_str(env, "OPTML_BIND_HOST", "0.0.0.0") or "0.0.0.0",
+            unix_socket=unix_socket,
             safe_port_range=safe_range,
             workers=_get_int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", None, minimum=1),
             timeout_seconds=_get_int(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60, minimum=1) or 60,

@@ -123,6 +123,7 @@ class DockerServeContainer:
     _stream_client: Any
     port: int = 0
     host: str = LOOPBACK
+    unix_socket: str | None = None
     models_root: Path | None = None
     grace_cap: float | None = None
     _exited: threading.Event = field(default_factory=threading.Event)

@@ -15,12 +15,15 @@ image needs the Docker backend, and :meth:`ProcessBackend.check` says so. The Do
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Protocol
 
 from local_mode.endpoints.spec import ContainerSpec
+from toolkit.settings import MAX_UNIX_SOCKET_PATH
 
 LOOPBACK = "127.0.0.1"
 STOP_GRACE_SECONDS = 30.0  # CONTRACT §3.1: SIGTERM, then SIGKILL 30 s later
@@ -47,11 +51,14 @@ def free_port() -> int:
 
 
 class Container(Protocol):
-    """A running serving container, reachable at ``host:port``."""
+    """A running serving container, reachable at ``host:port``; ``unix_socket`` is where an
+    optml-built one also listens (``OPTML_UNIX_SOCKET``), on this side: the router sends
+    invocations there once it exists (health checks keep using the port)."""
 
     hostname: str
     host: str
     port: int
+    unix_socket: str | None
 
     @property
     def pid(self) -> int | None: ...
@@ -105,6 +112,7 @@ class ServeProcess:
     popen: subprocess.Popen[bytes]
     log_path: Path
     host: str = LOOPBACK
+    unix_socket: str | None = None
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -128,9 +136,15 @@ class ServeProcess:
         self._signal(signal.SIGKILL)  # stray workers of this group only
         if self.popen.poll() is None:
             self.popen.wait(timeout=10)
+        self._remove_socket_dir()
 
     def kill(self) -> None:
         self._signal(signal.SIGKILL)
+        self._remove_socket_dir()
+
+    def _remove_socket_dir(self) -> None:
+        if self.unix_socket is not None:
+            _remove_socket(self.unix_socket)
 
     def _signal(self, sig: int) -> None:
         try:
@@ -147,6 +161,24 @@ class ServeProcess:
 
     def model_url(self, directory: Path) -> str:
         return str(directory)
+
+
+def _socket_path(workdir: Path) -> str:
+    """Where an instance's Unix socket goes: in its work directory (removed with the endpoint),
+    or, when that path is too long for a socket, in a private temporary directory."""
+    inside = str(workdir.resolve() / "serve.sock")
+    if len(inside.encode()) <= MAX_UNIX_SOCKET_PATH:
+        return inside
+    return os.path.join(tempfile.mkdtemp(prefix="optml-"), "serve.sock")
+
+
+def _remove_socket(path: str) -> None:
+    """gunicorn removes the socket when it stops; a private directory goes too."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    directory = os.path.dirname(path)
+    if os.path.basename(directory).startswith("optml-"):
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _has_code(container: ContainerSpec, model_dir: Path) -> bool:
@@ -202,14 +234,20 @@ class ProcessBackend:
         env["SAGEMAKER_BASE_DIR"] = str(workdir)
         env["SAGEMAKER_BIND_TO_PORT"] = str(port)
         env["OPTML_BIND_HOST"] = "127.0.0.1"
+        unix_socket = _socket_path(workdir)
+        env["OPTML_UNIX_SOCKET"] = unix_socket
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab") as log:
-            popen = subprocess.Popen(
-                [self.python, "-m", "toolkit.cli", "serve"], env=env, cwd=workdir,
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True,
-                preexec_fn=_die_with_parent)  # noqa: PLW1509 - prctl only; see _die_with_parent
-        return ServeProcess(container.hostname, port, popen, log_path)
+        try:
+            with log_path.open("ab") as log:
+                popen = subprocess.Popen(
+                    [self.python, "-m", "toolkit.cli", "serve"], env=env, cwd=workdir,
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True, close_fds=True,
+                    preexec_fn=_die_with_parent)  # noqa: PLW1509 - prctl only; see above
+        except BaseException:
+            _remove_socket(unix_socket)
+            raise
+        return ServeProcess(container.hostname, port, popen, log_path, unix_socket=unix_socket)
 
     def close(self) -> None:
         """Nothing to remove: every process was stopped (and dies with its runner anyway)."""

@@ -23,21 +23,24 @@ import json
 import logging
 import random
 import sys
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 from local_mode.endpoints.http import (
-    HTTPProtocolError,
     Message,
     PayloadTooLarge,
+    Reply,
+    Response,
+    ServerConnection,
+    StaleConnection,
     Upstream,
     UpstreamUnavailable,
-    read_request,
-    render_response,
 )
 from local_mode.endpoints.instances import Container
 from local_mode.endpoints.spec import ModelSpec, VariantSpec
@@ -46,26 +49,16 @@ log = logging.getLogger("optml.local.router")
 
 MAX_REQUEST_BYTES = 6 * 1024 * 1024  # CONTRACT §3.1: 6291456
 REQUEST_TIMEOUT = 60.0
+SWEEP_SECONDS = 0.5  # how often overdue fast-path exchanges are looked for
 MAX_MESSAGE_CHARS = 1024
 FORWARDED = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes",
              "x-amzn-sagemaker-inference-id")
 ECHOED = (("content-type", "Content-Type"),
           ("x-amzn-sagemaker-custom-attributes", "X-Amzn-SageMaker-Custom-Attributes"))
-
-
-DISCARD_LIMIT = 64 * 1024 * 1024
-
-
-async def _discard(reader: asyncio.StreamReader, size: int | None) -> None:
-    """Read and drop a refused body, so the client sees our 413 rather than a reset while it
-    is still sending (bounded: a larger body gets the reset)."""
-    if size is None or size > DISCARD_LIMIT:
-        return
-    while size > 0:
-        chunk = await reader.read(min(size, 1 << 20))
-        if not chunk:
-            return
-        size -= len(chunk)
+# The same, as the fast path copies them: (lower-case name, "Title-Case-Name: ").
+_FORWARDED_RAW = tuple((name.encode(), f"{'-'.join(p.capitalize() for p in name.split('-'))}: "
+                        .encode()) for name in FORWARDED)
+_ECHOED_RAW = tuple((name.encode(), f"{title}: ".encode()) for name, title in ECHOED)
 
 
 _T = TypeVar("_T")
@@ -83,6 +76,15 @@ async def _within(seconds: float, work: Awaitable[_T]) -> _T:
     return await asyncio.wait_for(work, seconds)  # pragma: no cover - Python 3.10
 
 
+def _refuse(exc: PayloadTooLarge) -> Response:
+    return RouterError("ValidationError", 413, f"Request payload of {exc.size} bytes is larger "
+                       f"than the {MAX_REQUEST_BYTES} bytes (6 MiB) an endpoint accepts").render()
+
+
+def _bad_request(reason: str) -> Response:
+    return RouterError("ValidationError", 400, reason).render()
+
+
 class RouterError(Exception):
     """An error the router answers in the service's shape."""
 
@@ -90,7 +92,7 @@ class RouterError(Exception):
         super().__init__(message)
         self.code, self.status, self.message, self.extra = code, status, message, extra
 
-    def render(self) -> tuple[int, list[tuple[str, str]], bytes]:
+    def render(self) -> Response:
         body = {"ErrorCode": self.code, "Message": self.message, **self.extra}
         return self.status, [("Content-Type", "application/json"),
                              ("x-amzn-ErrorType", self.code)], json.dumps(body).encode()
@@ -166,7 +168,7 @@ class Variant:
     def healthy(self) -> list[Instance]:
         return [i for i in self.instances if i.healthy and not i.retired]
 
-    def pick(self, exclude: set[Instance]) -> Instance | None:
+    def pick(self, exclude: AbstractSet[Instance]) -> Instance | None:
         """The healthy instance with the fewest requests in flight (round robin on ties)."""
         candidates = [i for i in self.healthy() if i not in exclude]
         if len(candidates) < 2:
@@ -177,6 +179,9 @@ class Variant:
         return min(ordered, key=lambda i: i.inflight)
 
 
+_NOTHING_TRIED: frozenset[Instance] = frozenset()
+
+
 class Router:
     """Routes invocations for one endpoint; see the module docstring."""
 
@@ -185,62 +190,131 @@ class Router:
         self.log_dir = log_dir
         self.variants: list[Variant] = []
         self.on_suspect: Callable[[Instance], None] = lambda instance: None
-        self._server: asyncio.base_events.Server | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
 
     # -- serving ---------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1") -> int:
-        self._server = await asyncio.start_server(self._connection, host, 0,
-                                                  limit=MAX_REQUEST_BYTES + 65536)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: ServerConnection(self.dispatch, MAX_REQUEST_BYTES, _refuse, _bad_request),
+            host, 0, backlog=1024)
         self.port = int(self._server.sockets[0].getsockname()[1])
+        self._sweeper = loop.create_task(self._sweep())
         return self.port
 
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
 
-    async def _connection(self, reader: asyncio.StreamReader,
-                          writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                try:
-                    request = await read_request(reader, MAX_REQUEST_BYTES)
-                except PayloadTooLarge as exc:
-                    await _discard(reader, exc.declared)
-                    status, headers, body = RouterError(
-                        "ValidationError", 413, f"Request payload of {exc.size} bytes is larger "
-                        f"than the {MAX_REQUEST_BYTES} bytes (6 MiB) an endpoint accepts").render()
-                    writer.write(render_response(status, headers, body, close=True))
-                    await writer.drain()
-                    return
-                if request is None:
-                    return
-                status, headers, body = await self.handle(request)
-                writer.write(render_response(status, headers, body, close=not request.keep_alive))
-                if len(body) > 65536:
-                    await writer.drain()
-                if not request.keep_alive:
-                    await writer.drain()
-                    return
-        except (HTTPProtocolError, asyncio.IncompleteReadError, ConnectionError) as exc:
-            log.debug("client connection ended: %r", exc)
-        finally:
-            writer.close()
+    async def _sweep(self) -> None:
+        """End fast-path exchanges that outlived :data:`REQUEST_TIMEOUT` (their ``done`` then
+        answers the client with the service's timeout error)."""
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            now = time.monotonic()
+            for variant in self.variants:
+                for instance in variant.instances:
+                    for upstream in instance.upstreams:
+                        upstream.expire_overdue(now)
 
-    async def handle(self, request: Message) -> tuple[int, list[tuple[str, str]], bytes]:
-        if request.method == "POST" and request.target == "/invocations":
+    def dispatch(self, request: Message, reply: Reply) -> None:
+        """Answer one request through ``reply``.
+
+        The common invocation (one container per instance, not multi-model, an idle pooled
+        connection to the chosen instance) is forwarded right here, with headers copied as
+        bytes, and answered from the container's response callback; anything else, and any
+        retry, goes to :meth:`handle`.
+        """
+        if request.method != "POST" or request.target != "/invocations":
+            reply(*self._other(request))
+            return
+        raw = request.raw
+        target = raw.get(b"x-amzn-sagemaker-target-variant")
+        variants = self.variants
+        if target is None and len(variants) == 1 and variants[0].spec.weight > 0:
+            variant = variants[0]
+        else:
             try:
-                return await self.invoke(request)
+                variant = self._choose_variant(target.decode("latin-1") if target else None)
             except RouterError as exc:
-                return exc.render()
-            except Exception as exc:
-                log.exception("router failure")
-                return RouterError("InternalFailure", 500, f"router failure: {exc!r}").render()
+                reply(*exc.render())
+                return
+        instance = None
+        if not variant.model.multi_model and b"x-amzn-sagemaker-target-model" not in raw:
+            instance = variant.pick(_NOTHING_TRIED)
+        if instance is None or len(instance.upstreams) != 1:
+            self._spawn(request, reply, set())
+            return
+        upstream = instance.upstreams[0]
+        body = request.body
+        head = [b"POST /invocations HTTP/1.1\r\n", upstream.host_line]
+        for name, title in _FORWARDED_RAW:
+            value = raw.get(name)
+            if value is not None:
+                head += (title, value, b"\r\n")
+        head.append(b"Content-Length: %d\r\n\r\n" % len(body))
+        head.append(body)
+
+        def done(response: Message | None, error: Exception | None) -> None:
+            instance.inflight -= 1
+            if response is not None:
+                if 200 <= response.status < 300:
+                    fields = [b"x-Amzn-Invoked-Production-Variant: ", variant.name.encode(),
+                              b"\r\n"]
+                    answer = response.raw
+                    for name, title in _ECHOED_RAW:
+                        value = answer.get(name)
+                        if value is not None:
+                            fields += (title, value, b"\r\n")
+                    reply(200, b"".join(fields), response.body)
+                else:
+                    reply(*self._model_error(response, instance, 0).render())
+            elif isinstance(error, TimeoutError):
+                reply(*self._timed_out(instance).render())
+            elif isinstance(error, StaleConnection):
+                self._spawn(request, reply, set())
+            else:
+                log.warning("instance %s gave no response (%s); retrying elsewhere",
+                            instance.ident, error)
+                self.on_suspect(instance)
+                self._spawn(request, reply, {instance})
+
+        if upstream.send(b"".join(head), done, REQUEST_TIMEOUT):
+            instance.inflight += 1
+        else:
+            self._spawn(request, reply, set())
+
+    def _spawn(self, request: Message, reply: Reply, tried: set[Instance]) -> None:
+        async def run() -> None:
+            reply(*await self.handle(request, tried))
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _other(self, request: Message) -> Response:
         if request.method == "GET" and request.target == "/ping":
             ok = any(v.healthy() for v in self.variants)
             return (200 if ok else 503), [], b""
         return RouterError("UnknownOperationException", 404,
                            f"no route {request.method} {request.target}").render()
+
+    async def handle(self, request: Message, tried: set[Instance] | None = None) -> Response:
+        """The response to one request, by the general (coroutine) path."""
+        if request.method != "POST" or request.target != "/invocations":
+            return self._other(request)
+        try:
+            return await self.invoke(request, set() if tried is None else tried)
+        except RouterError as exc:
+            return exc.render()
+        except Exception as exc:
+            log.exception("router failure")
+            return RouterError("InternalFailure", 500, f"router failure: {exc!r}").render()
 
     # -- routing ---------------------------------------------------------------------------
     def _choose_variant(self, target: str | None) -> Variant:
@@ -259,7 +333,7 @@ class Router:
             return live[0]
         return random.choices(live, weights=[v.spec.weight for v in live])[0]
 
-    async def invoke(self, request: Message) -> tuple[int, list[tuple[str, str]], bytes]:
+    async def invoke(self, request: Message, tried: set[Instance]) -> Response:
         headers = request.headers
         variant = self._choose_variant(headers.get("x-amzn-sagemaker-target-variant"))
         target_model = headers.get("x-amzn-sagemaker-target-model")
@@ -270,7 +344,6 @@ class Router:
             raise RouterError("ValidationError", 400, f"TargetModel given, but endpoint "
                               f"{self.endpoint_name!r} is not a multi-model endpoint")
         forwarded = [(name, headers[name]) for name in FORWARDED if name in headers]
-        tried: set[Instance] = set()
         while True:
             instance = variant.pick(tried)
             if instance is None:
@@ -288,19 +361,25 @@ class Router:
                 self.on_suspect(instance)
                 continue
             except asyncio.TimeoutError:
-                name = instance.containers[-1].hostname
-                raise RouterError(
-                    "ModelError", 424, f"Received server error (0) from {name} with message "
-                    f"\"Your invocation timed out while waiting for a response from container "
-                    f"{name}\" (after {REQUEST_TIMEOUT:.0f} s).", OriginalStatusCode=0,
-                    OriginalMessage="invocation timed out", LogStreamArn=self._log_of(instance)
-                ) from None
+                raise self._timed_out(instance) from None
             finally:
                 instance.inflight -= 1
-            out = [("x-Amzn-Invoked-Production-Variant", variant.name)]
-            out.extend((title, response.headers[name]) for name, title in ECHOED
-                       if name in response.headers)
-            return 200, out, response.body
+            return 200, self._answer_headers(variant, response), response.body
+
+    @staticmethod
+    def _answer_headers(variant: Variant, response: Message) -> list[tuple[str, str]]:
+        out = [("x-Amzn-Invoked-Production-Variant", variant.name)]
+        out.extend((title, response.headers[name]) for name, title in ECHOED
+                   if name in response.headers)
+        return out
+
+    def _timed_out(self, instance: Instance) -> RouterError:
+        name = instance.containers[-1].hostname
+        return RouterError(
+            "ModelError", 424, f"Received server error (0) from {name} with message "
+            f"\"Your invocation timed out while waiting for a response from container "
+            f"{name}\" (after {REQUEST_TIMEOUT:.0f} s).", OriginalStatusCode=0,
+            OriginalMessage="invocation timed out", LogStreamArn=self._log_of(instance))
 
     async def _through(self, variant: Variant, instance: Instance,
                        forwarded: list[tuple[str, str]], body: bytes,
@@ -385,15 +464,18 @@ class Router:
                      instance.ident, name, response.status)
 
     def _check(self, response: Message, instance: Instance, index: int) -> None:
-        if 200 <= response.status < 300:
-            return
+        if not 200 <= response.status < 300:
+            raise self._model_error(response, instance, index)
+
+    def _model_error(self, response: Message, instance: Instance, index: int) -> RouterError:
+        """The service's ModelError for a container's own non-2xx answer."""
         name = instance.containers[index].hostname
         text = response.body.decode("utf-8", "replace")[:MAX_MESSAGE_CHARS]
         kind = "client" if response.status < 500 else "server"
-        raise RouterError("ModelError", 424, f"Received {kind} error ({response.status}) from "
-                          f"{name} with message \"{text}\". See {self._log_of(instance)} for "
-                          "more information.", OriginalStatusCode=response.status,
-                          OriginalMessage=text, LogStreamArn=self._log_of(instance))
+        return RouterError("ModelError", 424, f"Received {kind} error ({response.status}) from "
+                           f"{name} with message \"{text}\". See {self._log_of(instance)} for "
+                           "more information.", OriginalStatusCode=response.status,
+                           OriginalMessage=text, LogStreamArn=self._log_of(instance))
 
     def _log_of(self, instance: Instance) -> str:
         return str(self.log_dir / f"{instance.ident}.log")

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local_mode.endpoints import http
 from local_mode.endpoints.docker_backend import ENDPOINT_LABEL
 from local_mode.endpoints.http import Upstream, UpstreamUnavailable
 from local_mode.endpoints.instances import Backend, Container, make_backend
@@ -185,7 +186,8 @@ class EndpointRunner:
                 await loop.run_in_executor(None, started.kill)
             raise DeployError(f"instance {ident} of production variant {variant.name} could "
                               f"not be started: {exc}") from None
-        instance = Instance(ident, containers, [Upstream(c.host, c.port) for c in containers],
+        instance = Instance(ident, containers,
+                            [Upstream(c.host, c.port, c.unix_socket) for c in containers],
                             started=time.monotonic())
         variant.instances.append(instance)
         self.watched[instance] = Watched(instance, variant,
@@ -440,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             reason = str(exc)
             resource.update(lambda d: d.update(EndpointStatus="Failed", FailureReason=reason))
             return 1
-        asyncio.run(EndpointRunner(store, resource, settings, backend).run())
+        http.run(EndpointRunner(store, resource, settings, backend).run())
     finally:
         if backend is not None:
             backend.close()  # whatever a crash left running (Docker: containers, network)

@@ -37,6 +37,9 @@ class GunicornOptions:
     log_level: int
     worker_class: str = "gthread"
     threads: int = DEFAULT_THREADS
+    unix_listener_fd: int | None = None
+    """An extra listener (``OPTML_UNIX_SOCKET``), bound like the port before gunicorn starts
+    (gunicorn ignores addresses once it is given descriptors)."""
 
 
 def request_threads(requested: int | None, *, batch_max_size: int | None) -> int:
@@ -79,7 +82,9 @@ class OptmlGunicorn(BaseApplication):  # type: ignore[misc]
         o = self._options
         tmp_dir = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
         settings: dict[str, Any] = {
-            "bind": [f"fd://{o.listener_fd}"],
+            "bind": [f"fd://{o.listener_fd}",
+                     *([f"fd://{o.unix_listener_fd}"] if o.unix_listener_fd is not None
+                       else [])],
             "workers": o.workers,
             "worker_class": WORKER_CLASSES[o.worker_class],
             "threads": o.threads if o.worker_class != "sync" else 1,

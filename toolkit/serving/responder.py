@@ -11,8 +11,10 @@ none is refused. After a fatal start-up error it keeps answering 503 with that e
 from __future__ import annotations
 
 import json
+import os
 import selectors
 import socket
+import stat
 import threading
 
 _HEADER_LIMIT = 64 * 1024
@@ -25,6 +27,24 @@ def bind_listener(port: int, host: str = "0.0.0.0", backlog: int = 2048) -> sock
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def bind_unix_listener(path: str, backlog: int = 2048) -> socket.socket:
+    """A listening Unix socket at ``path`` (a stale socket file there is replaced), open to any
+    local user like the TCP port is: local mode's router may run as another uid than the
+    container. Inheritable, like :func:`bind_listener`."""
+    if os.path.exists(path) and stat.S_ISSOCK(os.lstat(path).st_mode):
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        os.chmod(path, 0o777)
         sock.listen(backlog)
     except BaseException:
         sock.close()

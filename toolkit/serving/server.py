@@ -16,6 +16,7 @@ loop. SIGTERM at any point exits 0 after in-flight requests finish (gunicorn's g
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
@@ -31,7 +32,7 @@ from types import FrameType
 from toolkit.errors import ConfigError
 from toolkit.layout import Layout
 from toolkit.resources import cpu_count
-from toolkit.serving.responder import PreBindResponder, bind_listener
+from toolkit.serving.responder import PreBindResponder, bind_listener, bind_unix_listener
 from toolkit.settings import ServingSettings, Settings
 
 log = logging.getLogger("optml.serving")
@@ -224,19 +225,32 @@ def _serve(settings: Settings, runtime, listener, options: argparse.Namespace,
                         threads, threads, batch_max_size)
     app = close_connection_when_asked(create_app(runtime))
     registry = runtime.models.registry if runtime.models is not None else None
+    unix_listener = None
+    if serving.unix_socket:
+        try:
+            unix_listener = bind_unix_listener(serving.unix_socket)
+        except OSError as exc:  # the port still serves: the socket is only a shortcut
+            log.warning("cannot listen on %s (OPTML_UNIX_SOCKET): %s", serving.unix_socket, exc)
     gunicorn = OptmlGunicorn(
         app,
         GunicornOptions(listener_fd=listener.fileno(), workers=serving.workers or cpu_count(),
                         timeout_seconds=serving.timeout_seconds, log_level=serving.log_level,
                         worker_class=options.worker_class,
-                        threads=threads),
+                        threads=threads,
+                        unix_listener_fd=unix_listener.fileno() if unix_listener else None),
         post_worker_init=runtime.after_fork,
         child_exit=registry.forget_worker if registry is not None else (lambda pid: None))
     listener.detach()  # gunicorn owns the descriptor now and closes it when it stops
+    if unix_listener is not None:
+        unix_listener.detach()
     try:
         gunicorn.run()
     except SystemExit as exc:
         if os.getpid() != master:
             raise  # a gunicorn worker finishing: it must not run the master's clean-up
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        if os.getpid() == master and serving.unix_socket and unix_listener is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(serving.unix_socket)
     return 0
