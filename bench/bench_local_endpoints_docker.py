@@ -28,9 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from local_mode.sagemaker import SageMakerClient
 from local_mode.endpoints.staging import stage_model_data
 from local_mode.runtime import RuntimeClient
+from local_mode.sagemaker import SageMakerClient
 from toolkit.settings import Settings
 
 ENV = {"SAGEMAKER_MODEL_SERVER_WORKERS": "1", "OPTML_INSTALL_REQUIREMENTS": "false"}

@@ -211,7 +211,7 @@ class ServingSettings:
                                   field="SAGEMAKER_BATCH_STRATEGY")
         unix_socket = _get_str(env, "OPTML_UNIX_SOCKET")
         if unix_socket is not None and (not unix_socket.startswith("/")
-                                        or len(unix_socket.encode()) > MAX_UNIX_SOCKET_PATH):
+                                        or len(os.fsencode(unix_socket)) > MAX_UNIX_SOCKET_PATH):
             raise ConfigError(_ENV, f"must be an absolute path of at most "
                               f"{MAX_UNIX_SOCKET_PATH} bytes, got {unix_socket!r}",
                               field="OPTML_UNIX_SOCKET")

@@ -113,6 +113,8 @@ class ServeProcess:
     log_path: Path
     host: str = LOOPBACK
     unix_socket: str | None = None
+    socket_dir: str | None = None
+    """A private temporary directory made for ``unix_socket`` (removed with it), if any."""
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -144,7 +146,7 @@ class ServeProcess:
 
     def _remove_socket_dir(self) -> None:
         if self.unix_socket is not None:
-            _remove_socket(self.unix_socket)
+            _remove_socket(self.unix_socket, self.socket_dir)
 
     def _signal(self, sig: int) -> None:
         try:
@@ -163,22 +165,30 @@ class ServeProcess:
         return str(directory)
 
 
-def _socket_path(workdir: Path) -> str:
-    """Where an instance's Unix socket goes: in its work directory (removed with the endpoint),
-    or, when that path is too long for a socket, in a private temporary directory."""
+def _socket_path(workdir: Path) -> tuple[str | None, str | None]:
+    """``(socket, private_dir)`` for an instance's Unix socket: in its work directory (removed
+    with the endpoint), or, when that path is too long for a socket, in a private temporary
+    directory it also returns; ``(None, None)`` when even that is too long (then the router
+    simply uses the port)."""
     inside = str(workdir.resolve() / "serve.sock")
-    if len(inside.encode()) <= MAX_UNIX_SOCKET_PATH:
-        return inside
-    return os.path.join(tempfile.mkdtemp(prefix="optml-"), "serve.sock")
+    if len(os.fsencode(inside)) <= MAX_UNIX_SOCKET_PATH:
+        return inside, None
+    for parent in (None, "/tmp"):
+        directory = tempfile.mkdtemp(prefix="optml-", dir=parent)
+        path = os.path.join(directory, "serve.sock")
+        if len(os.fsencode(path)) <= MAX_UNIX_SOCKET_PATH:
+            return path, directory
+        os.rmdir(directory)
+    return None, None
 
 
-def _remove_socket(path: str) -> None:
-    """gunicorn removes the socket when it stops; a private directory goes too."""
+def _remove_socket(path: str, private_dir: str | None) -> None:
+    """gunicorn removes the socket when it stops; this covers a server that was killed, and
+    the private directory made for it."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    directory = os.path.dirname(path)
-    if os.path.basename(directory).startswith("optml-"):
-        shutil.rmtree(directory, ignore_errors=True)
+    if private_dir is not None:
+        shutil.rmtree(private_dir, ignore_errors=True)
 
 
 def _has_code(container: ContainerSpec, model_dir: Path) -> bool:
@@ -234,8 +244,9 @@ class ProcessBackend:
         env["SAGEMAKER_BASE_DIR"] = str(workdir)
         env["SAGEMAKER_BIND_TO_PORT"] = str(port)
         env["OPTML_BIND_HOST"] = "127.0.0.1"
-        unix_socket = _socket_path(workdir)
-        env["OPTML_UNIX_SOCKET"] = unix_socket
+        unix_socket, socket_dir = _socket_path(workdir)
+        if unix_socket is not None:
+            env["OPTML_UNIX_SOCKET"] = unix_socket
         log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with log_path.open("ab") as log:
@@ -245,9 +256,11 @@ class ProcessBackend:
                     start_new_session=True, close_fds=True,
                     preexec_fn=_die_with_parent)  # noqa: PLW1509 - prctl only; see above
         except BaseException:
-            _remove_socket(unix_socket)
+            if unix_socket is not None:
+                _remove_socket(unix_socket, socket_dir)
             raise
-        return ServeProcess(container.hostname, port, popen, log_path, unix_socket=unix_socket)
+        return ServeProcess(container.hostname, port, popen, log_path, unix_socket=unix_socket,
+                            socket_dir=socket_dir)
 
     def close(self) -> None:
         """Nothing to remove: every process was stopped (and dies with its runner anyway)."""

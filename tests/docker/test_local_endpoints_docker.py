@@ -26,7 +26,6 @@ import docker
 import docker.errors
 import pytest
 
-from local_mode.sagemaker import SageMakerClient
 from local_mode.endpoints.docker_backend import (
     BIND_TO_PORT_LABEL,
     ENDPOINT_LABEL,
@@ -41,6 +40,7 @@ from local_mode.endpoints.docker_backend import (
 from local_mode.endpoints.instances import make_backend
 from local_mode.endpoints.spec import ContainerSpec
 from local_mode.runtime import RuntimeClient
+from local_mode.sagemaker import SageMakerClient
 from tests.docker import harness
 from toolkit.settings import Settings
 

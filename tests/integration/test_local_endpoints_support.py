@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from local_mode.sagemaker import SageMakerClient
 from local_mode.runtime import RuntimeClient
+from local_mode.sagemaker import SageMakerClient
 from toolkit.settings import Settings
 
 #: Small, fast containers: one worker, no pip.

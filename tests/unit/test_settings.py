@@ -257,9 +257,13 @@ def test_every_serving_variable_is_read() -> None:
         "OPTML_PRELOAD_MODEL": "0",
         "OPTML_INSTALL_REQUIREMENTS": "no",
         "OPTML_DEFAULT_HANDLERS": "framework.handlers",
+        "OPTML_BIND_HOST": "127.0.0.1",
+        "OPTML_UNIX_SOCKET": "/run/optml/serve.sock",
     }
     assert Settings.from_environ(env).serving == ServingSettings(
         port=9090,
+        bind_host="127.0.0.1",
+        unix_socket="/run/optml/serve.sock",
         safe_port_range=(20000, 20999),
         workers=3,
         timeout_seconds=120,
