@@ -82,7 +82,7 @@ class Message:
     @property
     def headers(self) -> dict[str, str]:
         if self._headers is None:
-            self._headers = {k.decode("latin-1"): v.decode("latin-1").strip()
+            self._headers = {k.decode("latin-1"): v.decode("latin-1").strip(" \t")
                              for k, v in self.raw.items()}
         return self._headers
 
@@ -193,6 +193,7 @@ class ServerConnection(_Parsing, asyncio.Protocol):
         self._writable = True
         self._closing = False
         self._reading_paused = False
+        self._eof = False
         self._url = b""
         self._reset()
 
@@ -203,6 +204,13 @@ class ServerConnection(_Parsing, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self._queue.clear()
+
+    def eof_received(self) -> bool:
+        """The client half-closed after its last request: answer it, then close."""
+        self._eof = True
+        if not self._busy and not self._queue and self.transport is not None:
+            self.transport.close()
+        return True  # keep the transport open for the answers still to come
 
     def pause_writing(self) -> None:
         self._writable = False
@@ -235,15 +243,20 @@ class ServerConnection(_Parsing, asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         declared = self._declared_length()
-        if declared is not None and declared > self.limit:
+        if declared is not None and self.limit is not None and declared > self.limit:
             self._too_large = PayloadTooLarge(declared, declared=declared)
             if declared > DISCARD_LIMIT:
                 self._enqueue(_Pending(None, refused=self._too_large))
+        elif self._raw.get(b"expect", b"").lower() == b"100-continue" and \
+                self.transport is not None and not self._closing:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # curl waits 1 s for it
 
     def on_message_complete(self) -> None:
         if self._too_large is not None:
             self._enqueue(_Pending(None, refused=self._too_large))
             return
+        if self._parser.should_upgrade():
+            return  # what follows is not HTTP/1.1: feed_data raises, and that answers 400
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         message = Message(self._raw, body, method=self._parser.get_method().decode(),
                           target=self._url.decode("latin-1"),
@@ -300,8 +313,11 @@ class ServerConnection(_Parsing, asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        transport.write(render_response(status, headers, body, close=not message.keep_alive))
-        if not message.keep_alive:
+        response = render_response(status, headers, body, close=not message.keep_alive)
+        if message.method == "HEAD" and body:  # the GET's headers, no body (RFC 9110 9.3.2)
+            response = response[:-len(body)]
+        transport.write(response)
+        if not message.keep_alive or (self._eof and not self._queue):
             transport.close()
             return
         if self._reading_paused and len(self._queue) < MAX_PIPELINED and not self._closing:
