@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.serving.servers import nginx_main_config
 from local_mode.endpoints.instances import ProcessBackend
 from local_mode.endpoints.spec import ContainerSpec
 from local_mode.endpoints.staging import stage_model_data
@@ -77,19 +78,7 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
-NGINX_CONF = """\
-{user}worker_processes 1;
-daemon off;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  client_body_temp_path {root}/body;
-  proxy_temp_path {root}/proxy;
-  fastcgi_temp_path {root}/fastcgi;
-  uwsgi_temp_path {root}/uwsgi;
-  scgi_temp_path {root}/scgi;
+NGINX_PROXY = """\
   upstream instance {{ server 127.0.0.1:{upstream}; keepalive 64; }}
   server {{
     listen 127.0.0.1:{port};
@@ -100,9 +89,7 @@ http {{
       proxy_http_version 1.1;
       proxy_set_header Connection "";
     }}
-  }}
-}}
-"""
+  }}"""
 
 
 def start_nginx(root: Path, upstream: int) -> tuple[subprocess.Popen[bytes], int] | None:
@@ -118,8 +105,8 @@ def start_nginx(root: Path, upstream: int) -> tuple[subprocess.Popen[bytes], int
         port = probe.getsockname()[1]
     root.mkdir()
     conf = root / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(user="user root;\n" if os.geteuid() == 0 else "",
-                                      root=root, upstream=upstream, port=port))
+    conf.write_text(nginx_main_config(root, NGINX_PROXY.format(upstream=upstream, port=port),
+                                      as_root=os.geteuid() == 0))
     process = subprocess.Popen([binary, "-p", f"{root}/", "-c", str(conf), "-e",
                                 str(root / "error.log")])
     deadline = time.monotonic() + 10

@@ -125,8 +125,8 @@ class MmsReference:
         return [_process("mms", argv, env, ctx)]
 
 
-_NGINX_CONF = """\
-# Written by the optml serving benchmark; the classic BYO front: nginx -> gunicorn unix socket.
+_NGINX_MAIN = """\
+# Written by an optml benchmark; everything nginx writes stays under {root}.
 {user}worker_processes 1;
 daemon off;
 pid {root}/nginx.pid;
@@ -141,6 +141,12 @@ http {{
   fastcgi_temp_path {root}/fastcgi;
   uwsgi_temp_path {root}/uwsgi;
   scgi_temp_path {root}/scgi;
+{http}
+}}
+"""
+
+_BYO_HTTP = """\
+  # the classic BYO front: nginx -> gunicorn unix socket
   upstream gunicorn {{
     server unix:{socket};
   }}
@@ -158,19 +164,22 @@ http {{
     location / {{
       return 404 "{{}}";
     }}
-  }}
-}}
-"""
+  }}"""
 
 
-def nginx_config(root: Path, socket: Path, port: int, as_root: bool) -> str:
-    """The nginx.conf of the BYO peer; everything it writes stays under ``root``.
+def nginx_main_config(root: Path, http: str, as_root: bool) -> str:
+    """An nginx.conf with one worker, its files under ``root`` and ``http`` as the http block.
 
     Run as root, nginx would switch its worker to ``nobody``, which cannot reach a socket in a
     0700 temp dir: the worker then keeps root's identity instead.
     """
-    return _NGINX_CONF.format(user="user root;\n" if as_root else "", root=root, socket=socket,
-                              host=LOOPBACK, port=port)
+    return _NGINX_MAIN.format(user="user root;\n" if as_root else "", root=root, http=http)
+
+
+def nginx_config(root: Path, socket: Path, port: int, as_root: bool) -> str:
+    """The nginx.conf of the BYO peer."""
+    return nginx_main_config(root, _BYO_HTTP.format(socket=socket, host=LOOPBACK, port=port),
+                             as_root)
 
 
 def _gunicorn(workers: int, bind: str, app: str, worker_class: str,
