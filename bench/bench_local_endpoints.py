@@ -42,7 +42,9 @@ ECHO = """
 ENV = {"SAGEMAKER_MODEL_SERVER_WORKERS": "2", "OPTML_INSTALL_REQUIREMENTS": "false"}
 
 
-def load(port: int, requests: int, concurrency: int) -> list[float]:
+def load(port: int, requests: int, concurrency: int, body: bytes = b"x" * 100,
+         content_type: str = "application/octet-stream") -> list[float]:
+    """Latencies of ``requests`` POSTs to /invocations from ``concurrency`` keep-alive clients."""
     latencies: list[float] = []
     lock = threading.Lock()
     per_thread = requests // concurrency
@@ -52,8 +54,8 @@ def load(port: int, requests: int, concurrency: int) -> list[float]:
         mine = []
         for _ in range(per_thread):
             started = time.perf_counter()
-            connection.request("POST", "/invocations", body=b"x" * 100,
-                               headers={"Content-Type": "application/octet-stream"})
+            connection.request("POST", "/invocations", body=body,
+                               headers={"Content-Type": content_type})
             response = connection.getresponse()
             response.read()
             mine.append(time.perf_counter() - started)

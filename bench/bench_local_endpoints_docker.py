@@ -10,6 +10,10 @@ Same run, same image, same model artifact:
 The difference is what local mode adds (runner start, network, staging, health checks); the
 target is at most 1.5 s. Each is measured ``--rounds`` times, alternating; medians are printed.
 
+Then, on one endpoint with two workers: mean latency at concurrency 16 straight to the
+instance's published port (which the engine's port proxy forwards) against through the router
+(which reaches an optml image over its Unix socket), interleaved, ``--rounds`` times.
+
     .venv/bin/python bench/bench_local_endpoints_docker.py [--image optml/sklearn:latest] [--rounds 3]
 """
 
@@ -107,13 +111,48 @@ def endpoint_first_invoke(sm: SageMakerClient, rt: RuntimeClient, name: str, ima
         sm.delete_endpoint(EndpointName=name)
 
 
+def router_overhead(sm: SageMakerClient, image: str, tar: Path, rounds: int,
+                    requests: int) -> list[tuple[float, float]]:
+    """``(direct, router)`` mean latencies per round at concurrency 16: the instance's
+    published port (through the engine's port proxy) against the endpoint's router."""
+    from bench.bench_local_endpoints import load
+
+    sm.create_model(ModelName="latency", PrimaryContainer={
+        "Image": image, "ModelDataUrl": tar.as_uri(), "Environment": {
+            **ENV, "SAGEMAKER_MODEL_SERVER_WORKERS": "2"}})
+    sm.create_endpoint_config(EndpointConfigName="latency", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "latency", "InitialInstanceCount": 1,
+        "InstanceType": "local", "InitialVariantWeight": 1.0}])
+    sm.create_endpoint(EndpointName="latency", EndpointConfigName="latency")
+    try:
+        deadline = time.monotonic() + 120
+        while sm.describe_endpoint(EndpointName="latency")["EndpointStatus"] != "InService":
+            assert time.monotonic() < deadline, "endpoint not in service"
+            time.sleep(0.05)
+        private = sm.store.get("endpoints", "latency").describe()
+        router, direct = private["RouterPort"], private["Instances"][0]["Ports"][0]
+        row = {"body": b"1,2,3", "content_type": "text/csv"}
+        load(direct, 320, 16, **row)
+        load(router, 320, 16, **row)
+        results = []
+        for _ in range(rounds):
+            results.append((statistics.mean(load(direct, requests, 16, **row)),
+                            statistics.mean(load(router, requests, 16, **row))))
+        return results
+    finally:
+        sm.delete_endpoint(EndpointName="latency")
+
+
 def main() -> None:
     import docker
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--image", default="optml/sklearn:latest")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=2000,
+                        help="per path and round of the router-overhead measurement")
     args = parser.parse_args()
+    latency: list[tuple[float, float]] = []
     client = docker.from_env(timeout=300)
     bare: list[float] = []
     endpoint: list[float] = []
@@ -133,6 +172,7 @@ def main() -> None:
                 bare.append(bare_startup(client, args.image, model_dir))
                 endpoint.append(endpoint_first_invoke(sm, rt, f"bench-{index}", args.image,
                                                       tar))
+            latency = router_overhead(sm, args.image, tar, args.rounds, args.requests)
         finally:
             for item in client.api.containers(all=True, filters={"label": BENCH_LABEL}):
                 client.api.remove_container(item["Id"], force=True)
@@ -144,6 +184,13 @@ def main() -> None:
     print(f"bare container create to /ping 200          : {b:.2f} s")
     print(f"create_endpoint (Docker) to first invoke     : {e:.2f} s (+{e - b:.2f} s over the "
           f"bare container; target <= 1.5 s)")
+    direct = statistics.median(d for d, _ in latency)
+    routed = statistics.median(r for _, r in latency)
+    added = statistics.median(r - d for d, r in latency)
+    print(f"concurrency 16, {args.requests} CSV requests x {args.rounds} rounds: published port "
+          f"{direct * 1000:.2f} ms, router {routed * 1000:.2f} ms mean latency (median); "
+          f"router {added * 1000:+.2f} ms (per round: "
+          f"{', '.join(f'{(r - d) * 1000:+.2f}' for d, r in latency)})")
 
 
 if __name__ == "__main__":

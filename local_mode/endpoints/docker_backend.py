@@ -27,6 +27,7 @@ if any, receives ``serve``; CONTRACT §3.1) with the extracted ``ModelDataUrl`` 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import threading
 from collections.abc import Mapping
@@ -34,7 +35,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from local_mode.endpoints.instances import LOOPBACK, STOP_GRACE_SECONDS, BackendUnsupported
+from local_mode.endpoints.instances import (
+    LOOPBACK,
+    STOP_GRACE_SECONDS,
+    BackendUnsupported,
+    instance_socket_path,
+    remove_instance_socket,
+)
 from local_mode.endpoints.spec import ContainerSpec
 from local_mode.instance_types import Machine, ResourceLimits, limits_for
 from local_mode.training.backends.docker import (
@@ -52,6 +59,8 @@ BIND_TO_PORT_LABEL = "com.amazonaws.sagemaker.capabilities.accept-bind-to-port"
 CONTAINER_PORT = 8080
 MODEL_MOUNT = "/opt/ml/model"
 MODELS_MOUNT = "/opt/ml/models"
+#: Where a serving container sees the directory of its Unix socket (see OPTML_UNIX_SOCKET).
+SOCKET_MOUNT = "/run/optml-local"
 EXIT_WAIT_SECONDS = 30.0
 """How long :meth:`DockerServeContainer.stop` waits for the engine beyond the grace."""
 
@@ -124,6 +133,10 @@ class DockerServeContainer:
     port: int = 0
     host: str = LOOPBACK
     unix_socket: str | None = None
+    """This side's path of the socket an optml image also listens on (``OPTML_UNIX_SOCKET``,
+    in a directory mounted at :data:`SOCKET_MOUNT`); the router prefers it to the published
+    port, which goes through the engine's port proxy."""
+    socket_dir: str | None = None
     models_root: Path | None = None
     grace_cap: float | None = None
     _exited: threading.Event = field(default_factory=threading.Event)
@@ -179,6 +192,8 @@ class DockerServeContainer:
         finally:
             _remove_quietly(self._client.api.remove_container, self.container_id, force=True,
                             v=True)
+            if self.unix_socket is not None:
+                remove_instance_socket(self.unix_socket, self.socket_dir)
             self._exited.set()
             if self._stream is not None:
                 self._stream.close()
@@ -293,8 +308,15 @@ class DockerServingBackend:
         port = bind_port or CONTAINER_PORT
         target = MODELS_MOUNT if container.multi_model else MODEL_MOUNT
         limits = self.limits(instance_type)
+        binds = {str(model_dir.resolve()): {"bind": target, "mode": "ro"}}
+        environment = container_environment(container, environment, bind_port)
+        workdir.mkdir(parents=True, exist_ok=True)
+        unix_socket, socket_dir = instance_socket_path(workdir)
+        if unix_socket is not None:
+            binds[os.path.dirname(unix_socket)] = {"bind": SOCKET_MOUNT, "mode": "rw"}
+            environment["OPTML_UNIX_SOCKET"] = f"{SOCKET_MOUNT}/{os.path.basename(unix_socket)}"
         host_config = api.create_host_config(
-            binds={str(model_dir.resolve()): {"bind": target, "mode": "ro"}},
+            binds=binds,
             port_bindings={port: (LOOPBACK, None)}, network_mode=network,
             nano_cpus=limits.nano_cpus, mem_limit=limits.memory_bytes,
             memswap_limit=limits.memory_bytes)
@@ -304,11 +326,13 @@ class DockerServingBackend:
         try:
             created = api.create_container(
                 container.image, command=["serve"], hostname=container.hostname,
-                environment=container_environment(container, environment, bind_port),
+                environment=environment,
                 labels=self.labels, ports=[port], host_config=host_config,
                 networking_config=networking, name=f"{network}-{container.hostname}-"
                                                     f"{secrets.token_hex(3)}")
         except docker.errors.APIError as exc:
+            if unix_socket is not None:
+                remove_instance_socket(unix_socket, socket_dir)
             raise DockerStartFailed(f"container {container.hostname}: the engine refused to "
                                     f"create a container of {container.image}: "
                                     f"{exc.explanation or exc}") from None
@@ -316,7 +340,7 @@ class DockerServingBackend:
         serving = DockerServeContainer(
             container.hostname, created["Id"], log_path, self.client, stream_client,
             models_root=model_dir if container.multi_model else None,
-            grace_cap=self.stop_grace)
+            grace_cap=self.stop_grace, unix_socket=unix_socket, socket_dir=socket_dir)
         self._started.append(serving)
         try:
             serving._stream = stream_client.api.attach(created["Id"], stdout=True, stderr=True,

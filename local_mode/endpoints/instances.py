@@ -146,7 +146,7 @@ class ServeProcess:
 
     def _remove_socket_dir(self) -> None:
         if self.unix_socket is not None:
-            _remove_socket(self.unix_socket, self.socket_dir)
+            remove_instance_socket(self.unix_socket, self.socket_dir)
 
     def _signal(self, sig: int) -> None:
         try:
@@ -165,7 +165,7 @@ class ServeProcess:
         return str(directory)
 
 
-def _socket_path(workdir: Path) -> tuple[str | None, str | None]:
+def instance_socket_path(workdir: Path) -> tuple[str | None, str | None]:
     """``(socket, private_dir)`` for an instance's Unix socket: in its work directory (removed
     with the endpoint), or, when that path is too long for a socket, in a private temporary
     directory it also returns; ``(None, None)`` when even that is too long (then the router
@@ -182,7 +182,7 @@ def _socket_path(workdir: Path) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _remove_socket(path: str, private_dir: str | None) -> None:
+def remove_instance_socket(path: str, private_dir: str | None) -> None:
     """gunicorn removes the socket when it stops; this covers a server that was killed, and
     the private directory made for it."""
     with contextlib.suppress(FileNotFoundError):
@@ -244,7 +244,7 @@ class ProcessBackend:
         env["SAGEMAKER_BASE_DIR"] = str(workdir)
         env["SAGEMAKER_BIND_TO_PORT"] = str(port)
         env["OPTML_BIND_HOST"] = "127.0.0.1"
-        unix_socket, socket_dir = _socket_path(workdir)
+        unix_socket, socket_dir = instance_socket_path(workdir)
         if unix_socket is not None:
             env["OPTML_UNIX_SOCKET"] = unix_socket
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -257,7 +257,7 @@ class ProcessBackend:
                     preexec_fn=_die_with_parent)  # noqa: PLW1509 - prctl only; see above
         except BaseException:
             if unix_socket is not None:
-                _remove_socket(unix_socket, socket_dir)
+                remove_instance_socket(unix_socket, socket_dir)
             raise
         return ServeProcess(container.hostname, port, popen, log_path, unix_socket=unix_socket,
                             socket_dir=socket_dir)

@@ -14,6 +14,7 @@ import http.client
 import io
 import json
 import os
+import socket
 import tarfile
 import threading
 import time
@@ -374,6 +375,16 @@ def test_sklearn_two_instances_predict_and_a_killed_one_is_replaced(
         mounts = {m["Destination"]: m for m in attrs["Mounts"]}
         assert mounts["/opt/ml/model"]["RW"] is False
         assert "SAGEMAKER_ENDPOINT_NAME=sk" in attrs["Config"]["Env"]
+        # the router's shortcut past the port proxy: an optml image listens on a Unix socket
+        # in a mounted directory of this side, which the router then prefers to the port
+        assert mounts["/run/optml-local"]["RW"] is True
+        assert "OPTML_UNIX_SOCKET=/run/optml-local/serve.sock" in attrs["Config"]["Env"]
+        socket_file = Path(mounts["/run/optml-local"]["Source"]) / "serve.sock"
+        assert socket_file.is_socket()
+        with socket.socket(socket.AF_UNIX) as probe:
+            probe.connect(str(socket_file))
+            probe.sendall(b"GET /ping HTTP/1.0\r\n\r\n")
+            assert probe.recv(64).split(b"\r\n")[0].endswith(b" 200 OK")
 
     before = dlocal.instances("sk")
     victim_port = before[0]["Ports"][0]
@@ -447,6 +458,10 @@ def test_plain_contract_image_serves_through_the_router_on_auto(
         connection.request("GET", "/ping")
         assert connection.getresponse().status == 200
         connection.close()
+        # an image without optml ignores OPTML_UNIX_SOCKET: the router used the port
+        container = _containers(docker_client, local.state, ENDPOINT_LABEL, "plain")[0]
+        mounts = {m["Destination"]: m for m in container.attrs["Mounts"]}
+        assert not (Path(mounts["/run/optml-local"]["Source"]) / "serve.sock").exists()
     finally:
         local.cleanup()
         leftovers = _ours(docker_client, local.state)

@@ -19,8 +19,8 @@ import pytest
 from local_mode.endpoints.instances import (
     ProcessBackend,
     ServeProcess,
-    _remove_socket,
-    _socket_path,
+    remove_instance_socket,
+    instance_socket_path,
 )
 from local_mode.endpoints.spec import ContainerSpec
 from tests.integration.test_local_endpoints_support import (
@@ -176,13 +176,13 @@ def test_kill_removes_the_socket_and_temp_dir_a_sigkilled_server_leaves(tmp_path
     assert not os.path.lexists(os.path.dirname(process.unix_socket or ""))
 
 
-# -- _socket_path / _remove_socket -----------------------------------------------------------
+# -- instance_socket_path / remove_instance_socket -----------------------------------------------------------
 
 def test_socket_path_inside_a_short_work_dir() -> None:
     with tempfile.TemporaryDirectory(prefix="ou-") as root:
         workdir = Path(root) / "instance"
         workdir.mkdir()
-        path, private = _socket_path(workdir)
+        path, private = instance_socket_path(workdir)
         assert path == str(workdir.resolve() / "serve.sock") and private is None
         assert os.listdir(root) == ["instance"]  # no temp dir was made
 
@@ -190,7 +190,7 @@ def test_socket_path_inside_a_short_work_dir() -> None:
 def test_socket_path_falls_back_to_a_private_temp_dir_that_remove_socket_removes(
         tmp_path: Path) -> None:
     workdir = tmp_path / ("w" * MAX_UNIX_SOCKET_PATH)
-    path, private = _socket_path(workdir)
+    path, private = instance_socket_path(workdir)
     assert path is not None and private is not None
     directory = os.path.dirname(path)
     assert directory == private
@@ -202,23 +202,23 @@ def test_socket_path_falls_back_to_a_private_temp_dir_that_remove_socket_removes
         assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
         assert not workdir.exists()
         Path(path).touch()  # what a server that died without unlinking leaves
-        _remove_socket(path, private)
+        remove_instance_socket(path, private)
         assert not os.path.lexists(directory)
-        _remove_socket(path, private)  # idempotent: stop() after kill() calls it again
+        remove_instance_socket(path, private)  # idempotent: stop() after kill() calls it again
     finally:
         if os.path.isdir(directory):
             os.rmdir(directory)
 
 
 def test_two_fallback_paths_never_collide(tmp_path: Path) -> None:
-    first, first_dir = _socket_path(tmp_path / ("a" * MAX_UNIX_SOCKET_PATH))
-    second, second_dir = _socket_path(tmp_path / ("a" * MAX_UNIX_SOCKET_PATH))
+    first, first_dir = instance_socket_path(tmp_path / ("a" * MAX_UNIX_SOCKET_PATH))
+    second, second_dir = instance_socket_path(tmp_path / ("a" * MAX_UNIX_SOCKET_PATH))
     assert first is not None and second is not None
     try:
         assert first != second
     finally:
-        _remove_socket(first, first_dir)
-        _remove_socket(second, second_dir)
+        remove_instance_socket(first, first_dir)
+        remove_instance_socket(second, second_dir)
     assert not os.path.lexists(os.path.dirname(first))
     assert not os.path.lexists(os.path.dirname(second))
 
@@ -229,23 +229,23 @@ def test_remove_socket_in_a_work_dir_removes_only_the_socket(tmp_path: Path) -> 
     (workdir / "kept.txt").write_text("kept")
     path = workdir / "serve.sock"
     path.touch()
-    _remove_socket(str(path), None)
+    remove_instance_socket(str(path), None)
     assert not path.exists()
     assert (workdir / "kept.txt").read_text() == "kept"
 
 
 def test_remove_socket_keeps_a_work_dir_whose_name_starts_with_optml() -> None:
     """The work dir is .../instances/<id>/<ContainerHostname>, and a user may name a container
-    ``optml-main``: only a directory ``_socket_path`` made may be removed, not that one."""
+    ``optml-main``: only a directory ``instance_socket_path`` made may be removed, not that one."""
     with tempfile.TemporaryDirectory(prefix="ou-") as root:
         workdir = Path(root) / "instances" / "AllTraffic-1" / "optml-main"
         workdir.mkdir(parents=True)
         (workdir / "kept.txt").write_text("kept")
-        path, private = _socket_path(workdir)
+        path, private = instance_socket_path(workdir)
         assert path is not None and private is None
         assert os.path.dirname(path) == str(workdir.resolve())
         Path(path).touch()
-        _remove_socket(path, private)
+        remove_instance_socket(path, private)
         assert not os.path.lexists(path)
         assert (workdir / "kept.txt").read_text() == "kept"
 
@@ -257,10 +257,10 @@ def test_the_fallback_socket_path_fits_even_under_a_long_tmpdir(
     long_tmp = tmp_path / ("t" * MAX_UNIX_SOCKET_PATH)
     long_tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(long_tmp))
-    path, private = _socket_path(tmp_path / ("w" * MAX_UNIX_SOCKET_PATH))
+    path, private = instance_socket_path(tmp_path / ("w" * MAX_UNIX_SOCKET_PATH))
     try:
         # /tmp, or no socket at all (the router then uses the port): never an unusable path
         assert path is None or len(path.encode()) <= MAX_UNIX_SOCKET_PATH, path
     finally:
         if path is not None:
-            _remove_socket(path, private)
+            remove_instance_socket(path, private)
