@@ -126,6 +126,15 @@ class ResourceLimits:
     def nano_cpus(self) -> int | None:
         return None if self.cpus is None else round(self.cpus * 1e9)
 
+    def shm_bytes(self, machine: Machine) -> int | None:
+        """The size of ``/dev/shm``: half the container's memory, as a Linux host's tmpfs
+        default is half of RAM. Docker's own 64 MiB breaks PyTorch DataLoader workers, NCCL
+        and anything else that passes tensors through shared memory; the pages used still
+        count against the memory limit, so a larger size reserves nothing. ``None`` when the
+        machine's memory is unknown (then the engine's default applies)."""
+        memory = self.memory_bytes or machine.memory_bytes
+        return memory // 2 if memory else None
+
 
 def limits_for(instance_type: str, machine: Machine) -> ResourceLimits:
     """The limits that make a container look like ``instance_type`` on ``machine``."""

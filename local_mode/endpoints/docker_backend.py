@@ -319,7 +319,7 @@ class DockerServingBackend:
             binds=binds,
             port_bindings={port: (LOOPBACK, None)}, network_mode=network,
             nano_cpus=limits.nano_cpus, mem_limit=limits.memory_bytes,
-            memswap_limit=limits.memory_bytes)
+            memswap_limit=limits.memory_bytes, shm_size=limits.shm_bytes(Machine.current()))
         networking = api.create_networking_config(
             {network: api.create_endpoint_config(aliases=[container.hostname])})
         log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -253,7 +253,8 @@ class JobRunner:
         for host, run in zip(hosts, runs):
             code = exit_codes.get(run.host.name, 0)
             if code != 0 and reason is None:
-                reason = _failure_reason(host, code)
+                reason = _failure_reason(host, code, run.out_of_memory(),
+                                         self.spec.instance_type)
         return AttemptResult(exit_codes, self.stop_kind, reason, time.monotonic() - began)
 
     def _supervise(self, runs: Sequence[HostRun], began: float, job_started: float,
@@ -375,11 +376,20 @@ def _reset_host_outputs(host: hostlib.Host) -> None:
     failure.unlink(missing_ok=True)
 
 
-def _failure_reason(host: hostlib.Host, code: int) -> str:
+def _failure_reason(host: hostlib.Host, code: int, out_of_memory: bool = False,
+                    instance_type: str = "") -> str:
+    """The job's FailureReason: the host's failure file, as the service reports it; when the
+    kernel killed the host for going over its memory limit, say that first (the failure file,
+    if the toolkit could still write one, only knows that its child got SIGKILL)."""
     try:
         text = host.layout.failure_file.read_text(encoding="utf-8", errors="replace").strip()
     except FileNotFoundError:
         text = ""
+    if out_of_memory:
+        limit = f" of {instance_type}" if instance_type.startswith("ml.") else ""
+        oom = (f"OutOfMemoryError: host {host.name} went over the memory{limit} and was killed; "
+               "use an instance type with more memory, or process less data per host.")
+        return (f"{oom} {text}" if text else oom)[:FAILURE_REASON_CHARS]
     if text:
         return text[:FAILURE_REASON_CHARS]
     return f"AlgorithmError: host {host.name} exited with code {code} (no failure file)"

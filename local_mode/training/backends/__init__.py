@@ -29,6 +29,10 @@ class HostRun(Protocol):
     def poll(self) -> int | None:
         """The exit status once the host has exited, else ``None``."""
 
+    def out_of_memory(self) -> bool:
+        """Whether the host was killed for going over its memory limit (known once it exited;
+        a backend that cannot tell says False)."""
+
     def terminate(self) -> None:
         """SIGTERM, as the service does on stop."""
 

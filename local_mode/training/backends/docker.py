@@ -239,6 +239,7 @@ class DockerHostRun:
     _stream_client: Any
     _stream: Any = None
     _exit: int | None = None
+    _oom_killed: bool = False
     _exited: threading.Event = field(default_factory=threading.Event)
     _cleaned: bool = False
 
@@ -256,10 +257,14 @@ class DockerHostRun:
         try:
             code = int(self._stream_client.api.wait(self.container_id)["StatusCode"])
         except Exception:  # noqa: BLE001 - the engine went away or the container was removed
-            try:
-                state = self._client.api.inspect_container(self.container_id)["State"]
+            code = UNKNOWN_EXIT
+        try:  # the exit code says SIGKILL; only the engine knows the kernel's OOM killer did it
+            state = self._client.api.inspect_container(self.container_id)["State"]
+            self._oom_killed = bool(state.get("OOMKilled"))
+            if code == UNKNOWN_EXIT:
                 code = int(state.get("ExitCode", UNKNOWN_EXIT))
-            except (docker.errors.DockerException, KeyError, ValueError):
+        except (docker.errors.DockerException, KeyError, ValueError):
+            if code == UNKNOWN_EXIT:
                 log.warning("%s: the engine cannot tell the container's exit status",
                             self.host.name)
         self._exit = code
@@ -279,6 +284,9 @@ class DockerHostRun:
 
     def poll(self) -> int | None:
         return self._exit if self._exited.is_set() else None
+
+    def out_of_memory(self) -> bool:
+        return self._exited.is_set() and self._oom_killed
 
     def _signal(self, signal_name: str) -> None:
         if self._exited.is_set():
@@ -448,6 +456,7 @@ class DockerBackend:
             nano_cpus=limits.nano_cpus, mem_limit=limits.memory_bytes,
             # no swap: an instance has none, and a job over its memory must fail as it would
             memswap_limit=limits.memory_bytes,
+            shm_size=limits.shm_bytes(Machine.current()),
             extra_hosts=dict(self._addresses) or None)
         networking = api.create_networking_config({self._network: api.create_endpoint_config(
             aliases=[host.name], ipv4_address=self._addresses.get(host.name))})

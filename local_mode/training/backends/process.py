@@ -52,6 +52,10 @@ class ProcessHostRun:
             return None
         return 128 - code if code < 0 else code
 
+    def out_of_memory(self) -> bool:
+        """A plain process has no memory limit of its own (instance types are not enforced)."""
+        return False
+
     def _signal(self, signum: int) -> None:
         try:
             os.killpg(self.process.pid, signum)
