@@ -13,7 +13,6 @@ TorchScript model behind optml's default PyTorch handlers and invokes it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -28,7 +27,7 @@ from toolkit.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-import common  # examples/common.py, the examples' shared glue
+import common  # noqa: E402 -- examples/common.py, the examples' shared glue
 
 IMAGE = "optml-examples/distributed-pytorch:latest"
 PYTORCH_HANDLERS = HERE.parents[1] / "containers" / "pytorch" / "optml_pytorch_handlers.py"
@@ -61,48 +60,37 @@ def attempts_from_log(log: Path) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=["auto", "docker", "process"], default="auto")
-    parser.add_argument("--output", type=Path, default=Path("example-output"))
+    parser = common.example_parser(__doc__)
     parser.add_argument("--interrupt-after", type=float, default=15.0,
                         help="seconds into the first attempt when the spot reclaim comes")
     args = parser.parse_args(argv)
-    root = common.new_run_dir(args.output / HERE.name)
-    backend, why = common.choose_backend(args.backend, "optml/pytorch:latest")
-    serving, serving_why = common.serving_backend(backend)
-    print(f"[{HERE.name}] run directory {root}\n[backend] training: {backend} ({why}); "
-          f"serving: {serving} ({serving_why})", flush=True)
-    if backend == "docker":
+    run = common.start(HERE.name, args.output, args.backend, "optml/pytorch:latest")
+    if run.backend == "docker":
         common.build_image(HERE, IMAGE)
-    state = root / "state"
     # The spot emulation is a setting of local mode's job runner, not of the job request.
     settings = Settings.from_environ(
         {**os.environ, "OPTML_LOCAL_SPOT_INTERRUPTION_AFTER": str(args.interrupt_after)})
-    sm = common.local_client("sagemaker", settings=settings, state_dir=state, backend=backend)
-    serving_sm = common.local_client("sagemaker", state_dir=state, backend=serving)
-    rt = common.local_client("sagemaker-runtime", state_dir=state)
-    write_data(root / "data")
+    sm, serving_sm, rt = run.clients(settings)
+    write_data(run.root / "data")
 
-    request = common.load_spec(HERE / "job.json", {
-        "CODE_DIR": "/opt/program" if backend == "docker" else str(HERE / "code"),
-        "DATA": (root / "data").as_uri(), "OUTPUT": root.as_uri()})
+    request = common.load_spec(HERE / "job.json", run.spec_values(HERE / "code"))
     print(f"[train] 2 hosts x {request['Environment']['OPTML_NPROC_PER_NODE']} processes, "
           f"spot interruption after {args.interrupt_after:g} s", flush=True)
-    job = common.train(sm, request, state)
+    job = common.train(sm, request, run.state)
     transitions = [t["Status"] for t in job["SecondaryStatusTransitions"]]
-    attempts = attempts_from_log(state / "training-jobs" / request["TrainingJobName"] /
+    attempts = attempts_from_log(run.state / "training-jobs" / request["TrainingJobName"] /
                                  "logs" / "all.log")
-    checkpoints = sorted(p.name for p in (root / "checkpoints").glob("epoch-*.pt"))
+    checkpoints = sorted(p.name for p in (run.root / "checkpoints").glob("epoch-*.pt"))
     print(f"[train] {job['TrainingJobStatus']}; transitions {' -> '.join(transitions)}")
     for number, attempt in enumerate(attempts, 1):
         print(f"[train] attempt {number}: resume_epoch per rank {attempt['resume_epoch']} "
               f"(world size {attempt['world_size']})")
-    print(f"[train] checkpoints in {root / 'checkpoints'}: {checkpoints}")
+    print(f"[train] checkpoints in {run.root / 'checkpoints'}: {checkpoints}")
     print(f"[train] TrainingTimeInSeconds {job['TrainingTimeInSeconds']}, "
           f"BillableTimeInSeconds {job['BillableTimeInSeconds']}")
 
     model_data = job["ModelArtifacts"]["S3ModelArtifacts"]
-    model_dir = root / "model"
+    model_dir = run.root / "model"
     with tarfile.open(model_data.removeprefix("file://")) as tar:
         tar.extractall(model_dir, filter="data")
     ranks = {p.stem: json.loads(p.read_text()) for p in sorted((model_dir / "ranks").glob("*"))}
@@ -117,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     with torch.inference_mode():
         reference = local(torch.from_numpy(queries)).numpy().reshape(-1)
     environment = {"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
-    if serving == "process":  # no image: point optml serve at the handlers the image sets
+    if run.serving == "process":  # no image: point optml serve at the handlers the image sets
         environment["OPTML_DEFAULT_HANDLERS"] = str(PYTORCH_HANDLERS)
     container = {"Image": IMAGE, "ModelDataUrl": model_data, "Environment": environment}
     with common.deployed(serving_sm, HERE.name, container) as endpoint:
@@ -128,16 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[invoke] served {np.round(served, 4)}; TorchScript here {np.round(reference, 4)}; "
           f"generating function {np.round(truth, 4)}")
 
-    summary = {"backend": backend, "serving_backend": serving,
+    summary = {"backend": run.backend, "serving_backend": run.serving,
                "status": job["TrainingJobStatus"], "transitions": transitions,
                "attempts": attempts, "checkpoints": checkpoints,
                "training_seconds": job["TrainingTimeInSeconds"],
                "billable_seconds": job["BillableTimeInSeconds"],
-               "metrics": {m["MetricName"]: m["Value"] for m in job["FinalMetricDataList"]},
+               "metrics": common.final_metrics(job),
                "ranks": ranks, "model_data": model_data, "served": served.tolist(),
                "reference": reference.tolist(), "truth": truth.tolist()}
-    (root / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"[done] summary {root / 'summary.json'}")
+    (run.root / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"[done] summary {run.root / 'summary.json'}")
     return 0
 
 

@@ -12,17 +12,13 @@ preprocess -> predict computed here from the two artifacts.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import io
 import json
 import re
-import shutil
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +27,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-import common  # examples/common.py, the examples' shared glue
+import common  # noqa: E402 -- examples/common.py, the examples' shared glue
 
 IMAGES = {"preprocess": "optml-examples/inference-pipeline-preprocess:latest",
           "model": "optml-examples/inference-pipeline-model:latest"}
@@ -74,28 +70,6 @@ def build_images() -> None:
         engine.close()
 
 
-@contextmanager
-def deployed_pipeline(sm: Any, name: str, containers: list[dict[str, Any]]) -> Iterator[str]:
-    """Model (an inference pipeline: ``Containers``) + endpoint config + endpoint ``name``,
-    InService; all three deleted on exit."""
-    sm.create_model(ModelName=name, ExecutionRoleArn=common.ROLE, Containers=containers)
-    try:
-        sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[
-            {"VariantName": "main", "ModelName": name, "InitialInstanceCount": 1,
-             "InstanceType": "ml.m5.large"}])
-        try:
-            sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
-            try:
-                sm.get_waiter("endpoint_in_service").wait(EndpointName=name)
-                yield name
-            finally:
-                sm.delete_endpoint(EndpointName=name)
-        finally:
-            sm.delete_endpoint_config(EndpointConfigName=name)
-    finally:
-        sm.delete_model(ModelName=name)
-
-
 def on_host(preprocessor_tar: Path, model_tar: Path, raw: np.ndarray) -> list[float]:
     """preprocess -> predict computed here from the two artifacts (the check of the endpoint)."""
     with tempfile.TemporaryDirectory() as scratch, tarfile.open(preprocessor_tar) as pre, \
@@ -133,46 +107,23 @@ def told_ports(state: Path) -> dict[str, str]:
         engine.close()
 
 
-def keep_logs(state: Path, name: str, dest: Path) -> None:
-    """Copy the endpoint's logs out of the state (delete_endpoint removes the state)."""
-    source = state / "endpoints" / name
-    dest.mkdir(parents=True, exist_ok=True)
-    for log in [source / "runner.log", *sorted((source / "logs").glob("*.log"))]:
-        if log.is_file():
-            shutil.copyfile(log, dest / log.name)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=["auto", "docker", "process"], default="auto")
-    parser.add_argument("--output", type=Path, default=Path("example-output"))
-    args = parser.parse_args(argv)
-    root = common.new_run_dir(args.output / HERE.name)
-    backend, why = common.choose_backend(args.backend, "optml/sklearn:latest")
-    serving, serving_why = common.serving_backend(backend)
-    print(f"[{HERE.name}] run directory {root}\n[backend] training: {backend} ({why}); "
-          f"serving: {serving} ({serving_why})", flush=True)
-    if backend == "docker":
+    args = common.example_parser(__doc__).parse_args(argv)
+    run = common.start(HERE.name, args.output, args.backend, "optml/sklearn:latest")
+    if run.backend == "docker":
         build_images()
-    state = root / "state"
-    sm = common.local_client("sagemaker", state_dir=state, backend=backend)
-    serving_sm = common.local_client("sagemaker", state_dir=state, backend=serving)
-    rt = common.local_client("sagemaker-runtime", state_dir=state)
-    raw = write_data(root / "data")
-    summary: dict[str, Any] = {"backend": backend, "serving_backend": serving}
+    sm, serving_sm, rt = run.clients()
+    raw = write_data(run.root / "data")
+    summary: dict[str, Any] = {"backend": run.backend, "serving_backend": run.serving}
 
-    def code_dir(part: str) -> str:
-        return "/opt/program" if backend == "docker" else str(HERE / "code" / part)
-
-    values = {"DATA": (root / "data").as_uri(), "OUTPUT": root.as_uri()}
-    pre_job = common.train(sm, common.load_spec(HERE / "job-preprocess.json", {
-        **values, "CODE_DIR": code_dir("preprocess")}), state)
+    pre_job = common.train(sm, common.load_spec(
+        HERE / "job-preprocess.json", run.spec_values(HERE / "code" / "preprocess")), run.state)
     pre_data = pre_job["ModelArtifacts"]["S3ModelArtifacts"]
     print(f"[train] {pre_job['TrainingJobName']}: {pre_job['TrainingJobStatus']}; {pre_data}")
     model_job = common.train(sm, common.load_spec(HERE / "job-model.json", {
-        **values, "CODE_DIR": code_dir("model"), "PREPROCESSOR": pre_data}), state)
+        **run.spec_values(HERE / "code" / "model"), "PREPROCESSOR": pre_data}), run.state)
     model_data = model_job["ModelArtifacts"]["S3ModelArtifacts"]
-    metrics = {m["MetricName"]: m["Value"] for m in model_job["FinalMetricDataList"]}
+    metrics = common.final_metrics(model_job)
     print(f"[train] {model_job['TrainingJobName']}: {model_job['TrainingJobStatus']}; "
           f"{metrics}; {model_data}")
     summary.update(metrics=metrics, artifacts={"preprocess": pre_data, "model": model_data})
@@ -185,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         {"ContainerHostname": "model", "Image": IMAGES["model"], "ModelDataUrl": model_data,
          "Environment": {"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}}]
     body = "".join(f"{t:g},{h:g},{a:g}\n" for t, h, a in raw)
-    with deployed_pipeline(serving_sm, ENDPOINT, containers) as endpoint:
+    with common.deployed(serving_sm, ENDPOINT, containers) as endpoint:
         out = rt.invoke_endpoint(EndpointName=endpoint, Body=body, ContentType="text/csv",
                                  Accept="application/json")
         predictions = json.loads(out["Body"].read())["predictions"]
@@ -203,14 +154,15 @@ def main(argv: list[str] | None = None) -> int:
             summary["bad_row_error"] = {"status": exc.response["OriginalStatusCode"],
                                         "message": exc.response["Error"]["Message"]}
             print(f"[invoke] hour=25 -> ModelError: {exc.response['Error']['Message'][:160]}")
-        if serving == "docker":
-            summary["told_ports"] = told_ports(state)
+        if run.serving == "docker":
+            summary["told_ports"] = told_ports(run.state)
             print(f"[ports] SAGEMAKER_BIND_TO_PORT per container: {summary['told_ports']}")
-        keep_logs(state, endpoint, root / "logs")
+        common.keep_endpoint_logs(run.state, endpoint, run.root / "logs")
 
-    instance_logs = "".join(p.read_text() for p in sorted((root / "logs").glob("main-*.log")))
+    instance_logs = "".join(p.read_text() for p in sorted((run.root / "logs").glob("main-*.log")))
     ports = sorted({int(p) for p in re.findall(r"listening on [\d.]+:(\d+)", instance_logs)})
-    print(f"[ports] the containers' logs say they listened on {ports} (logs in {root / 'logs'})")
+    print(f"[ports] the containers' logs say they listened on {ports} "
+          f"(logs in {run.root / 'logs'})")
     expected = on_host(Path(pre_data.removeprefix("file://")),
                        Path(model_data.removeprefix("file://")), np.loadtxt(
                            io.StringIO(body), delimiter=",", ndmin=2))
@@ -218,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[check] endpoint vs preprocess->predict on the host: largest difference {worst:.3g}")
     summary.update(raw=raw.tolist(), predictions=predictions, csv_predictions=csv_predictions,
                    expected=expected, bind_ports=ports, truth=energy(raw).tolist())
-    (root / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"[done] summary {root / 'summary.json'}")
+    (run.root / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"[done] summary {run.root / 'summary.json'}")
     return 0
 
 

@@ -13,13 +13,11 @@ least recently used model and retries, as the service does.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import shutil
 import sys
 import tarfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-import common  # examples/common.py, the examples' shared glue
+import common  # noqa: E402 -- examples/common.py, the examples' shared glue
 
 IMAGE = "optml-examples/multi-model-endpoint:latest"
 ENDPOINT = "multi-model-endpoint"
@@ -65,18 +63,8 @@ def train_all(sm: Any, requests: list[dict[str, Any]], state: Path) -> list[dict
     """Start every training job, then wait for all of them (they run side by side)."""
     for request in requests:
         sm.create_training_job(**request)
-    jobs = []
-    for request in requests:
-        name = request["TrainingJobName"]
-        while (job := sm.describe_training_job(TrainingJobName=name))["TrainingJobStatus"] \
-                not in ("Completed", "Failed", "Stopped"):
-            time.sleep(0.2)
-        if job["TrainingJobStatus"] != "Completed":
-            log = state / "training-jobs" / name / "logs" / "all.log"
-            raise SystemExit(f"training job {name} {job['TrainingJobStatus']}: "
-                             f"{job.get('FailureReason')}\nlog: {log}")
-        jobs.append(dict(job))
-    return jobs
+    return [common.wait_for_training(sm, request["TrainingJobName"], state)
+            for request in requests]
 
 
 def publish(jobs: list[dict[str, Any]], prefix: Path) -> dict[str, Path]:
@@ -102,46 +90,27 @@ def host_predictions(tarball: Path) -> list[float]:
     return [float(p) for p in prices]
 
 
-def keep_logs(state: Path, name: str, dest: Path) -> None:
-    """Copy the endpoint's logs out of the state (delete_endpoint removes the state)."""
-    source = state / "endpoints" / name
-    dest.mkdir(parents=True, exist_ok=True)
-    for log in [source / "runner.log", *sorted((source / "logs").glob("*.log"))]:
-        if log.is_file():
-            shutil.copyfile(log, dest / log.name)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=["auto", "docker", "process"], default="auto")
-    parser.add_argument("--output", type=Path, default=Path("example-output"))
-    args = parser.parse_args(argv)
-    root = common.new_run_dir(args.output / HERE.name)
-    backend, why = common.choose_backend(args.backend, "optml/base:latest")
-    serving, serving_why = common.serving_backend(backend)
-    print(f"[{HERE.name}] run directory {root}\n[backend] training: {backend} ({why}); "
-          f"serving: {serving} ({serving_why})", flush=True)
-    if backend == "docker":
+    args = common.example_parser(__doc__).parse_args(argv)
+    run = common.start(HERE.name, args.output, args.backend, "optml/base:latest")
+    if run.backend == "docker":
         common.build_image(HERE, IMAGE)
-    state = root / "state"
-    sm = common.local_client("sagemaker", state_dir=state, backend=backend)
-    serving_sm = common.local_client("sagemaker", state_dir=state, backend=serving)
-    rt = common.local_client("sagemaker-runtime", state_dir=state)
-    write_data(root / "data")
-    summary: dict[str, Any] = {"backend": backend, "serving_backend": serving}
+    sm, serving_sm, rt = run.clients()
+    write_data(run.root / "data")
+    summary: dict[str, Any] = {"backend": run.backend, "serving_backend": run.serving}
 
-    code_dir = "/opt/program" if backend == "docker" else str(HERE / "code")
-    requests = [common.load_spec(HERE / "job.json", {
-        "REGION": region, "CODE_DIR": code_dir, "DATA": (root / "data").as_uri(),
-        "OUTPUT": root.as_uri()}) for region in TRUTH]
-    jobs = train_all(sm, requests, state)
+    values = run.spec_values(HERE / "code")
+    code_dir = values["CODE_DIR"]
+    requests = [common.load_spec(HERE / "job.json", {"REGION": region, **values})
+                for region in TRUTH]
+    jobs = train_all(sm, requests, run.state)
     summary["metrics"] = {}
     for job in jobs:
-        metrics = {m["MetricName"]: m["Value"] for m in job["FinalMetricDataList"]}
+        metrics = common.final_metrics(job)
         summary["metrics"][job["HyperParameters"]["region"]] = metrics
         print(f"[train] {job['TrainingJobName']}: {job['TrainingJobStatus']}; {metrics}")
-    published = publish(jobs, root / "models")
-    prefix = (root / "models").as_uri() + "/"
+    published = publish(jobs, run.root / "models")
+    prefix = (run.root / "models").as_uri() + "/"
     print(f"[publish] {', '.join(p.name for p in published.values())} under {prefix}")
 
     container = {"Image": IMAGE, "Mode": "MultiModel", "ModelDataUrl": prefix,
@@ -168,22 +137,22 @@ def main(argv: list[str] | None = None) -> int:
             summary["unknown_model_error"] = exc.response["Error"]["Code"]
             print(f"[invoke] TargetModel=west.tar.gz -> {exc.response['Error']['Code']}: "
                   f"{exc.response['Error']['Message']}")
-        keep_logs(state, endpoint, root / "logs")
+        common.keep_endpoint_logs(run.state, endpoint, run.root / "logs")
 
-    runner_log = (root / "logs" / "runner.log").read_text()
+    runner_log = (run.root / "logs" / "runner.log").read_text()
     evicted = re.findall(r"unloaded model (\S+) \(least recently used\)", runner_log)
-    refused = sum(text.count("[demo cap]") for text in
-                  (p.read_text() for p in (root / "logs").glob("*.log") if p.name != "runner.log"))
+    refused = sum(p.read_text().count("[demo cap]") for p in (run.root / "logs").glob("*.log")
+                  if p.name != "runner.log")
     print(f"[memory] the container refused {refused} load(s) with 507; local mode unloaded, "
-          f"least recently used first: {evicted} (logs in {root / 'logs'})")
+          f"least recently used first: {evicted} (logs in {run.root / 'logs'})")
     expected = {region: host_predictions(path) for region, path in published.items()}
     for call in calls:
         region = call["target"].removesuffix(".tar.gz")
         call["expected"] = expected[region]
     summary.update(calls=calls, evicted=evicted, refused_loads=refused,
                    models=sorted(p.name for p in published.values()))
-    (root / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"[done] summary {root / 'summary.json'}")
+    (run.root / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"[done] summary {run.root / 'summary.json'}")
     return 0
 
 

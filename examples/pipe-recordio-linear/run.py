@@ -11,7 +11,6 @@ application/x-recordio-protobuf, text/csv and application/json, printing what ea
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import sys
@@ -25,7 +24,7 @@ from toolkit.formats import recordio_protobuf
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-import common  # examples/common.py, the examples' shared glue
+import common  # noqa: E402 -- examples/common.py, the examples' shared glue
 
 IMAGE = "optml-examples/pipe-recordio-linear:latest"
 TRUE_WEIGHTS = np.array([1.5, -2.0, 0.75, 3.0])
@@ -102,45 +101,33 @@ def load_model(model_dir: Path) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=["auto", "docker", "process"], default="auto")
-    parser.add_argument("--output", type=Path, default=Path("example-output"))
-    args = parser.parse_args(argv)
-    root = common.new_run_dir(args.output / HERE.name)
-    backend, why = common.choose_backend(args.backend, "optml/base:latest")
-    serving, serving_why = common.serving_backend(backend)
-    print(f"[{HERE.name}] run directory {root}\n[backend] training: {backend} ({why}); "
-          f"serving: {serving} ({serving_why})", flush=True)
-    if backend == "docker":
+    args = common.example_parser(__doc__).parse_args(argv)
+    run = common.start(HERE.name, args.output, args.backend, "optml/base:latest")
+    if run.backend == "docker":
         common.build_image(HERE, IMAGE)
-    state = root / "state"
-    sm = common.local_client("sagemaker", state_dir=state, backend=backend)
-    serving_sm = common.local_client("sagemaker", state_dir=state, backend=serving)
-    rt = common.local_client("sagemaker-runtime", state_dir=state)
-    total_rows = write_data(root / "data")
+    sm, serving_sm, rt = run.clients()
+    total_rows = write_data(run.root / "data")
     print(f"[data] {FILES} RecordIO-protobuf files, {total_rows} rows, y = "
           f"{TRUE_WEIGHTS.tolist()}·x + {TRUE_BIAS} + N(0, {NOISE}²)")
-    summary: dict[str, Any] = {"backend": backend, "serving_backend": serving,
+    summary: dict[str, Any] = {"backend": run.backend, "serving_backend": run.serving,
                                "true_weights": TRUE_WEIGHTS.tolist(), "true_bias": TRUE_BIAS}
 
-    request = common.load_spec(HERE / "job.json", {
-        "CODE_DIR": "/opt/program" if backend == "docker" else str(HERE / "code"),
-        "DATA": (root / "data").as_uri(), "OUTPUT": root.as_uri()})
-    job = common.train(sm, request, state)
-    metrics = {m["MetricName"]: m["Value"] for m in job["FinalMetricDataList"]}
+    request = common.load_spec(HERE / "job.json", run.spec_values(HERE / "code"))
+    job = common.train(sm, request, run.state)
+    metrics = common.final_metrics(job)
     model_data = job["ModelArtifacts"]["S3ModelArtifacts"]
     print(f"[train] {job['TrainingJobStatus']} on {request['ResourceConfig']['InstanceCount']} "
           f"hosts; last {metrics}; model {model_data}")
 
     shards = shards_report(extract(model_data.replace("model.tar.gz", "output.tar.gz"),
-                                   root / "output"), total_rows)
+                                   run.root / "output"), total_rows)
     for host, info in shards["hosts"].items():
         print(f"[pipe] {host}: inputdataconfig says {info['config_input_mode']}/"
               f"{info['config_distribution']}; {info['epochs']} epochs through FIFOs: "
               f"{info['all_epochs_from_fifo']}; rows per epoch {info['rows_per_epoch']}")
     print(f"[pipe] overlap between hosts {shards['overlap_rows']} rows; together "
           f"{shards['union_rows']} of {total_rows}")
-    model_dir = extract(model_data, root / "model")
+    model_dir = extract(model_data, run.root / "model")
     host_models = {p.stem.removeprefix("weights-"): json.loads(p.read_text())
                    for p in sorted(model_dir.glob("weights-*.json"))}
     for host, part in host_models.items():
@@ -173,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[invoke] the generating function gives  {np.round(expected, 4)}")
     summary.update(predictions=predictions, recordio_answer=as_records.tolist(),
                    expected=expected.tolist())
-    (root / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"[done] summary {root / 'summary.json'}")
+    (run.root / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"[done] summary {run.root / 'summary.json'}")
     return 0
 
 

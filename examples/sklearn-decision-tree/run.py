@@ -9,7 +9,6 @@ and JSON, and run a batch transform with JoinSource=Input, printing what each st
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from sklearn.datasets import load_iris
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-import common  # examples/common.py, the examples' shared glue
+import common  # noqa: E402 -- examples/common.py, the examples' shared glue
 
 IMAGE = "optml-examples/sklearn-decision-tree:latest"
 CLASSES = ["setosa", "versicolor", "virginica"]
@@ -41,29 +40,17 @@ def write_data(root: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=["auto", "docker", "process"], default="auto")
-    parser.add_argument("--output", type=Path, default=Path("example-output"))
-    args = parser.parse_args(argv)
-    root = common.new_run_dir(args.output / HERE.name)
-    backend, why = common.choose_backend(args.backend, "optml/sklearn:latest")
-    serving, serving_why = common.serving_backend(backend)
-    print(f"[{HERE.name}] run directory {root}\n[backend] training: {backend} ({why}); "
-          f"serving: {serving} ({serving_why})", flush=True)
-    if backend == "docker":
+    args = common.example_parser(__doc__).parse_args(argv)
+    run = common.start(HERE.name, args.output, args.backend, "optml/sklearn:latest")
+    if run.backend == "docker":
         common.build_image(HERE, IMAGE)
-    state = root / "state"
-    sm = common.local_client("sagemaker", state_dir=state, backend=backend)
-    serving_sm = common.local_client("sagemaker", state_dir=state, backend=serving)
-    rt = common.local_client("sagemaker-runtime", state_dir=state)
-    features, labels = write_data(root / "data")
-    summary: dict[str, object] = {"backend": backend, "serving_backend": serving}
+    sm, serving_sm, rt = run.clients()
+    features, labels = write_data(run.root / "data")
+    summary: dict[str, object] = {"backend": run.backend, "serving_backend": run.serving}
 
-    request = common.load_spec(HERE / "job.json", {
-        "CODE_DIR": "/opt/program" if backend == "docker" else str(HERE / "code"),
-        "DATA": (root / "data").as_uri(), "OUTPUT": root.as_uri()})
-    job = common.train(sm, request, state)
-    metrics = {m["MetricName"]: m["Value"] for m in job["FinalMetricDataList"]}
+    request = common.load_spec(HERE / "job.json", run.spec_values(HERE / "code"))
+    job = common.train(sm, request, run.state)
+    metrics = common.final_metrics(job)
     model_data = job["ModelArtifacts"]["S3ModelArtifacts"]
     print(f"[train] {job['TrainingJobStatus']}; metrics {metrics}; model {model_data}")
     summary.update(metrics=metrics, model_data=model_data)
@@ -90,20 +77,20 @@ def main(argv: list[str] | None = None) -> int:
             "TransformJobName": "sklearn-decision-tree", "ModelName": endpoint,
             "BatchStrategy": "MultiRecord",
             "TransformInput": {"DataSource": {"S3DataSource": {
-                "S3DataType": "S3Prefix", "S3Uri": (root / "data" / "batch").as_uri()}},
+                "S3DataType": "S3Prefix", "S3Uri": (run.root / "data" / "batch").as_uri()}},
                 "ContentType": "text/csv", "SplitType": "Line"},
-            "TransformOutput": {"S3OutputPath": (root / "transform").as_uri(),
+            "TransformOutput": {"S3OutputPath": (run.root / "transform").as_uri(),
                                 "Accept": "text/csv", "AssembleWith": "Line"},
             "DataProcessing": {"JoinSource": "Input"},
             "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1}})
-    joined = [line for path in sorted((root / "transform").glob("*.out"))
+    joined = [line for path in sorted((run.root / "transform").glob("*.out"))
               for line in path.read_text().splitlines()]
     correct = sum(line.rsplit(",", 1)[1] == CLASSES[k] for line, k in zip(joined, labels))
-    print(f"[transform] {len(joined)} joined rows in {root / 'transform'}, e.g. {joined[0]!r}; "
+    print(f"[transform] {len(joined)} joined rows in {run.root / 'transform'}, e.g. {joined[0]!r}; "
           f"{correct}/{len(labels)} match the true species")
     summary.update(transform_rows=len(joined), transform_correct=correct)
-    (root / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"[done] summary {root / 'summary.json'}")
+    (run.root / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"[done] summary {run.root / 'summary.json'}")
     return 0
 
 

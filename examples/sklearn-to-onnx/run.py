@@ -12,7 +12,6 @@ requests, run a batch transform, and compare every answer with scikit-learn's on
 
 from __future__ import annotations
 
-import argparse
 import collections
 import importlib.util
 import json
@@ -29,8 +28,8 @@ from sklearn.datasets import load_wine
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-import common  # examples/common.py, the examples' shared glue
-import wheels  # examples/wheels.py: extra wheels (skl2onnx) from the offline wheelhouse
+import common  # noqa: E402 -- examples/common.py, the examples' shared glue
+import wheels  # noqa: E402 -- examples/wheels.py: extra wheels (skl2onnx), offline wheelhouse
 
 NAME = HERE.name
 TRAIN_IMAGE = "optml-examples/sklearn-to-onnx-train:latest"
@@ -56,9 +55,10 @@ def write_data(root: Path) -> np.ndarray:
     return np.loadtxt(root / "validation" / "validation.csv", delimiter=",")[:, 1:]
 
 
-def backends(requested: str) -> tuple[str, str, str, str]:
-    """(training, why, serving, why): Docker needs both optml/sklearn and optml/onnx."""
-    backend, why = common.choose_backend(requested, "optml/sklearn:latest")
+def training_backend(requested: str, base_image: str) -> tuple[str, str]:
+    """:func:`common.choose_backend`, and more: Docker also needs optml/onnx (the serving image
+    is built FROM it), and the process backend trains with this Python, so needs skl2onnx."""
+    backend, why = common.choose_backend(requested, base_image)
     if backend == "docker" and not common.image_exists("optml/onnx:latest"):
         if requested == "docker":
             raise SystemExit("--backend docker: optml/onnx:latest is missing "
@@ -67,8 +67,7 @@ def backends(requested: str) -> tuple[str, str, str, str]:
     if backend == "process" and importlib.util.find_spec("skl2onnx") is None:
         raise SystemExit("the process backend trains with this Python, which lacks skl2onnx: "
                          "pip install skl2onnx, or use --backend docker")
-    serving, serving_why = common.serving_backend(backend)
-    return backend, why, serving, serving_why
+    return backend, why
 
 
 def build_images() -> int:
@@ -136,38 +135,28 @@ def compare(pipeline: Any, features: np.ndarray, labels: list[int],
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=["auto", "docker", "process"], default="auto")
-    parser.add_argument("--output", type=Path, default=Path("example-output"))
-    args = parser.parse_args(argv)
-    root = common.new_run_dir(args.output / NAME)
-    backend, why, serving, serving_why = backends(args.backend)
-    print(f"[{NAME}] run directory {root}\n[backend] training: {backend} ({why}); "
-          f"serving: {serving} ({serving_why})", flush=True)
-    summary: dict[str, Any] = {"backend": backend, "serving_backend": serving}
-    if backend == "docker":
+    args = common.example_parser(__doc__).parse_args(argv)
+    run = common.start(NAME, args.output, args.backend, "optml/sklearn:latest",
+                       choose=training_backend)
+    summary: dict[str, Any] = {"backend": run.backend, "serving_backend": run.serving}
+    if run.backend == "docker":
         summary["extra_wheels"] = build_images()
         print(f"[images] {TRAIN_IMAGE} (+{summary['extra_wheels']} wheels from the offline "
               f"wheelhouse), {SERVE_IMAGE}", flush=True)
-    state = root / "state"
-    sm = common.local_client("sagemaker", state_dir=state, backend=backend)
-    serving_sm = common.local_client("sagemaker", state_dir=state, backend=serving)
-    rt = common.local_client("sagemaker-runtime", state_dir=state)
-    features = write_data(root / "data")
+    sm, serving_sm, rt = run.clients()
+    features = write_data(run.root / "data")
 
-    request = common.load_spec(HERE / "job.json", {
-        "CODE_DIR": "/opt/program" if backend == "docker" else str(HERE / "code"),
-        "DATA": (root / "data").as_uri(), "OUTPUT": root.as_uri()})
-    job = common.train(sm, request, state)
-    metrics = {m["MetricName"]: m["Value"] for m in job["FinalMetricDataList"]}
+    request = common.load_spec(HERE / "job.json", run.spec_values(HERE / "code"))
+    job = common.train(sm, request, run.state)
+    metrics = common.final_metrics(job)
     model_data = job["ModelArtifacts"]["S3ModelArtifacts"]
     print(f"[train] {job['TrainingJobStatus']}; metrics {metrics}; model {model_data}")
-    output_tar = root / "artifacts" / NAME / "output" / "output.tar.gz"
-    pipeline = host_pipeline(output_tar, root / "host")
+    output_tar = run.root / "artifacts" / NAME / "output" / "output.tar.gz"
+    pipeline = host_pipeline(output_tar, run.root / "host")
     summary.update(metrics=metrics, model_data=model_data)
 
     environment = {"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
-    if serving == "process":  # the serving image carries SAGEMAKER_SUBMIT_DIRECTORY itself
+    if run.serving == "process":  # the serving image carries SAGEMAKER_SUBMIT_DIRECTORY itself
         environment["SAGEMAKER_SUBMIT_DIRECTORY"] = str(HERE / "serve")
     container = {"Image": SERVE_IMAGE, "ModelDataUrl": model_data, "Environment": environment}
     with common.deployed(serving_sm, NAME, container) as endpoint:
@@ -189,21 +178,21 @@ def main(argv: list[str] | None = None) -> int:
             "TransformJobName": NAME, "ModelName": endpoint, "BatchStrategy": "MultiRecord",
             "MaxPayloadInMB": 1,
             "TransformInput": {"DataSource": {"S3DataSource": {
-                "S3DataType": "S3Prefix", "S3Uri": (root / "data" / "batch").as_uri()}},
+                "S3DataType": "S3Prefix", "S3Uri": (run.root / "data" / "batch").as_uri()}},
                 "ContentType": "text/csv", "SplitType": "Line"},
-            "TransformOutput": {"S3OutputPath": (root / "transform").as_uri(),
+            "TransformOutput": {"S3OutputPath": (run.root / "transform").as_uri(),
                                 "Accept": "text/csv", "AssembleWith": "Line"},
             "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1}})
-    lines = [line for path in sorted((root / "transform").glob("*.out"))
+    lines = [line for path in sorted((run.root / "transform").glob("*.out"))
              for line in path.read_text().splitlines()]
     labels, probabilities = parse_answer("\n".join(lines).encode(), "text/csv")
     mismatched, max_diff = compare(pipeline, features, labels, probabilities)
-    print(f"[transform] {len(lines)} rows in {root / 'transform'}; {mismatched} labels differ "
+    print(f"[transform] {len(lines)} rows in {run.root / 'transform'}; {mismatched} labels differ "
           f"from scikit-learn; max |p_onnx - p_sklearn| = {max_diff:.2e}")
     summary.update(transform_rows=len(lines), transform_label_mismatches=mismatched,
                    transform_max_probability_diff=max_diff)
-    (root / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"[done] summary {root / 'summary.json'}")
+    (run.root / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"[done] summary {run.root / 'summary.json'}")
     return 0
 
 

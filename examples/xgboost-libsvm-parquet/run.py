@@ -12,7 +12,6 @@ default XGBoost handlers, invoke it with LibSVM and CSV, and compare with the bo
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -25,14 +24,14 @@ import numpy as np
 import scipy.sparse
 import xgboost
 
+from toolkit.formats.libsvm import encode_libsvm
+from toolkit.formats.parquet import encode_parquet
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE.parent))
-import common  # examples/common.py, the examples' shared glue
-import wheels  # this example's extra wheels (pyarrow) from the offline wheelhouse
-
-from toolkit.formats.libsvm import encode_libsvm
-from toolkit.formats.parquet import encode_parquet
+import common  # noqa: E402 -- examples/common.py, the examples' shared glue
+import wheels  # noqa: E402 -- this example's extra wheels (pyarrow) from the offline wheelhouse
 
 NAME = HERE.name
 IMAGE = "optml-examples/xgboost-libsvm-parquet:latest"
@@ -119,43 +118,32 @@ def invoke(rt: Any, endpoint: str, rows: scipy.sparse.csr_matrix) -> dict[str, l
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=["auto", "docker", "process"], default="auto")
-    parser.add_argument("--output", type=Path, default=Path("example-output"))
-    args = parser.parse_args(argv)
-    root = common.new_run_dir(args.output / NAME)
-    backend, why = common.choose_backend(args.backend, "optml/xgboost:latest")
-    serving, serving_why = common.serving_backend(backend)
-    print(f"[{NAME}] run directory {root}\n[backend] training: {backend} ({why}); "
-          f"serving: {serving} ({serving_why})", flush=True)
-    summary: dict[str, Any] = {"backend": backend, "serving_backend": serving}
-    if backend == "docker":
+    args = common.example_parser(__doc__).parse_args(argv)
+    run = common.start(NAME, args.output, args.backend, "optml/xgboost:latest")
+    summary: dict[str, Any] = {"backend": run.backend, "serving_backend": run.serving}
+    if run.backend == "docker":
         summary["extra_wheels"] = build_image()
         print(f"[image] {IMAGE} (+{summary['extra_wheels']} wheels from the offline wheelhouse)",
               flush=True)
-    state = root / "state"
-    sm = common.local_client("sagemaker", state_dir=state, backend=backend)
-    serving_sm = common.local_client("sagemaker", state_dir=state, backend=serving)
-    rt = common.local_client("sagemaker-runtime", state_dir=state)
-    validation = write_data(root / "data")
+    sm, serving_sm, rt = run.clients()
+    validation = write_data(run.root / "data")
 
-    request = common.load_spec(HERE / "job.json", {
-        "CODE_DIR": "/opt/program" if backend == "docker" else str(HERE / "code"),
-        "DATA": (root / "data").as_uri(), "OUTPUT": root.as_uri()})
-    job = common.train(sm, request, state)
-    metrics = {m["MetricName"]: m["Value"] for m in job["FinalMetricDataList"]}
+    request = common.load_spec(HERE / "job.json", run.spec_values(HERE / "code"))
+    job = common.train(sm, request, run.state)
+    metrics = common.final_metrics(job)
     model_data = job["ModelArtifacts"]["S3ModelArtifacts"]
     print(f"[train] {job['TrainingJobStatus']}; final metrics {metrics}; model {model_data}")
-    table = plot_metrics(NAME, state, root / "metrics.png")
+    table = plot_metrics(NAME, run.state, run.root / "metrics.png")
     points = len(table.splitlines()) - 1
-    print(f"[metrics] {points} points; plot {root / 'metrics.png'} "
-          f"(optml local metrics {NAME} --plot metrics.png --state-dir {state})")
+    print(f"[metrics] {points} points; plot {run.root / 'metrics.png'} "
+          f"(optml local metrics {NAME} --plot metrics.png --state-dir {run.state})")
     summary.update(metrics=metrics, metric_points=points, model_data=model_data,
-                   plot=str(root / "metrics.png"))
+                   plot=str(run.root / "metrics.png"))
 
-    booster = host_booster(root / "artifacts" / NAME / "output" / "model.tar.gz", root / "host")
+    booster = host_booster(run.root / "artifacts" / NAME / "output" / "model.tar.gz",
+                           run.root / "host")
     environment = {"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
-    if serving == "process":  # the image sets it; on the host, point at the same module
+    if run.serving == "process":  # the image sets it; on the host, point at the same module
         environment["OPTML_DEFAULT_HANDLERS"] = str(
             REPO / "containers" / "xgboost" / "optml_xgboost_handlers.py")
     container = {"Image": IMAGE, "ModelDataUrl": model_data, "Environment": environment}
@@ -168,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[invoke] {content_type}: {len(got)} probabilities, e.g. {got[:3]}; "
               f"max |endpoint - host booster| = {diff:.2e}")
     summary.update(invoke=answers, host_predictions=expected)
-    (root / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"[done] summary {root / 'summary.json'}")
+    (run.root / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"[done] summary {run.root / 'summary.json'}")
     return 0
 
 

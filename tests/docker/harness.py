@@ -8,9 +8,11 @@ root-owned files into mounted directories: :func:`reclaim` hands them back to th
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
+import tarfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -41,6 +43,35 @@ def build_images(names: Sequence[str] = ()) -> dict[str, str]:
                            f"{result.stderr[-4000:]}\n{result.stdout[-2000:]}")
     wanted = names or ("base", "sklearn", "onnx", "xgboost", "pytorch")
     return {name: f"optml/{name}:latest" for name in wanted}
+
+
+def ensure_images(client: docker.DockerClient, names: Sequence[str]) -> None:
+    """Make sure ``optml/<name>:latest`` for each of ``names`` and the Debian stand-in exist:
+    run :func:`build_images` (which builds base and the stand-in too) only if one is missing,
+    so a test module's fixture costs nothing when the images are already there."""
+    try:
+        for tag in [f"optml/{name}:latest" for name in names] + [STANDIN_BASE]:
+            client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        build_images(names)
+
+
+def build_in_memory(client: docker.DockerClient, tag: str, dockerfile: str,
+                    files: Mapping[str, tuple[str, int]]) -> str:
+    """Build ``tag`` from a context made in memory: ``dockerfile`` plus ``files`` (``{path:
+    (text, mode)}``). Fixed mtimes keep the context identical across runs, so the engine's
+    cache answers repeated builds; offline (``network_mode="none"``). Returns ``tag``."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as context:
+        for name, (text, mode) in {"Dockerfile": (dockerfile, 0o644), **files}.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), mode, 0
+            context.addfile(info, io.BytesIO(data))
+    buffer.seek(0)
+    client.images.build(fileobj=buffer, custom_context=True, tag=tag, rm=True, forcerm=True,
+                        network_mode="none")
+    return tag
 
 
 def sweep(client: docker.DockerClient) -> None:

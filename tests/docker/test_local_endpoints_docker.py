@@ -145,31 +145,12 @@ def test_make_backend_is_lazy_and_names_its_owner() -> None:
 
 # -- engine fixtures --------------------------------------------------------------------------
 
-def _build(client: docker.DockerClient, tag: str, dockerfile: str,
-           files: dict[str, tuple[str, int]]) -> str:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as context:
-        for name, (text, mode) in {"Dockerfile": (dockerfile, 0o644), **files}.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), mode, 0
-            context.addfile(info, io.BytesIO(data))
-    buffer.seek(0)
-    client.images.build(fileobj=buffer, custom_context=True, tag=tag, rm=True, forcerm=True,
-                        network_mode="none")
-    return tag
-
-
 @pytest.fixture(scope="module")
 def serving_images(docker_client: docker.DockerClient) -> dict[str, str]:
-    try:
-        docker_client.images.get(SKLEARN)
-        docker_client.images.get(harness.STANDIN_BASE)
-    except docker.errors.ImageNotFound:
-        harness.build_images(("sklearn",))  # builds base and the stand-in when missing
-    plain = _build(docker_client, PLAIN,
-                   f"FROM {harness.STANDIN_BASE}\nCOPY serve /usr/local/bin/serve\n",
-                   {"serve": (PLAIN_SERVER, 0o755)})
+    harness.ensure_images(docker_client, ("sklearn",))
+    plain = harness.build_in_memory(
+        docker_client, PLAIN, f"FROM {harness.STANDIN_BASE}\nCOPY serve /usr/local/bin/serve\n",
+        {"serve": (PLAIN_SERVER, 0o755)})
     return {"sklearn": SKLEARN, "plain": plain}
 
 

@@ -259,36 +259,18 @@ def test_mounts_tree_fastfile_read_only_and_outside_checkpoints(tmp_path: Path) 
 
 # -- engine fixtures --------------------------------------------------------------------------
 
-def _build(client: docker.DockerClient, tag: str, dockerfile: str,
-           files: dict[str, tuple[str, int]]) -> str:
-    """Build ``tag`` from an in-memory context (cached by the engine across runs)."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as context:
-        for name, (text, mode) in {"Dockerfile": (dockerfile, 0o644), **files}.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), mode, 0
-            context.addfile(info, io.BytesIO(data))
-    buffer.seek(0)
-    client.images.build(fileobj=buffer, custom_context=True, tag=tag, rm=True, forcerm=True,
-                        network_mode="none")
-    return tag
-
-
 @pytest.fixture(scope="session")
 def trainer_images(docker_client: docker.DockerClient) -> dict[str, str]:
-    try:
-        docker_client.images.get(BASE)
-    except docker.errors.ImageNotFound:
-        harness.build_images(("base",))  # also builds the Debian stand-in when missing
-    local = _build(docker_client, LOCAL_TRAINER,
-                   f"FROM {BASE}\nCOPY program /opt/program\n"
-                   "ENV SAGEMAKER_SUBMIT_DIRECTORY=/opt/program\n",
-                   {"program/probe.py": (PROBE_PY, 0o644), "program/pipe.py": (PIPE_PY, 0o644),
-                    "program/sleep.py": (SLEEP_PY, 0o644), "program/fail.py": (FAIL_PY, 0o644)})
-    plain = _build(docker_client, PLAIN_TRAINER,
-                   f"FROM {harness.STANDIN_BASE}\nCOPY train /usr/local/bin/train\n",
-                   {"train": (PLAIN_TRAIN, 0o755)})
+    harness.ensure_images(docker_client, ("base",))
+    local = harness.build_in_memory(
+        docker_client, LOCAL_TRAINER,
+        f"FROM {BASE}\nCOPY program /opt/program\nENV SAGEMAKER_SUBMIT_DIRECTORY=/opt/program\n",
+        {"program/probe.py": (PROBE_PY, 0o644), "program/pipe.py": (PIPE_PY, 0o644),
+         "program/sleep.py": (SLEEP_PY, 0o644), "program/fail.py": (FAIL_PY, 0o644)})
+    plain = harness.build_in_memory(
+        docker_client, PLAIN_TRAINER,
+        f"FROM {harness.STANDIN_BASE}\nCOPY train /usr/local/bin/train\n",
+        {"train": (PLAIN_TRAIN, 0o755)})
     return {"base": BASE, "local": local, "plain": plain}
 
 
