@@ -16,6 +16,7 @@ import selectors
 import socket
 import stat
 import threading
+from collections.abc import Callable
 
 _HEADER_LIMIT = 64 * 1024
 _IO_TIMEOUT = 2.0
@@ -23,16 +24,12 @@ _IO_TIMEOUT = 2.0
 
 def bind_listener(port: int, host: str = "0.0.0.0", backlog: int = 2048) -> socket.socket:
     """Bind and listen now; inheritable so gunicorn can adopt it by file descriptor."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
+
+    def bind(sock: socket.socket) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.listen(backlog)
-    except BaseException:
-        sock.close()
-        raise
-    sock.set_inheritable(True)
-    return sock
+
+    return _listening(socket.socket(socket.AF_INET, socket.SOCK_STREAM), bind, backlog)
 
 
 def bind_unix_listener(path: str, backlog: int = 2048) -> socket.socket:
@@ -41,10 +38,20 @@ def bind_unix_listener(path: str, backlog: int = 2048) -> socket.socket:
     container. Inheritable, like :func:`bind_listener`."""
     if os.path.exists(path) and stat.S_ISSOCK(os.lstat(path).st_mode):
         os.unlink(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
+
+    def bind(sock: socket.socket) -> None:
         sock.bind(path)
         os.chmod(path, 0o777)
+
+    return _listening(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM), bind, backlog)
+
+
+def _listening(sock: socket.socket, bind: Callable[[socket.socket], None],
+               backlog: int) -> socket.socket:
+    """``bind(sock)`` and listen; the socket is closed on any failure, and made inheritable on
+    success (gunicorn adopts it by descriptor)."""
+    try:
+        bind(sock)
         sock.listen(backlog)
     except BaseException:
         sock.close()
