@@ -87,13 +87,14 @@ def job_ended(client: SageMakerClient, resource: ResourceDir) -> bool:
     The runner writes the final status before its last log line and removes its pid file only
     after that, so waiting for both is what makes a follower print the final line too.
     """
-    from local_mode.sagemaker import TERMINAL, _pid_alive
+    from local_mode.sagemaker import TERMINAL
+    from toolkit.pids import pid_alive
 
     status = client.describe_training_job(TrainingJobName=resource.name)["TrainingJobStatus"]
     if status not in TERMINAL:
         return False
     pid = resource.runner_pid()
-    return pid is None or not _pid_alive(pid)
+    return pid is None or not pid_alive(pid)
 
 
 class LogTail:

@@ -157,8 +157,8 @@ class SageMakerClient(EndpointsAPI, TransformAPI):
         validate_request("DescribeTrainingJob", {"TrainingJobName": TrainingJobName})
         resource = self._get("training-jobs", TrainingJobName)
         description = resource.describe()
-        if description["TrainingJobStatus"] not in TERMINAL and _runner_lost(resource,
-                                                                             description):
+        if description["TrainingJobStatus"] not in TERMINAL and resource.runner_lost(
+                description["CreationTime"]):
             description = _mark_lost(resource)
         return _public(description)
 
@@ -237,17 +237,6 @@ _ECHOED_FIELDS = frozenset({
 })
 
 
-RUNNER_START_GRACE = 60.0
-
-
-def _runner_lost(resource: ResourceDir, description: dict[str, Any]) -> bool:
-    """The runner died without finishing (kill -9, reboot): describe must say so, not hang."""
-    pid = resource.runner_pid()
-    if pid is None:
-        return (now() - description["CreationTime"]).total_seconds() > RUNNER_START_GRACE
-    return not _pid_alive(pid)
-
-
 def _mark_lost(resource: ResourceDir) -> dict[str, Any]:
     def change(d: dict[str, Any]) -> None:
         if d["TrainingJobStatus"] in TERMINAL:  # it finished after all (the runner writes the
@@ -256,20 +245,6 @@ def _mark_lost(resource: ResourceDir) -> dict[str, Any]:
         d["SecondaryStatus"] = "Failed"
         d["FailureReason"] = "InternalServerError: the local job runner is no longer running"
     return resource.update(change)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def client(service_name: str, **kwargs: Any) -> Any:

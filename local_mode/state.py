@@ -28,8 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from local_mode.errors import ResourceInUse, ResourceNotFound
+from toolkit.pids import pid_alive
 
 KINDS = ("training-jobs", "models", "endpoint-configs", "endpoints", "transform-jobs")
+RUNNER_START_GRACE = 60.0
+"""Seconds a new resource's runner has to write its pid file before it counts as lost."""
 
 
 def now() -> datetime:
@@ -127,6 +130,15 @@ class ResourceDir:
             description["LastModifiedTime"] = now()
             write_json_atomic(self.description_file, description)
             return description
+
+    def runner_lost(self, created: datetime) -> bool:
+        """The resource's runner died without finishing (kill -9, reboot), or never wrote its
+        pid file within :data:`RUNNER_START_GRACE` of ``created``: describe must say so rather
+        than report the resource in progress forever."""
+        pid = self.runner_pid()
+        if pid is None:
+            return (now() - created).total_seconds() > RUNNER_START_GRACE
+        return not pid_alive(pid)
 
     def runner_pid(self) -> int | None:
         try:

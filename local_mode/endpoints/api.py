@@ -21,6 +21,7 @@ from local_mode.endpoints.spec import ModelSpec, variants_from_config
 from local_mode.errors import ValidationException
 from local_mode.state import ResourceDir, now
 from local_mode.validation import validate_request
+from toolkit.pids import pid_alive
 
 if TYPE_CHECKING:
     from local_mode.state import StateStore
@@ -30,7 +31,6 @@ ENDPOINT_PRIVATE = frozenset({"Backend", "RouterPort", "Instances", "PendingEndp
                               "LastDeploymentConfig"})
 ACTIVE = frozenset({"Creating", "Updating", "InService", "SystemUpdating", "RollingBack"})
 DELETE_WAIT_SECONDS = 60.0
-RUNNER_START_GRACE = 60.0
 
 
 def _arn(kind: str, name: str) -> str:
@@ -190,7 +190,8 @@ class EndpointsAPI:
         validate_request("DescribeEndpoint", {"EndpointName": EndpointName})
         resource = self._endpoint(EndpointName)
         description = resource.describe()
-        if description["EndpointStatus"] in ACTIVE and _runner_gone(resource, description):
+        if description["EndpointStatus"] in ACTIVE and \
+                resource.runner_lost(description["CreationTime"]):
             description = resource.update(lambda d: d.update(
                 EndpointStatus="Failed",
                 FailureReason="InternalServerError: the local endpoint runner is no longer "
@@ -275,19 +276,8 @@ class _suppress_lookup:
         return exc_type is not None and issubclass(exc_type, ProcessLookupError)
 
 
-def _runner_gone(resource: ResourceDir, description: dict[str, Any]) -> bool:
-    from local_mode.sagemaker import _pid_alive
-
-    pid = resource.runner_pid()
-    if pid is None:
-        return (now() - description["CreationTime"]).total_seconds() > RUNNER_START_GRACE
-    return not _pid_alive(pid)
-
-
 def stop_runner(resource: ResourceDir, timeout: float) -> None:
     """SIGTERM the resource's runner and wait until it is gone (SIGKILL after ``timeout``)."""
-    from local_mode.sagemaker import _pid_alive
-
     deadline = time.monotonic() + 10
     pid = resource.runner_pid()
     while pid is None and time.monotonic() < deadline and \
@@ -299,9 +289,9 @@ def stop_runner(resource: ResourceDir, timeout: float) -> None:
     with _suppress_lookup():
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _pid_alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _pid_alive(pid):
+    if pid_alive(pid):
         with _suppress_lookup():
             os.kill(pid, signal.SIGKILL)
 

@@ -40,6 +40,7 @@ from local_mode.endpoints.instances import (
     STOP_GRACE_SECONDS,
     BackendUnsupported,
     instance_socket_path,
+    log_tail,
     remove_instance_socket,
 )
 from local_mode.endpoints.spec import ContainerSpec
@@ -204,11 +205,7 @@ class DockerServeContainer:
         self.stop(grace=0)
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.strip().splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     def model_url(self, directory: Path) -> str:
         """Where the container sees ``directory`` (a model under the mounted model cache)."""

@@ -155,14 +155,19 @@ class ServeProcess:
             pass
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.strip().splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     def model_url(self, directory: Path) -> str:
         return str(directory)
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a container's log file ("" before it exists)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
 
 
 def instance_socket_path(workdir: Path) -> tuple[str | None, str | None]:

@@ -23,7 +23,6 @@ PRIVATE = frozenset({"Backend"})
 ECHOED = ("ModelName", "MaxConcurrentTransforms", "ModelClientConfig", "MaxPayloadInMB",
           "BatchStrategy", "Environment", "TransformInput", "TransformOutput",
           "TransformResources", "DataProcessing", "DataCaptureConfig", "ExperimentConfig")
-RUNNER_START_GRACE = 60.0
 
 
 class TransformAPI:
@@ -64,7 +63,8 @@ class TransformAPI:
         validate_request("DescribeTransformJob", {"TransformJobName": TransformJobName})
         resource = self._transform_job(TransformJobName)
         description = resource.describe()
-        if description["TransformJobStatus"] not in TERMINAL and _lost(resource, description):
+        if description["TransformJobStatus"] not in TERMINAL and \
+                resource.runner_lost(description["CreationTime"]):
             def change(d: dict[str, Any]) -> None:
                 if d["TransformJobStatus"] not in TERMINAL:
                     d.update(TransformJobStatus="Failed",
@@ -136,10 +136,3 @@ class TransformAPI:
             "TransformJobStatus", frozenset({"Completed", "Stopped"}), frozenset({"Failed"}))}
 
 
-def _lost(resource: ResourceDir, description: dict[str, Any]) -> bool:
-    from local_mode.sagemaker import _pid_alive
-
-    pid = resource.runner_pid()
-    if pid is None:
-        return (now() - description["CreationTime"]).total_seconds() > RUNNER_START_GRACE
-    return not _pid_alive(pid)

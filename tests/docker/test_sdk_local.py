@@ -8,7 +8,6 @@ containers of its own run.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.docker import harness, sdk_local
+from toolkit.pids import pid_alive
 
 
 def test_results_are_found_even_after_the_sdks_progress_characters() -> None:
@@ -126,19 +126,9 @@ def test_a_hung_run_is_killed_with_every_process_it_started(tmp_path: Path) -> N
         run.check()
     child = run.result
     deadline = time.monotonic() + 10
-    while _alive(child) and time.monotonic() < deadline:
+    while pid_alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(child)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead too; only this test's own children could be one, and the child is not
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split(") ", 1)[1][0] != "Z"
+    assert not pid_alive(child)
 
 
 @pytest.mark.docker

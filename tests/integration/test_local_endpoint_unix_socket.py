@@ -19,8 +19,8 @@ import pytest
 from local_mode.endpoints.instances import (
     ProcessBackend,
     ServeProcess,
-    remove_instance_socket,
     instance_socket_path,
+    remove_instance_socket,
 )
 from local_mode.endpoints.spec import ContainerSpec
 from tests.integration.test_local_endpoints_support import (
@@ -28,8 +28,8 @@ from tests.integration.test_local_endpoints_support import (
     Local,
     local,
     make_model_tar,
-    pid_alive,
 )
+from toolkit.pids import pid_alive
 from toolkit.settings import MAX_UNIX_SOCKET_PATH
 
 __all__ = ["local"]  # the fixture, re-exported for pytest

@@ -21,8 +21,8 @@ from tests.integration.test_local_endpoints_support import (
     Local,
     local,
     make_model_tar,
-    pid_alive,
 )
+from toolkit.pids import pid_alive
 
 __all__ = ["local"]  # the fixture, re-exported for pytest
 

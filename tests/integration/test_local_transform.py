@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from local_mode.errors import ValidationException
-from tests.integration.test_local_endpoints_support import FAST_ENV, Local, local, pid_alive
+from tests.integration.test_local_endpoints_support import FAST_ENV, Local, local
 from toolkit.formats import recordio, tfrecord
+from toolkit.pids import pid_alive
 
 __all__ = ["local"]
 

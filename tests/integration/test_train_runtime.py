@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.trainjob import TrainJob
+from toolkit.pids import pid_alive
 from toolkit.training.arguments import to_arguments
 from toolkit.training.config import decode_hyperparameter
 
@@ -271,14 +272,6 @@ time.sleep(600)
 """
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def test_sigterm_is_forwarded_and_checkpoint_written(tmp_path: Path) -> None:
     job = TrainJob.create(tmp_path, code={"train.py": TRAP_SCRIPT})
     proc = job.start(SAGEMAKER_PROGRAM="train.py")
@@ -309,9 +302,9 @@ def test_sigterm_ignored_is_killed_after_grace(tmp_path: Path) -> None:
     assert second == ("Stopped: SIGTERM received; the program did not exit within the 1 s grace "
                       "period and was killed.")
     deadline = time.monotonic() + 10
-    while _pid_alive(grandchild) and time.monotonic() < deadline:
+    while pid_alive(grandchild) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _pid_alive(grandchild), "the whole process group must be killed"
+    assert not pid_alive(grandchild), "the whole process group must be killed"
 
 
 def test_entrypoint_runs_other_commands_supervised(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from toolkit.pids import pid_alive
 from toolkit.serving.errors import BadRequest, Conflict, NotFound
 
 log = logging.getLogger("optml.serving")
@@ -155,19 +156,9 @@ class ModelRegistry:
                 applied = int(path.read_text() or 0)
             except (OSError, ValueError):
                 continue
-            if applied < generation and _alive(pid):
+            if applied < generation and pid_alive(pid):
                 pending.append(pid)
         return pending
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 Loader = Callable[[str, Path], Any]
