@@ -1,4 +1,4 @@
-"""Lay out one host's /opt/ml tree for a job: config files exactly as CONTRACT §1.2, and data.
+"""Lay out one host's /opt/ml tree for a job: the config files the container reads, and data.
 
 File mode copies the host's objects in; FastFile does the same and then makes them read-only (the
 Docker backend additionally mounts the channel read-only); Pipe mode returns a feeder per channel
@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 GROUP_NAME = "homogeneousCluster"
 CONTAINER_ROOT = "/opt/ml"
 PIPE_EPOCHS = 1_000_000  # the service keeps making FIFOs for as long as the job reads them
+WRITABLE_MODE = 0o777
+READABLE_DIR_MODE = 0o755
+READABLE_FILE_MODE = 0o644
+"""Mode of the directories the program writes (model, output, checkpoints): an image's ``USER``
+need not be root, and whoever it is must be able to write its model and failure file."""
 
 
 @dataclass(frozen=True)
@@ -54,10 +59,12 @@ def write_config(spec: TrainingJobSpec, host: Host, hosts: Sequence[str], interf
                  checkpoint_local_path: str | None) -> None:
     """Write the four config files the container reads."""
     layout = host.layout
-    layout.input_config_dir.mkdir(parents=True, exist_ok=True)
+    for directory in (layout.input_dir, layout.input_config_dir, layout.input_data_dir):
+        _make_dir(directory, READABLE_DIR_MODE)
 
     def dump(path: Path, data: Any) -> None:
         path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        path.chmod(READABLE_FILE_MODE)
 
     dump(layout.hyperparameters_file, dict(spec.hyperparameters))
     dump(layout.input_data_config_file, {c.name: c.config_entry() for c in spec.channels})
@@ -73,9 +80,18 @@ def write_config(spec: TrainingJobSpec, host: Host, hosts: Sequence[str], interf
         if spec.checkpoint_uri:
             config["S3Uri"] = spec.checkpoint_uri
         dump(layout.checkpoint_config_file, config)
-    for directory in (layout.model_dir, layout.output_data_dir, layout.input_data_dir,
-                      layout.code_dir):
-        directory.mkdir(parents=True, exist_ok=True)
+    layout.code_dir.mkdir(parents=True, exist_ok=True)
+    writable = [layout.model_dir, layout.output_dir, layout.output_data_dir]
+    if spec.checkpoint_uri or spec.checkpoint_local_path:
+        writable.append(host_checkpoint_dir(spec, host))
+    for directory in writable:
+        _make_dir(directory, WRITABLE_MODE)
+
+
+def _make_dir(directory: Path, mode: int) -> None:
+    """mkdir -p, then chmod: explicit, because mkdir's mode is cut by the runner's umask."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(mode)
 
 
 def channel_source(channel: ChannelSpec, environ: Mapping[str, str]) -> ObjectSource:
@@ -84,10 +100,16 @@ def channel_source(channel: ChannelSpec, environ: Mapping[str, str]) -> ObjectSo
     return open_prefix(channel.uri, environ)
 
 
-def _copy_object(source: ObjectSource, key: str, target: Path) -> int:
-    target.parent.mkdir(parents=True, exist_ok=True)
+def _copy_object(source: ObjectSource, key: str, target: Path, top: Path) -> int:
+    """Copy one object; it and the directories made for it are readable by any user."""
+    missing = [d for d in (target.parent, *target.parent.parents)
+               if d == top or top in d.parents][::-1]
+    for directory in missing:
+        if not directory.exists():
+            _make_dir(directory, READABLE_DIR_MODE)
     with source.open_object(key) as reader, target.open("wb") as writer:
         shutil.copyfileobj(reader, writer, 1 << 20)
+    target.chmod(READABLE_FILE_MODE)
     return target.stat().st_size
 
 
@@ -99,7 +121,8 @@ def stage_files(channel: ChannelSpec, host: Host, environ: Mapping[str, str],
                           distribution=channel.distribution, host_index=host.index,
                           host_count=host.count)
     target_dir = host.layout.channel_dir(channel.name)
-    target_dir.mkdir(parents=True, exist_ok=True)
+    _make_dir(target_dir, READABLE_DIR_MODE)
+    top = target_dir.resolve()
     total = 0
     for info in objects:
         key = info.key if channel.data_type == "ManifestFile" else relative_key(info.key,
@@ -107,7 +130,7 @@ def stage_files(channel: ChannelSpec, host: Host, environ: Mapping[str, str],
         target = (target_dir / key).resolve()
         if target_dir.resolve() not in target.parents:
             raise ValueError(f"object key {info.key!r} escapes the channel directory")
-        total += _copy_object(source, info.key, target)
+        total += _copy_object(source, info.key, target, top)
         if progress is not None:
             progress(channel.name, total)
     if channel.input_mode == "FastFile":

@@ -2,7 +2,7 @@
 
 The first tests need no engine (instance-type limits, log line reassembly, command and mount
 planning). The ``docker`` ones run real jobs through :class:`local_mode.sagemaker.SageMakerClient`
-on images built here: ``optml-test/local-trainer`` (FROM optml/base, code baked in /opt/program)
+on images built here: ``optml-test/local-trainer`` (FROM optml/base, code baked in /opt/ml/code)
 and ``optml-test/plain-trainer`` (the Debian stand-in + a ``train`` script, no optml at all).
 After every job test no container or network labelled with the test's jobs may remain.
 """
@@ -245,16 +245,41 @@ def test_container_command_follows_the_contract() -> None:
                              ) == (["sh"], ["-c", "x"])
 
 
-def test_mounts_tree_fastfile_read_only_and_outside_checkpoints(tmp_path: Path) -> None:
+def test_mounts_only_the_platform_directories(tmp_path: Path) -> None:
+    """input, model, output and the checkpoint path: never /opt/ml itself, which would hide the
+    image's own /opt/ml/code."""
     host = Host("algo-1", 0, 1, Layout(tmp_path / "algo-1"))
     mounts = {m.target: m for m in host_mounts(_spec(), host)}
-    assert mounts["/opt/ml"].source == (tmp_path / "algo-1").resolve()
-    assert not mounts["/opt/ml"].read_only
+    root = (tmp_path / "algo-1").resolve()
+    assert "/opt/ml" not in mounts and "/opt/ml/code" not in mounts
+    for name in ("input", "model", "output"):
+        assert mounts[f"/opt/ml/{name}"].source == root / name
+        assert not mounts[f"/opt/ml/{name}"].read_only
     assert mounts["/opt/ml/input/data/fast"].read_only
-    assert "/opt/ml/input/data/train" not in mounts  # File mode lives in the tree itself
-    assert mounts["/checkpoints/here"].source == \
-        (tmp_path / "algo-1" / "_abs" / "checkpoints" / "here").resolve()
+    assert "/opt/ml/input/data/train" not in mounts  # File mode lives in the input mount
+    assert mounts["/checkpoints/here"].source == root / "_abs" / "checkpoints" / "here"
     assert mounts["/checkpoints/here"].as_docker()["ReadOnly"] is False
+    assert set(mounts) == {"/opt/ml/input", "/opt/ml/model", "/opt/ml/output",
+                           "/opt/ml/input/data/fast", "/checkpoints/here"}
+
+
+def test_checkpoints_are_mounted_only_when_the_job_configures_them(tmp_path: Path) -> None:
+    host = Host("algo-1", 0, 1, Layout(tmp_path / "algo-1"))
+    request = {
+        "TrainingJobName": "j", "AlgorithmSpecification": {"TrainingImage": "img",
+                                                           "TrainingInputMode": "File"},
+        "OutputDataConfig": {"S3OutputPath": "file:///tmp/out"},
+        "ResourceConfig": {"InstanceType": "local", "InstanceCount": 1},
+    }
+    plain = {m.target for m in host_mounts(TrainingJobSpec.from_request(request), host)}
+    assert plain == {"/opt/ml/input", "/opt/ml/model", "/opt/ml/output"}
+    request["CheckpointConfig"] = {"S3Uri": "file:///ck"}
+    default = {m.target: m for m in host_mounts(TrainingJobSpec.from_request(request), host)}
+    assert default["/opt/ml/checkpoints"].source == \
+        (tmp_path / "algo-1" / "checkpoints").resolve()
+    request["CheckpointConfig"] = {"S3Uri": "file:///ck", "LocalPath": "/opt/ml/model/ck"}
+    inside = {m.target for m in host_mounts(TrainingJobSpec.from_request(request), host)}
+    assert inside == plain  # already inside the model mount
 
 
 # -- engine fixtures --------------------------------------------------------------------------
@@ -264,7 +289,7 @@ def trainer_images(docker_client: docker.DockerClient) -> dict[str, str]:
     harness.ensure_images(docker_client, ("base",))
     local = harness.build_in_memory(
         docker_client, LOCAL_TRAINER,
-        f"FROM {BASE}\nCOPY program /opt/program\nENV SAGEMAKER_SUBMIT_DIRECTORY=/opt/program\n",
+        f"FROM {BASE}\nCOPY program /opt/ml/code\n",
         {"program/probe.py": (PROBE_PY, 0o644), "program/pipe.py": (PIPE_PY, 0o644),
          "program/sleep.py": (SLEEP_PY, 0o644), "program/fail.py": (FAIL_PY, 0o644)})
     plain = harness.build_in_memory(

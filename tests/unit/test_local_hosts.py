@@ -1,8 +1,9 @@
-"""One host's /opt/ml tree: config files as CONTRACT §1.2 and File/FastFile staging."""
+"""One host's /opt/ml tree: the config files, writable directories and File/FastFile staging."""
 
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,45 @@ def test_config_files(tmp_path: Path) -> None:
     assert json.loads(layout.checkpoint_config_file.read_text()) == {
         "LocalPath": "/opt/ml/checkpoints", "S3Uri": "file:///ckpt"}
     assert layout.model_dir.is_dir() and layout.output_data_dir.is_dir()
+
+
+def test_the_directories_the_program_writes_are_writable_by_any_user(tmp_path: Path) -> None:
+    """An image whose USER is not root must still write its model, failure file and
+    checkpoints, whatever the runner's umask was."""
+    spec = _spec(CheckpointConfig={"S3Uri": "file:///ckpt", "LocalPath": "/data/ckpt"})
+    host = Host("h", 0, 1, Layout(tmp_path / "h"))
+    old = os.umask(0o077)
+    try:
+        write_config(spec, host, ["h"], "lo", None)
+    finally:
+        os.umask(old)
+    layout = host.layout
+    for directory in (layout.model_dir, layout.output_dir, layout.output_data_dir,
+                      host_checkpoint_dir(spec, host)):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o777, directory
+    for directory in (layout.input_dir, layout.input_config_dir, layout.input_data_dir):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o755, directory
+    for config in layout.input_config_dir.iterdir():
+        assert stat.S_IMODE(config.stat().st_mode) == 0o644, config
+
+
+def test_staged_files_are_readable_by_any_user(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "a.csv").write_text("1,2\n")
+    spec = _spec(InputDataConfig=[{"ChannelName": "train", "DataSource": {"S3DataSource": {
+        "S3DataType": "S3Prefix", "S3Uri": data.as_uri()}}}])
+    host = Host("h", 0, 1, Layout(tmp_path / "h"))
+    old = os.umask(0o077)
+    try:
+        write_config(spec, host, ["h"], "lo", None)
+        stage_files(spec.channels[0], host, {})
+    finally:
+        os.umask(old)
+    staged = host.layout.channel_dir("train") / "sub" / "a.csv"
+    assert stat.S_IMODE(staged.stat().st_mode) == 0o644
+    assert stat.S_IMODE(staged.parent.stat().st_mode) == 0o755
+    assert stat.S_IMODE(host.layout.channel_dir("train").stat().st_mode) == 0o755
 
 
 def test_no_checkpoint_config_without_checkpoints(tmp_path: Path) -> None:

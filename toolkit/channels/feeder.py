@@ -45,6 +45,8 @@ epoch is abandoned. Generous on purpose: a slow training step is not a failure."
 COPY_CHUNK = 1 << 20
 SENDFILE_CHUNK = 1 << 24
 """Most bytes one ``sendfile`` call is asked for (it moves at most a pipe's worth anyway)."""
+FIFO_MODE = 0o644
+"""Pipe FIFOs: written by the feeder, read by a program that may run as any user."""
 SPLICE_MIN_SIZE = 1 << 17
 """Objects from this size up go file -> pipe with ``sendfile`` (no user-space copy). Smaller
 ones are copied and their RecordIO framing coalesced into large writes, which costs less than
@@ -375,7 +377,10 @@ class PipeFeeder:
             if not stat.S_ISFIFO(mode):
                 raise ChannelError("exists and is not a FIFO; refusing to replace it", path=path)
             path.unlink()  # a stale FIFO from an earlier run would have no writer
-        os.mkfifo(path, 0o600)
+        os.mkfifo(path)
+        # Readable by anyone: the program reading it runs as the image's USER, which need not
+        # be the feeder's user (root, or the runner's). chmod, as mkfifo's mode is cut by umask.
+        os.chmod(path, FIFO_MODE)
         with self._made_lock:
             self._made.add(path)
 

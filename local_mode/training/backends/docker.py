@@ -6,12 +6,14 @@ so concurrent jobs never clash), so the hosts find each other by name through Do
 they do on the service. Each host also gets a fixed address on that network, written into every
 container's /etc/hosts: Docker's DNS forgets a container as soon as it exits, and a host that
 finishes early (or has not started yet) must still resolve for its peers, as instances do.
-Every container sees its host's relocated tree (laid out by the runner
-with the config files of CONTRACT §1.2) at ``/opt/ml``; FastFile channels are mounted again
-read-only on top, Pipe FIFOs live in the mounted ``input/data`` and are fed from this side, and a
-checkpoint directory outside ``/opt/ml`` gets its own mount.
+Each container gets only the directories the platform owns, bind-mounted from its host's tree
+(laid out by the runner): ``/opt/ml/input`` (config files and channel data; Pipe FIFOs live in
+``input/data`` and are fed from this side), ``/opt/ml/model``, ``/opt/ml/output`` and, when the
+job configures checkpoints, the checkpoint path. Nothing else under ``/opt/ml`` is covered, so what
+the image keeps there -- ``/opt/ml/code`` above all -- stays visible, as on the service. FastFile
+channels are mounted again read-only on top. ``docs/contract.md`` lists the mounts and why.
 
-The command is the image's ENTRYPOINT with ``train`` (CONTRACT §1.1), or ``ContainerEntrypoint``
+The command is the image's ENTRYPOINT with ``train``, or ``ContainerEntrypoint``
 (which replaces the ENTRYPOINT and, as in ``docker run --entrypoint``, drops the default
 argument) and/or ``ContainerArguments`` (which replace ``train``). The environment is exactly the
 job's ``Environment`` plus ``TRAINING_JOB_NAME`` and ``TRAINING_JOB_ARN``; no port is published.
@@ -80,7 +82,8 @@ class ContainerStartFailed(LocalModeError):
 # -- pure helpers (what to run, what to mount) -----------------------------------------------
 
 def container_command(spec: TrainingJobSpec) -> tuple[list[str] | None, list[str]]:
-    """``(entrypoint override or None, command)`` for the job, as CONTRACT §1.1 says."""
+    """``(entrypoint override or None, command)`` for the job: the image's ENTRYPOINT with
+    ``train`` unless the job's AlgorithmSpecification overrides either."""
     if spec.entrypoint is not None:
         return list(spec.entrypoint), list(spec.arguments or ())
     return None, list(spec.arguments) if spec.arguments is not None else ["train"]
@@ -99,18 +102,27 @@ class BindMount:
                      read_only=self.read_only)
 
 
+PLATFORM_DIRECTORIES = ("input", "model", "output")
+"""The parts of ``/opt/ml`` the platform owns in a training container (each is mounted)."""
+
+
 def host_mounts(spec: TrainingJobSpec, host: Host) -> list[BindMount]:
-    """The host's tree at /opt/ml, FastFile channels read-only, an outside checkpoint dir."""
+    """The platform's directories, FastFile channels read-only, the checkpoint directory.
+
+    Never the whole ``/opt/ml``: that would hide what the image keeps there (its code).
+    """
     root = host.layout.root.resolve()
-    mounts = [BindMount(root, CONTAINER_ROOT)]
+    mounts = [BindMount(root / name, f"{CONTAINER_ROOT}/{name}") for name in PLATFORM_DIRECTORIES]
     for channel in spec.channels:
         if channel.input_mode == "FastFile":
             mounts.append(BindMount(host.layout.channel_dir(channel.name).resolve(),
                                     f"{CONTAINER_ROOT}/input/data/{channel.name}",
                                     read_only=True))
-    checkpoint = container_checkpoint_path(spec)
-    if checkpoint != CONTAINER_ROOT and not checkpoint.startswith(CONTAINER_ROOT + "/"):
-        mounts.append(BindMount(host_checkpoint_dir(spec, host).resolve(), checkpoint))
+    if spec.checkpoint_uri or spec.checkpoint_local_path:
+        checkpoint = container_checkpoint_path(spec).rstrip("/") or "/"
+        if not any(checkpoint == m.target or checkpoint.startswith(m.target + "/")
+                   for m in mounts):
+            mounts.append(BindMount(host_checkpoint_dir(spec, host).resolve(), checkpoint))
     return mounts
 
 
