@@ -1,5 +1,5 @@
 """Serving benchmark: optml ``serve`` vs the reference toolkit on MMS, nginx+gunicorn+Flask, and
-bare gunicorn, in one run on this machine (issue "Serving runtime", CONTRACT §3).
+bare gunicorn, in one run on this machine (issue "Serving runtime").
 
     .venv/bin/python bench/bench_serving.py              # full comparison (~5 minutes)
     .venv/bin/python bench/bench_serving.py --setup      # install the peers first

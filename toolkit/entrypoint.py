@@ -1,7 +1,7 @@
 """The exec-form ENTRYPOINT of optml images: ``optml entrypoint train|serve|COMMAND...``.
 
 The platform runs ``docker run IMAGE train`` (or ``serve``); people also run ``docker run IMAGE
-python -c ...``. As PID 1 this process must forward signals and reap zombies itself (CONTRACT §1.1
+python -c ...``. As PID 1 this process must forward signals and reap zombies itself (which
 rules out tini), so anything that is not ``train`` or ``serve`` runs as a supervised child.
 """
 

@@ -1,4 +1,4 @@
-"""The one place that knows the ``/opt/ml`` directory layout (CONTRACT §1.2).
+"""The one place that knows the ``/opt/ml`` directory layout.
 
 The root is relocatable (``SAGEMAKER_BASE_DIR``) so tests and local mode's process backend can run
 jobs without containers. A :class:`Layout` only computes paths; it never touches the disk.

@@ -94,7 +94,7 @@ def _get_log_level(env: Mapping[str, str], name: str, default: int) -> int:
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    """What the ``train`` entry takes from the environment (CONTRACT §1.3, plus optml knobs)."""
+    """What the ``train`` entry takes from the environment (the contract's, plus optml knobs)."""
 
     program: str | None = None
     """``SAGEMAKER_PROGRAM``: wins over the ``sagemaker_program`` hyperparameter."""
@@ -110,7 +110,7 @@ class TrainingSettings:
     host_resolve_timeout_seconds: float = 300.0
     """``OPTML_HOST_RESOLVE_TIMEOUT``: how long to wait for every host name to resolve."""
     master_port: int = 7777
-    """``OPTML_MASTER_PORT``: the torchrun rendezvous port (CONTRACT §1.5 uses 7777)."""
+    """``OPTML_MASTER_PORT``: the torchrun rendezvous port (the reference toolkits use 7777)."""
     install_requirements: bool = True
     """``OPTML_INSTALL_REQUIREMENTS``: set false to skip ``requirements.txt`` (pre-baked images)."""
     torch_distributed: bool | None = None
@@ -142,7 +142,7 @@ class TrainingSettings:
 
 @dataclass(frozen=True)
 class ServingSettings:
-    """What the ``serve`` entry takes from the environment (CONTRACT §3.1, plus optml knobs)."""
+    """What the ``serve`` entry takes from the environment (the contract's, plus optml knobs)."""
 
     port: int = 8080
     """``SAGEMAKER_BIND_TO_PORT``."""

@@ -2,7 +2,7 @@
 
 Every server reads the same tree: ``<base>/model/code/inference.py`` (the handler module) and
 the model files in ``<base>/model``. That is where the SDK repacks inference code
-(CONTRACT §3.1) and where the reference toolkit looks for it, so one tree serves all peers.
+and where the reference toolkit looks for it, so one tree serves all peers.
 """
 
 from __future__ import annotations

@@ -179,7 +179,7 @@ class Readiness:
     """Seconds from process start to the first 200 on /ping, and to the first 200 invocation.
 
     They differ when a server answers /ping before its model is loaded (the reference model
-    servers do, CONTRACT §3.1); optml answers 200 only once a worker can serve.
+    servers do); optml answers 200 only once a worker can serve.
     """
 
     ping_seconds: float

@@ -81,7 +81,7 @@ def _process(name: str, argv: list[str], env: Mapping[str, str], ctx: LaunchCont
 
 @dataclass
 class OptmlServe:
-    """optml's own ``serve`` (gunicorn + Flask, CONTRACT §3), started as images start it."""
+    """optml's own ``serve`` (gunicorn + Flask), started as images start it."""
 
     name: str = "optml"
     ready_timeout_s: float = 60.0

@@ -1,4 +1,4 @@
-"""Split an input object into records and group them into request bodies (CONTRACT §3.4).
+"""Split an input object into records and group them into request bodies.
 
 ``SplitType``: ``None`` (the whole object is one record), ``Line`` (newline-terminated lines),
 ``RecordIO`` (dmlc RecordIO records; each is sent re-framed, so the container reads RecordIO)

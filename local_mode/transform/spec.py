@@ -1,4 +1,4 @@
-"""A typed CreateTransformJob request, and the settings precedence of CONTRACT §3.4."""
+"""A typed CreateTransformJob request, and the service's settings precedence."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ FEATURES = 3
 
 
 def dataset(rows: int = 80, seed: int = 7) -> np.ndarray:
-    """Features in [0, 1); column 0 is the label (the CSV convention of CONTRACT §2)."""
+    """Features in [0, 1); column 0 is the label (the CSV convention of the built-in algorithms)."""
     rng = np.random.default_rng(seed)
     x = rng.random((rows, FEATURES))
     y = 2.0 * x[:, 0] - x[:, 1] + 0.5 * x[:, 2]

@@ -1,4 +1,4 @@
-"""Multi-model endpoints (CONTRACT §3.3) across two gunicorn workers."""
+"""Multi-model endpoints across two gunicorn workers."""
 
 from __future__ import annotations
 

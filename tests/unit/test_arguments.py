@@ -1,4 +1,4 @@
-"""toolkit.training.arguments: hyperparameters → argv (CONTRACT §1.4, optml's rules)."""
+"""toolkit.training.arguments: hyperparameters → argv (optml's rules)."""
 
 from __future__ import annotations
 

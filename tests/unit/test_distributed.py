@@ -1,4 +1,4 @@
-"""toolkit.training.distributed: waiting for peers and the torchrun command (CONTRACT §1.5)."""
+"""toolkit.training.distributed: waiting for peers and the torchrun command."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""toolkit.training.environment: the SM_* variables given to user code (CONTRACT §1.3)."""
+"""toolkit.training.environment: the SM_* variables given to user code."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from toolkit.training.environment import (
     training_env,
 )
 
-#: CONTRACT §1.3, every name except the per-channel / per-hyperparameter families.
+#: The contract's variables, every name except the per-channel / per-hyperparameter families.
 CONTRACT_VARIABLES = (
     "SM_MODEL_DIR", "SM_INPUT_DIR", "SM_INPUT_CONFIG_DIR", "SM_OUTPUT_DIR", "SM_OUTPUT_DATA_DIR",
     "SM_OUTPUT_INTERMEDIATE_DIR", "SM_CHANNELS", "SM_HPS", "SM_USER_ARGS", "SM_HOSTS",

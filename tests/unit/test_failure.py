@@ -1,4 +1,4 @@
-"""toolkit.training.failure: the failure reason in /opt/ml/output/failure (CONTRACT §1.4)."""
+"""toolkit.training.failure: the failure reason in /opt/ml/output/failure."""
 
 from __future__ import annotations
 

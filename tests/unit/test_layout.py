@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from toolkit.layout import DEFAULT_ROOT, Layout
 
-#: Every path property and where CONTRACT §1.2 puts it, relative to the root.
+#: Every path property and where the contract puts it, relative to the root.
 EXPECTED = {
     "input_dir": "input",
     "input_config_dir": "input/config",

@@ -1,4 +1,4 @@
-"""toolkit.training.config: the job's config files, parsed and validated (CONTRACT §1.2)."""
+"""toolkit.training.config: the job's config files, parsed and validated."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from toolkit.training.config import (
 
 
 def _expected_decode(raw: str) -> Any:
-    """CONTRACT §1.2: decode with JSON, keep the raw string when that fails (for any reason)."""
+    """The contract: decode with JSON, keep the raw string when that fails (for any reason)."""
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):

@@ -8,7 +8,7 @@ FIFO.
 
 Defaults follow the channel's config: ``RecordWrapperType=RecordIO`` selects RecordIO framing;
 ``CompressionType=Gzip`` decompresses File/FastFile files, but not Pipe streams, because the
-feeder already streams Pipe objects decompressed (CONTRACT §1.6).
+feeder already streams Pipe objects decompressed.
 """
 
 from __future__ import annotations

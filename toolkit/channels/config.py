@@ -1,4 +1,4 @@
-"""What a channel reader needs from ``inputdataconfig.json`` (CONTRACT §1.2), as enums.
+"""What a channel reader needs from ``inputdataconfig.json``, as enums.
 
 Parsing and validation are :mod:`toolkit.training.config`'s (one parser for the file); this module
 only picks one channel out and gives its settings the types readers act on.

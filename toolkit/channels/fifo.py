@@ -1,4 +1,4 @@
-"""Read one Pipe-mode FIFO without mistaking "no writer yet" for end of data (CONTRACT §1.6).
+"""Read one Pipe-mode FIFO without mistaking "no writer yet" for end of data.
 
 A FIFO opened for reading with ``O_NONBLOCK`` opens at once, but until a writer connects a
 ``read()`` returns ``b""`` — which ordinary code takes for EOF, silently training on an empty

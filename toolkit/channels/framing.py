@@ -1,4 +1,4 @@
-"""Split a channel's byte stream into the units user code wants (CONTRACT §2).
+"""Split a channel's byte stream into the units user code wants.
 
 The same framing applies to a File-mode file, a FastFile file or a Pipe-mode FIFO: all are just
 binary streams. RecordIO and TFRecord parsing is delegated to :mod:`toolkit.formats` (imported when

@@ -1,4 +1,4 @@
-"""Data formats for training and inference code (CONTRACT §2), one module each.
+"""Data formats for training and inference code, one module each.
 
 ========================  ==============================================================
 module                    what it reads and writes

@@ -1,6 +1,6 @@
 """dmlc/MXNet RecordIO framing: streaming reader, writer and a batch scanner.
 
-Layout of one part (CONTRACT §2): ``[u32 magic 0xCED7230A][u32 lrec][payload][zero pad to 4]``,
+Layout of one part: ``[u32 magic 0xCED7230A][u32 lrec][payload][zero pad to 4]``,
 little-endian, ``cflag = lrec >> 29``, ``length = lrec & (2**29 - 1)``. The dmlc writer splits a
 payload wherever the magic word occurs at a 4-byte-aligned offset (cflag 1 = first part,
 2 = middle, 3 = last) and drops that word; the reader re-inserts it between the parts. We do the

@@ -1,6 +1,6 @@
 """RecordIO-protobuf (``application/x-recordio-protobuf``): numpy/scipy matrices <-> records.
 
-Each RecordIO record holds one ``aialgs.data.Record`` (see ``record.proto``, CONTRACT §2) for one
+Each RecordIO record holds one ``aialgs.data.Record`` (see ``record.proto``) for one
 matrix row: ``features["values"]`` is the row (dense: values; sparse CSR row: values, keys =
 column indices, shape = [n_columns]) and ``label["values"]`` the row's label.
 

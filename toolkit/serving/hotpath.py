@@ -54,7 +54,7 @@ def json_body(data: Any) -> bytes:
 
 
 def ping_reply(runtime: ServingRuntime) -> tuple[int, str, bytes]:
-    """``/ping``: 200 only when this process's model is loaded (CONTRACT §3.1, optml's rule)."""
+    """``/ping``: 200 only when this process's model is loaded (optml's rule)."""
     if runtime.failure is not None:
         return 503, "application/json", json_body(
             {"error": "model_load_failed", "message": runtime.failure})

@@ -1,4 +1,4 @@
-"""Multi-model endpoints (CONTRACT §3.3), consistent across every gunicorn worker.
+"""Multi-model endpoints, consistent across every gunicorn worker.
 
 Workers are separate processes, so "which models are loaded" lives on disk, in a run-time
 directory the master creates before forking::

@@ -1,6 +1,6 @@
 """One inference: body -> input_fn -> predict_fn -> output_fn -> (bytes, content type).
 
-Kept apart from the HTTP layer so the exact handler contract (CONTRACT §3.2) is testable without
+Kept apart from the HTTP layer so the exact handler contract is testable without
 a server, and shared by ``/invocations`` and ``/models/<name>/invoke``. The server builds one
 :class:`Pipeline` at start-up, whose handler calls are specialised once (see
 :meth:`~toolkit.serving.handlers.Handler.bind`); :func:`run` is the same chain without that

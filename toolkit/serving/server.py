@@ -1,4 +1,4 @@
-"""``optml serve``: the serving entry point of the /opt/ml contract (CONTRACT §3).
+"""``optml serve``: the serving entry point of the /opt/ml contract.
 
 Start-up order is what makes ``/ping`` honest:
 
@@ -89,7 +89,7 @@ def configure_logging(level: int) -> None:
 
 
 def code_search_path(serving: ServingSettings, layout: Layout) -> list[Path]:
-    """Where the inference module may live, in order (CONTRACT §3.1)."""
+    """Where the inference module may live, in order."""
     search = [layout.model_code_dir]
     submit = serving.submit_directory
     if submit and "://" not in submit:

@@ -1,4 +1,4 @@
-"""Turn hyperparameters into command-line arguments (CONTRACT §1.4).
+"""Turn hyperparameters into command-line arguments.
 
 Differences from the reference toolkit, on purpose: the job's order is kept (not sorted), every
 value is its own argv item (no shell string, so spaces and quotes survive), and lists/dicts are

@@ -1,4 +1,4 @@
-"""Where the user's training code comes from (CONTRACT §1.2, §1.4).
+"""Where the user's training code comes from.
 
 A job names its code with ``sagemaker_submit_directory`` / ``SAGEMAKER_SUBMIT_DIRECTORY``: a local
 directory, a local tarball (path or ``file://`` URI) or an ``s3://bucket/key`` tarball. Directories

@@ -1,4 +1,4 @@
-"""Parse and validate the job's configuration files (CONTRACT §1.2).
+"""Parse and validate the job's configuration files.
 
 Every problem becomes a :class:`~toolkit.errors.ConfigError` naming the file and the field, which
 ``train`` turns into ``/opt/ml/output/failure`` and a non-zero exit. Parsing happens once, at the
@@ -67,7 +67,7 @@ def _expect(value: Any, kind: type | tuple[type, ...], source: str, field_name: 
 def decode_hyperparameter(raw: str) -> Any:
     """Framework SDKs JSON-encode every value (``"\\"train.py\\""``); plain jobs send ``"0.5"``.
 
-    Decode with JSON and keep the raw string when it is not valid JSON, as CONTRACT §1.2 says.
+    Decode with JSON and keep the raw string when it is not valid JSON, as the contract says.
     """
     try:
         return json.loads(raw)

@@ -1,4 +1,4 @@
-"""Find the user's entry point in the code directory and say how to run it (CONTRACT §1.4)."""
+"""Find the user's entry point in the code directory and say how to run it."""
 
 from __future__ import annotations
 

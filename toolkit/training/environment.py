@@ -1,4 +1,4 @@
-"""Build the ``SM_*`` environment given to user code (CONTRACT §1.3).
+"""Build the ``SM_*`` environment given to user code.
 
 Names are exactly the training toolkit's. Two deliberate improvements: every name that contains
 ``-`` (``SM_HP_BATCH-SIZE``, ``SM_CHANNEL_MY-VAL``) is also set with ``_`` so shells can read it,

@@ -1,4 +1,4 @@
-"""Write ``/opt/ml/output/failure`` so the failure reason says what went wrong (CONTRACT §1.4).
+"""Write ``/opt/ml/output/failure`` so the failure reason says what went wrong.
 
 The service shows only the first 1024 characters, so the first line carries the most useful
 part: the exception line of the traceback and the exit code. The command and the stderr tail

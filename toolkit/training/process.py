@@ -1,4 +1,4 @@
-"""Run the user's program as a supervised child (CONTRACT §1.1, §1.4).
+"""Run the user's program as a supervised child.
 
 What this adds over ``subprocess.run``:
 

@@ -1,4 +1,4 @@
-"""Install the user's ``requirements.txt`` with pip before the run (CONTRACT §1.4).
+"""Install the user's ``requirements.txt`` with pip before the run.
 
 pip runs as an argv list in a child process with exactly the environment it is given, so the
 standard ``PIP_INDEX_URL`` / ``PIP_EXTRA_INDEX_URL`` / ``PIP_FIND_LINKS`` / ``PIP_NO_INDEX``
