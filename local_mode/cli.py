@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from local_mode.cli_check import check  # ``optml check``, attached by toolkit.cli
+
 if TYPE_CHECKING:
     from local_mode.sagemaker import SageMakerClient
     from local_mode.state import ResourceDir
@@ -241,12 +243,17 @@ def train_command(job_file: Path, wait: bool, backend: str | None, name: str | N
     if name is not None:
         request["TrainingJobName"] = name
     client = _client(state_dir, backend)
+    from botocore.exceptions import ParamValidationError
+
     from local_mode.errors import LocalModeError
 
     try:
         arn = client.create_training_job(**request)["TrainingJobArn"]
     except LocalModeError as exc:
         click.echo(f"Error: {job_file}: {exc.message}", err=True)
+        sys.exit(EXIT_INVALID)
+    except ParamValidationError as exc:  # what boto3 rejects before sending: one line
+        click.echo(f"Error: {job_file}: {' '.join(str(exc).split())}", err=True)
         sys.exit(EXIT_INVALID)
     job = request["TrainingJobName"]
     click.echo(f"Created training job {job} ({arn})")
@@ -424,4 +431,4 @@ def _register_endpoint_commands() -> None:
 _register_endpoint_commands()
 
 __all__ = ["EXIT_COMPLETED", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_INVALID", "EXIT_STOPPED",
-           "LogTail", "follow_lines", "job_ended", "local"]
+           "LogTail", "check", "follow_lines", "job_ended", "local"]

@@ -52,7 +52,8 @@ def entrypoint(command: tuple[str, ...]) -> None:
 
 
 def _add_optional_groups() -> None:
-    """Attach ``optml local`` when :mod:`local_mode.cli` exists (it lands with local mode)."""
+    """Attach ``optml local`` and ``optml check`` when :mod:`local_mode.cli` exists (they land
+    with local mode)."""
     try:
         module = importlib.import_module("local_mode.cli")
     except ModuleNotFoundError as exc:
@@ -60,6 +61,7 @@ def _add_optional_groups() -> None:
             raise
         return
     cli.add_command(module.local)
+    cli.add_command(module.check)
 
 
 def main() -> None:

@@ -1,0 +1,100 @@
+"""``optml check IMAGE``: the contract checks against any image, as a table (docs/check.md).
+
+This module is imported by every ``optml`` invocation (``toolkit.cli`` attaches the command via
+:mod:`local_mode.cli`), so it imports only click at module level; the checks load inside the
+command.
+
+Exit status: 0 every check passed (a SKIP counts only with ``--allow-skip``); 1 a check failed
+or was skipped; 2 bad input (unknown image, missing or invalid file, bad option) or no Docker
+engine: one line on stderr, nothing was run or left behind.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+EXIT_NOT_PASSED = 1
+EXIT_INVALID = 2
+
+_CHECK_NAMES = ("train", "failure-file", "train-sigterm", "ping", "startup-time", "invocations",
+                "errors", "serve-sigterm")
+"""Kept in step with local_mode.check.checks.ALL_CHECKS (a unit test compares them), so
+``--help`` and option parsing need not import the checks."""
+
+
+def _pairs(option: str, values: tuple[str, ...]) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE", param_hint=option)
+        pairs[key] = rest
+    return pairs
+
+
+@click.command("check")
+@click.argument("image")
+@click.option("--job", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A CreateTrainingJob request (JSON or YAML) to train on instead of the "
+                   "generated job; its TrainingImage is replaced by IMAGE.")
+@click.option("--failing-job", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A job that makes the program fail (default: the job without its channels).")
+@click.option("--model-data", default=None,
+              help="model.tar.gz or a directory (or a file:// or s3:// URL) to serve "
+                   "(default: the model the train check produced).")
+@click.option("--sample", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A request body /invocations must answer 200.")
+@click.option("--content-type", default=None, help="The sample's Content-Type.")
+@click.option("--accept", default=None, help="Accept header sent with the sample.")
+@click.option("-e", "--env", "env", multiple=True, metavar="KEY=VALUE",
+              help="Environment of the training and serving containers (repeatable).")
+@click.option("-H", "--hyperparameter", "hyperparameters", multiple=True, metavar="KEY=VALUE",
+              help="Hyperparameter of the training jobs (repeatable).")
+@click.option("--only", "only", multiple=True, type=click.Choice(_CHECK_NAMES),
+              help="Run only this check (repeatable; default: all).")
+@click.option("--grace", type=float, default=30.0, show_default=True,
+              help="Seconds a container may take to exit after SIGTERM.")
+@click.option("--startup-timeout", type=float, default=60.0, show_default=True,
+              help="Start-up budget: seconds from docker run to the first 200 on /ping.")
+@click.option("--ready-timeout", type=float, default=180.0, show_default=True,
+              help="How long the ping check waits for a 200 at all.")
+@click.option("--train-timeout", type=float, default=600.0, show_default=True,
+              help="Seconds a training run may take before it is killed.")
+@click.option("--sigterm-after", type=float, default=None,
+              help="Seconds into the training run to send SIGTERM (default: half the "
+                   "unsignalled run's time, at most 2).")
+@click.option("--allow-skip", is_flag=True,
+              help="Exit 0 when nothing failed even if some checks were skipped.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def check(image: str, job: Path | None, failing_job: Path | None, model_data: str | None,
+          sample: Path | None, content_type: str | None, accept: str | None,
+          env: tuple[str, ...], hyperparameters: tuple[str, ...], only: tuple[str, ...],
+          grace: float, startup_timeout: float, ready_timeout: float, train_timeout: float,
+          sigterm_after: float | None, allow_skip: bool, as_json: bool) -> None:
+    """Run the /opt/ml contract checks against IMAGE (in the local Docker engine)."""
+    from local_mode.check import CheckInputError, CheckOptions, format_table, run_checks
+    from local_mode.errors import LocalModeError
+    from toolkit.errors import OptmlError
+    from toolkit.settings import Settings
+
+    try:
+        options = CheckOptions(
+            job=job, failing_job=failing_job, model_data=model_data, sample=sample,
+            content_type=content_type, accept=accept, environment=_pairs("--env", env),
+            hyperparameters=_pairs("--hyperparameter", hyperparameters), checks=only,
+            grace=grace, startup_timeout=startup_timeout, ready_timeout=ready_timeout,
+            train_timeout=train_timeout, sigterm_after=sigterm_after)
+        report = run_checks(image, options, settings=Settings.from_environ())
+    except click.BadParameter:
+        raise
+    except (CheckInputError, OptmlError) as exc:
+        click.echo(f"optml check: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    except LocalModeError as exc:  # DockerUnavailable
+        click.echo(f"optml check: {exc.message}", err=True)
+        sys.exit(EXIT_INVALID)
+    click.echo(report.to_json() if as_json else format_table(report))
+    sys.exit(report.exit_status(allow_skip))
