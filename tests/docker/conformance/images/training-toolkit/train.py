@@ -5,7 +5,8 @@ files -- and what it received -- the File channel ``train``, the Pipe channel ``
 on the service; the SDK's local mode hands it over as files), a message from every other host by
 host name -- as ``host-<index>.json`` in the model directory, where the tests read it back.
 It prints ``loss=...`` lines for MetricDefinitions and fails on purpose when the ``fail``
-hyperparameter is set.
+hyperparameter is set: it describes the failure in /opt/ml/output/failure, as the platform asks
+(the toolkit keeps a failure file the script wrote; its own names only the exit code).
 """
 
 import json
@@ -18,8 +19,9 @@ import time
 PORT = 7777
 hps = json.loads(os.environ["SM_HPS"])
 if "fail" in hps:
-    print("the user's script is about to fail", flush=True)
-    raise ValueError(f"user-failure-marker: {hps['fail']}")
+    message = f"user-failure-marker: {hps['fail']}"
+    pathlib.Path(os.environ["SM_OUTPUT_DIR"], "failure").write_text(message)
+    raise ValueError(message)
 
 host = os.environ["SM_CURRENT_HOST"]
 hosts = json.loads(os.environ["SM_HOSTS"])
