@@ -31,10 +31,13 @@ from pathlib import Path
 from typing import Protocol
 
 from local_mode.endpoints.spec import ContainerSpec
+from toolkit.pids import group_alive
 from toolkit.settings import MAX_UNIX_SOCKET_PATH
 
 LOOPBACK = "127.0.0.1"
 STOP_GRACE_SECONDS = 30.0  # CONTRACT §3.1: SIGTERM, then SIGKILL 30 s later
+GROUP_EXIT_SECONDS = 10.0
+"""How long a stop waits for a SIGKILLed process group to be gone from the process table."""
 _PR_SET_PDEATHSIG = 1
 
 
@@ -138,6 +141,11 @@ class ServeProcess:
         self._signal(signal.SIGKILL)  # stray workers of this group only
         if self.popen.poll() is None:
             self.popen.wait(timeout=10)
+        # SIGKILL is delivered asynchronously: return only once no process of the group runs,
+        # so "stopped" (an update's InService, a delete's return) means gone
+        deadline = time.monotonic() + GROUP_EXIT_SECONDS
+        while group_alive(self.popen.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
         self._remove_socket_dir()
 
     def kill(self) -> None:

@@ -8,7 +8,8 @@ containers.
 - multi-model: ``X-Amzn-SageMaker-Target-Model`` loaded on first use through ``POST /models``
   (least recently used models unloaded when a container answers 507);
 - the 6 MiB request limit and the 60 s per-request timeout;
-- a request whose instance vanished without answering is retried on another instance.
+- a request whose instance vanished without answering is retried on another instance (of
+  the new fleet, when an update replaced its own meanwhile).
 
 Errors come back in the service's shape: header ``x-amzn-ErrorType`` and a JSON body, with
 ``OriginalStatusCode`` / ``OriginalMessage`` for a container's own error (``ModelError``).
@@ -107,11 +108,18 @@ class Instance:
     upstreams: list[Upstream]
     healthy: bool = False
     retired: bool = False
+    draining: bool = False
+    """Takes no new request (its fleet was replaced); what is in flight finishes."""
     inflight: int = 0
     failures: int = 0
     started: float = 0.0
     loaded: OrderedDict[str, None] = field(default_factory=OrderedDict)
     evicted: list[str] = field(default_factory=list)
+
+    def drain(self) -> None:
+        """Stop routing to this instance; in-flight requests keep their connections."""
+        self.draining = True
+        self.healthy = False
 
     def close(self) -> None:
         self.retired = True
@@ -166,7 +174,7 @@ class Variant:
         return self.spec.name
 
     def healthy(self) -> list[Instance]:
-        return [i for i in self.instances if i.healthy and not i.retired]
+        return [i for i in self.instances if i.healthy and not (i.retired or i.draining)]
 
     def pick(self, exclude: AbstractSet[Instance]) -> Instance | None:
         """The healthy instance with the fewest requests in flight (round robin on ties)."""
@@ -347,6 +355,8 @@ class Router:
         while True:
             instance = variant.pick(tried)
             if instance is None:
+                if variant not in self.variants:  # an update replaced its fleet meanwhile
+                    return await self.invoke(request, tried)
                 raise RouterError("ServiceUnavailable", 503, f"Variant {variant.name!r} of "
                                   f"endpoint {self.endpoint_name!r} has no healthy instance "
                                   "right now; retry shortly")

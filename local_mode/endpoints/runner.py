@@ -9,8 +9,13 @@ loop:
   endpoint is InService a few tens of milliseconds after its slowest container is ready; every
   2 s after that. Three failed checks in a row, or a container process that exits, and the
   instance leaves the rotation at once and a replacement starts on a new port;
-- SIGHUP: update to the config in ``PendingEndpointConfigName``: the new instances must all be
-  healthy before traffic moves to them; old ones then drain their in-flight requests and stop;
+- SIGHUP: update to the config in ``PendingEndpointConfigName``, blue/green as the service does
+  it: the new fleet starts beside the old one, which keeps all the traffic until every new
+  instance is healthy; then traffic moves to the new fleet, the old instances finish their
+  in-flight requests and are stopped and removed, and only then is the endpoint ``InService``
+  on the new config. If the new fleet cannot be brought up it is removed and the endpoint stays
+  ``InService`` on its old config, with the reason in ``FailureReason``. Meanwhile
+  ``PendingDeploymentSummary`` describes the new fleet;
 - SIGTERM / SIGINT: stop routing, stop every container (SIGTERM, SIGKILL after 30 s), remove the
   work directory, exit.
 """
@@ -28,7 +33,8 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +45,7 @@ from local_mode.endpoints.instances import Backend, Container, make_backend
 from local_mode.endpoints.router import Instance, ModelCache, Router, Variant
 from local_mode.endpoints.spec import ModelSpec, VariantSpec, variants_from_config
 from local_mode.endpoints.staging import stage_model_data
-from local_mode.state import ResourceDir, StateStore
+from local_mode.state import ResourceDir, StateStore, now
 from toolkit.settings import Settings
 
 log = logging.getLogger("optml.local.endpoint")
@@ -68,6 +74,33 @@ class Watched:
     next_ping: float = 0.0
     pinging: bool = False
     died: str | None = None
+
+
+@dataclass(eq=False)
+class Deployment:
+    """A fleet being brought up for an endpoint config (at creation, or an update's new fleet):
+    what DescribeEndpoint reports as ``PendingDeploymentSummary`` until it completes."""
+
+    config_name: str
+    started: datetime
+    variants: list[Variant] = field(default_factory=list)
+    status: str = "Creating"
+    """The new variants' ``VariantStatus``: Creating, then ActivatingTraffic once they serve."""
+    since: datetime = field(default_factory=now)
+
+    def advance(self, status: str) -> None:
+        self.status, self.since = status, now()
+
+
+def variant_summary(variant: Variant, serving: bool) -> dict[str, Any]:
+    """A ProductionVariantSummary; ``serving``: the router sends this variant traffic."""
+    return {"VariantName": variant.name,
+            "DeployedImages": [{"SpecifiedImage": c.image or "optml-serve"}
+                               for c in variant.model.containers],
+            "CurrentWeight": variant.spec.weight if serving else 0.0,
+            "DesiredWeight": variant.spec.weight,
+            "CurrentInstanceCount": len(variant.healthy()),
+            "DesiredInstanceCount": variant.spec.instance_count}
 
 
 async def ping(upstream: Upstream) -> tuple[bool, str | None]:
@@ -99,26 +132,34 @@ class EndpointRunner:
         self._staged: dict[tuple[str, str], Path] = {}
         self._caches: dict[str, ModelCache] = {}
         self._last_replace: dict[str, float] = {}
-        self._update_task: asyncio.Task[None] | None = None
+        self._replacements: dict[asyncio.Task[None], Variant] = {}
+        self._update_requested = asyncio.Event()
+        self.deployment: Deployment | None = None
 
     # -- state -----------------------------------------------------------------------------
     def _set(self, **fields: Any) -> None:
         self.resource.update(lambda d: d.update(fields))
 
     def _publish(self, **fields: Any) -> None:
-        """Write the variants' instance counts and the instances (private) to the state."""
-        variants = []
-        for variant in self.router.variants:
-            healthy = len(variant.healthy())
-            variants.append({
-                "VariantName": variant.name,
-                "DeployedImages": [{"SpecifiedImage": c.image or "optml-serve"}
-                                   for c in variant.model.containers],
-                "CurrentWeight": variant.spec.weight, "DesiredWeight": variant.spec.weight,
-                "CurrentInstanceCount": healthy,
-                "DesiredInstanceCount": variant.spec.instance_count})
+        """Write the variants' instance counts, the deployment in progress and the instances
+        (private) to the state; a field given as None is removed."""
+        variants = [variant_summary(v, True) for v in self.router.variants]
+        pending = None
+        if self.deployment is not None:
+            deployment = self.deployment
+            pending = {"EndpointConfigName": deployment.config_name,
+                       "StartTime": deployment.started,
+                       "ProductionVariants": [
+                           {**variant_summary(v, v in self.router.variants),
+                            "InstanceType": v.spec.instance_type,
+                            "VariantStatus": [{"Status": deployment.status,
+                                               "StartTime": deployment.since}]}
+                           for v in deployment.variants]}
+            if not pending["ProductionVariants"]:
+                del pending["ProductionVariants"]  # the model asks for at least one
         instances = [{"Id": w.instance.ident, "Variant": w.variant.name,
                       "Healthy": w.instance.healthy, "InService": w.variant in self.router.variants,
+                      "Draining": w.instance.draining,
                       "Ports": [c.port for c in w.instance.containers],
                       "Pids": [c.pid for c in w.instance.containers]}
                      for w in self.watched.values()]
@@ -126,8 +167,14 @@ class EndpointRunner:
         def change(d: dict[str, Any]) -> None:
             if variants:
                 d["ProductionVariants"] = variants
+            if pending is not None:
+                d["PendingDeploymentSummary"] = pending
             d["Instances"] = instances
-            d.update(fields)
+            for key, value in fields.items():
+                if value is None:
+                    d.pop(key, None)
+                else:
+                    d[key] = value
         self.resource.update(change)
 
     # -- instances -------------------------------------------------------------------------
@@ -236,10 +283,11 @@ class EndpointRunner:
                     instance.healthy = False
                     log.warning("%s", watched.died.splitlines()[0])
                     if watched.variant in self.router.variants:
-                        asyncio.ensure_future(self._replace(watched))
+                        self._schedule_replace(watched)
                     self._publish()
                     continue
-                if watched.died is None and not watched.pinging and now >= watched.next_ping:
+                if watched.died is None and not watched.pinging and not instance.draining \
+                        and now >= watched.next_ping:
                     watched.pinging = True
                     asyncio.ensure_future(self._check(watched))
             try:
@@ -252,7 +300,7 @@ class EndpointRunner:
         try:
             results = await asyncio.gather(*(ping(p) for p in watched.pingers))
             ok = all(healthy for healthy, _ in results)
-            if instance.retired or watched.died is not None:
+            if instance.retired or instance.draining or watched.died is not None:
                 return
             fatal = next((reason for _, reason in results if reason), None)
             if fatal is not None and not instance.healthy:
@@ -275,7 +323,7 @@ class EndpointRunner:
                                    "checks in a row"
                     log.warning("%s", watched.died)
                     if watched.variant in self.router.variants:
-                        asyncio.ensure_future(self._replace(watched))
+                        self._schedule_replace(watched)
                     self._publish()
         finally:
             watched.pinging = False
@@ -283,6 +331,13 @@ class EndpointRunner:
                 HEALTH_INTERVAL if instance.healthy else STARTUP_PING_INTERVAL)
             if instance.failures and instance.healthy:
                 watched.next_ping = time.monotonic() + STARTUP_PING_INTERVAL * 4
+
+    def _schedule_replace(self, watched: Watched) -> None:
+        """Replace ``watched``'s instance in the background; an update waits for the
+        replacements in its old fleet, so none of them outlives the fleet."""
+        task = asyncio.ensure_future(self._replace(watched))
+        self._replacements[task] = watched.variant
+        task.add_done_callback(lambda done: self._replacements.pop(done, None))
 
     async def _replace(self, watched: Watched) -> None:
         variant = watched.variant
@@ -302,15 +357,18 @@ class EndpointRunner:
         self._publish()
 
     # -- deploy / update -------------------------------------------------------------------
-    async def deploy(self, config_name: str) -> list[Variant]:
-        """Start every instance of ``config_name`` and wait until all are healthy."""
+    async def deploy(self, deployment: Deployment) -> list[Variant]:
+        """Start every instance of ``deployment``'s config (its variants are listed in
+        ``deployment.variants`` as they start) and wait until all are healthy; on failure,
+        remove what was started and raise :class:`DeployError`."""
+        config_name = deployment.config_name
         try:
             config = self.store.get("endpoint-configs", config_name).request()
         except Exception:  # noqa: BLE001
             raise DeployError(f"Could not find endpoint configuration \"{config_name}\".") \
                 from None
         specs: list[VariantSpec] = variants_from_config(config)
-        variants: list[Variant] = []
+        variants = deployment.variants
         try:
             for spec in specs:
                 model = self._model(spec.model_name)
@@ -360,35 +418,65 @@ class EndpointRunner:
             await asyncio.sleep(0.01)
 
     async def update(self) -> None:
-        config_name = self.resource.describe().get("PendingEndpointConfigName")
-        if not config_name:
+        """Carry out the update ``update_endpoint`` recorded (see the module docstring)."""
+        description = self.resource.describe()
+        config_name = description.get("PendingEndpointConfigName")
+        if not config_name or description.get("EndpointStatus") != "Updating":
             return
+        self.deployment = Deployment(config_name, now())
+        self._publish()
         try:
-            new = await self.deploy(config_name)
+            new = await self.deploy(self.deployment)
         except DeployError as exc:
-            log.error("update to %s failed: %s", config_name, exc)
-            self._set(EndpointStatus="InService", PendingEndpointConfigName=None,
-                      FailureReason=f"Update to {config_name} failed and was rolled back: "
-                                    f"{exc}"[:FAILURE_REASON_CHARS])
+            log.error("update to %s failed; the endpoint stays on its old config: %s",
+                      config_name, exc)
+            self.deployment = None
+            self._publish(EndpointStatus="InService", PendingEndpointConfigName=None,
+                          PendingDeploymentSummary=None,
+                          FailureReason=f"Update to {config_name} failed and was rolled back: "
+                                        f"{exc}"[:FAILURE_REASON_CHARS])
             return
         old, self.router.variants = self.router.variants, new
-        self._publish(EndpointStatus="InService", EndpointConfigName=config_name,
-                      PendingEndpointConfigName=None)
-        log.info("traffic moved to %s; draining the previous instances", config_name)
-        retiring = [i for v in old for i in v.instances]
-        for instance in retiring:
-            instance.healthy = False  # no new requests
-        deadline = time.monotonic() + DRAIN_SECONDS
-        while any(i.inflight for i in retiring) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        await asyncio.gather(*(self._retire(i) for i in retiring))
+        for variant in old:
+            for instance in variant.instances:
+                instance.drain()
+        self.deployment.advance("ActivatingTraffic")
         self._publish()
+        log.info("traffic moved to %s; draining the previous instances", config_name)
+        await self._remove_fleet(old)
+        self.deployment = None
+        self._publish(EndpointStatus="InService", EndpointConfigName=config_name,
+                      PendingEndpointConfigName=None, PendingDeploymentSummary=None)
+        log.info("update to %s complete", config_name)
+
+    async def _remove_fleet(self, old: list[Variant]) -> None:
+        """Let the instances of ``old`` finish their in-flight requests (within
+        :data:`DRAIN_SECONDS`), then stop and remove them -- and any replacement one of them
+        was getting, once it has started."""
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while True:
+            leftovers = [w.instance for w in list(self.watched.values()) if w.variant in old]
+            replacing = [task for task, variant in self._replacements.items()
+                         if variant in old and not task.done()]
+            if not leftovers and not replacing:
+                return
+            for instance in leftovers:
+                instance.drain()
+            while any(i.inflight for i in leftovers) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            await asyncio.gather(*(self._retire(i) for i in leftovers))
+            self._publish()
+            await asyncio.gather(*replacing, return_exceptions=True)
 
     def _request_update(self) -> None:
-        if not self.router.variants:
-            return  # still creating: run() looks for a pending update once InService
-        if self._update_task is None or self._update_task.done():
-            self._update_task = asyncio.ensure_future(self.update())
+        self._update_requested.set()
+
+    async def _updates(self) -> None:
+        """Run updates one after the other, as ``update_endpoint`` signals them (SIGHUP)."""
+        while True:
+            await self._update_requested.wait()
+            self._update_requested.clear()
+            await self.update()
 
     # -- the endpoint ----------------------------------------------------------------------
     async def run(self) -> None:
@@ -399,23 +487,31 @@ class EndpointRunner:
         port = await self.router.start()
         self._set(RouterPort=port)
         supervisor = asyncio.ensure_future(self.supervise())
+        updates: asyncio.Task[None] | None = None
         try:
-            config = self.resource.describe()["EndpointConfigName"]
+            description = self.resource.describe()
+            self.deployment = Deployment(description["EndpointConfigName"],
+                                         description["CreationTime"])
             try:
-                self.router.variants = await self.deploy(config)
+                self.router.variants = await self.deploy(self.deployment)
             except DeployError as exc:
-                self._set(EndpointStatus="Failed",
-                          FailureReason=str(exc)[:FAILURE_REASON_CHARS])
+                self.deployment = None
+                self._publish(EndpointStatus="Failed", PendingDeploymentSummary=None,
+                              FailureReason=str(exc)[:FAILURE_REASON_CHARS])
                 return
-            self._publish(EndpointStatus="InService")
-            if self.resource.describe().get("PendingEndpointConfigName"):
-                self._request_update()  # an update that arrived while we were creating
+            self.deployment = None
+            self._publish(EndpointStatus="InService", PendingDeploymentSummary=None)
+            self._update_requested.set()  # an update signalled while we were creating
+            updates = asyncio.ensure_future(self._updates())
             await self.stopping.wait()
         finally:
             self.stopping.set()
             await self.router.stop()
-            if self._update_task is not None:
-                self._update_task.cancel()
+            for task in (updates, *self._replacements):
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(*(t for t in (updates, *self._replacements) if t is not None),
+                                 return_exceptions=True)
             await supervisor
             await asyncio.gather(*(self._retire(i) for i in list(self.watched)))
 
