@@ -2,8 +2,10 @@
 through fit -> deploy -> predict.
 
 The image is the README's "own image in three lines": ``optml/sklearn`` plus a training script
-(``optml-test/sdk-sklearn``). The SDK's ``Estimator.fit`` trains a decision tree on CSV data the
-test writes, ``estimator.deploy(..., instance_type="local")`` serves the artifact with the image's
+in ``/opt/ml/code`` (``optml-test/sdk-sklearn``), which optml's ``train`` runs by default; the
+SDK's local mode, like the service, mounts only its own directories under ``/opt/ml``. The
+SDK's ``Estimator.fit`` trains a decision tree on CSV data the test writes,
+``estimator.deploy(..., instance_type="local")`` serves the artifact with the image's
 default scikit-learn handlers on host port 8080, and ``predictor.predict`` is called with the
 SDK's CSV and JSON serializers; the answers must be the host's own predictions from the same
 artifact. ``predictor.delete_endpoint()`` ends the endpoint; :mod:`tests.docker.sdk_local` then
@@ -54,8 +56,7 @@ image, train_uri, output_uri, rows_json = ARGS
 rows = json.loads(rows_json)
 estimator = Estimator(image_uri=image, role="arn:aws:iam::000000000000:role/local",
                       instance_count=1, instance_type="local", output_path=output_uri,
-                      sagemaker_session=session,
-                      environment={"SAGEMAKER_PROGRAM": "train.py"})
+                      sagemaker_session=session)
 estimator.fit({"train": TrainingInput(train_uri, content_type="text/csv")}, logs=False)
 report({"model_data": estimator.model_data})
 predictor = estimator.deploy(initial_instance_count=1, instance_type="local",
@@ -73,8 +74,7 @@ finally:
 
 def _build(client: docker.DockerClient) -> str:
     """``IMAGE`` from an in-memory context (the engine caches it across runs)."""
-    files = {"Dockerfile": f"FROM {SKLEARN}\nCOPY train.py /opt/program/train.py\n"
-                           "ENV SAGEMAKER_SUBMIT_DIRECTORY=/opt/program\n",
+    files = {"Dockerfile": f"FROM {SKLEARN}\nCOPY train.py /opt/ml/code/train.py\n",
              "train.py": TRAIN_PY}
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as context:
