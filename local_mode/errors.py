@@ -2,24 +2,56 @@
 
 Each is a :class:`botocore.exceptions.ClientError` carrying the service's error code; catching
 ``ClientError`` and reading ``err.response["Error"]["Code"]`` works as it does against the cloud,
-and so does ``client.exceptions.ResourceNotFound``.
+and so does ``except client.exceptions.ResourceNotFound``. The message is botocore's
+("An error occurred (Code) when calling the Operation operation: ..."): an error raised below
+the client (the state store, a spec) does not know the operation, so the client re-issues it
+for the operation that was called (:meth:`LocalModeError.for_operation`).
 """
 
 from __future__ import annotations
+
+import uuid
+from functools import cache
+from typing import Any
 
 from botocore.exceptions import ClientError
 
 
 class LocalModeError(ClientError):
-    """Base: a ClientError whose code is the class's name."""
+    """Base: a ClientError whose code is the class's ``code``."""
 
     code = "InternalFailure"
     http_status = 500
 
-    def __init__(self, message: str, operation: str = "local") -> None:
+    def __init__(self, message: str, operation: str | None = None) -> None:
         super().__init__({"Error": {"Code": self.code, "Message": message},
-                          "ResponseMetadata": {"HTTPStatusCode": self.http_status}}, operation)
+                          "ResponseMetadata": {"RequestId": str(uuid.uuid4()),
+                                               "HTTPStatusCode": self.http_status,
+                                               "HTTPHeaders": {}, "RetryAttempts": 0}},
+                         operation or "")
+        if operation is None:  # raised below the client: the client names the operation
+            self.args = (f"An error occurred ({self.code}): {message}",)
         self.message = message
+
+    def for_operation(self, operation: str) -> LocalModeError:
+        """This error as raised by ``operation`` (same class, code, message and response)."""
+        if self.operation_name == operation:
+            return self
+        renamed = type(self).__new__(type(self))
+        renamed.__dict__.update(self.__dict__)
+        ClientError.__init__(renamed, self.response, operation)
+        return renamed
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self).code, self.message, self.operation_name or None,
+                          self.response)
+
+
+def _rebuild(code: str, message: str, operation: str | None,
+             response: dict[str, Any]) -> LocalModeError:
+    error = error_class(code)(message, operation)
+    error.response = response  # type: ignore[assignment]
+    return error
 
 
 class ValidationException(LocalModeError):
@@ -54,15 +86,48 @@ class ServiceUnavailable(LocalModeError):
     http_status = 503
 
 
-ALL_ERRORS = (ValidationException, ResourceNotFound, ResourceInUse, ResourceLimitExceeded,
-              ModelError, ServiceUnavailable)
+class ValidationError(LocalModeError):
+    """sagemaker-runtime's name for a bad request (no such endpoint, payload too large)."""
+
+    code = "ValidationError"
+    http_status = 400
+
+
+class InternalFailure(LocalModeError):
+    code = "InternalFailure"
+    http_status = 500
+
+
+class ModelNotReadyException(LocalModeError):
+    code = "ModelNotReadyException"
+    http_status = 429
+
+
+DEFINED = {error.code: error for error in (
+    ValidationException, ResourceNotFound, ResourceInUse, ResourceLimitExceeded, ModelError,
+    ServiceUnavailable, ValidationError, InternalFailure, ModelNotReadyException)}
+
+
+@cache
+def error_class(code: str) -> type[LocalModeError]:
+    """The one class for ``code`` (so ``except client.exceptions.X`` catches it from every
+    client): a class above, else one made once for an error the API model declares."""
+    if code in DEFINED:
+        return DEFINED[code]
+    return type(code, (LocalModeError,), {"code": code, "http_status": 400,
+                                          "__module__": __name__})
 
 
 class ExceptionsNamespace:
-    """``client.exceptions.X`` as boto3 clients expose them."""
+    """``client.exceptions.X`` as boto3 clients expose them: every error the service's API model
+    declares, plus ``ClientError``, ``from_code`` and the undeclared codes local mode raises
+    (``ValidationException``, which the service raises without declaring it)."""
 
     ClientError = ClientError
 
-    def __init__(self) -> None:
-        for error in ALL_ERRORS:
-            setattr(self, error.__name__, error)
+    def __init__(self, codes: tuple[str, ...]) -> None:
+        for code in codes:
+            setattr(self, code, error_class(code))
+
+    def from_code(self, code: str) -> Any:
+        return getattr(self, code, ClientError)

@@ -18,13 +18,21 @@ from typing import Any
 
 from botocore.response import StreamingBody
 
-from local_mode.errors import LocalModeError, ModelError, ServiceUnavailable
+from local_mode.client_base import LocalClient
+from local_mode.errors import (
+    InternalFailure,
+    LocalModeError,
+    ModelError,
+    ModelNotReadyException,
+    ServiceUnavailable,
+    ValidationError,
+    error_class,
+)
 from local_mode.state import StateStore
-from local_mode.validation import validate_request
+from local_mode.validation import service_model
 from toolkit.settings import Settings
 
 SERVICE = "sagemaker-runtime"
-ACCOUNT = "000000000000"
 INVOKE_TIMEOUT = 70.0  # above the router's own 60 s, so the router reports the timeout
 HEADERS = (("ContentType", "Content-Type"), ("Accept", "Accept"),
            ("CustomAttributes", "X-Amzn-SageMaker-Custom-Attributes"),
@@ -33,48 +41,25 @@ HEADERS = (("ContentType", "Content-Type"), ("Accept", "Accept"),
            ("InferenceId", "X-Amzn-SageMaker-Inference-Id"))
 
 
-class ValidationError(LocalModeError):
-    code = "ValidationError"
-    http_status = 400
+__all__ = ["InternalFailure", "ModelError", "ModelNotReadyException", "RuntimeClient",
+           "ServiceUnavailable", "ValidationError"]
 
 
-class InternalFailure(LocalModeError):
-    code = "InternalFailure"
-    http_status = 500
+class RuntimeClient(LocalClient):
+    """The local ``sagemaker-runtime`` client. ``settings`` and ``state_dir`` are local mode's
+    own arguments; the others are boto3's client arguments
+    (:class:`local_mode.client_base.LocalClient`)."""
 
-
-class ModelNotReadyException(LocalModeError):
-    code = "ModelNotReadyException"
-    http_status = 429
-
-
-RUNTIME_ERRORS: dict[str, type[LocalModeError]] = {
-    "ValidationError": ValidationError, "ModelError": ModelError,
-    "ServiceUnavailable": ServiceUnavailable, "InternalFailure": InternalFailure,
-    "ModelNotReadyException": ModelNotReadyException}
-
-
-class _Exceptions:
-    def __init__(self) -> None:
-        from botocore.exceptions import ClientError
-
-        self.ClientError = ClientError
-        for name, error in RUNTIME_ERRORS.items():
-            setattr(self, name, error)
-
-
-class RuntimeClient:
-    """The local ``sagemaker-runtime`` client."""
+    SERVICE = SERVICE
 
     def __init__(self, settings: Settings | None = None, *,
-                 state_dir: str | Path | None = None) -> None:
+                 state_dir: str | Path | None = None, **client_args: Any) -> None:
+        super().__init__(**client_args)
         self.settings = settings or Settings.from_environ()
         self.store = StateStore(Path(state_dir) if state_dir else self.settings.local.state_dir)
-        self.exceptions = _Exceptions()
         self._local = threading.local()
 
     def invoke_endpoint(self, **request: Any) -> dict[str, Any]:
-        validate_request("InvokeEndpoint", request, service=SERVICE)
         port = self._router_port(request["EndpointName"])
         body = request["Body"]
         if hasattr(body, "read"):
@@ -96,16 +81,15 @@ class RuntimeClient:
         return result
 
     def _router_port(self, name: str) -> int:
-        missing = ValidationError(f"Endpoint {name} of account {ACCOUNT} not found.",
-                                  "InvokeEndpoint")
+        missing = ValidationError(f"Endpoint {name} of account {self.account_id} not found.")
         try:
             description = self.store.get("endpoints", name).describe()
         except Exception:  # noqa: BLE001 - ResourceNotFound, a half-deleted directory
             raise missing from None
         status = description.get("EndpointStatus")
         if status not in ("InService", "Updating") or not description.get("RouterPort"):
-            raise ValidationError(f"Endpoint {name} of account {ACCOUNT} is not in service "
-                                  f"(status {status}).", "InvokeEndpoint")
+            raise ValidationError(f"Endpoint {name} of account {self.account_id} is not in "
+                                  f"service (status {status}).")
         return int(description["RouterPort"])
 
     def _post(self, port: int, body: bytes,
@@ -128,7 +112,7 @@ class RuntimeClient:
                 connections.pop(port, None)
                 if fresh or attempt == 2:
                     raise InternalFailure(f"the local endpoint router on port {port} is not "
-                                          f"answering ({exc!r})", "InvokeEndpoint") from None
+                                          f"answering ({exc!r})") from None
                 continue
             if response.will_close:
                 connection.close()
@@ -147,8 +131,9 @@ def _error(status: int, headers: dict[str, str], data: bytes) -> LocalModeError:
     except ValueError:
         payload = {"Message": data.decode("utf-8", "replace")}
     code = headers.get("x-amzn-errortype", "InternalFailure")
-    error = RUNTIME_ERRORS.get(code, InternalFailure)(payload.get("Message", ""),
-                                                        "InvokeEndpoint")
+    if code not in {shape.name for shape in service_model(SERVICE).error_shapes}:
+        code = "InternalFailure"
+    error = error_class(code)(payload.get("Message", ""), "InvokeEndpoint")
     error.response["ResponseMetadata"]["HTTPStatusCode"] = status
     for key in ("OriginalStatusCode", "OriginalMessage", "LogStreamArn"):
         if key in payload:

@@ -6,8 +6,8 @@ Code written for the service runs locally by swapping the client::
     sm.create_training_job(**request)
     sm.get_waiter("training_job_completed_or_stopped").wait(TrainingJobName=name)
 
-Method names, request shapes and response shapes are the service's; requests are validated
-against the API model inside botocore before anything runs.
+Method names, request shapes, response shapes, errors, waiters and paginators are the service's,
+from the API model inside botocore (see :mod:`local_mode.client_base`).
 """
 
 from __future__ import annotations
@@ -19,29 +19,28 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local_mode import preflight
+from local_mode.client_base import LocalClient, arn
 from local_mode.endpoints.api import EndpointsAPI
-from local_mode.errors import ExceptionsNamespace, ResourceNotFound, ValidationException
+from local_mode.errors import ResourceNotFound, ValidationException
+from local_mode.listing import list_page
+from local_mode.shapes import public_view
 from local_mode.state import ResourceDir, StateStore, now, read_json
+from local_mode.storage import Location
 from local_mode.training.spec import TrainingJobSpec
 from local_mode.transform.api import TransformAPI
-from local_mode.validation import validate_request
 from toolkit.settings import Settings
 
 log = logging.getLogger("optml.local")
 
-ACCOUNT = "000000000000"
-REGION = "local"
 TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
-PRIVATE_KEYS = frozenset({"Backend"})
+TRAINING_SUMMARY = ("TrainingJobName", "TrainingJobArn", "CreationTime", "TrainingEndTime",
+                    "LastModifiedTime", "TrainingJobStatus", "SecondaryStatus", "WarmPoolStatus")
 
-
-def arn(kind: str, name: str) -> str:
-    return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{kind}/{name.lower()}"
+__all__ = ["SageMakerClient", "arn", "client", "load_request"]
 
 
 def docker_reachable() -> bool:
@@ -67,71 +66,42 @@ def choose_backend(requested: str) -> str:
     return "docker" if docker_reachable() else "process"
 
 
-def _public(description: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in description.items() if k not in PRIVATE_KEYS}
-
-
-@dataclass(frozen=True)
-class Waiter:
-    """A waiter with the service's acceptors but a local polling delay (0.2 s, not 120 s)."""
-
-    client: SageMakerClient
-    describe: str
-    name_field: str
-    status_field: str
-    success: frozenset[str]
-    failure: frozenset[str]
-
-    def wait(self, WaiterConfig: Mapping[str, Any] | None = None, **kwargs: Any) -> None:  # noqa: N803
-        config = dict(WaiterConfig or {})
-        delay = float(config.get("Delay", 0.2))
-        attempts = int(config.get("MaxAttempts", 10**9))
-        for _ in range(attempts):
-            description = getattr(self.client, self.describe)(**kwargs)
-            status = description[self.status_field]
-            if status in self.success:
-                return
-            if status in self.failure:
-                from botocore.exceptions import WaiterError
-
-                raise WaiterError(name=self.describe, reason=f"Waiter encountered a terminal "
-                                  f"failure state: {status}", last_response=description)
-            time.sleep(delay)
-        from botocore.exceptions import WaiterError
-
-        raise WaiterError(name=self.describe, reason="Max attempts exceeded",
-                          last_response=description)
-
-
-class SageMakerClient(EndpointsAPI, TransformAPI):
+class SageMakerClient(LocalClient, EndpointsAPI, TransformAPI):
     """The local ``sagemaker`` client. Training jobs are here; models, endpoint configs and
-    endpoints come from :class:`EndpointsAPI`, transform jobs from :class:`TransformAPI`."""
+    endpoints come from :class:`EndpointsAPI`, transform jobs from :class:`TransformAPI`.
+
+    ``settings``, ``state_dir`` and ``backend`` are local mode's own arguments; the others are
+    boto3's client arguments (:class:`local_mode.client_base.LocalClient`)."""
+
+    SERVICE = "sagemaker"
+    UNDECLARED_ERRORS = ("ValidationException",)
 
     def __init__(self, settings: Settings | None = None, *, state_dir: str | Path | None = None,
-                 backend: str | None = None) -> None:
+                 backend: str | None = None, **client_args: Any) -> None:
+        super().__init__(**client_args)
         self.settings = settings or Settings.from_environ()
         self.store = StateStore(Path(state_dir) if state_dir else self.settings.local.state_dir)
         self.backend = backend or self.settings.local.backend
         if self.backend not in {"auto", "docker", "process"}:
             raise ValidationException(f"backend must be auto, docker or process, got "
                                       f"{self.backend!r}")
-        self.exceptions = ExceptionsNamespace()
-        self.meta = type("Meta", (), {"region_name": REGION, "service_model": None})()
 
     # -- training jobs ---------------------------------------------------------------------
     def create_training_job(self, **request: Any) -> dict[str, Any]:
-        validate_request("CreateTrainingJob", request)
         spec = TrainingJobSpec.from_request(request)
         backend = choose_backend(self.backend)
         from local_mode.training.runner import make_backend
 
         make_backend(self.settings, backend).check(spec)  # refuse at create, not minutes later
+        preflight.check_training_channels(request, self.settings.environ)
         created = now()
+        model_uri = Location.parse(spec.output_path, "OutputDataConfig.S3OutputPath").join(
+            spec.name, "output", "model.tar.gz").uri
         description = {
-            "TrainingJobName": spec.name, "TrainingJobArn": arn("training-job", spec.name),
+            "TrainingJobName": spec.name, "TrainingJobArn": self._arn("training-job", spec.name),
             "TrainingJobStatus": "InProgress", "SecondaryStatus": "Starting",
             "CreationTime": created, "LastModifiedTime": created, "TrainingStartTime": created,
-            "SecondaryStatusTransitions": [],
+            "SecondaryStatusTransitions": [], "ModelArtifacts": {"S3ModelArtifacts": model_uri},
             **{k: v for k, v in request.items() if k in _ECHOED_FIELDS},
             "Backend": backend,
         }
@@ -154,48 +124,30 @@ class SageMakerClient(EndpointsAPI, TransformAPI):
         threading.Thread(target=runner.wait, name=f"reap-{resource.name}", daemon=True).start()
 
     def describe_training_job(self, TrainingJobName: str) -> dict[str, Any]:  # noqa: N803
-        validate_request("DescribeTrainingJob", {"TrainingJobName": TrainingJobName})
         resource = self._get("training-jobs", TrainingJobName)
         description = resource.describe()
         if description["TrainingJobStatus"] not in TERMINAL and resource.runner_lost(
                 description["CreationTime"]):
             description = _mark_lost(resource)
-        return _public(description)
+        return public_view("DescribeTrainingJob", description)
 
     def list_training_jobs(self, **kwargs: Any) -> dict[str, Any]:
-        validate_request("ListTrainingJobs", kwargs)
         summaries = []
         for resource in self.store.list("training-jobs"):
             d = resource.describe()
-            if kwargs.get("StatusEquals") and d["TrainingJobStatus"] != kwargs["StatusEquals"]:
-                continue
-            if kwargs.get("NameContains") and kwargs["NameContains"] not in d["TrainingJobName"]:
-                continue
-            summaries.append({k: d[k] for k in ("TrainingJobName", "TrainingJobArn",
-                                                "CreationTime", "TrainingJobStatus",
-                                                "LastModifiedTime") if k in d}
-                             | ({"TrainingEndTime": d["TrainingEndTime"]}
-                                if "TrainingEndTime" in d else {}))
-        reverse = kwargs.get("SortOrder", "Ascending") == "Descending"
-        key = kwargs.get("SortBy", "CreationTime")
-        key = {"Name": "TrainingJobName", "Status": "TrainingJobStatus"}.get(key, key)
-        summaries.sort(key=lambda s: s.get(key) or "", reverse=reverse)
-        start = int(kwargs.get("NextToken") or 0)
-        limit = int(kwargs.get("MaxResults", 100))
-        page = summaries[start:start + limit]
-        response: dict[str, Any] = {"TrainingJobSummaries": page}
-        if start + limit < len(summaries):
-            response["NextToken"] = str(start + limit)
-        return response
+            plan = (d.get("ResourceConfig") or {}).get("TrainingPlanArn")
+            summaries.append({k: d[k] for k in TRAINING_SUMMARY if k in d}
+                             | ({"TrainingPlanArn": plan} if plan else {}))
+        return list_page("ListTrainingJobs", summaries, kwargs,
+                         result_key="TrainingJobSummaries", name_key="TrainingJobName",
+                         status_key="TrainingJobStatus")
 
     def stop_training_job(self, TrainingJobName: str) -> dict[str, Any]:  # noqa: N803
-        validate_request("StopTrainingJob", {"TrainingJobName": TrainingJobName})
         resource = self._get("training-jobs", TrainingJobName)
         description = resource.describe()
         if description["TrainingJobStatus"] in TERMINAL:
             raise ValidationException(f"The training job {TrainingJobName} has already "
-                                      f"{description['TrainingJobStatus'].lower()}",
-                                      "StopTrainingJob")
+                                      f"{description['TrainingJobStatus'].lower()}")
         pid = resource.runner_pid()
         deadline = time.monotonic() + 10
         while pid is None and time.monotonic() < deadline and \
@@ -208,19 +160,6 @@ class SageMakerClient(EndpointsAPI, TransformAPI):
             except ProcessLookupError:
                 pass
         return {}
-
-    def get_waiter(self, name: str) -> Waiter:
-        waiters = {
-            "training_job_completed_or_stopped": Waiter(
-                self, "describe_training_job", "TrainingJobName", "TrainingJobStatus",
-                frozenset({"Completed", "Stopped"}), frozenset({"Failed"})),
-        }
-        waiters.update(self.endpoint_waiters())  # type: ignore[arg-type]
-        waiters.update(self.transform_waiters())  # type: ignore[arg-type]
-        try:
-            return waiters[name]
-        except KeyError:
-            raise ValueError(f"Waiter does not exist: {name}") from None
 
     def _get(self, kind: str, name: str) -> ResourceDir:
         try:
@@ -248,7 +187,9 @@ def _mark_lost(resource: ResourceDir) -> dict[str, Any]:
 
 
 def client(service_name: str, **kwargs: Any) -> Any:
-    """``local_mode.client("sagemaker")`` / ``local_mode.client("sagemaker-runtime")``."""
+    """``local_mode.client("sagemaker")`` / ``local_mode.client("sagemaker-runtime")``, taking
+    boto3's client arguments (``region_name``, ``config``, credentials, ...) besides local
+    mode's own (``settings``, ``state_dir``, ``backend``)."""
     if service_name == "sagemaker":
         return SageMakerClient(**kwargs)
     if service_name == "sagemaker-runtime":

@@ -1,8 +1,8 @@
 """Validate requests against the service's own API model, which ships inside botocore.
 
-botocore checks types and required members but not patterns, enums or upper bounds; the service
-does, so we check those too and fail with a ValidationException naming the field, as the service
-would. Local extensions that the cloud does not know are accepted on purpose: ``file://`` wherever
+botocore checks types and required members but not patterns, enums or upper bounds (boto3 raises
+``ParamValidationError`` for those it checks); the service does, so we check those too and fail
+with a ValidationException naming the field, as the service would. Local extensions that the cloud does not know are accepted on purpose: ``file://`` wherever
 an ``s3://`` URI is allowed, and ``local`` / ``local_gpu`` instance types (as the SDK's local mode).
 """
 
@@ -13,7 +13,6 @@ from functools import lru_cache
 from typing import Any
 
 import botocore.session
-from botocore.exceptions import ParamValidationError
 from botocore.model import OperationModel, Shape
 from botocore.validate import validate_parameters
 
@@ -22,9 +21,16 @@ from local_mode.errors import ValidationException
 LOCAL_INSTANCE_TYPES = frozenset({"local", "local_gpu"})
 
 
+@lru_cache(maxsize=1)
+def botocore_session() -> botocore.session.Session:
+    """One botocore session for the models it ships (API, waiters, paginators): loading them
+    is the slow part, so every client shares what it loaded."""
+    return botocore.session.get_session()
+
+
 @lru_cache(maxsize=4)
 def service_model(service: str = "sagemaker") -> Any:
-    return botocore.session.get_session().get_service_model(service)
+    return botocore_session().get_service_model(service)
 
 
 def operation_model(operation: str, service: str = "sagemaker") -> OperationModel:
@@ -39,7 +45,9 @@ def _compiled(pattern: str) -> re.Pattern[str] | None:
         return None  # a Java-only construct: skip rather than reject valid input
 
 
-def _check_string(value: str, shape: Shape, path: str, errors: list[str]) -> None:
+def check_string(value: str, shape: Shape, path: str, errors: list[str]) -> None:
+    """Append to ``errors`` what the service says of ``value`` at ``path``: not one of the
+    shape's enum, longer than its max, off its pattern (local extensions allowed)."""
     meta = shape.metadata
     if shape.enum and value not in shape.enum:
         if not (path.endswith("InstanceType") and value in LOCAL_INSTANCE_TYPES):
@@ -75,19 +83,22 @@ def _walk(value: Any, shape: Shape, path: str, errors: list[str]) -> None:
             _walk(key, shape.key, f"{path}.<key {key!r}>", errors)
             _walk(item, shape.value, f"{path}.{key}", errors)
     elif kind == "string" and isinstance(value, str):
-        _check_string(value, shape, path, errors)
+        check_string(value, shape, path, errors)
     elif kind in ("integer", "long", "float", "double") and isinstance(value, (int, float)):
         if "max" in meta and value > meta["max"]:
             errors.append(f"Value {value} at '{path}' must be <= {meta['max']}")
 
 
 def validate_request(operation: str, params: dict[str, Any], service: str = "sagemaker") -> None:
-    """Raise :class:`ValidationException` naming every bad field of ``params``."""
+    """Check ``params`` as a boto3 call of ``operation`` is checked, on both sides.
+
+    botocore's own check comes first and raises what boto3 raises for a bad call
+    (:class:`botocore.exceptions.ParamValidationError`: an unknown or missing member, a wrong
+    type, below a minimum); then the service's (patterns, enums, upper bounds) raises
+    :class:`ValidationException` naming every bad field at once.
+    """
     model = operation_model(operation, service)
-    try:
-        validate_parameters(params, model.input_shape)
-    except ParamValidationError as exc:
-        raise ValidationException(str(exc.kwargs.get("report", exc)), operation) from None
+    validate_parameters(params, model.input_shape)
     errors: list[str] = []
     _walk(params, model.input_shape, "", errors)
     if errors:

@@ -13,12 +13,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from local_mode import preflight
+from local_mode.client_base import arn as _arn
 from local_mode.endpoints.spec import ModelSpec, variants_from_config
 from local_mode.errors import ValidationException
+from local_mode.listing import list_page
+from local_mode.shapes import public_view
 from local_mode.state import ResourceDir, now
 from local_mode.validation import validate_request
 from toolkit.pids import pid_alive
@@ -33,52 +35,6 @@ ACTIVE = frozenset({"Creating", "Updating", "InService", "SystemUpdating", "Roll
 DELETE_WAIT_SECONDS = 60.0
 
 
-def _arn(kind: str, name: str) -> str:
-    from local_mode.sagemaker import arn
-
-    return arn(kind, name)
-
-
-def _page(items: list[dict[str, Any]], kwargs: Mapping[str, Any], name_key: str,
-          time_key: str = "CreationTime") -> tuple[list[dict[str, Any]], str | None]:
-    """Filter (NameContains, CreationTime*), sort and paginate as the List* operations do."""
-    if kwargs.get("NameContains"):
-        items = [i for i in items if kwargs["NameContains"] in i[name_key]]
-    if kwargs.get("CreationTimeAfter"):
-        items = [i for i in items if i[time_key] > kwargs["CreationTimeAfter"]]
-    if kwargs.get("CreationTimeBefore"):
-        items = [i for i in items if i[time_key] < kwargs["CreationTimeBefore"]]
-    key = {"Name": name_key}.get(kwargs.get("SortBy", "CreationTime"), time_key)
-    items.sort(key=lambda i: i.get(key) or "", reverse=kwargs.get("SortOrder",
-                                                                   "Descending") == "Descending")
-    start = int(kwargs.get("NextToken") or 0)
-    limit = int(kwargs.get("MaxResults", 100))
-    token = str(start + limit) if start + limit < len(items) else None
-    return items[start:start + limit], token
-
-
-@dataclass(frozen=True)
-class DeletedWaiter:
-    """``endpoint_deleted``: done when describe says the endpoint does not exist."""
-
-    client: Any
-    delay: float = 0.2
-
-    def wait(self, WaiterConfig: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        config = dict(WaiterConfig or {})
-        delay = float(config.get("Delay", self.delay))
-        for _ in range(int(config.get("MaxAttempts", 10**9))):
-            try:
-                self.client.describe_endpoint(**kwargs)
-            except ValidationException:
-                return
-            time.sleep(delay)
-        from botocore.exceptions import WaiterError
-
-        raise WaiterError(name="endpoint_deleted", reason="Max attempts exceeded",
-                          last_response={})
-
-
 class EndpointsAPI:
     """CreateModel, CreateEndpointConfig, CreateEndpoint and their describe/list/update/delete."""
 
@@ -89,11 +45,18 @@ class EndpointsAPI:
     def _get(self, kind: str, name: str) -> ResourceDir:  # provided by SageMakerClient
         raise NotImplementedError
 
+    def _arn(self, kind: str, name: str) -> str:  # provided by LocalClient (region, account)
+        raise NotImplementedError
+
     # -- models ----------------------------------------------------------------------------
     def create_model(self, **request: Any) -> dict[str, Any]:
-        validate_request("CreateModel", request)
         spec = ModelSpec.from_request(request)
-        description = {"ModelName": spec.name, "ModelArn": _arn("model", spec.name),
+        preflight.check_model_data(request, self.settings.environ)
+        if self._endpoint_backend() == "docker":
+            preflight.check_images([(f"{where}.Image", container["Image"])
+                                    for where, container in preflight.model_containers(request)
+                                    if container.get("Image")])
+        description = {"ModelName": spec.name, "ModelArn": self._arn("model", spec.name),
                        "CreationTime": now(),
                        **{k: v for k, v in request.items()
                           if k in ("PrimaryContainer", "Containers", "ExecutionRoleArn",
@@ -103,32 +66,27 @@ class EndpointsAPI:
         return {"ModelArn": description["ModelArn"]}
 
     def describe_model(self, ModelName: str) -> dict[str, Any]:
-        validate_request("DescribeModel", {"ModelName": ModelName})
-        return self._described("models", ModelName, "model")
+        return public_view("DescribeModel", self._described("models", ModelName, "model"))
 
     def list_models(self, **kwargs: Any) -> dict[str, Any]:
-        validate_request("ListModels", kwargs)
         items = [{k: d[k] for k in ("ModelName", "ModelArn", "CreationTime")}
                  for d in (r.describe() for r in self.store.list("models"))]
-        page, token = _page(items, kwargs, "ModelName")
-        return {"Models": page, **({"NextToken": token} if token else {})}
+        return list_page("ListModels", items, kwargs, result_key="Models", name_key="ModelName")
 
     def delete_model(self, ModelName: str) -> dict[str, Any]:
-        validate_request("DeleteModel", {"ModelName": ModelName})
         self._described("models", ModelName, "model")
         self.store.delete("models", ModelName)
         return {}
 
     # -- endpoint configs ------------------------------------------------------------------
     def create_endpoint_config(self, **request: Any) -> dict[str, Any]:
-        validate_request("CreateEndpointConfig", request)
         name = request["EndpointConfigName"]
         for variant in variants_from_config(request):
             if not (self.store.root / "models" / variant.model_name / "description.json").is_file():
                 raise ValidationException(f"Could not find model \"{variant.model_name}\".",
                                           "CreateEndpointConfig")
         description = {"EndpointConfigName": name,
-                       "EndpointConfigArn": _arn("endpoint-config", name),
+                       "EndpointConfigArn": self._arn("endpoint-config", name),
                        "CreationTime": now(),
                        **{k: v for k, v in request.items()
                           if k in ("ProductionVariants", "DataCaptureConfig", "KmsKeyId",
@@ -137,29 +95,26 @@ class EndpointsAPI:
         return {"EndpointConfigArn": description["EndpointConfigArn"]}
 
     def describe_endpoint_config(self, EndpointConfigName: str) -> dict[str, Any]:
-        validate_request("DescribeEndpointConfig", {"EndpointConfigName": EndpointConfigName})
-        return self._described("endpoint-configs", EndpointConfigName, "endpoint configuration")
+        return public_view("DescribeEndpointConfig", self._described(
+            "endpoint-configs", EndpointConfigName, "endpoint configuration"))
 
     def list_endpoint_configs(self, **kwargs: Any) -> dict[str, Any]:
-        validate_request("ListEndpointConfigs", kwargs)
         items = [{k: d[k] for k in ("EndpointConfigName", "EndpointConfigArn", "CreationTime")}
                  for d in (r.describe() for r in self.store.list("endpoint-configs"))]
-        page, token = _page(items, kwargs, "EndpointConfigName")
-        return {"EndpointConfigs": page, **({"NextToken": token} if token else {})}
+        return list_page("ListEndpointConfigs", items, kwargs, result_key="EndpointConfigs",
+                         name_key="EndpointConfigName")
 
     def delete_endpoint_config(self, EndpointConfigName: str) -> dict[str, Any]:
-        validate_request("DeleteEndpointConfig", {"EndpointConfigName": EndpointConfigName})
         self._described("endpoint-configs", EndpointConfigName, "endpoint configuration")
         self.store.delete("endpoint-configs", EndpointConfigName)
         return {}
 
     # -- endpoints -------------------------------------------------------------------------
     def create_endpoint(self, **request: Any) -> dict[str, Any]:
-        validate_request("CreateEndpoint", request)
         name, config = request["EndpointName"], request["EndpointConfigName"]
         self._described("endpoint-configs", config, "endpoint configuration")
         created = now()
-        description = {"EndpointName": name, "EndpointArn": _arn("endpoint", name),
+        description = {"EndpointName": name, "EndpointArn": self._arn("endpoint", name),
                        "EndpointConfigName": config, "EndpointStatus": "Creating",
                        "CreationTime": created, "LastModifiedTime": created,
                        "Backend": self._endpoint_backend()}
@@ -187,7 +142,6 @@ class EndpointsAPI:
         threading.Thread(target=runner.wait, name=f"reap-{resource.name}", daemon=True).start()
 
     def describe_endpoint(self, EndpointName: str) -> dict[str, Any]:
-        validate_request("DescribeEndpoint", {"EndpointName": EndpointName})
         resource = self._endpoint(EndpointName)
         description = resource.describe()
         if description["EndpointStatus"] in ACTIVE and \
@@ -196,20 +150,14 @@ class EndpointsAPI:
                 EndpointStatus="Failed",
                 FailureReason="InternalServerError: the local endpoint runner is no longer "
                               "running") if d["EndpointStatus"] in ACTIVE else None)
-        return {k: v for k, v in description.items()
-                if k not in ENDPOINT_PRIVATE and v is not None}
+        return public_view("DescribeEndpoint", description)
 
     def list_endpoints(self, **kwargs: Any) -> dict[str, Any]:
-        validate_request("ListEndpoints", kwargs)
-        items = []
-        for resource in self.store.list("endpoints"):
-            d = resource.describe()
-            if kwargs.get("StatusEquals") and d["EndpointStatus"] != kwargs["StatusEquals"]:
-                continue
-            items.append({k: d[k] for k in ("EndpointName", "EndpointArn", "CreationTime",
-                                            "LastModifiedTime", "EndpointStatus")})
-        page, token = _page(items, kwargs, "EndpointName")
-        return {"Endpoints": page, **({"NextToken": token} if token else {})}
+        items = [{k: d[k] for k in ("EndpointName", "EndpointArn", "CreationTime",
+                                    "LastModifiedTime", "EndpointStatus")}
+                 for d in (r.describe() for r in self.store.list("endpoints"))]
+        return list_page("ListEndpoints", items, kwargs, result_key="Endpoints",
+                         name_key="EndpointName", status_key="EndpointStatus")
 
     def update_endpoint(self, **request: Any) -> dict[str, Any]:
         validate_request("UpdateEndpoint", request)
@@ -234,7 +182,6 @@ class EndpointsAPI:
     def delete_endpoint(self, EndpointName: str) -> dict[str, Any]:
         """Stop the router and every instance, then forget the endpoint. Returns once nothing
         of it runs any more (the service answers at once and deletes in the background)."""
-        validate_request("DeleteEndpoint", {"EndpointName": EndpointName})
         resource = self._endpoint(EndpointName)
         description = resource.update(lambda d: d.update(EndpointStatus="Deleting"))
         stop_runner(resource, DELETE_WAIT_SECONDS)
@@ -256,16 +203,6 @@ class EndpointsAPI:
         except Exception:  # noqa: BLE001 - ResourceNotFound
             raise ValidationException(f"Could not find {what} \"{name}\".") from None
         return {k: v for k, v in description.items() if k not in ENDPOINT_PRIVATE}
-
-    def endpoint_waiters(self) -> dict[str, Any]:
-        from local_mode.sagemaker import Waiter
-
-        return {
-            "endpoint_in_service": Waiter(self, "describe_endpoint", "EndpointName",  # type: ignore[arg-type]
-                                          "EndpointStatus", frozenset({"InService"}),
-                                          frozenset({"Failed"})),
-            "endpoint_deleted": DeletedWaiter(self),
-        }
 
 
 class _suppress_lookup:

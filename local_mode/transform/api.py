@@ -1,6 +1,6 @@
 """The transform-job operations of the local ``sagemaker`` client (a mixin of
-:class:`local_mode.sagemaker.SageMakerClient`; ``local_mode.sagemaker`` is imported lazily because it
-imports this module)."""
+:class:`local_mode.sagemaker.SageMakerClient`, which validates requests and names operations in
+errors around these methods)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,20 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
+from local_mode import preflight
 from local_mode.errors import ValidationException
+from local_mode.listing import list_page
+from local_mode.shapes import public_view
 from local_mode.state import ResourceDir, now, read_json
 from local_mode.transform.spec import TransformJobSpec
-from local_mode.validation import validate_request
 
 if TYPE_CHECKING:
     from local_mode.state import StateStore
     from toolkit.settings import Settings
 
 TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
-PRIVATE = frozenset({"Backend"})
+SUMMARY = ("TransformJobName", "TransformJobArn", "CreationTime", "LastModifiedTime",
+           "TransformJobStatus", "TransformEndTime", "FailureReason")
 ECHOED = ("ModelName", "MaxConcurrentTransforms", "ModelClientConfig", "MaxPayloadInMB",
           "BatchStrategy", "Environment", "TransformInput", "TransformOutput",
           "TransformResources", "DataProcessing", "DataCaptureConfig", "ExperimentConfig")
@@ -35,32 +38,39 @@ class TransformAPI:
     def _endpoint_backend(self) -> str:  # provided by EndpointsAPI
         raise NotImplementedError
 
+    def _arn(self, kind: str, name: str) -> str:  # provided by LocalClient (region, account)
+        raise NotImplementedError
+
     def _spawn_endpoint_runner(self, resource: ResourceDir, backend: str,
                                module: str = "") -> None:  # provided by EndpointsAPI
         raise NotImplementedError
 
     def create_transform_job(self, **request: Any) -> dict[str, Any]:
-        validate_request("CreateTransformJob", request)
         spec = TransformJobSpec.from_request(request)
-        if not (self.store.root / "models" / spec.model_name / "description.json").is_file():
-            raise ValidationException(f"Could not find model \"{spec.model_name}\".",
-                                      "CreateTransformJob")
-        from local_mode.sagemaker import arn
-
+        models = self.store.root / "models" / spec.model_name
+        if not (models / "description.json").is_file():
+            raise ValidationException(f"Could not find model \"{spec.model_name}\".")
+        preflight.check_transform_input(request, self.settings.environ)
+        backend = self._endpoint_backend()
+        if backend == "docker":
+            model_request = self.store.get("models", spec.model_name).request()
+            preflight.check_images([
+                (f"ModelName {spec.model_name}: {where}.Image", container["Image"])
+                for where, container in preflight.model_containers(model_request)
+                if container.get("Image")])
         created = now()
         description = {"TransformJobName": spec.name,
-                       "TransformJobArn": arn("transform-job", spec.name),
+                       "TransformJobArn": self._arn("transform-job", spec.name),
                        "TransformJobStatus": "InProgress", "CreationTime": created,
                        "LastModifiedTime": created,
                        **{k: request[k] for k in ECHOED if k in request},
-                       "Backend": self._endpoint_backend()}
+                       "Backend": backend}
         resource = self.store.create("transform-jobs", spec.name, description, dict(request))
         self._spawn_endpoint_runner(resource, description["Backend"],
                                     module="local_mode.transform.runner")
         return {"TransformJobArn": description["TransformJobArn"]}
 
     def describe_transform_job(self, TransformJobName: str) -> dict[str, Any]:
-        validate_request("DescribeTransformJob", {"TransformJobName": TransformJobName})
         resource = self._transform_job(TransformJobName)
         description = resource.describe()
         if description["TransformJobStatus"] not in TERMINAL and \
@@ -71,7 +81,7 @@ class TransformAPI:
                              FailureReason="InternalServerError: the local transform runner is "
                                            "no longer running")
             description = resource.update(change)
-        return {k: v for k, v in description.items() if k not in PRIVATE}
+        return public_view("DescribeTransformJob", description)
 
     def transform_progress(self, TransformJobName: str) -> dict[str, int]:
         """Local extension: files and records done so far (what ``optml local transform``
@@ -83,30 +93,18 @@ class TransformAPI:
             return {"FilesTotal": 0, "FilesDone": 0, "FilesFailed": 0, "RecordsDone": 0}
 
     def list_transform_jobs(self, **kwargs: Any) -> dict[str, Any]:
-        validate_request("ListTransformJobs", kwargs)
-        from local_mode.endpoints.api import _page
-
-        items: list[dict[str, Any]] = []
-        for resource in self.store.list("transform-jobs"):
-            d = resource.describe()
-            if kwargs.get("StatusEquals") and d["TransformJobStatus"] != kwargs["StatusEquals"]:
-                continue
-            items.append({k: d[k] for k in ("TransformJobName", "TransformJobArn",
-                                            "CreationTime", "LastModifiedTime",
-                                            "TransformJobStatus", "TransformEndTime",
-                                            "FailureReason") if k in d})
-        page, token = _page(items, kwargs, "TransformJobName")
-        return {"TransformJobSummaries": page, **({"NextToken": token} if token else {})}
+        items = [{k: d[k] for k in SUMMARY if k in d}
+                 for d in (r.describe() for r in self.store.list("transform-jobs"))]
+        return list_page("ListTransformJobs", items, kwargs, result_key="TransformJobSummaries",
+                         name_key="TransformJobName", status_key="TransformJobStatus")
 
     def stop_transform_job(self, TransformJobName: str) -> dict[str, Any]:
-        validate_request("StopTransformJob", {"TransformJobName": TransformJobName})
         resource = self._transform_job(TransformJobName)
 
         def change(d: dict[str, Any]) -> None:
             if d["TransformJobStatus"] in TERMINAL:
                 raise ValidationException(f"Transform job {TransformJobName} has already "
-                                          f"{d['TransformJobStatus'].lower()}",
-                                          "StopTransformJob")
+                                          f"{d['TransformJobStatus'].lower()}")
             d["TransformJobStatus"] = "Stopping"
         resource.update(change)
         deadline = time.monotonic() + 10
@@ -127,12 +125,5 @@ class TransformAPI:
         except Exception:  # noqa: BLE001 - ResourceNotFound
             raise ValidationException(f"Could not find requested job with name {name}") \
                 from None
-
-    def transform_waiters(self) -> dict[str, Any]:
-        from local_mode.sagemaker import Waiter
-
-        return {"transform_job_completed_or_stopped": Waiter(
-            self, "describe_transform_job", "TransformJobName",  # type: ignore[arg-type]
-            "TransformJobStatus", frozenset({"Completed", "Stopped"}), frozenset({"Failed"}))}
 
 

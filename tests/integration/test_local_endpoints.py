@@ -104,9 +104,18 @@ def test_model_without_code_fails_with_a_clear_reason(local: Local, tmp_path: Pa
     failed = local.wait_status("e", "Failed")
     assert "process backend runs only toolkit-based models" in failed["FailureReason"]
     assert "someone/else:1" in failed["FailureReason"]
-    local.sm.create_model(ModelName="missing", PrimaryContainer={
-        "Image": "x", "ModelDataUrl": (tmp_path / "nope.tar.gz").as_uri()})
-    local.config("c2", ("v", "missing", 1, 1.0))
+    # an artifact that does not exist is refused at CreateModel, naming the field and the URI
+    nope = (tmp_path / "nope.tar.gz").as_uri()
+    with pytest.raises(ValidationException, match=f"PrimaryContainer.ModelDataUrl: Could not "
+                                                  f"find model data at {nope}"):
+        local.sm.create_model(ModelName="missing", PrimaryContainer={
+            "Image": "x", "ModelDataUrl": nope})
+    # one removed after CreateModel fails the endpoint, saying so
+    gone = make_model_tar(tmp_path / "gone.tar.gz", "", {})
+    local.sm.create_model(ModelName="gone", PrimaryContainer={
+        "Image": "x", "ModelDataUrl": gone.as_uri()})
+    gone.unlink()
+    local.config("c2", ("v", "gone", 1, 1.0))
     local.endpoint("e2", "c2", wait=False)
     assert "no such object" in local.wait_status("e2", "Failed")["FailureReason"]
     assert empty.exists()

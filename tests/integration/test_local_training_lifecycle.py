@@ -247,13 +247,21 @@ def test_stop_of_a_finished_job_is_a_validation_error(local_env: LocalEnv, ok_co
         local_env.client.create_training_job(**request(name, ok_code, local_env.output_uri))
 
 
-def test_a_file_channel_in_a_job_without_data_fails_clearly(local_env: LocalEnv,
-                                                           ok_code: Path, tmp_path: Path) -> None:
+def test_a_channel_without_data_is_refused_at_create(local_env: LocalEnv, ok_code: Path,
+                                                    tmp_path: Path) -> None:
+    """As the service: "No S3 objects found under S3 URL ..." from CreateTrainingJob."""
     name = job_name("nodata")
-    missing = tmp_path / "nowhere" / "data"
-    local_env.client.create_training_job(**request(
-        name, ok_code, local_env.output_uri, channels=[channel("train", f"file://{missing}")]))
-    done = local_env.wait(name)
-    assert done["TrainingJobStatus"] == "Failed"
-    assert "no such file or directory" in done["FailureReason"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for uri in (f"file://{tmp_path / 'nowhere' / 'data'}", empty.as_uri(),
+                f"file://{tmp_path / 'empty' / 'part-'}"):
+        with pytest.raises(local_env.client.exceptions.ValidationException) as caught:
+            local_env.client.create_training_job(**request(
+                name, ok_code, local_env.output_uri,
+                channels=[channel("train", f"file://{tmp_path}"), channel("more", uri)]))
+        message = str(caught.value)
+        assert "when calling the CreateTrainingJob operation" in message
+        assert f"InputDataConfig[1].DataSource.S3DataSource.S3Uri: No S3 objects found under " \
+               f"S3 URL \"{uri}\"" in message
+    assert local_env.client.list_training_jobs()["TrainingJobSummaries"] == []
     assert_nothing_left(local_env.state_dir)

@@ -59,7 +59,8 @@ def test_stop_training_job_stops_a_running_job(local_env: LocalEnv, tmp_path: Pa
     name = job_name("stop")
     local_env.client.create_training_job(**request(name, code, local_env.output_uri))
     local_env.wait_for_log(name, "| started")
-    assert local_env.client.stop_training_job(TrainingJobName=name) == {}
+    response = local_env.client.stop_training_job(TrainingJobName=name)
+    assert set(response) == {"ResponseMetadata"}  # StopTrainingJob has no output members
     done = local_env.wait(name)
     assert done["TrainingJobStatus"] == "Stopped"
     assert done["SecondaryStatus"] == "Stopped"

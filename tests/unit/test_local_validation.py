@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ParamValidationError
 
 from local_mode.errors import ValidationException
 from local_mode.validation import validate_request
@@ -39,8 +40,8 @@ def test_a_job_name_off_the_pattern_is_named(name: str) -> None:
     assert caught.value.response["Error"]["Code"] == "ValidationException"
 
 
-def test_a_missing_role_arn_is_named() -> None:
-    with pytest.raises(ValidationException, match="RoleArn"):
+def test_a_missing_role_arn_is_named_as_boto3_does() -> None:
+    with pytest.raises(ParamValidationError, match='Missing required parameter in input: "RoleArn"'):
         validate_request("CreateTrainingJob", _request(RoleArn=None))
 
 
@@ -76,7 +77,7 @@ def test_file_uris_are_accepted_where_s3_uris_are() -> None:
 
 
 def test_type_errors_come_from_botocore_with_the_field() -> None:
-    with pytest.raises(ValidationException, match="InstanceCount"):
+    with pytest.raises(ParamValidationError, match="ResourceConfig.InstanceCount"):
         validate_request("CreateTrainingJob", _request(ResourceConfig={
             "InstanceType": "local", "InstanceCount": "two", "VolumeSizeInGB": 1}))
 
@@ -85,7 +86,7 @@ def test_the_client_rejects_before_creating_anything(tmp_path: Path) -> None:
     from local_mode.sagemaker import SageMakerClient
 
     client = SageMakerClient(state_dir=tmp_path / "state", backend="process")
-    with pytest.raises(client.exceptions.ValidationException, match="RoleArn"):
+    with pytest.raises(ParamValidationError, match="RoleArn"):
         client.create_training_job(**_request(RoleArn=None))
     with pytest.raises(client.exceptions.ValidationException, match="TrainingJobName"):
         client.create_training_job(**_request(TrainingJobName="under_score"))

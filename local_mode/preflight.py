@@ -1,0 +1,140 @@
+"""The checks the service makes at create time, beyond the request's shape.
+
+The service refuses, at the Create call and naming what is wrong, a request whose data cannot be
+there when the job starts: a training channel or a transform input whose prefix holds no object
+("No S3 objects found under S3 URL ..."), a model artifact that does not exist ("Could not find
+model data at ..."), an image it cannot pull. Local mode does the same rather than start a job
+that trains on nothing or an endpoint that fails minutes later. Each error names the request's
+field and the URI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from local_mode.errors import LocalModeError, ValidationException
+from local_mode.storage import Location, manifest_entries, open_prefix, s3_client
+
+
+def check_training_channels(request: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    """Every S3 (or file://) channel of a CreateTrainingJob request has data."""
+    for index, channel in enumerate(request.get("InputDataConfig") or []):
+        source = (channel.get("DataSource") or {}).get("S3DataSource")
+        if source:
+            _check_data_source(source, f"InputDataConfig[{index}].DataSource.S3DataSource",
+                               environ)
+
+
+def check_transform_input(request: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    """The input of a CreateTransformJob request has data."""
+    source = request["TransformInput"]["DataSource"]["S3DataSource"]
+    _check_data_source(source, "TransformInput.DataSource.S3DataSource", environ)
+
+
+def check_model_data(request: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    """Every container's model artifact of a CreateModel request exists."""
+    for where, container in model_containers(request):
+        url = container.get("ModelDataUrl")
+        if url and container.get("Mode") != "MultiModel":  # a MultiModel URL is a prefix
+            if not _object_exists(url, environ):  # models come and go under it
+                raise ValidationException(f"{where}.ModelDataUrl: Could not find model data "
+                                          f"at {url}.")
+        source = (container.get("ModelDataSource") or {}).get("S3DataSource")
+        if source:
+            field = f"{where}.ModelDataSource.S3DataSource.S3Uri"
+            uri = source["S3Uri"]
+            found = _has_objects(uri, field, environ) if source.get("S3DataType") == \
+                "S3Prefix" else _object_exists(uri, environ)
+            if not found:
+                raise ValidationException(f"{field}: Could not find model data at {uri}.")
+
+
+def model_containers(request: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """``(field, container)`` of a CreateModel request, the field as the request names it."""
+    if request.get("PrimaryContainer"):
+        yield "PrimaryContainer", request["PrimaryContainer"]
+    for index, container in enumerate(request.get("Containers") or []):
+        yield f"Containers[{index}]", container
+
+
+def check_images(images: Sequence[tuple[str, str]]) -> None:
+    """Each ``(field, image)`` is in the local Docker engine (local mode never pulls: an image
+    that is not there is one the job could never run, as the service's unpullable image)."""
+    if not images:
+        return
+    import docker.errors
+
+    from local_mode.training.backends.docker import connect
+
+    client = connect()
+    try:
+        for field, image in images:
+            try:
+                client.images.get(image)
+            except docker.errors.ImageNotFound:
+                raise ValidationException(
+                    f"{field}: Requested image {image} not found in the local Docker engine; "
+                    "local mode never pulls images (no registry is reachable from here): build "
+                    "it (docker build -t ...) or load it (docker load -i ...) first") from None
+    finally:
+        client.close()
+
+
+def _check_data_source(source: Mapping[str, Any], where: str,
+                       environ: Mapping[str, str]) -> None:
+    uri = source["S3Uri"]
+    field = f"{where}.S3Uri"
+    kind = source.get("S3DataType", "S3Prefix")
+    if kind == "ManifestFile":
+        try:
+            _, keys = manifest_entries(uri, environ)
+        except LocalModeError as exc:
+            raise ValidationException(f"{field}: {exc.message}") from None
+        except Exception:  # noqa: BLE001 - no such file / object: boto and OS errors alike
+            raise ValidationException(f"{field}: the manifest file {uri} does not exist") \
+                from None
+        if not keys:
+            raise ValidationException(f"{field}: the manifest file {uri} lists no object")
+    elif kind == "AugmentedManifestFile":
+        if not _object_exists(uri, environ):
+            raise ValidationException(f"{field}: the augmented manifest file {uri} does not "
+                                      "exist")
+    elif not _has_objects(uri, field, environ):
+        raise ValidationException(
+            f"{field}: No S3 objects found under S3 URL \"{uri}\" given in input data source. "
+            "Please ensure that the bucket exists and that objects exist under that prefix.")
+
+
+def _has_objects(uri: str, field: str, environ: Mapping[str, str]) -> bool:
+    """At least one object (not a folder marker) under the prefix ``uri``."""
+    try:
+        location = Location.parse(uri, field)
+    except LocalModeError as exc:
+        raise ValidationException(exc.message) from None
+    if location.scheme == "file":
+        try:
+            return bool(open_prefix(uri, environ).list_objects())
+        except Exception:  # noqa: BLE001 - no such directory: nothing under the prefix
+            return False
+    client = s3_client(environ)
+    try:
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=location.bucket, Prefix=location.key)
+        return any(not item["Key"].endswith("/")
+                   for page in pages for item in page.get("Contents", []))
+    except Exception:  # noqa: BLE001 - NoSuchBucket, AccessDenied: the service says "none"
+        return False
+
+
+def _object_exists(uri: str, environ: Mapping[str, str]) -> bool:
+    """The object ``uri`` exists (a file:// directory counts: a local convenience)."""
+    location = Location.parse(uri)
+    if location.scheme == "file":
+        return Path(location.key).exists()
+    try:
+        s3_client(environ).head_object(Bucket=location.bucket, Key=location.key)
+    except Exception:  # noqa: BLE001 - 404, 403, no bucket: the service cannot read it either
+        return False
+    return True

@@ -1,0 +1,78 @@
+"""Waiters and paginators from botocore's own models (``waiters-2``, ``paginators-1``).
+
+The acceptors, the operations and the waiter names are the service's, so a waiter ends, fails
+and names itself exactly as boto3's would. Only the polling delay differs: local resources
+change state in moments, so a local waiter polls every :data:`LOCAL_WAITER_DELAY` seconds and
+makes as many more attempts as keep its total time the service's (delay x max attempts).
+``WaiterConfig={"Delay": ..., "MaxAttempts": ...}`` overrides both, as with boto3.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from botocore import xform_name
+from botocore.exceptions import OperationNotPageableError
+from botocore.paginate import Paginator, PaginatorModel
+from botocore.waiter import Waiter, WaiterModel, create_waiter_with_client
+
+from local_mode.validation import botocore_session, operation_model
+
+LOCAL_WAITER_DELAY = 0.2
+"""Seconds between polls of a local waiter (the service's waiters poll every 30-120 s)."""
+
+
+@lru_cache(maxsize=4)
+def waiter_model(service: str) -> WaiterModel:
+    return botocore_session().get_waiter_model(service)
+
+
+@lru_cache(maxsize=4)
+def paginator_model(service: str) -> PaginatorModel:
+    return botocore_session().get_paginator_model(service)
+
+
+def waiter_names(service: str, operations: Mapping[str, str]) -> dict[str, str]:
+    """``{python_name: WaiterName}`` of the service's waiters whose operation the client
+    implements (``operations`` maps its method names to operation names)."""
+    implemented = set(operations.values())
+    model = waiter_model(service)
+    return {xform_name(name): name for name in model.waiter_names
+            if model.get_waiter(name).operation in implemented}
+
+
+def make_waiter(client: Any, service: str, operations: Mapping[str, str], name: str) -> Waiter:
+    """botocore's waiter ``name`` on ``client``, polling at the local delay."""
+    available = waiter_names(service, operations)
+    if name not in available:
+        raise ValueError(f"Waiter does not exist: {name}")
+    waiter = create_waiter_with_client(available[name], waiter_model(service), client)
+    total = waiter.config.delay * waiter.config.max_attempts
+    waiter.config.delay = LOCAL_WAITER_DELAY
+    waiter.config.max_attempts = max(1, math.ceil(total / LOCAL_WAITER_DELAY))
+    return waiter
+
+
+def can_paginate(service: str, operations: Mapping[str, str], name: str) -> bool:
+    operation = operations.get(name)
+    if operation is None:
+        return False
+    try:
+        paginator_model(service).get_paginator(operation)
+    except ValueError:
+        return False
+    return True
+
+
+def make_paginator(client: Any, service: str, operations: Mapping[str, str],
+                   name: str) -> Paginator:
+    """botocore's paginator for the client's method ``name`` (NextToken, MaxResults, MaxItems,
+    PageSize and StartingToken all as with boto3)."""
+    if not can_paginate(service, operations, name):
+        raise OperationNotPageableError(operation_name=name)
+    operation = operations[name]
+    return Paginator(getattr(client, name), paginator_model(service).get_paginator(operation),
+                     operation_model(operation, service))
