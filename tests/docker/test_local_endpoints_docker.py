@@ -400,16 +400,14 @@ def test_update_without_a_failed_request_and_delete_leaves_nothing(
     with loading(dlocal, "up", _csv(rows)) as load:
         load.until(10)
         dlocal.sm.update_endpoint(EndpointName="up", EndpointConfigName="up-v2")
+        assert dlocal.sm.describe_endpoint(EndpointName="up")["EndpointStatus"] == "Updating"
         described = dlocal.wait("up", "InService")
+        # InService only once the old fleet drained and its container was removed
+        new = {c.id for c in _containers(docker_client, dlocal.state, ENDPOINT_LABEL, "up")}
         load.until(20)
     assert load.errors == [], load.errors[:3]
     assert described["EndpointConfigName"] == "up-v2"
-    deadline = time.monotonic() + WAIT_SECONDS  # the old instance drains, then goes
-    while old & (new := {c.id for c in _containers(docker_client, dlocal.state,
-                                                   ENDPOINT_LABEL, "up")}):
-        assert time.monotonic() < deadline, dlocal.runner_log("up")
-        time.sleep(0.1)
-    assert len(new) == 2
+    assert len(new) == 2 and not old & new, dlocal.runner_log("up")
     assert _predictions(dlocal.invoke("up", _csv(rows))["Data"]) == \
         pytest.approx(model.predict(rows).tolist())
     dlocal.sm.delete_endpoint(EndpointName="up")
