@@ -333,6 +333,7 @@ def describe_command(name: str, state_dir: Path | None) -> None:
     client = _client(state_dir)
     _resource(client, name)
     description = client.describe_training_job(TrainingJobName=name)
+    description.pop("ResponseMetadata", None)  # as the AWS CLI prints it: the job only
     click.echo(json.dumps(description, indent=2, default=_json_default))
 
 
