@@ -294,12 +294,13 @@ class Router:
 
         if upstream.send(b"".join(head), done, REQUEST_TIMEOUT):
             instance.inflight += 1
-        else:
-            self._spawn(request, reply, set())
+        else:  # no idle connection yet: the general path opens one, to the instance picked
+            self._spawn(request, reply, set(), prefer=instance)
 
-    def _spawn(self, request: Message, reply: Reply, tried: set[Instance]) -> None:
+    def _spawn(self, request: Message, reply: Reply, tried: set[Instance],
+               prefer: Instance | None = None) -> None:
         async def run() -> None:
-            reply(*await self.handle(request, tried))
+            reply(*await self.handle(request, tried, prefer))
 
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
@@ -312,12 +313,13 @@ class Router:
         return RouterError("UnknownOperationException", 404,
                            f"no route {request.method} {request.target}").render()
 
-    async def handle(self, request: Message, tried: set[Instance] | None = None) -> Response:
+    async def handle(self, request: Message, tried: set[Instance] | None = None,
+                     prefer: Instance | None = None) -> Response:
         """The response to one request, by the general (coroutine) path."""
         if request.method != "POST" or request.target != "/invocations":
             return self._other(request)
         try:
-            return await self.invoke(request, set() if tried is None else tried)
+            return await self.invoke(request, set() if tried is None else tried, prefer)
         except RouterError as exc:
             return exc.render()
         except Exception as exc:
@@ -341,7 +343,12 @@ class Router:
             return live[0]
         return random.choices(live, weights=[v.spec.weight for v in live])[0]
 
-    async def invoke(self, request: Message, tried: set[Instance]) -> Response:
+    async def invoke(self, request: Message, tried: set[Instance],
+                     prefer: Instance | None = None) -> Response:
+        """Answer ``request`` from the variant's instances, trying another when one gives no
+        response. ``prefer``: the instance the fast path already picked (picking again would
+        advance the round robin past it, and an instance without an idle connection would
+        never be chosen)."""
         headers = request.headers
         variant = self._choose_variant(headers.get("x-amzn-sagemaker-target-variant"))
         target_model = headers.get("x-amzn-sagemaker-target-model")
@@ -353,7 +360,11 @@ class Router:
                               f"{self.endpoint_name!r} is not a multi-model endpoint")
         forwarded = [(name, headers[name]) for name in FORWARDED if name in headers]
         while True:
-            instance = variant.pick(tried)
+            if prefer is not None and prefer in variant.healthy() and prefer not in tried:
+                instance = prefer
+            else:
+                instance = variant.pick(tried)
+            prefer = None
             if instance is None:
                 if variant not in self.variants:  # an update replaced its fleet meanwhile
                     return await self.invoke(request, tried)
