@@ -4,6 +4,8 @@ and waiters and paginators from botocore's own models."""
 
 from __future__ import annotations
 
+import base64
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,8 @@ from botocore.exceptions import (
     ParamValidationError,
     WaiterError,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import local_mode
 from local_mode.listing import unhandled_members
@@ -154,3 +158,19 @@ def test_every_list_filter_of_the_model_is_honoured(sm: SageMakerClient) -> None
     listed = [op for op in sm.OPERATIONS.values() if op.startswith("List")]
     assert len(listed) == 5
     assert {op: unhandled_members(op) for op in listed} == {op: [] for op in listed}
+
+
+@settings(max_examples=200, deadline=None)
+@given(token=st.text(max_size=64) | st.binary(max_size=48).map(
+    lambda raw: base64.urlsafe_b64encode(raw).decode()))
+def test_any_next_token_is_a_page_or_a_validation_exception(token: str) -> None:
+    """NextToken is parsed from the caller: whatever it is, the answer is a page or the
+    service's error, never another exception."""
+    with tempfile.TemporaryDirectory() as state:
+        client = local_mode.client("sagemaker", state_dir=state, backend="process")
+        try:
+            page = client.list_models(NextToken=token)
+        except client.exceptions.ValidationException as exc:
+            assert "pagination token" in exc.message or "'NextToken'" in exc.message
+        else:
+            assert page["Models"] == []
