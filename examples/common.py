@@ -137,16 +137,53 @@ class Run:
             local_client("sagemaker", state_dir=self.state, backend=self.serving),
             local_client("sagemaker-runtime", state_dir=self.state))
 
-    def code_dir(self, host_code: Path) -> str:
-        """Where a job finds its code: baked into the example's image at /opt/program on Docker,
-        the example's own ``host_code`` directory when it runs on the host."""
-        return "/opt/program" if self.backend == "docker" else str(host_code)
+    def training_request(self, spec: Path, host_code: Path, **values: str) -> dict[str, Any]:
+        """The ``CreateTrainingJob`` request in ``spec`` (:func:`load_spec`, with ``DATA`` the
+        run's data/ directory, ``OUTPUT`` the run, and ``values``), told where the example's code
+        ``host_code`` is on the training backend (:func:`code_environment`)."""
+        request = load_spec(spec, {"DATA": (self.root / "data").as_uri(),
+                                   "OUTPUT": self.root.as_uri(), **values})
+        return with_code(request, self.backend, host_code, training=True)
 
-    def spec_values(self, host_code: Path) -> dict[str, str]:
-        """The placeholders the examples' job specs share, for :func:`load_spec`: ``CODE_DIR``
-        (:meth:`code_dir`), ``DATA`` (the run's data/ directory) and ``OUTPUT`` (the run)."""
-        return {"CODE_DIR": self.code_dir(host_code), "DATA": (self.root / "data").as_uri(),
-                "OUTPUT": self.root.as_uri()}
+    def serving_container(self, container: Mapping[str, Any],
+                          host_code: Path) -> dict[str, Any]:
+        """A model's container whose inference code is the image's own (not the artifact's
+        ``code/``), told where ``host_code`` is on the serving backend
+        (:func:`code_environment`)."""
+        return with_code(container, self.serving, host_code, training=False)
+
+
+def code_environment(backend: str, host_code: Path, *, training: bool) -> dict[str, str]:
+    """The ``Environment`` entries that tell a training job (``training``) or a model where the
+    example's code is.
+
+    Docker: none. Every example's image does what a user's image does, ``COPY code/
+    /opt/ml/code/``: optml's ``train`` runs ``/opt/ml/code/train.py`` by default, ``serve``
+    imports ``inference.py`` from ``/opt/ml/model/code`` or else ``/opt/ml/code``, and local mode,
+    like the service, never mounts over ``/opt/ml/code`` (docs/contract.md).
+
+    The process backend has no image, so the code travels as the submit directory, as it would
+    with the SDK's ``source_dir``: ``SAGEMAKER_SUBMIT_DIRECTORY`` names ``host_code``, the
+    directory the Dockerfile copies. A training job also names its program, ``train.py`` (the
+    SDK's ``entry_point``), which that backend asks for; a model does not, since ``serve`` reads
+    ``SAGEMAKER_PROGRAM`` as its inference module.
+    """
+    if backend == "docker":
+        return {}
+    environment = {"SAGEMAKER_SUBMIT_DIRECTORY": str(host_code)}
+    if training:
+        environment["SAGEMAKER_PROGRAM"] = "train.py"
+    return environment
+
+
+def with_code(request: Mapping[str, Any], backend: str, host_code: Path, *,
+              training: bool) -> dict[str, Any]:
+    """``request`` (a training job request, or a model container when not ``training``) with
+    :func:`code_environment` merged into its ``Environment``; unchanged when there is none."""
+    extra = code_environment(backend, host_code, training=training)
+    if not extra:
+        return dict(request)
+    return {**request, "Environment": {**request.get("Environment", {}), **extra}}
 
 
 def start(name: str, output: Path, requested: str, base_image: str, *,
@@ -252,6 +289,6 @@ def keep_endpoint_logs(state: Path, name: str, dest: Path) -> None:
 
 
 __all__ = ["ROLE", "TERMINAL", "BackendChooser", "Clients", "Run", "build_image",
-           "choose_backend", "deployed", "example_parser", "final_metrics", "image_exists",
-           "keep_endpoint_logs", "load_spec", "local_client", "new_run_dir", "serving_backend",
-           "start", "train", "transform", "wait_for_training"]
+           "choose_backend", "code_environment", "deployed", "example_parser", "final_metrics",
+           "image_exists", "keep_endpoint_logs", "load_spec", "local_client", "new_run_dir",
+           "serving_backend", "start", "train", "transform", "wait_for_training", "with_code"]

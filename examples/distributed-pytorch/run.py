@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     sm, serving_sm, rt = run.clients(settings)
     write_data(run.root / "data")
 
-    request = common.load_spec(HERE / "job.json", run.spec_values(HERE / "code"))
+    request = run.training_request(HERE / "job.json", HERE / "code")
     print(f"[train] 2 hosts x {request['Environment']['OPTML_NPROC_PER_NODE']} processes, "
           f"spot interruption after {args.interrupt_after:g} s", flush=True)
     job = common.train(sm, request, run.state)

@@ -116,12 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     raw = write_data(run.root / "data")
     summary: dict[str, Any] = {"backend": run.backend, "serving_backend": run.serving}
 
-    pre_job = common.train(sm, common.load_spec(
-        HERE / "job-preprocess.json", run.spec_values(HERE / "code" / "preprocess")), run.state)
+    pre_job = common.train(sm, run.training_request(
+        HERE / "job-preprocess.json", HERE / "code" / "preprocess"), run.state)
     pre_data = pre_job["ModelArtifacts"]["S3ModelArtifacts"]
     print(f"[train] {pre_job['TrainingJobName']}: {pre_job['TrainingJobStatus']}; {pre_data}")
-    model_job = common.train(sm, common.load_spec(HERE / "job-model.json", {
-        **run.spec_values(HERE / "code" / "model"), "PREPROCESSOR": pre_data}), run.state)
+    model_job = common.train(sm, run.training_request(
+        HERE / "job-model.json", HERE / "code" / "model", PREPROCESSOR=pre_data), run.state)
     model_data = model_job["ModelArtifacts"]["S3ModelArtifacts"]
     metrics = common.final_metrics(model_job)
     print(f"[train] {model_job['TrainingJobName']}: {model_job['TrainingJobStatus']}; "

@@ -99,9 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     write_data(run.root / "data")
     summary: dict[str, Any] = {"backend": run.backend, "serving_backend": run.serving}
 
-    values = run.spec_values(HERE / "code")
-    code_dir = values["CODE_DIR"]
-    requests = [common.load_spec(HERE / "job.json", {"REGION": region, **values})
+    requests = [run.training_request(HERE / "job.json", HERE / "code", REGION=region)
                 for region in TRUTH]
     jobs = train_all(sm, requests, run.state)
     summary["metrics"] = {}
@@ -113,11 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     prefix = (run.root / "models").as_uri() + "/"
     print(f"[publish] {', '.join(p.name for p in published.values())} under {prefix}")
 
-    container = {"Image": IMAGE, "Mode": "MultiModel", "ModelDataUrl": prefix,
-                 "Environment": {"SAGEMAKER_PROGRAM": "inference.py",
-                                 "SAGEMAKER_SUBMIT_DIRECTORY": code_dir,
-                                 "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
-                                 "DEMO_MAX_LOADED_MODELS": str(MAX_LOADED_MODELS)}}
+    # The handlers are the image's own /opt/ml/code/inference.py (serve's default module), not
+    # the artifacts': one container serves every model.
+    container = run.serving_container({
+        "Image": IMAGE, "Mode": "MultiModel", "ModelDataUrl": prefix,
+        "Environment": {"SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+                        "DEMO_MAX_LOADED_MODELS": str(MAX_LOADED_MODELS)}}, HERE / "code")
     calls: list[dict[str, Any]] = []
     with common.deployed(serving_sm, ENDPOINT, container) as endpoint:
         for region in INVOCATIONS:

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, Any] = {"backend": run.backend, "serving_backend": run.serving,
                                "true_weights": TRUE_WEIGHTS.tolist(), "true_bias": TRUE_BIAS}
 
-    request = common.load_spec(HERE / "job.json", run.spec_values(HERE / "code"))
+    request = run.training_request(HERE / "job.json", HERE / "code")
     job = common.train(sm, request, run.state)
     metrics = common.final_metrics(job)
     model_data = job["ModelArtifacts"]["S3ModelArtifacts"]

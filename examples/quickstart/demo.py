@@ -29,6 +29,9 @@ import numpy as np
 from local_mode import client as local_client
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+import common  # noqa: E402 -- examples/common.py: where a job finds the code, on either backend
+
 IMAGE = "optml-examples/quickstart:latest"
 BASE_IMAGE = "optml/base:latest"
 TRUE_WEIGHTS = np.array([2.0, -3.0, 0.5, 1.5])
@@ -148,26 +151,25 @@ class Run:
 
     # 1. training
     def train(self, data: dict[str, Path]) -> str:
-        docker = self.backends.training == "docker"
-        code_dir = "/opt/program" if docker else str(HERE / "code")
-
         def channel(name: str) -> dict[str, Any]:
             return {"ChannelName": name, "ContentType": "text/csv", "DataSource": {
                 "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": data[name].as_uri(),
                                  "S3DataDistributionType": "FullyReplicated"}}}
 
-        self.sm.create_training_job(
-            TrainingJobName=self.name, RoleArn="arn:aws:iam::000000000000:role/local",
-            AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File",
-                                    "MetricDefinitions": METRICS},
-            HyperParameters={"epochs": "300", "learning-rate": "0.1"},
-            Environment={"SAGEMAKER_PROGRAM": "train.py",
-                         "SAGEMAKER_SUBMIT_DIRECTORY": code_dir},
-            InputDataConfig=[channel("train"), channel("validation")],
-            OutputDataConfig={"S3OutputPath": (self.root / "artifacts").as_uri()},
-            ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1,
-                            "VolumeSizeInGB": 1},
-            StoppingCondition={"MaxRuntimeInSeconds": 600})
+        request = {
+            "TrainingJobName": self.name, "RoleArn": "arn:aws:iam::000000000000:role/local",
+            "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File",
+                                       "MetricDefinitions": METRICS},
+            "HyperParameters": {"epochs": "300", "learning-rate": "0.1"},
+            "InputDataConfig": [channel("train"), channel("validation")],
+            "OutputDataConfig": {"S3OutputPath": (self.root / "artifacts").as_uri()},
+            "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1,
+                               "VolumeSizeInGB": 1},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 600}}
+        # No Environment on Docker: the image runs /opt/ml/code/train.py. The process backend
+        # gets the code directory as the submit directory (common.code_environment).
+        self.sm.create_training_job(**common.with_code(
+            request, self.backends.training, HERE / "code", training=True))
         self.say(f"[train] job {self.name} started on the {self.backends.training} backend")
         job = wait_for(self.sm.describe_training_job, "TrainingJobStatus",
                        TrainingJobName=self.name)

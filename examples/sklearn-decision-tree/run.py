@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     features, labels = write_data(run.root / "data")
     summary: dict[str, object] = {"backend": run.backend, "serving_backend": run.serving}
 
-    request = common.load_spec(HERE / "job.json", run.spec_values(HERE / "code"))
+    request = run.training_request(HERE / "job.json", HERE / "code")
     job = common.train(sm, request, run.state)
     metrics = common.final_metrics(job)
     model_data = job["ModelArtifacts"]["S3ModelArtifacts"]

@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     sm, serving_sm, rt = run.clients()
     features = write_data(run.root / "data")
 
-    request = common.load_spec(HERE / "job.json", run.spec_values(HERE / "code"))
+    request = run.training_request(HERE / "job.json", HERE / "code")
     job = common.train(sm, request, run.state)
     metrics = common.final_metrics(job)
     model_data = job["ModelArtifacts"]["S3ModelArtifacts"]
@@ -155,10 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = host_pipeline(output_tar, run.root / "host")
     summary.update(metrics=metrics, model_data=model_data)
 
-    environment = {"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
-    if run.serving == "process":  # the serving image carries SAGEMAKER_SUBMIT_DIRECTORY itself
-        environment["SAGEMAKER_SUBMIT_DIRECTORY"] = str(HERE / "serve")
-    container = {"Image": SERVE_IMAGE, "ModelDataUrl": model_data, "Environment": environment}
+    # model.tar.gz holds only model.onnx: the inference code is the serving image's own.
+    container = run.serving_container({
+        "Image": SERVE_IMAGE, "ModelDataUrl": model_data,
+        "Environment": {"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}}, HERE / "serve")
     with common.deployed(serving_sm, NAME, container) as endpoint:
         answers = invoke_concurrently(rt, endpoint, features)
         good = [a for a in answers if "error" not in a]

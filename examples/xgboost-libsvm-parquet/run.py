@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     sm, serving_sm, rt = run.clients()
     validation = write_data(run.root / "data")
 
-    request = common.load_spec(HERE / "job.json", run.spec_values(HERE / "code"))
+    request = run.training_request(HERE / "job.json", HERE / "code")
     job = common.train(sm, request, run.state)
     metrics = common.final_metrics(job)
     model_data = job["ModelArtifacts"]["S3ModelArtifacts"]

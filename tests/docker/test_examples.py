@@ -85,6 +85,9 @@ def test_sklearn_decision_tree(images: dict[str, str], docker_client: docker.Doc
     model_tar = root / "artifacts" / "sklearn-decision-tree" / "output" / "model.tar.gz"
     with tarfile.open(model_tar) as tar:
         assert {"model.joblib", "classes.json", "code/inference.py"} <= set(tar.getnames())
+    # the image's own code, where a user's image keeps it; the job spec names no directory
+    job_log = root / "state" / "training-jobs" / "sklearn-decision-tree" / "logs" / "all.log"
+    assert "'/opt/ml/code/train.py'" in job_log.read_text()
     no_containers_left(docker_client, "optml.job=sklearn-decision-tree",
                        "optml.endpoint=sklearn-decision-tree",
                        "optml.transform=sklearn-decision-tree")

@@ -128,7 +128,8 @@ def test_multi_model_endpoint_on_docker(images: dict[str, str],
     assert "training: docker" in out and "refused 2 load(s) with 507" in out
     check_run(root, summary)
     instance_log = (root / "logs" / "main-1.log").read_text()
-    assert "model_fn from /opt/program/inference.py" in instance_log  # the image's handlers
+    # the image's own handlers, where a user's image keeps them (nothing names a directory)
+    assert "model_fn from /opt/ml/code/inference.py" in instance_log
     assert instance_log.count("POST /models -> 507") == 2
     no_containers_left(docker_client, "optml.job=mme-north", "optml.job=mme-south",
                        "optml.job=mme-east", "optml.endpoint=multi-model-endpoint")
@@ -142,3 +143,6 @@ def test_multi_model_endpoint_on_the_process_backend(tmp_path: Path) -> None:
     assert summary["backend"] == summary["serving_backend"] == "process"
     assert "training: process" in out
     check_run(root, summary)
+    # no image here: the handlers come from the example's code/ as the submit directory
+    instance_log = (root / "logs" / "main-1.log").read_text()
+    assert f"model_fn from {CODE / 'inference.py'}" in instance_log

@@ -7,7 +7,7 @@ starts one training job per region, all from this script and image). CSV channel
 ``validation_rmse=...`` for the job's metric definitions.
 
 No ``code/`` in the artifact: on a multi-model endpoint one container serves every model, so
-the handlers come from the container (SAGEMAKER_SUBMIT_DIRECTORY), not from each tarball.
+the handlers come from the container (its /opt/ml/code/inference.py), not from each tarball.
 """
 
 from __future__ import annotations
