@@ -454,7 +454,13 @@ def test_plain_contract_image_serves_through_the_router_on_auto(
 def test_missing_image_fails_the_endpoint_with_a_clear_reason(
         dlocal: DockerLocal, docker_client: docker.DockerClient, tmp_path: Path) -> None:
     tar = _tarball(tmp_path / "m" / "model.tar.gz", {"x": b"y"})
-    dlocal.deploy("nope", "optml-test/does-not-exist:1", tar)
+    # CreateModel on Docker refuses an image the engine lacks (test_local_create_checks_docker);
+    # an image gone after CreateModel (made here where images are not checked) fails the endpoint
+    SageMakerClient(dlocal.sm.settings, backend="process").create_model(
+        ModelName="nope", PrimaryContainer={"Image": "optml-test/does-not-exist:1",
+                                            "ModelDataUrl": tar.as_uri()})
+    dlocal.config("nope", "nope", 1)
+    dlocal.sm.create_endpoint(EndpointName="nope", EndpointConfigName="nope")
     described = dlocal.wait("nope", "Failed")
     reason = described["FailureReason"]
     assert "optml-test/does-not-exist:1" in reason and "never pulls" in reason
