@@ -189,9 +189,8 @@ class _Session:
         results: list[CheckResult] = []
         serving = [n for n in selected if n in SERVE_CHECKS]
         failing = self._failing_request() if "failure-file" in selected else None
-        if "train" in selected or "train-sigterm" in selected or \
-                (serving and self.options.model_data is None):
-            self._run_baseline()
+        if "train" in selected or (serving and self.options.model_data is None):
+            self._run_baseline()  # train-sigterm compares with it only when it ran anyway
         if "train" in selected:
             results.append(self._judge_train())
         if failing is not None:
