@@ -29,7 +29,6 @@ from local_mode.errors import ResourceNotFound, ValidationException
 from local_mode.listing import list_page
 from local_mode.shapes import public_view
 from local_mode.state import ResourceDir, StateStore, now, read_json
-from local_mode.storage import Location
 from local_mode.training.spec import TrainingJobSpec
 from local_mode.transform.api import TransformAPI
 from toolkit.settings import Settings
@@ -95,8 +94,7 @@ class SageMakerClient(LocalClient, EndpointsAPI, TransformAPI):
         make_backend(self.settings, backend).check(spec)  # refuse at create, not minutes later
         preflight.check_training_channels(request, self.settings.environ)
         created = now()
-        model_uri = Location.parse(spec.output_path, "OutputDataConfig.S3OutputPath").join(
-            spec.name, "output", "model.tar.gz").uri
+        model_uri = spec.model_artifact_uri
         description = {
             "TrainingJobName": spec.name, "TrainingJobArn": self._arn("training-job", spec.name),
             "TrainingJobStatus": "InProgress", "SecondaryStatus": "Starting",

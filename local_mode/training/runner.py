@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from local_mode.state import ResourceDir, StateStore, now
-from local_mode.storage import Location, upload_file
+from local_mode.storage import upload_file
 from local_mode.training import artifacts
 from local_mode.training import hosts as hostlib
 from local_mode.training.backends import Backend, HostRun
 from local_mode.training.metrics import MetricExtractor
-from local_mode.training.spec import TrainingJobSpec
+from local_mode.training.spec import MODEL_ARTIFACT, OUTPUT_ARTIFACT, TrainingJobSpec
 from toolkit.layout import Layout
 from toolkit.settings import Settings
 
@@ -356,19 +356,19 @@ class JobRunner:
         shutil.rmtree(self.resource.work_dir, ignore_errors=True)
 
     def _upload(self, hosts: Sequence[hostlib.Host]) -> str:
-        output = Location.parse(self.spec.output_path).join(self.spec.name, "output")
+        output = self.spec.artifacts_location
         scratch = self.resource.path / "artifacts"
         scratch.mkdir(parents=True, exist_ok=True)
         try:
-            model = scratch / "model.tar.gz"
+            model = scratch / MODEL_ARTIFACT
             artifacts.pack_directories([h.layout.model_dir for h in hosts], model)
-            upload_file(model, output.join("model.tar.gz").uri, self.settings.environ)
-            data = scratch / "output.tar.gz"
+            upload_file(model, self.spec.model_artifact_uri, self.settings.environ)
+            data = scratch / OUTPUT_ARTIFACT
             artifacts.pack_directories([h.layout.output_data_dir for h in hosts], data)
-            upload_file(data, output.join("output.tar.gz").uri, self.settings.environ)
+            upload_file(data, output.join(OUTPUT_ARTIFACT).uri, self.settings.environ)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        return output.join("model.tar.gz").uri
+        return self.spec.model_artifact_uri
 
 
 def _reset_host_outputs(host: hostlib.Host) -> None:

@@ -10,6 +10,8 @@ from local_mode.errors import ValidationException
 from local_mode.storage import Location
 
 DATA_TYPES = ("S3Prefix", "ManifestFile", "AugmentedManifestFile")
+MODEL_ARTIFACT = "model.tar.gz"
+OUTPUT_ARTIFACT = "output.tar.gz"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,17 @@ class TrainingJobSpec:
     checkpoint_local_path: str | None
     managed_spot: bool
     metric_definitions: tuple[MetricDefinition, ...] = field(default=())
+
+    @property
+    def artifacts_location(self) -> Location:
+        """``<S3OutputPath>/<job name>/output/``: where the service puts ``model.tar.gz`` and
+        ``output.tar.gz`` (known at create time, which DescribeTrainingJob shows from then on)."""
+        return Location.parse(self.output_path, "OutputDataConfig.S3OutputPath").join(
+            self.name, "output")
+
+    @property
+    def model_artifact_uri(self) -> str:
+        return self.artifacts_location.join(MODEL_ARTIFACT).uri
 
     @classmethod
     def from_request(cls, request: Mapping[str, Any]) -> TrainingJobSpec:
