@@ -35,6 +35,12 @@ def _pairs(option: str, values: tuple[str, ...]) -> dict[str, str]:
     return pairs
 
 
+def _invalid(message: str) -> None:
+    """One line on stderr (messages from deeper layers may span lines), exit 2."""
+    click.echo(f"optml check: {' '.join(message.split())}", err=True)
+    sys.exit(EXIT_INVALID)
+
+
 @click.command("check")
 @click.argument("image")
 @click.option("--job", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -91,10 +97,8 @@ def check(image: str, job: Path | None, failing_job: Path | None, model_data: st
     except click.BadParameter:
         raise
     except (CheckInputError, OptmlError) as exc:
-        click.echo(f"optml check: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
+        _invalid(str(exc))
     except LocalModeError as exc:  # DockerUnavailable
-        click.echo(f"optml check: {exc.message}", err=True)
-        sys.exit(EXIT_INVALID)
+        _invalid(exc.message)
     click.echo(report.to_json() if as_json else format_table(report))
     sys.exit(report.exit_status(allow_skip))

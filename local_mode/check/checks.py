@@ -173,6 +173,7 @@ class _Session:
         self.request = self._request()
         self.baseline: Any = None
         self.baseline_model: Path | None = None
+        self.staged_model = self._stage_model_data()
 
     def _request(self) -> dict[str, Any]:
         o = self.options
@@ -307,19 +308,24 @@ class _Session:
                                       f"{run.exit_code}", run.seconds)
 
     # -- serving ---------------------------------------------------------------------------
+    def _stage_model_data(self) -> Path | None:
+        """--model-data as a directory, staged before anything runs (a bad archive is bad
+        input, not a failed check)."""
+        if self.options.model_data is None:
+            return None
+        from local_mode.endpoints.staging import StagingError, stage_model_data
+
+        text = str(self.options.model_data)
+        url = text if "://" in text else Path(text).resolve().as_uri()
+        try:
+            return stage_model_data(url, self.scratch / "model", self.settings.environ)
+        except StagingError as exc:
+            raise CheckInputError(f"--model-data {text}: {exc}") from None
+
     def _model_dir(self) -> tuple[Path | None, str]:
         """The directory to mount at /opt/ml/model, or None and why there is none."""
-        o = self.options
-        if o.model_data is not None:
-            from local_mode.endpoints.staging import StagingError, stage_model_data
-
-            text = str(o.model_data)
-            url = text if "://" in text else Path(text).resolve().as_uri()
-            try:
-                return (stage_model_data(url, self.scratch / "model", self.settings.environ),
-                        f"--model-data {text}")
-            except StagingError as exc:
-                raise CheckInputError(f"--model-data {text}: {exc}") from None
+        if self.staged_model is not None:
+            return self.staged_model, f"--model-data {self.options.model_data}"
         if self.baseline_model is None:
             return None, "no model to serve: the train run left none and no --model-data was given"
         return self.baseline_model, "the train run's model"
@@ -510,8 +516,9 @@ class _ServeChecks:
             return _fail("serve-sigterm", f"the request to hold in flight got no answer even "
                                           f"before SIGTERM: {exc}")
         try:
+            # the answer must come within the grace: the service SIGKILLs the container then
             pending = InFlight(LOOPBACK, self.port, "/invocations", body, headers,
-                               timeout=grace + INVOKE_TIMEOUT)
+                               timeout=grace)
         except NoAnswer as exc:
             return _fail("serve-sigterm", f"could not open the in-flight request: {exc}")
         time.sleep(IN_FLIGHT_SETTLE)
