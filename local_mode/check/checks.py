@@ -549,7 +549,7 @@ class _ServeChecks:
                          _log(self.container.log_tail(LOG_TAIL_LINES)))
         assert answer is not None
         return _pass("serve-sigterm", f"the request in flight at SIGTERM was answered "
-                                      f"{answer.status}; the container exited {code} "
+                                      f"{answer.status}, as before; the container exited {code} "
                                       f"{_s(exited_after)} after SIGTERM (grace {_s(grace)})")
 
 
