@@ -110,10 +110,43 @@ SKLEARN_DOCKERFILE = """FROM optml/sklearn:latest
 COPY train.py /opt/ml/code/train.py
 """
 
+BASE_TAG = "optml-test/check-base:latest"
+BASE_DOCKERFILE = """FROM optml/base:latest
+COPY train.py inference.py /opt/ml/code/
+"""
+BASE_TRAIN = """
+import json, os, time
+directory = os.environ["SM_CHANNEL_TRAIN"]
+rows = sum(1 for name in os.listdir(directory) for _ in open(os.path.join(directory, name)))
+for epoch in range(20):  # two seconds of "epochs": long enough to be stopped in the middle
+    time.sleep(0.1)
+with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.json"), "w") as out:
+    json.dump({"rows": rows}, out)
+"""
+BASE_INFERENCE = """
+import json, os
+
+
+def model_fn(model_dir):
+    with open(os.path.join(model_dir, "model.json")) as f:
+        return json.load(f)
+
+
+def predict_fn(data, model):
+    return [[float(sum(row))] for row in data.tolist()]
+"""
+
 
 def build_broken(client: docker.DockerClient) -> str:
     return harness.build_in_memory(client, TAG, DOCKERFILE.format(base=harness.STANDIN_BASE),
                                    {"program.py": (PROGRAM, 0o644)})
+
+
+def build_base(client: docker.DockerClient) -> str:
+    """optml/base with a trivial training script and a two-function inference.py."""
+    return harness.build_in_memory(client, BASE_TAG, BASE_DOCKERFILE,
+                                   {"train.py": (BASE_TRAIN, 0o644),
+                                    "inference.py": (BASE_INFERENCE, 0o644)})
 
 
 def build_sklearn(client: docker.DockerClient, train_script: str) -> str:

@@ -8,6 +8,7 @@ and grace, so the whole module costs a few tens of seconds of Docker time.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import pytest
 
 from local_mode.check import CheckOptions, Report, Status, format_table, run_checks
 from tests.docker import check_images, harness
-from tests.docker.frameworks import SKLEARN_TRAIN
+from tests.docker.frameworks import SKLEARN_TRAIN, dataset
 
 pytestmark = pytest.mark.docker
 
@@ -31,7 +32,7 @@ def check_client(docker_client: docker.DockerClient) -> Iterator[docker.DockerCl
     """The session client; after each test no container of the test images may remain (a
     global :func:`local_mode.check.sweep` would also hit other check runs going on)."""
     yield docker_client
-    left = [c.name for tag in (check_images.TAG, check_images.SKLEARN_TAG)
+    left = [c.name for tag in (check_images.TAG, check_images.SKLEARN_TAG, check_images.BASE_TAG)
             for c in docker_client.containers.list(all=True, filters={"ancestor": tag})]
     assert not left, f"check runs left containers behind: {left}"
 
@@ -63,15 +64,43 @@ def check_names() -> tuple[str, ...]:
     return ALL_CHECKS
 
 
-def test_optml_sklearn_image_passes_every_check(check_client: docker.DockerClient,
-                                                images: dict[str, str], sample: Path) -> None:
+JOB_YAML = """
+AlgorithmSpecification: {{TrainingImage: replaced-by-the-image-under-test,
+                          TrainingInputMode: File}}
+HyperParameters: {{max_depth: "3"}}
+InputDataConfig:
+  - ChannelName: train
+    ContentType: text/csv
+    DataSource: {{S3DataSource: {{S3DataType: S3Prefix, S3Uri: "{uri}"}}}}
+ResourceConfig: {{InstanceType: local, InstanceCount: 1, VolumeSizeInGB: 1}}
+"""
+
+
+def test_optml_sklearn_image_passes_every_check_on_a_job_file(
+        check_client: docker.DockerClient, images: dict[str, str], sample: Path,
+        tmp_path: Path) -> None:
     image = check_images.build_sklearn(check_client, SKLEARN_TRAIN)
-    report = run_checks(image, CheckOptions(sample=sample, content_type="text/csv",
-                                            accept="application/json", grace=30),
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "part-0.csv").write_text(harness.csv_text(dataset()))
+    job = tmp_path / "job.yaml"
+    job.write_text(JOB_YAML.format(uri=data.as_uri() + "/"))
+    report = run_checks(image, CheckOptions(job=job, sample=sample, content_type="text/csv",
+                                            accept="application/json"),
                         client=check_client)
     _assert_all_pass(report)
+    assert "job.yaml exited 0" in report.result("train").reason
     assert "model.joblib" in report.result("train").reason
     assert "415" in report.result("errors").reason
+
+
+def test_optml_base_image_with_an_inference_module_passes_every_check(
+        check_client: docker.DockerClient, images: dict[str, str], sample: Path) -> None:
+    image = check_images.build_base(check_client)
+    report = run_checks(image, CheckOptions(sample=sample, content_type="text/csv"),
+                        client=check_client)
+    _assert_all_pass(report)
+    assert "exit status 143" in report.result("train-sigterm").reason
 
 
 def test_plain_image_without_optml_passes_every_check(check_client: docker.DockerClient,
@@ -122,16 +151,19 @@ def test_broken_image_fails_the_check_it_breaks(check_client: docker.DockerClien
 def test_cli_prints_the_table_and_exits_by_the_verdict(check_client: docker.DockerClient,
                                                        broken_image: str) -> None:
     command = [sys.executable, "-c", "from toolkit.cli import main; main()", "check",
-               broken_image, "--only", "train", "--only", "failure-file"]
-    passed = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
-    assert passed.returncode == 0, passed.stdout + passed.stderr
-    assert re.search(r"^train +PASS ", passed.stdout, re.MULTILINE), passed.stdout
-    assert "2 passed, 0 failed, 0 skipped" in passed.stdout
-
-    failed = subprocess.run([*command, "-e", "BROKEN=no-model"], capture_output=True,
+               broken_image]
+    passed = subprocess.run([*command, "--only", "failure-file"], capture_output=True,
                             text=True, timeout=300, check=False)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert re.search(r"^failure-file +PASS ", passed.stdout, re.MULTILINE), passed.stdout
+    assert "1 passed, 0 failed, 0 skipped" in passed.stdout
+
+    failed = subprocess.run([*command, "--only", "train", "-e", "BROKEN=no-model", "--json"],
+                            capture_output=True, text=True, timeout=300, check=False)
     assert failed.returncode == 1, failed.stdout + failed.stderr
-    assert "/opt/ml/model is empty" in failed.stdout
+    (result,) = json.loads(failed.stdout)["results"]
+    assert (result["name"], result["status"]) == ("train", "FAIL")
+    assert "/opt/ml/model is empty" in result["reason"]
 
 
 def test_cli_names_a_missing_image_in_one_line(check_client: docker.DockerClient) -> None:
