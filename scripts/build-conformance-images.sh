@@ -27,6 +27,7 @@
 # Environment: OPTML_WHEELHOUSE_CACHE (default ~/.cache/optml/wheelhouse),
 #              OPTML_DEB_CACHE (default ~/.cache/optml/debs), PYTHON (host python3).
 set -euo pipefail
+shopt -s inherit_errexit   # a failure inside $(...) stops the script too
 cd "$(dirname "$0")/.."
 REPO="$PWD"
 IMAGES_DIR="$REPO/tests/docker/conformance/images"
@@ -110,7 +111,7 @@ standin_variant() {  # variant package... -> prints the tag of the stand-in plus
     docker cp "$cid:/var/lib/dpkg/status" "$status" >/dev/null
     apt_get() {
       apt-get -qq -o Dir::State::status="$status" -o Dir::Cache::archives="$debs" \
-        -o Debug::NoLocking=1 "$@"
+        -o Debug::NoLocking=1 -o APT::Sandbox::User=root "$@"
     }
     if ! apt_get --download-only --no-install-recommends -y install "$@" >/dev/null; then
       # lists may be missing or stale on a fresh machine
@@ -124,7 +125,7 @@ standin_variant() {  # variant package... -> prints the tag of the stand-in plus
   fi
   log "$variant: installing $(find "$debs" -name '*.deb' | wc -l) packages into $tag"
   cid="$(docker create --network none -v "$debs:/debs:ro" "$STANDIN" \
-         sh -c 'dpkg -i /debs/*.deb >/dev/null && rm -rf /usr/share/doc/* /usr/share/man/* /var/log/*.log')"
+         sh -c 'mkdir -p /usr/share/man/man1 && DEBIAN_FRONTEND=noninteractive dpkg -i /debs/*.deb >/dev/null && rm -rf /usr/share/doc/* /usr/share/man/* /var/log/*.log')"
   echo "$cid" > "$WORK/$variant.cid"
   docker start -a "$cid" >&2 || die "$variant: dpkg -i failed"
   docker commit --change "LABEL $KEY_LABEL=$key" "$cid" "$tag" >/dev/null
@@ -167,5 +168,6 @@ build_one() {  # name -> prints its tag, building it unless an image with the sa
 
 ensure_standin
 for name in "${NAMES[@]}"; do
-  echo "$name=$(build_one "$name")"
+  tag="$(build_one "$name")"
+  echo "$name=$tag"
 done

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import docker.errors
 
 import local_mode
 from local_mode.endpoints.docker_backend import STATE_LABEL
@@ -125,10 +126,19 @@ class LocalMode:
     def deploy(self, name: str, model: str, count: int = 1,
                instance_type: str = "local") -> dict[str, Any]:
         """Create an endpoint of ``model`` and wait until it is InService."""
+        self.start_endpoint(name, model, count, instance_type)
+        return self.wait_endpoint(name)
+
+    def start_endpoint(self, name: str, model: str, count: int = 1,
+                       instance_type: str = "local") -> None:
+        """Create an endpoint (and its config, of the same name) of ``model``."""
         self.sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
             "VariantName": "AllTraffic", "ModelName": model, "InitialInstanceCount": count,
             "InstanceType": instance_type, "InitialVariantWeight": 1.0}])
         self.sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+
+    def wait_endpoint(self, name: str) -> dict[str, Any]:
+        """The endpoint's description once it is InService (fails if it failed)."""
         deadline = time.monotonic() + WAIT_SECONDS
         while (described := self.sm.describe_endpoint(EndpointName=name))[
                 "EndpointStatus"] not in ("InService", "Failed"):
@@ -149,9 +159,8 @@ class LocalMode:
                                                 ContentType=content_type, **request)
         return response.pop("Body").read(), response
 
-    def transform(self, name: str, model: str, inputs: Path, **request: Any) -> dict[str, Any]:
-        """Run a transform job over every object under ``inputs`` to its end; its description.
-        Its outputs land in ``output/<name>``."""
+    def start_transform(self, name: str, model: str, inputs: Path, **request: Any) -> Path:
+        """Start a transform job over every object under ``inputs``; where its outputs land."""
         self.sm.create_transform_job(
             TransformJobName=name, ModelName=model,
             TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
@@ -160,6 +169,10 @@ class LocalMode:
             TransformOutput={"S3OutputPath": (self.output / name).as_uri(),
                              **request.pop("transform_output", {})},
             TransformResources={"InstanceType": "local", "InstanceCount": 1}, **request)
+        return self.output / name
+
+    def wait_transform(self, name: str) -> dict[str, Any]:
+        """The transform job's description once it ended."""
         deadline = time.monotonic() + WAIT_SECONDS
         while (described := self.sm.describe_transform_job(TransformJobName=name))[
                 "TransformJobStatus"] not in TERMINAL:
@@ -202,5 +215,8 @@ class LocalMode:
                 all=True, filters={"label": f"{STATE_LABEL}={self.state}"}):
             harness.remove(container)
         for network in self.docker.networks.list(filters={"label": f"{STATE_LABEL}={self.state}"}):
-            network.remove()
+            try:
+                network.remove()
+            except docker.errors.NotFound:  # its runner removed it meanwhile
+                pass
         return left
