@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from local_mode import preflight
+from local_mode.backend_choice import choose_backend
 from local_mode.client_base import LocalClient, arn
 from local_mode.endpoints.api import EndpointsAPI
 from local_mode.errors import ResourceNotFound, ValidationException
@@ -40,29 +41,6 @@ TRAINING_SUMMARY = ("TrainingJobName", "TrainingJobArn", "CreationTime", "Traini
                     "LastModifiedTime", "TrainingJobStatus", "SecondaryStatus", "WarmPoolStatus")
 
 __all__ = ["SageMakerClient", "arn", "client", "load_request"]
-
-
-def docker_reachable() -> bool:
-    try:
-        import docker
-    except ImportError:
-        return False
-    try:
-        client = docker.from_env(timeout=3)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except Exception:  # noqa: BLE001 - any failure means "no engine"
-        return False
-    return True
-
-
-def choose_backend(requested: str) -> str:
-    """``auto`` is Docker when an engine answers, else the process backend (documented)."""
-    if requested != "auto":
-        return requested
-    return "docker" if docker_reachable() else "process"
 
 
 class SageMakerClient(LocalClient, EndpointsAPI, TransformAPI):

@@ -1,8 +1,8 @@
 """The model / endpoint-config / endpoint operations of the local ``sagemaker`` client.
 
 A mixin of :class:`local_mode.sagemaker.SageMakerClient` (same state store, same validation); kept
-here so the client module stays about training jobs. Imports of ``local_mode.sagemaker`` are lazy:
-that module imports this one.
+here so the client module stays about training jobs. It imports only what lies below the
+client (the base, the store, the backend choice), never the client itself.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from local_mode import preflight
+from local_mode.backend_choice import choose_backend
 from local_mode.client_base import arn as _arn
 from local_mode.endpoints.spec import ModelSpec, variants_from_config
 from local_mode.errors import ValidationException
@@ -124,8 +125,6 @@ class EndpointsAPI:
 
     def _endpoint_backend(self) -> str:
         """As for training jobs: ``auto`` is Docker when an engine answers, else processes."""
-        from local_mode.sagemaker import choose_backend
-
         return choose_backend(self.backend)
 
     def _spawn_endpoint_runner(self, resource: ResourceDir, backend: str,

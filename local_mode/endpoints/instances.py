@@ -279,23 +279,6 @@ class ProcessBackend:
         """Nothing to remove: every process was stopped (and dies with its runner anyway)."""
 
 
-def make_backend(name: str, environ: Mapping[str, str], *,
-                 owner: tuple[str, str] | None = None, state_dir: str = "",
-                 stop_grace: float | None = None) -> Backend:
-    """The backend called ``name``. For ``docker``: ``owner`` is the label (``optml.endpoint``
-    or ``optml.transform``) and name every container and network gets, ``state_dir`` the state
-    directory (also a label, so two state directories never sweep each other's containers),
-    and ``stop_grace`` caps the SIGTERM-to-SIGKILL grace. The engine is contacted lazily."""
-    if name == "process":
-        return ProcessBackend(environ)
-    if name == "docker":
-        from local_mode.endpoints.docker_backend import ENDPOINT_LABEL, DockerServingBackend
-
-        return DockerServingBackend(owner or (ENDPOINT_LABEL, "local"), state_dir, stop_grace)
-    raise BackendUnsupported(f"backend {name!r} cannot run endpoints; use docker or process "
-                             "(OPTML_LOCAL_BACKEND)")
-
-
 def wait_gone(containers: list[Container], timeout: float) -> None:
     """Stop every container (in order; each drains), within roughly ``timeout`` overall."""
     deadline = time.monotonic() + timeout

@@ -39,9 +39,10 @@ from pathlib import Path
 from typing import Any
 
 from local_mode.endpoints import http
+from local_mode.endpoints.backends import make_backend
 from local_mode.endpoints.docker_backend import ENDPOINT_LABEL
 from local_mode.endpoints.http import Upstream, UpstreamUnavailable
-from local_mode.endpoints.instances import Backend, Container, make_backend
+from local_mode.endpoints.instances import Backend, Container
 from local_mode.endpoints.router import Instance, ModelCache, Router, Variant
 from local_mode.endpoints.spec import ModelSpec, VariantSpec, variants_from_config
 from local_mode.endpoints.staging import stage_model_data

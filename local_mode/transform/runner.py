@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from local_mode.endpoints.backends import make_backend
 from local_mode.endpoints.docker_backend import TRANSFORM_LABEL
-from local_mode.endpoints.instances import Backend, Container, make_backend
+from local_mode.endpoints.instances import Backend, Container
 from local_mode.endpoints.spec import ModelSpec
 from local_mode.endpoints.staging import stage_model_data
 from local_mode.state import ResourceDir, StateStore, now, write_json_atomic

@@ -38,7 +38,7 @@ from local_mode.endpoints.docker_backend import (
     container_port,
     published_port,
 )
-from local_mode.endpoints.instances import make_backend
+from local_mode.endpoints.backends import make_backend
 from local_mode.endpoints.spec import ContainerSpec
 from local_mode.runtime import RuntimeClient
 from local_mode.sagemaker import SageMakerClient
