@@ -27,6 +27,7 @@ import docker
 import docker.errors
 import pytest
 
+from local_mode.endpoints.backends import make_backend
 from local_mode.endpoints.docker_backend import (
     BIND_TO_PORT_LABEL,
     ENDPOINT_LABEL,
@@ -38,7 +39,6 @@ from local_mode.endpoints.docker_backend import (
     container_port,
     published_port,
 )
-from local_mode.endpoints.backends import make_backend
 from local_mode.endpoints.spec import ContainerSpec
 from local_mode.runtime import RuntimeClient
 from local_mode.sagemaker import SageMakerClient
