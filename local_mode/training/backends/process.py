@@ -104,13 +104,14 @@ class ProcessBackend:
                 f"{list(spec.arguments)}; use the Docker backend")
         program = spec.hyperparameters.get("sagemaker_program") or \
             spec.environment.get("SAGEMAKER_PROGRAM")
-        if not program:
+        code = spec.hyperparameters.get("sagemaker_submit_directory") or \
+            spec.environment.get("SAGEMAKER_SUBMIT_DIRECTORY")
+        if not program and not code:  # with code alone, `train` runs its train.py
             raise BackendUnsupported(
                 f"the process backend runs toolkit-based code only: it cannot run image {image} "
-                "by itself. Say what to run with the hyperparameter sagemaker_program (or "
-                "Environment SAGEMAKER_PROGRAM) and where the code is with "
-                "sagemaker_submit_directory / SAGEMAKER_SUBMIT_DIRECTORY, or use the Docker "
-                "backend")
+                "by itself. Say where the code is with sagemaker_submit_directory (or "
+                "Environment SAGEMAKER_SUBMIT_DIRECTORY) and, unless it is train.py, what to "
+                "run with sagemaker_program / SAGEMAKER_PROGRAM, or use the Docker backend")
 
     def prepare(self, spec: TrainingJobSpec, job_id: str) -> None:
         return None
