@@ -13,9 +13,10 @@ See docs/check.md for what each check does and why.
 
 from __future__ import annotations
 
-from local_mode.check.checks import ALL_CHECKS, SERVE_CHECKS, TRAIN_CHECKS, CheckOptions, run_checks
+from local_mode.check.checks import run_checks
 from local_mode.check.containers import sweep
 from local_mode.check.errors import CheckInputError
+from local_mode.check.options import ALL_CHECKS, SERVE_CHECKS, TRAIN_CHECKS, CheckOptions
 from local_mode.check.report import CheckResult, Report, Status, format_table
 
 __all__ = ["ALL_CHECKS", "SERVE_CHECKS", "TRAIN_CHECKS", "CheckInputError", "CheckOptions",

@@ -39,6 +39,8 @@ LOG_LINES = 40
 """How many of a container's last output lines are kept for the reasons of failed checks."""
 FAILURE_EXCERPT = 300
 ARN_PREFIX = "arn:aws:sagemaker:local:000000000000:training-job/"
+SIGKILL_EXIT = 137
+"""128 + 9: the container was killed, not stopped by its own program."""
 
 
 def image_present(client: Any, image: str) -> None:

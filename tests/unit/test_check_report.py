@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from local_mode.check import ALL_CHECKS, CheckInputError, CheckOptions, jobs
-from local_mode.check.checks import _garbage_problem
 from local_mode.check.probes import Answer
 from local_mode.check.report import CheckResult, Report, Status, _wrap, format_table, select
+from local_mode.check.serving_checks import garbage_problem
 from local_mode.cli_check import _CHECK_NAMES, EXIT_INVALID, check
 
 
@@ -91,7 +91,7 @@ def test_select_keeps_the_run_order_and_names_an_unknown_check() -> None:
     (Answer(502, "application/json", b"", 0.1), "without a JSON or text error"),
 ])
 def test_garbage_body_answers(answer: Answer, problem: str | None) -> None:
-    found = _garbage_problem(answer)
+    found = garbage_problem(answer)
     assert found is None if problem is None else problem in str(found)
 
 

@@ -1,0 +1,261 @@
+"""The serving checks (ping, startup-time, invocations, errors, serve-sigterm), against one
+``serve`` container started once: start-up is measured on the same container the other checks
+then use, and the drain check goes last because it ends the container."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from local_mode.check.containers import SIGKILL_EXIT, ServingRunner
+from local_mode.check.options import CheckOptions
+from local_mode.check.probes import Answer, InFlight, NoAnswer, request
+from local_mode.check.report import CheckResult
+from local_mode.check.verdicts import (
+    LOG_TAIL_LINES,
+    fail_result,
+    log_excerpt,
+    pass_result,
+    secs,
+    skip_result,
+    with_time,
+)
+
+PING_TIMEOUT = 2.0
+"""The service gives each /ping 2 s."""
+INVOKE_TIMEOUT = 60.0
+"""The service gives each /invocations 60 s."""
+PING_INTERVAL = 0.1
+PINGS_AFTER_READY = 3
+IN_FLIGHT_SETTLE = 0.2
+"""Between sending the in-flight request's first part and SIGTERM: the server reads it."""
+DRAIN_DELAY = 0.5
+"""Between SIGTERM and the last byte: the server is shutting down when the request completes."""
+UNSUPPORTED_TYPE = "application/x-optml-check-unsupported"
+GARBAGE = b"\x00\xff\xfe{[ not a valid payload ,,\x80"
+DEFAULT_PROBE = (b"{}", "application/json")
+"""What the drain check sends when no sample was given."""
+ERROR_BODY_TYPES = ("application/json", "text/plain", "application/problem+json")
+
+
+class ServingChecks:
+    """The serving checks, against one container started once."""
+
+    def __init__(self, image: str, options: CheckOptions, runner: ServingRunner,
+                 model_dir: Path, names: Sequence[str]) -> None:
+        self.image = image
+        self.options = options
+        self.runner = runner
+        self.model_dir = model_dir
+        self.names = names
+        self.container: Any = None
+        self.host, self.port = "", 0
+        self.ready_after: float | None = None
+        self.sample: tuple[bytes, dict[str, str]] | None = None
+        if self.options.sample is not None:
+            headers = {"Content-Type": str(self.options.content_type)}
+            if self.options.accept:
+                headers["Accept"] = self.options.accept
+            self.sample = (Path(self.options.sample).read_bytes(), headers)
+
+    def run(self) -> list[CheckResult]:
+        o = self.options
+        began = time.monotonic()
+        self.container, started = self.runner.start(self.image, self.model_dir,
+                                                     o.environment)
+        self.host, self.port = self.container.host, self.container.port
+        ping = self._check_ping(started)
+        waited = time.monotonic() - began
+        results: dict[str, CheckResult] = {"ping": ping, "startup-time": self._judge_startup()}
+        results["ping"] = with_time(ping, waited)
+        ready = self.ready_after is not None
+        for name, check in (("invocations", self._check_invocations),
+                            ("errors", self._check_errors),
+                            ("serve-sigterm", self._check_drain)):
+            if name not in self.names:
+                continue
+            if not ready:
+                results[name] = skip_result(name, "the server never answered 200 on /ping (see ping)")
+                continue
+            started_at = time.monotonic()
+            results[name] = with_time(check(), time.monotonic() - started_at)
+        return [results[n] for n in self.names]
+
+    def _alive(self) -> bool:
+        return bool(self.container.alive())
+
+    def _exit_note(self) -> str:
+        code = self.runner.wait_exit(self.container, 0.5)
+        status = f"exited {code}" if code is not None else "stopped"
+        return f"the container {status}{log_excerpt(self.container.log_tail(LOG_TAIL_LINES))}"
+
+    def _check_ping(self, started: float) -> CheckResult:
+        limit = max(self.options.ready_timeout, self.options.startup_timeout)
+        last = "no answer yet"
+        while True:
+            try:
+                answer = request(self.host, self.port, "GET", "/ping", timeout=PING_TIMEOUT)
+                if answer.status == 200:
+                    self.ready_after = time.monotonic() - started
+                    break
+                last = f"answered {answer.describe()}"
+            except NoAnswer as exc:
+                last = str(exc)
+            if not self._alive():
+                return fail_result("ping", f"/ping never answered 200 (last: {last}); "
+                                     + self._exit_note())
+            if time.monotonic() - started > limit:
+                return fail_result("ping", f"/ping did not answer 200 within {secs(limit)} (last: "
+                                     f"{last})" + log_excerpt(self.container.log_tail(LOG_TAIL_LINES)))
+            time.sleep(PING_INTERVAL)
+        for _ in range(PINGS_AFTER_READY):
+            try:
+                answer = request(self.host, self.port, "GET", "/ping", timeout=PING_TIMEOUT)
+            except NoAnswer as exc:
+                return fail_result("ping", f"/ping answered 200 once after {secs(self.ready_after)}, "
+                                     f"then: {exc}")
+            if answer.status != 200:
+                return fail_result("ping", f"/ping answered 200 once after {secs(self.ready_after)}, "
+                                     f"then {answer.describe()}")
+        return pass_result("ping", f"200 after {secs(self.ready_after)}, and on "
+                             f"{PINGS_AFTER_READY} more pings (each within "
+                             f"{secs(PING_TIMEOUT)})")
+
+    def _judge_startup(self) -> CheckResult:
+        budget = self.options.startup_timeout
+        if self.ready_after is None:
+            return fail_result("startup-time", f"no 200 on /ping within the {secs(budget)} start-up "
+                                         "budget (see ping)")
+        if self.ready_after > budget:
+            return fail_result("startup-time", f"ready {secs(self.ready_after)} after docker run, over "
+                                         f"the {secs(budget)} budget (--startup-timeout)")
+        return pass_result("startup-time", f"ready {secs(self.ready_after)} after docker run (budget "
+                                     f"{secs(budget)})", self.ready_after)
+
+    def _post(self, body: bytes, headers: Mapping[str, str]) -> Answer:
+        return request(self.host, self.port, "POST", "/invocations", body, headers,
+                       timeout=INVOKE_TIMEOUT)
+
+    def _check_invocations(self) -> CheckResult:
+        if self.sample is None:
+            return skip_result("invocations", "no --sample given: what this image accepts is "
+                                        "unknown")
+        body, headers = self.sample
+        try:
+            answer = self._post(body, headers)
+        except NoAnswer as exc:
+            return fail_result("invocations", f"no answer to the sample: {exc}" + self._maybe_exit())
+        if answer.status != 200:
+            return fail_result("invocations", f"the sample ({headers['Content-Type']}) was answered "
+                                        f"{answer.describe()}")
+        return pass_result("invocations", f"200 in {secs(answer.seconds)}: {len(answer.body)} bytes of "
+                                    f"{answer.content_type or 'no Content-Type'}")
+
+    def _maybe_exit(self) -> str:
+        return "; " + self._exit_note() if not self._alive() else ""
+
+    def _check_errors(self) -> CheckResult:
+        problems: list[str] = []
+        notes: list[str] = []
+        body = self.sample[0] if self.sample else b"1,2,3\n"
+        accept = {"Accept": self.options.accept} if self.options.accept else {}
+        try:
+            answer = self._post(body, {"Content-Type": UNSUPPORTED_TYPE, **accept})
+            if answer.status == 415:
+                notes.append("unsupported Content-Type: 415")
+            elif 400 <= answer.status < 500:
+                notes.append(f"unsupported Content-Type: {answer.status} (415 is the usual)")
+            else:
+                problems.append(f"an unsupported Content-Type ({UNSUPPORTED_TYPE}) was answered "
+                                f"{answer.describe()}, not 4xx (415)")
+        except NoAnswer as exc:
+            problems.append(f"an unsupported Content-Type got no answer: {exc}")
+        garbage_type = self.options.content_type or DEFAULT_PROBE[1]
+        try:
+            answer = self._post(GARBAGE, {"Content-Type": garbage_type, **accept})
+            problem = garbage_problem(answer)
+            if problem:
+                problems.append(f"a garbage {garbage_type} body was answered {problem}")
+            else:
+                notes.append(f"garbage body: {answer.status}")
+        except NoAnswer as exc:
+            problems.append(f"a garbage {garbage_type} body got no answer: {exc}")
+        problems.extend(self._still_serving())
+        if problems:
+            return fail_result("errors", "; ".join(problems) + self._maybe_exit())
+        return pass_result("errors", "; ".join(notes) + "; still serving afterwards")
+
+    def _still_serving(self) -> list[str]:
+        try:
+            ping = request(self.host, self.port, "GET", "/ping", timeout=PING_TIMEOUT)
+        except NoAnswer as exc:
+            return [f"after the bad requests /ping got no answer: {exc}"]
+        if ping.status != 200:
+            return [f"after the bad requests /ping answered {ping.describe()}"]
+        if self.sample is None:
+            return []
+        try:
+            answer = self._post(*self.sample)
+        except NoAnswer as exc:
+            return [f"after the bad requests the sample got no answer: {exc}"]
+        if answer.status != 200:
+            return [f"after the bad requests the sample was answered {answer.describe()}"]
+        return []
+
+    def _check_drain(self) -> CheckResult:
+        grace = self.options.grace
+        body, headers = self.sample or (DEFAULT_PROBE[0], {"Content-Type": DEFAULT_PROBE[1]})
+        try:
+            before = self._post(body, headers)
+        except NoAnswer as exc:
+            return fail_result("serve-sigterm", f"the request to hold in flight got no answer even "
+                                          f"before SIGTERM: {exc}")
+        try:
+            # the answer must come within the grace: the service SIGKILLs the container then
+            pending = InFlight(self.host, self.port, "/invocations", body, headers,
+                               timeout=grace)
+        except NoAnswer as exc:
+            return fail_result("serve-sigterm", f"could not open the in-flight request: {exc}")
+        time.sleep(IN_FLIGHT_SETTLE)
+        self.runner.signal(self.container, "SIGTERM")
+        signalled = time.monotonic()
+        time.sleep(DRAIN_DELAY)
+        try:
+            answer: Answer | None = pending.finish()
+            lost = ""
+        except NoAnswer as exc:
+            answer, lost = None, str(exc)
+        code = self.runner.wait_exit(self.container, grace - (time.monotonic() - signalled))
+        exited_after = time.monotonic() - signalled
+        problems = []
+        if answer is None:
+            problems.append(f"the request in flight when SIGTERM arrived was dropped ({lost})")
+        elif answer.status != before.status:
+            problems.append(f"the request in flight when SIGTERM arrived was answered "
+                            f"{answer.describe()}, where the same request got {before.status} "
+                            "before")
+        if code is None:
+            problems.append(f"the container still ran {secs(grace)} after SIGTERM (the service "
+                            "would SIGKILL it)")
+        elif code == SIGKILL_EXIT:
+            problems.append(f"the container exited {SIGKILL_EXIT} (SIGKILL)")
+        if problems:
+            return fail_result("serve-sigterm", "; ".join(problems) +
+                         log_excerpt(self.container.log_tail(LOG_TAIL_LINES)))
+        assert answer is not None
+        return pass_result("serve-sigterm", f"the request in flight at SIGTERM was answered "
+                                      f"{answer.status}, as before; the container exited {code} "
+                                      f"{secs(exited_after)} after SIGTERM (grace {secs(grace)})")
+
+
+
+def garbage_problem(answer: Answer) -> str | None:
+    """What is wrong with the answer to a garbage body (None: acceptable)."""
+    if answer.status < 500:
+        return None  # 4xx is right; a 2xx means the payload was somehow acceptable
+    media = answer.content_type.split(";")[0].strip().lower()
+    if media in ERROR_BODY_TYPES and answer.body.strip():
+        return None
+    return f"{answer.describe()}: a 5xx without a JSON or text error body"
