@@ -143,19 +143,19 @@ class Run:
         ``host_code`` is on the training backend (:func:`code_environment`)."""
         request = load_spec(spec, {"DATA": (self.root / "data").as_uri(),
                                    "OUTPUT": self.root.as_uri(), **values})
-        return with_code(request, self.backend, host_code, training=True)
+        return with_code(request, self.backend, host_code)
 
     def serving_container(self, container: Mapping[str, Any],
                           host_code: Path) -> dict[str, Any]:
         """A model's container whose inference code is the image's own (not the artifact's
         ``code/``), told where ``host_code`` is on the serving backend
         (:func:`code_environment`)."""
-        return with_code(container, self.serving, host_code, training=False)
+        return with_code(container, self.serving, host_code)
 
 
-def code_environment(backend: str, host_code: Path, *, training: bool) -> dict[str, str]:
-    """The ``Environment`` entries that tell a training job (``training``) or a model where the
-    example's code is.
+def code_environment(backend: str, host_code: Path) -> dict[str, str]:
+    """The ``Environment`` entries that tell a training job or a model where the example's code
+    is.
 
     Docker: none. Every example's image does what a user's image does, ``COPY code/
     /opt/ml/code/``: optml's ``train`` runs ``/opt/ml/code/train.py`` by default, ``serve``
@@ -164,23 +164,18 @@ def code_environment(backend: str, host_code: Path, *, training: bool) -> dict[s
 
     The process backend has no image, so the code travels as the submit directory, as it would
     with the SDK's ``source_dir``: ``SAGEMAKER_SUBMIT_DIRECTORY`` names ``host_code``, the
-    directory the Dockerfile copies. A training job also names its program, ``train.py`` (the
-    SDK's ``entry_point``), which that backend asks for; a model does not, since ``serve`` reads
-    ``SAGEMAKER_PROGRAM`` as its inference module.
+    directory the Dockerfile copies; ``train`` runs its ``train.py`` and ``serve`` imports its
+    ``inference.py``, as in the image.
     """
     if backend == "docker":
         return {}
-    environment = {"SAGEMAKER_SUBMIT_DIRECTORY": str(host_code)}
-    if training:
-        environment["SAGEMAKER_PROGRAM"] = "train.py"
-    return environment
+    return {"SAGEMAKER_SUBMIT_DIRECTORY": str(host_code)}
 
 
-def with_code(request: Mapping[str, Any], backend: str, host_code: Path, *,
-              training: bool) -> dict[str, Any]:
-    """``request`` (a training job request, or a model container when not ``training``) with
+def with_code(request: Mapping[str, Any], backend: str, host_code: Path) -> dict[str, Any]:
+    """``request`` (a training job request, or a model container) with
     :func:`code_environment` merged into its ``Environment``; unchanged when there is none."""
-    extra = code_environment(backend, host_code, training=training)
+    extra = code_environment(backend, host_code)
     if not extra:
         return dict(request)
     return {**request, "Environment": {**request.get("Environment", {}), **extra}}

@@ -169,7 +169,7 @@ class Run:
         # No Environment on Docker: the image runs /opt/ml/code/train.py. The process backend
         # gets the code directory as the submit directory (common.code_environment).
         self.sm.create_training_job(**common.with_code(
-            request, self.backends.training, HERE / "code", training=True))
+            request, self.backends.training, HERE / "code"))
         self.say(f"[train] job {self.name} started on the {self.backends.training} backend")
         job = wait_for(self.sm.describe_training_job, "TrainingJobStatus",
                        TrainingJobName=self.name)
