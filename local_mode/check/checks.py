@@ -68,8 +68,9 @@ SIGTERM_AFTER_MAX = 2.0
 SIGTERM_AFTER_DEFAULT = 1.0
 """... or this when there was no unsignalled run to measure."""
 NATURAL_END_FRACTION = 0.75
-"""A 0 exit after SIGTERM counts as a reaction only if it came this much sooner than the
-unsignalled run ended; later, the program may just have finished (inconclusive: SKIP)."""
+"""An exit after SIGTERM with the unsignalled run's own status counts as a reaction only if it
+came this much sooner than that run ended; later, the program may simply have ended on its own
+(inconclusive: SKIP)."""
 
 
 def run_checks(image: str, options: CheckOptions | None = None, *,
@@ -126,8 +127,9 @@ class _Session:
         results: list[CheckResult] = []
         serving = [n for n in selected if n in SERVE_CHECKS]
         failing = self._failing_request() if "failure-file" in selected else None
-        if "train" in selected or (serving and self.options.model_data is None):
-            self._run_baseline()  # train-sigterm compares with it only when it ran anyway
+        if {"train", "train-sigterm"} & set(selected) or \
+                (serving and self.options.model_data is None):
+            self._run_baseline()  # train-sigterm judges against the unsignalled run
         if "train" in selected:
             results.append(self._judge_train())
         if failing is not None:
@@ -153,19 +155,21 @@ class _Session:
         run = self.baseline
         what = f"job {self.options.job}" if self.options.job else "the generated job"
         if run.timed_out:
-            return fail_result("train", f"{what} did not finish within {secs(self.options.train_timeout)}"
-                                  f" (killed){log_excerpt(run.log_tail)}", run.seconds)
+            reason = (f"{what} did not finish within {secs(self.options.train_timeout)} "
+                      f"(killed){log_excerpt(run.log_tail)}")
+            return fail_result("train", reason, run.seconds)
         if run.exit_code != 0:
-            failure = f"; failure file: {one_line(run.failure_text)}" if run.failure_text \
-                else "; no failure file"
-            return fail_result("train", f"{what} exited {run.exit_code}{failure}"
-                                  f"{log_excerpt(run.log_tail)}", run.seconds)
+            failure = (f"; failure file: {one_line(run.failure_text)}" if run.failure_text
+                       else "; no failure file")
+            reason = f"{what} exited {run.exit_code}{failure}{log_excerpt(run.log_tail)}"
+            return fail_result("train", reason, run.seconds)
         if not run.model_files:
-            return fail_result("train", f"{what} exited 0 but /opt/ml/model is empty: the job's "
-                                  "model.tar.gz would hold nothing" + log_excerpt(run.log_tail),
-                         run.seconds)
-        return pass_result("train", f"{what} exited 0 in {secs(run.seconds)} and wrote "
-                              f"{file_list(run.model_files)} to /opt/ml/model", run.seconds)
+            reason = (f"{what} exited 0 but /opt/ml/model is empty: the job's model.tar.gz "
+                      f"would hold nothing{log_excerpt(run.log_tail)}")
+            return fail_result("train", reason, run.seconds)
+        reason = (f"{what} exited 0 in {secs(run.seconds)} and wrote "
+                  f"{file_list(run.model_files)} to /opt/ml/model")
+        return pass_result("train", reason, run.seconds)
 
     def _failing_request(self) -> tuple[dict[str, Any], str]:
         o = self.options
@@ -178,27 +182,26 @@ class _Session:
     def _check_failure(self, request: dict[str, Any], what: str) -> CheckResult:
         run = self.trainer.run(self._spec(request, what), self.options.train_timeout)
         if run.timed_out:
-            return fail_result("failure-file", f"{what} did not finish within "
-                                         f"{secs(self.options.train_timeout)} (killed)",
-                         run.seconds)
+            reason = f"{what} did not finish within {secs(self.options.train_timeout)} (killed)"
+            return fail_result("failure-file", reason, run.seconds)
+        if run.exit_code == 0 and self.options.failing_job is not None:
+            reason = (f"{what} exited 0, so no failure could be observed: give a job that "
+                      "makes it fail")
+            return fail_result("failure-file", reason, run.seconds)
         if run.exit_code == 0:
-            if self.options.failing_job is not None:
-                return fail_result("failure-file", f"{what} exited 0, so no failure could be "
-                                             "observed: give a job that makes it fail",
-                             run.seconds)
-            return skip_result("failure-file", "the program exited 0 even without its channels, so "
-                                         "no failure could be triggered; give a job that "
-                                         "fails with --failing-job", run.seconds)
+            reason = ("the program exited 0 even without its channels, so no failure could be "
+                      "triggered; give a job that fails with --failing-job")
+            return skip_result("failure-file", reason, run.seconds)
         if run.failure_text is None:
-            return fail_result("failure-file", f"{what} exited {run.exit_code} without writing "
-                                         "/opt/ml/output/failure (the job's FailureReason "
-                                         "would say nothing useful)" + log_excerpt(run.log_tail),
-                         run.seconds)
+            reason = (f"{what} exited {run.exit_code} without writing /opt/ml/output/failure "
+                      "(the job's FailureReason would say nothing useful)"
+                      f"{log_excerpt(run.log_tail)}")
+            return fail_result("failure-file", reason, run.seconds)
         if not run.failure_text.strip():
-            return fail_result("failure-file", f"{what} exited {run.exit_code} and left "
-                                         "/opt/ml/output/failure empty", run.seconds)
-        return pass_result("failure-file", f"{what} exited {run.exit_code}; failure file: "
-                                     f"{one_line(run.failure_text)}", run.seconds)
+            reason = f"{what} exited {run.exit_code} and left /opt/ml/output/failure empty"
+            return fail_result("failure-file", reason, run.seconds)
+        reason = f"{what} exited {run.exit_code}; failure file: {one_line(run.failure_text)}"
+        return pass_result("failure-file", reason, run.seconds)
 
     def _signal_after(self) -> float:
         if self.options.sigterm_after is not None:
@@ -214,34 +217,34 @@ class _Session:
         spec = self._spec(jobs.renamed(self.request), "the job")
         run = self.trainer.run(spec, self.options.train_timeout, signal_after=after, grace=grace)
         if run.exited_before_signal:
-            return skip_result("train-sigterm", f"the program ended ({run.exit_code}) after "
-                                          f"{secs(run.seconds)}, before SIGTERM was due at "
-                                          f"{secs(after)}: give a longer job (--job) or a smaller"
-                                          " --sigterm-after", run.seconds)
+            reason = (f"the program ended ({run.exit_code}) after {secs(run.seconds)}, before "
+                      f"SIGTERM was due at {secs(after)}: give a longer job (--job) or a "
+                      "smaller --sigterm-after")
+            return skip_result("train-sigterm", reason, run.seconds)
         if run.signalled_at is None:  # timed out before the signal was due
-            return fail_result("train-sigterm", f"the job did not reach the SIGTERM at {secs(after)}",
-                         run.seconds)
+            reason = f"the job did not reach the SIGTERM at {secs(after)}"
+            return fail_result("train-sigterm", reason, run.seconds)
         if run.exit_code is None:
-            return fail_result("train-sigterm", f"still running {secs(grace)} after SIGTERM (sent at "
-                                          f"{secs(run.signalled_at)}), so the service would "
-                                          "SIGKILL it: the signal does not reach the program "
-                                          "or it is ignored (a PID 1 without a SIGTERM handler "
-                                          "ignores it; use an exec-form ENTRYPOINT that "
-                                          "forwards signals)" + log_excerpt(run.log_tail), run.seconds)
+            reason = (f"still running {secs(grace)} after SIGTERM (sent at "
+                      f"{secs(run.signalled_at)}), so the service would SIGKILL it: the signal "
+                      "does not reach the program or it is ignored (a PID 1 without a SIGTERM "
+                      "handler ignores it; use an exec-form ENTRYPOINT that forwards signals)"
+                      f"{log_excerpt(run.log_tail)}")
+            return fail_result("train-sigterm", reason, run.seconds)
         after_signal = run.seconds_after_signal or 0.0
         if run.exit_code == SIGKILL_EXIT:
-            return fail_result("train-sigterm", f"exited {SIGKILL_EXIT} (SIGKILL) "
-                                          f"{secs(after_signal)} after SIGTERM", run.seconds)
+            reason = f"exited {SIGKILL_EXIT} (SIGKILL) {secs(after_signal)} after SIGTERM"
+            return fail_result("train-sigterm", reason, run.seconds)
         base = self.baseline
-        if run.exit_code == 0 and base is not None and base.exit_code == 0 and \
+        if base is not None and base.exit_code == run.exit_code and \
                 run.seconds >= NATURAL_END_FRACTION * base.seconds:
-            return skip_result("train-sigterm", f"inconclusive: exited 0 {secs(run.seconds)} after the "
-                                          "start, about when the unsignalled run ended "
-                                          f"({secs(base.seconds)}), so it may just have finished; "
-                                          "give a longer job (--job) to tell", run.seconds)
-        return pass_result("train-sigterm", f"SIGTERM at {secs(run.signalled_at)} ended the container "
-                                      f"{secs(after_signal)} later with exit status "
-                                      f"{run.exit_code}", run.seconds)
+            reason = (f"inconclusive: exited {run.exit_code} {secs(run.seconds)} after the start, "
+                      f"as the unsignalled run did ({secs(base.seconds)}), so it may have ended "
+                      "on its own; give a longer job (--job) to tell")
+            return skip_result("train-sigterm", reason, run.seconds)
+        reason = (f"SIGTERM at {secs(run.signalled_at)} ended the container "
+                  f"{secs(after_signal)} later with exit status {run.exit_code}")
+        return pass_result("train-sigterm", reason, run.seconds)
 
     # -- serving ---------------------------------------------------------------------------
     def _stage_model_data(self) -> Path | None:

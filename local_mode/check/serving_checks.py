@@ -77,7 +77,8 @@ class ServingChecks:
             if name not in self.names:
                 continue
             if not ready:
-                results[name] = skip_result(name, "the server never answered 200 on /ping (see ping)")
+                reason = "the server never answered 200 on /ping (see ping)"
+                results[name] = skip_result(name, reason)
                 continue
             started_at = time.monotonic()
             results[name] = with_time(check(), time.monotonic() - started_at)
@@ -104,35 +105,38 @@ class ServingChecks:
             except NoAnswer as exc:
                 last = str(exc)
             if not self._alive():
-                return fail_result("ping", f"/ping never answered 200 (last: {last}); "
-                                     + self._exit_note())
+                reason = f"/ping never answered 200 (last: {last}); {self._exit_note()}"
+                return fail_result("ping", reason)
             if time.monotonic() - started > limit:
-                return fail_result("ping", f"/ping did not answer 200 within {secs(limit)} (last: "
-                                     f"{last})" + log_excerpt(self.container.log_tail(LOG_TAIL_LINES)))
+                reason = (f"/ping did not answer 200 within {secs(limit)} (last: {last})"
+                          f"{log_excerpt(self.container.log_tail(LOG_TAIL_LINES))}")
+                return fail_result("ping", reason)
             time.sleep(PING_INTERVAL)
         for _ in range(PINGS_AFTER_READY):
             try:
                 answer = request(self.host, self.port, "GET", "/ping", timeout=PING_TIMEOUT)
             except NoAnswer as exc:
-                return fail_result("ping", f"/ping answered 200 once after {secs(self.ready_after)}, "
-                                     f"then: {exc}")
+                reason = f"/ping answered 200 once after {secs(self.ready_after)}, then: {exc}"
+                return fail_result("ping", reason)
             if answer.status != 200:
-                return fail_result("ping", f"/ping answered 200 once after {secs(self.ready_after)}, "
-                                     f"then {answer.describe()}")
-        return pass_result("ping", f"200 after {secs(self.ready_after)}, and on "
-                             f"{PINGS_AFTER_READY} more pings (each within "
-                             f"{secs(PING_TIMEOUT)})")
+                reason = (f"/ping answered 200 once after {secs(self.ready_after)}, then "
+                          f"{answer.describe()}")
+                return fail_result("ping", reason)
+        reason = (f"200 after {secs(self.ready_after)}, and on {PINGS_AFTER_READY} more pings "
+                  f"(each within {secs(PING_TIMEOUT)})")
+        return pass_result("ping", reason)
 
     def _judge_startup(self) -> CheckResult:
         budget = self.options.startup_timeout
         if self.ready_after is None:
-            return fail_result("startup-time", f"no 200 on /ping within the {secs(budget)} start-up "
-                                         "budget (see ping)")
+            reason = f"no 200 on /ping within the {secs(budget)} start-up budget (see ping)"
+            return fail_result("startup-time", reason)
         if self.ready_after > budget:
-            return fail_result("startup-time", f"ready {secs(self.ready_after)} after docker run, over "
-                                         f"the {secs(budget)} budget (--startup-timeout)")
-        return pass_result("startup-time", f"ready {secs(self.ready_after)} after docker run (budget "
-                                     f"{secs(budget)})", self.ready_after)
+            reason = (f"ready {secs(self.ready_after)} after docker run, over the {secs(budget)} "
+                      "budget (--startup-timeout)")
+            return fail_result("startup-time", reason)
+        reason = f"ready {secs(self.ready_after)} after docker run (budget {secs(budget)})"
+        return pass_result("startup-time", reason, self.ready_after)
 
     def _post(self, body: bytes, headers: Mapping[str, str]) -> Answer:
         return request(self.host, self.port, "POST", "/invocations", body, headers,
@@ -141,17 +145,19 @@ class ServingChecks:
     def _check_invocations(self) -> CheckResult:
         if self.sample is None:
             return skip_result("invocations", "no --sample given: what this image accepts is "
-                                        "unknown")
+                                              "unknown")
         body, headers = self.sample
         try:
             answer = self._post(body, headers)
         except NoAnswer as exc:
-            return fail_result("invocations", f"no answer to the sample: {exc}" + self._maybe_exit())
+            reason = f"no answer to the sample: {exc}{self._maybe_exit()}"
+            return fail_result("invocations", reason)
         if answer.status != 200:
-            return fail_result("invocations", f"the sample ({headers['Content-Type']}) was answered "
-                                        f"{answer.describe()}")
-        return pass_result("invocations", f"200 in {secs(answer.seconds)}: {len(answer.body)} bytes of "
-                                    f"{answer.content_type or 'no Content-Type'}")
+            reason = f"the sample ({headers['Content-Type']}) was answered {answer.describe()}"
+            return fail_result("invocations", reason)
+        reason = (f"200 in {secs(answer.seconds)}: {len(answer.body)} bytes of "
+                  f"{answer.content_type or 'no Content-Type'}")
+        return pass_result("invocations", reason)
 
     def _maybe_exit(self) -> str:
         return "; " + self._exit_note() if not self._alive() else ""
@@ -210,8 +216,8 @@ class ServingChecks:
         try:
             before = self._post(body, headers)
         except NoAnswer as exc:
-            return fail_result("serve-sigterm", f"the request to hold in flight got no answer even "
-                                          f"before SIGTERM: {exc}")
+            reason = f"the request to hold in flight got no answer even before SIGTERM: {exc}"
+            return fail_result("serve-sigterm", reason)
         try:
             # the answer must come within the grace: the service SIGKILLs the container then
             pending = InFlight(self.host, self.port, "/invocations", body, headers,
@@ -242,13 +248,13 @@ class ServingChecks:
         elif code == SIGKILL_EXIT:
             problems.append(f"the container exited {SIGKILL_EXIT} (SIGKILL)")
         if problems:
-            return fail_result("serve-sigterm", "; ".join(problems) +
-                         log_excerpt(self.container.log_tail(LOG_TAIL_LINES)))
+            reason = "; ".join(problems) + log_excerpt(self.container.log_tail(LOG_TAIL_LINES))
+            return fail_result("serve-sigterm", reason)
         assert answer is not None
-        return pass_result("serve-sigterm", f"the request in flight at SIGTERM was answered "
-                                      f"{answer.status}, as before; the container exited {code} "
-                                      f"{secs(exited_after)} after SIGTERM (grace {secs(grace)})")
-
+        reason = (f"the request in flight at SIGTERM was answered {answer.status}, as before; "
+                  f"the container exited {code} {secs(exited_after)} after SIGTERM "
+                  f"(grace {secs(grace)})")
+        return pass_result("serve-sigterm", reason)
 
 
 def garbage_problem(answer: Answer) -> str | None:

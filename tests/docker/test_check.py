@@ -64,6 +64,10 @@ def check_names() -> tuple[str, ...]:
     return ALL_CHECKS
 
 
+LONGER = """
+import time
+time.sleep(2)
+"""
 JOB_YAML = """
 AlgorithmSpecification: {{TrainingImage: replaced-by-the-image-under-test,
                           TrainingInputMode: File}}
@@ -79,7 +83,9 @@ ResourceConfig: {{InstanceType: local, InstanceCount: 1, VolumeSizeInGB: 1}}
 def test_optml_sklearn_image_passes_every_check_on_a_job_file(
         check_client: docker.DockerClient, images: dict[str, str], sample: Path,
         tmp_path: Path) -> None:
-    image = check_images.build_sklearn(check_client, SKLEARN_TRAIN)
+    # two more seconds of "training", so SIGTERM (at 2 s) lands while train.py runs and not while
+    # the toolkit starts up
+    image = check_images.build_sklearn(check_client, SKLEARN_TRAIN + LONGER)
     data = tmp_path / "data"
     data.mkdir()
     (data / "part-0.csv").write_text(harness.csv_text(dataset()))
@@ -115,7 +121,8 @@ def test_plain_image_without_optml_passes_every_check(check_client: docker.Docke
 BROKEN_CASES = [
     ("train", "no-model", {}, "/opt/ml/model is empty"),
     ("failure-file", "no-failure-file", {}, "exited 3 without writing /opt/ml/output/failure"),
-    ("train-sigterm", "ignore-sigterm", {"sigterm_after": 0.5, "grace": 2.0},
+    # the unsignalled run it is judged against is cut short by train_timeout
+    ("train-sigterm", "ignore-sigterm", {"sigterm_after": 0.5, "grace": 2.0, "train_timeout": 2.0},
      "still running 2.0 s after SIGTERM"),
     ("ping", "ping-never", {"ready_timeout": 3.0, "startup_timeout": 3.0},
      "/ping did not answer 200 within 3.0 s (last: answered 503"),
