@@ -48,6 +48,12 @@ def _invalid(message: str) -> None:
                    "generated job; its TrainingImage is replaced by IMAGE.")
 @click.option("--failing-job", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A job that makes the program fail (default: the job without its channels).")
+@click.option("--failing-env", "failing_env", multiple=True, metavar="KEY=VALUE",
+              help="Environment that makes the job fail, for the failure-file run (repeatable).")
+@click.option("--failing-hyperparameter", "failing_hyperparameters", multiple=True,
+              metavar="KEY=VALUE",
+              help="Hyperparameter that makes the job fail, for the failure-file run "
+                   "(repeatable).")
 @click.option("--model-data", default=None,
               help="model.tar.gz or a directory (or a file:// or s3:// URL) to serve "
                    "(default: the model the train check produced).")
@@ -75,7 +81,9 @@ def _invalid(message: str) -> None:
 @click.option("--allow-skip", is_flag=True,
               help="Exit 0 when nothing failed even if some checks were skipped.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def check(image: str, job: Path | None, failing_job: Path | None, model_data: str | None,
+def check(image: str, job: Path | None, failing_job: Path | None,
+          failing_env: tuple[str, ...], failing_hyperparameters: tuple[str, ...],
+          model_data: str | None,
           sample: Path | None, content_type: str | None, accept: str | None,
           env: tuple[str, ...], hyperparameters: tuple[str, ...], only: tuple[str, ...],
           grace: float, startup_timeout: float, ready_timeout: float, train_timeout: float,
@@ -88,7 +96,10 @@ def check(image: str, job: Path | None, failing_job: Path | None, model_data: st
 
     try:
         options = CheckOptions(
-            job=job, failing_job=failing_job, model_data=model_data, sample=sample,
+            job=job, failing_job=failing_job,
+            failing_environment=_pairs("--failing-env", failing_env),
+            failing_hyperparameters=_pairs("--failing-hyperparameter", failing_hyperparameters),
+            model_data=model_data, sample=sample,
             content_type=content_type, accept=accept, environment=_pairs("--env", env),
             hyperparameters=_pairs("--hyperparameter", hyperparameters), checks=only,
             grace=grace, startup_timeout=startup_timeout, ready_timeout=ready_timeout,

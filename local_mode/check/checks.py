@@ -7,7 +7,8 @@ Training (each a separate run of the image, through local mode's Docker backend)
 ``train``
     The job (generated, or ``--job``) exits 0 and leaves at least one file in /opt/ml/model.
 ``failure-file``
-    A run that fails (``--failing-job``, else the same job with every channel removed) exits
+    A run that fails (``--failing-job``, or the job with ``--failing-env``/
+    ``--failing-hyperparameter`` added, else the job with every channel removed) exits
     non-zero and writes a non-empty /opt/ml/output/failure. When the generic trigger does not
     make the program fail, the check is SKIP: nothing was learnt about failures.
 ``train-sigterm``
@@ -171,20 +172,29 @@ class _Session:
                   f"{file_list(run.model_files)} to /opt/ml/model")
         return pass_result("train", reason, run.seconds)
 
-    def _failing_request(self) -> tuple[dict[str, Any], str]:
+    def _failing_request(self) -> tuple[dict[str, Any], str, bool]:
+        """(request, how it was made to fail, whether that is the generic trigger)."""
         o = self.options
         if o.failing_job is not None:
             return (jobs.load_job(Path(o.failing_job), self.image, self.scratch / "output",
                                   o.hyperparameters, o.environment),
-                    f"the --failing-job {o.failing_job}")
-        return jobs.without_channels(self.request), "the job without its channels"
+                    f"the --failing-job {o.failing_job}", False)
+        if o.failing_environment or o.failing_hyperparameters:
+            failing = jobs.renamed(self.request)
+            for key, extra in (("Environment", o.failing_environment),
+                               ("HyperParameters", o.failing_hyperparameters)):
+                failing[key] = {**(failing.get(key) or {}), **extra}
+            named = ", ".join(f"{k}={v}" for k, v in {**o.failing_environment,
+                                                      **o.failing_hyperparameters}.items())
+            return failing, f"the job with {named}", False
+        return jobs.without_channels(self.request), "the job without its channels", True
 
-    def _check_failure(self, request: dict[str, Any], what: str) -> CheckResult:
+    def _check_failure(self, request: dict[str, Any], what: str, generic: bool) -> CheckResult:
         run = self.trainer.run(self._spec(request, what), self.options.train_timeout)
         if run.timed_out:
             reason = f"{what} did not finish within {secs(self.options.train_timeout)} (killed)"
             return fail_result("failure-file", reason, run.seconds)
-        if run.exit_code == 0 and self.options.failing_job is not None:
+        if run.exit_code == 0 and not generic:
             reason = (f"{what} exited 0, so no failure could be observed: give a job that "
                       "makes it fail")
             return fail_result("failure-file", reason, run.seconds)

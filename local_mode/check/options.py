@@ -34,6 +34,10 @@ class CheckOptions:
 
     job: Path | None = None
     failing_job: Path | None = None
+    failing_environment: Mapping[str, str] = field(default_factory=dict)
+    """Environment that makes the job fail (added to the job's for the failure-file run)."""
+    failing_hyperparameters: Mapping[str, str] = field(default_factory=dict)
+    """Hyperparameters that make the job fail (added to the job's for the failure-file run)."""
     model_data: str | Path | None = None
     sample: Path | None = None
     content_type: str | None = None
@@ -58,6 +62,10 @@ class CheckOptions:
                 raise CheckInputError(f"--{name.replace('_', '-')} must be > 0")
         if self.sigterm_after is not None and self.sigterm_after < 0:
             raise CheckInputError("--sigterm-after must be >= 0")
+        if self.failing_job is not None and (self.failing_environment or
+                                             self.failing_hyperparameters):
+            raise CheckInputError("--failing-job and --failing-env/--failing-hyperparameter "
+                                  "are two ways to make the run fail: give one")
         for option, path in (("--job", self.job), ("--failing-job", self.failing_job),
                              ("--sample", self.sample)):
             if path is not None and not Path(path).is_file():

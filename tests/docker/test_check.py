@@ -120,7 +120,8 @@ def test_plain_image_without_optml_passes_every_check(check_client: docker.Docke
 # One deliberately broken behaviour per check: (check, BROKEN, extra options, reason text).
 BROKEN_CASES = [
     ("train", "no-model", {}, "/opt/ml/model is empty"),
-    ("failure-file", "no-failure-file", {}, "exited 3 without writing /opt/ml/output/failure"),
+    ("failure-file", "no-failure-file", {},
+     "the job with BROKEN=no-failure-file exited 3 without writing /opt/ml/output/failure"),
     # the unsignalled run it is judged against is cut short by train_timeout
     ("train-sigterm", "ignore-sigterm", {"sigterm_after": 0.5, "grace": 2.0, "train_timeout": 2.0},
      "still running 2.0 s after SIGTERM"),
@@ -144,8 +145,10 @@ def test_broken_image_fails_the_check_it_breaks(check_client: docker.DockerClien
     model = tmp_path / "model"
     model.mkdir()
     (model / "model.json").write_text("{}")
+    # the failure-file case names its trigger: the generated job plus the breaking variable
+    where = "failing_environment" if check == "failure-file" else "environment"
     options = CheckOptions(sample=sample, content_type="text/csv", model_data=model,
-                           environment={"BROKEN": broken}, checks=[check], **extra)
+                           checks=[check], **{where: {"BROKEN": broken}}, **extra)
     report = run_checks(broken_image, options, client=check_client)
     table = format_table(report)
     assert [r.name for r in report.results] == [check], table

@@ -143,6 +143,8 @@ def test_bad_job_files_are_named(tmp_path: Path, content: str, expected: str) ->
     (CheckOptions(model_data="/nonexistent/model.tar.gz"), "--model-data /nonexistent"),
     (CheckOptions(grace=0), "--grace must be > 0"),
     (CheckOptions(checks=["pong"]), "--only: unknown check 'pong'"),
+    (CheckOptions(failing_job=Path(__file__), failing_environment={"A": "1"}),
+     "--failing-job and --failing-env/--failing-hyperparameter are two ways"),
 ])
 def test_options_are_validated_before_anything_runs(options: CheckOptions,
                                                     expected: str) -> None:
