@@ -5,7 +5,7 @@ files -- and what it received -- the File channel ``train``, the Pipe channel ``
 on the service; the SDK's local mode hands it over as files), a message from every other host by
 host name -- as ``host-<index>.json`` in the model directory, where the tests read it back.
 It prints ``loss=...`` lines for MetricDefinitions and fails on purpose when the ``fail``
-hyperparameter is set: it describes the failure in /opt/ml/output/failure, as the platform asks
+hyperparameter is set (and stands for a longer training with ``seconds``): it describes the failure in /opt/ml/output/failure, as the platform asks
 (the toolkit keeps a failure file the script wrote; its own names only the exit code).
 """
 
@@ -18,6 +18,7 @@ import time
 
 PORT = 7777
 hps = json.loads(os.environ["SM_HPS"])
+time.sleep(float(hps.get("seconds", 0)))
 if "fail" in hps:
     message = f"user-failure-marker: {hps['fail']}"
     pathlib.Path(os.environ["SM_OUTPUT_DIR"], "failure").write_text(message)
