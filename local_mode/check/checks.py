@@ -155,6 +155,8 @@ class _Session:
     def _judge_train(self) -> CheckResult:
         run = self.baseline
         what = f"job {self.options.job}" if self.options.job else "the generated job"
+        if run.start_error:
+            return fail_result("train", f"the container did not start: {run.start_error}")
         if run.timed_out:
             reason = (f"{what} did not finish within {secs(self.options.train_timeout)} "
                       f"(killed){log_excerpt(run.log_tail)}")
@@ -191,6 +193,8 @@ class _Session:
 
     def _check_failure(self, request: dict[str, Any], what: str, generic: bool) -> CheckResult:
         run = self.trainer.run(self._spec(request, what), self.options.train_timeout)
+        if run.start_error:
+            return fail_result("failure-file", f"the container did not start: {run.start_error}")
         if run.timed_out:
             reason = f"{what} did not finish within {secs(self.options.train_timeout)} (killed)"
             return fail_result("failure-file", reason, run.seconds)
@@ -226,6 +230,9 @@ class _Session:
         after = self._signal_after()
         spec = self._spec(jobs.renamed(self.request), "the job")
         run = self.trainer.run(spec, self.options.train_timeout, signal_after=after, grace=grace)
+        if run.start_error:
+            reason = f"the container did not start: {run.start_error}"
+            return fail_result("train-sigterm", reason)
         if run.exited_before_signal:
             reason = (f"the program ended ({run.exit_code}) after {secs(run.seconds)}, before "
                       f"SIGTERM was due at {secs(after)}: give a longer job (--job) or a "

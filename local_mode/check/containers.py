@@ -27,7 +27,7 @@ from local_mode.check.jobs import JOB_NAME_PREFIX
 from local_mode.endpoints.docker_backend import DockerServeContainer, DockerServingBackend
 from local_mode.endpoints.spec import ContainerSpec
 from local_mode.training import hosts as hostlib
-from local_mode.training.backends.docker import JOB_LABEL, DockerBackend
+from local_mode.training.backends.docker import JOB_LABEL, ContainerStartFailed, DockerBackend
 from local_mode.training.spec import TrainingJobSpec
 from toolkit.layout import Layout
 from toolkit.settings import Settings
@@ -73,6 +73,8 @@ class TrainingOutcome:
     """Seconds after the start at which SIGTERM was sent (None: not sent)."""
     exited_before_signal: bool = False
     timed_out: bool = False
+    start_error: str | None = None
+    """Why the engine could not start the container (nothing ran), None when it started."""
 
     @property
     def seconds_after_signal(self) -> float | None:
@@ -122,7 +124,11 @@ class TrainingRunner:
             backend.prepare(spec, spec.name)
             env = {**spec.environment, "TRAINING_JOB_NAME": spec.name,
                    "TRAINING_JOB_ARN": ARN_PREFIX + spec.name}
-            run = backend.start(spec, host, [HOST], env)
+            try:
+                run = backend.start(spec, host, [HOST], env)
+            except ContainerStartFailed as exc:
+                return TrainingOutcome(exit_code=None, seconds=0.0, model_files=(),
+                                       failure_text=None, log_tail="", start_error=exc.message)
             started = time.monotonic()
             tail = _Tail(run.output())
             code, killed_at, signalled_at, before = self._supervise(

@@ -22,6 +22,7 @@ from local_mode.check.verdicts import (
     skip_result,
     with_time,
 )
+from local_mode.endpoints.docker_backend import DockerStartFailed
 
 PING_TIMEOUT = 2.0
 """The service gives each /ping 2 s."""
@@ -63,8 +64,11 @@ class ServingChecks:
     def run(self) -> list[CheckResult]:
         o = self.options
         began = time.monotonic()
-        self.container, started = self.runner.start(self.image, self.model_dir,
-                                                     o.environment)
+        try:
+            self.container, started = self.runner.start(self.image, self.model_dir,
+                                                         o.environment)
+        except DockerStartFailed as exc:
+            return self._not_started(str(exc))
         self.host, self.port = self.container.host, self.container.port
         ping = self._check_ping(started)
         waited = time.monotonic() - began
@@ -83,6 +87,16 @@ class ServingChecks:
             started_at = time.monotonic()
             results[name] = with_time(check(), time.monotonic() - started_at)
         return [results[n] for n in self.names]
+
+    def _not_started(self, why: str) -> list[CheckResult]:
+        """``serve`` could not even start: ping and startup-time fail, the rest had no server."""
+        results = []
+        for name in self.names:
+            if name in ("ping", "startup-time"):
+                results.append(fail_result(name, f"the container did not start: {why}"))
+            else:
+                results.append(skip_result(name, "the server never started (see ping)"))
+        return results
 
     def _alive(self) -> bool:
         return bool(self.container.alive())
