@@ -18,7 +18,8 @@
 #     a first stage, so no wheel lands in the final image.
 # Cached: every image carries a label with the hash of everything that decides its content (its
 # directory, its wheel set, its base image's id); an image whose label matches is reused as it is.
-# From scratch (no cache at all) it costs about 2 minutes; warm, a second. --force rebuilds.
+# From scratch (no wheel, no package, no image) it costs about 2.5 minutes; warm, a second.
+# --force rebuilds.
 #
 # Usage: scripts/build-conformance-images.sh [--force] [NAME...]   (default: every image)
 # Prints one "NAME=TAG" line per image on stdout; progress goes to stderr.
@@ -102,6 +103,9 @@ standin_variant() {  # variant package... -> prints the tag of the stand-in plus
   if fresh "$tag" "$key"; then echo "$tag"; return; fi
   debs="$DEB_CACHE/$variant-$key"
   if [ ! -f "$debs/.complete" ]; then
+    # the host's apt resolves the packages: only right when the host is the stand-in's release
+    grep -qx 'VERSION_CODENAME=bookworm' /etc/os-release 2>/dev/null \
+      || die "$variant: the host must run Debian bookworm (the stand-in's release) for apt-get to fetch its packages"
     log "$variant: downloading $* with what the stand-in lacks (apt-get on the host)"
     mkdir -p "$DEB_CACHE"
     rm -rf "$debs"; mkdir -p "$debs/partial"
@@ -124,6 +128,7 @@ standin_variant() {  # variant package... -> prints the tag of the stand-in plus
     touch "$debs/.complete"
   fi
   log "$variant: installing $(find "$debs" -name '*.deb' | wc -l) packages into $tag"
+  # (the stand-in drops /usr/share/man; openjdk's postinst links a man page there)
   cid="$(docker create --network none -v "$debs:/debs:ro" "$STANDIN" \
          sh -c 'mkdir -p /usr/share/man/man1 && DEBIAN_FRONTEND=noninteractive dpkg -i /debs/*.deb >/dev/null && rm -rf /usr/share/doc/* /usr/share/man/* /var/log/*.log')"
   echo "$cid" > "$WORK/$variant.cid"

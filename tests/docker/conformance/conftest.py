@@ -19,7 +19,7 @@ BUILD_SCRIPT = harness.REPO / "scripts" / "build-conformance-images.sh"
 def conformance_images(docker_client: docker.DockerClient) -> dict[str, str]:
     """``{name: tag}`` of every image under tests/docker/conformance/images, made by
     scripts/build-conformance-images.sh: a second or so when nothing changed, since each image
-    carries the hash of what decides it; from scratch (wheels, Debian packages) about 2 minutes."""
+    carries the hash of what decides it; from scratch (wheels, Debian packages) about 2.5 minutes."""
     harness.ensure_images(docker_client, ("sklearn",))  # three-line is FROM optml/sklearn
     result = subprocess.run([str(BUILD_SCRIPT)], cwd=harness.REPO, capture_output=True,
                             text=True, check=False)
