@@ -286,6 +286,28 @@ def test_sigterm_is_forwarded_and_checkpoint_written(tmp_path: Path) -> None:
     assert not job.layout.failure_file.exists()
 
 
+def test_sigterm_during_set_up_stops_the_job_before_the_program_starts(tmp_path: Path) -> None:
+    """A stop while train still waits for its peers (or installs requirements) ends the job at
+    once and never starts the program; as PID 1 an unhandled SIGTERM would be ignored and the
+    job would run on."""
+    marker = "started"
+    job = TrainJob.create(tmp_path, hosts=["algo-1", "optml-peer.invalid"],
+                          code={"train.py": f"open({marker!r}, 'w').close()\n"})
+    proc = job.start(SAGEMAKER_PROGRAM="train.py", OPTML_HOST_RESOLVE_TIMEOUT="300")
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # the set-up is under way once it waits for the peer
+            if "waiting for host(s) to resolve" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)  # not the 300 s the peer would be waited for
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert job.failure.startswith("Stopped: SIGTERM received before the program started")
+    assert not (job.layout.code_dir / marker).exists()
+
+
 def test_sigterm_ignored_is_killed_after_grace(tmp_path: Path) -> None:
     job = TrainJob.create(tmp_path, code={"train.py": IGNORE_SCRIPT})
     proc = job.start(SAGEMAKER_PROGRAM="train.py", OPTML_STOP_GRACE_SECONDS="1")

@@ -20,7 +20,7 @@ from toolkit.training import arguments, failure
 from toolkit.training.config import JobConfig, load_job_config
 from toolkit.training.entry_point import EntryPoint, resolve_entry_point
 from toolkit.training.environment import TrainingContext, build_environment
-from toolkit.training.process import run_supervised
+from toolkit.training.process import StopLatch, StopRequested, run_supervised
 
 if TYPE_CHECKING:  # imported where used: single-host jobs (most) never need socket & co.
     from toolkit.training.distributed import TorchrunPlan
@@ -126,40 +126,14 @@ def _log_level(settings: Settings, config: JobConfig | None) -> int:
 
 def run_training(settings: Settings, extra_args: Sequence[str] = ()) -> int:
     """Run one training job on ``settings``; returns the exit status for the container."""
+    latch = StopLatch().install()  # first: a stop during the set-up must not be lost
     layout = settings.layout
     failure_file = failure.FailureFile.prepare(layout.failure_file)
-    config: JobConfig | None = None
     try:
-        config = load_job_config(layout)
-        level = _log_level(settings, config)
-        _configure_logging(level)
-        checkpoint_dir = config.checkpoint.local_path
-        for directory in (layout.model_dir, layout.output_data_dir,
-                          layout.output_intermediate_dir, checkpoint_dir):
-            directory.mkdir(parents=True, exist_ok=True)
-        code_dir, module_dir = _code_dir(settings, config)
-        program = _program(settings, config, code_dir)
-        entry = resolve_entry_point(program, code_dir)
-        _install(entry, settings)
-        num_gpus = resources.gpu_count()
-        user_args = arguments.to_arguments(config.hyperparameters.user) + list(extra_args)
-        ctx = TrainingContext(layout=layout, config=config, entry_point=entry,
-                              module_dir=module_dir, num_cpus=resources.cpu_count(),
-                              num_gpus=num_gpus, log_level=level,
-                              job_name=settings.training.job_name or
-                              config.hyperparameters.reserved.get("sagemaker_job_name"),
-                              checkpoint_dir=checkpoint_dir)
-        env = build_environment(ctx, user_args, settings.environ)
-        plan = _torchrun_plan(settings, config, num_gpus)
-        if plan is not None:
-            env.update(plan.environment(config.resources.network_interface_name))
-            command = plan.command([*entry.target(), *user_args], is_python=entry.is_python)
-        else:
-            command = entry.command(user_args)
-        if len(config.resources.hosts) > 1:
-            from toolkit.training.distributed import wait_for_hosts
-
-            wait_for_hosts(config.resources.hosts, settings.training.host_resolve_timeout_seconds)
+        with latch.interrupting():
+            config, command, env, entry = _set_up(settings, extra_args)
+    except StopRequested as exc:
+        return _setup_failed(failure_file, "Stopped", exc, 128 + exc.signum)
     except ConfigError as exc:
         return _setup_failed(failure_file, "ConfigError", exc, EXIT_CONFIG_ERROR)
     except OptmlError as exc:
@@ -171,7 +145,7 @@ def run_training(settings: Settings, extra_args: Sequence[str] = ()) -> int:
 
     log.info("running %s", command)
     result = run_supervised(command, env=env, cwd=entry.code_dir,
-                            grace_seconds=settings.training.stop_grace_seconds)
+                            grace_seconds=settings.training.stop_grace_seconds, latch=latch)
     if result.returncode != 0:
         message = failure.user_failure_message(
             returncode=result.returncode, command=command, stderr_tail=result.stderr_tail,
@@ -182,6 +156,44 @@ def run_training(settings: Settings, extra_args: Sequence[str] = ()) -> int:
     elif result.stop_signal is not None:
         log.info("stopped: the program exited 0 after the stop signal")
     return result.returncode
+
+
+def _set_up(settings: Settings, extra_args: Sequence[str]
+            ) -> tuple[JobConfig, list[str], dict[str, str], EntryPoint]:
+    """Everything before the program runs: config, code, requirements, environment, peers.
+    Returns the job's config, the command, its environment and the entry point."""
+    layout = settings.layout
+    config = load_job_config(layout)
+    level = _log_level(settings, config)
+    _configure_logging(level)
+    checkpoint_dir = config.checkpoint.local_path
+    for directory in (layout.model_dir, layout.output_data_dir,
+                      layout.output_intermediate_dir, checkpoint_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    code_dir, module_dir = _code_dir(settings, config)
+    program = _program(settings, config, code_dir)
+    entry = resolve_entry_point(program, code_dir)
+    _install(entry, settings)
+    num_gpus = resources.gpu_count()
+    user_args = arguments.to_arguments(config.hyperparameters.user) + list(extra_args)
+    ctx = TrainingContext(layout=layout, config=config, entry_point=entry,
+                          module_dir=module_dir, num_cpus=resources.cpu_count(),
+                          num_gpus=num_gpus, log_level=level,
+                          job_name=settings.training.job_name or
+                          config.hyperparameters.reserved.get("sagemaker_job_name"),
+                          checkpoint_dir=checkpoint_dir)
+    env = build_environment(ctx, user_args, settings.environ)
+    plan = _torchrun_plan(settings, config, num_gpus)
+    if plan is not None:
+        env.update(plan.environment(config.resources.network_interface_name))
+        command = plan.command([*entry.target(), *user_args], is_python=entry.is_python)
+    else:
+        command = entry.command(user_args)
+    if len(config.resources.hosts) > 1:
+        from toolkit.training.distributed import wait_for_hosts
+
+        wait_for_hosts(config.resources.hosts, settings.training.host_resolve_timeout_seconds)
+    return config, command, env, entry
 
 
 def _setup_failed(failure_file: failure.FailureFile, kind: str, exc: Exception, code: int) -> int:

@@ -8,18 +8,23 @@ What this adds over ``subprocess.run``:
   after the grace period is SIGKILLed (the references forward nothing, so user code is killed
   without a chance to checkpoint);
 * as PID 1 it reaps every orphan that is re-parented to it, so no zombies pile up;
-* when the child ends, the rest of its process group is terminated so no stray process survives.
+* when the child ends, the rest of its process group is terminated so no stray process survives;
+* a stop that arrives before the program starts (while code is fetched or requirements install)
+  is kept by a :class:`StopLatch` and the program is then never started: as PID 1 a process
+  ignores every signal it has no handler for, so without the latch that stop would be lost and
+  the job would run to the end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -41,6 +46,52 @@ class ProcessResult:
     killed_after_grace: bool
     """The child outlived the grace period and was SIGKILLed."""
     stderr_tail: str
+
+
+class StopRequested(BaseException):
+    """A stop signal arrived during the set-up (raised by :meth:`StopLatch.interrupting`).
+
+    A BaseException, like KeyboardInterrupt: raised from a signal handler, it can surface inside
+    any code, and ``except Exception`` there (logging's emit, a retry loop) must not swallow it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"{signal.Signals(signum).name} received before the program started")
+        self.signum = signum
+
+
+class StopLatch:
+    """Remembers the first SIGTERM / SIGINT from the moment ``train`` starts until a
+    :class:`Supervisor` takes the signals over. Install it from the main thread."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._interrupting = False
+
+    def install(self) -> StopLatch:
+        if threading.current_thread() is threading.main_thread():
+            for signum in FORWARDED_SIGNALS:
+                signal.signal(signum, self._record)
+        return self
+
+    @contextlib.contextmanager
+    def interrupting(self) -> Iterator[None]:
+        """Inside: a stop raises :class:`StopRequested` at once, so a long set-up step (a
+        requirements install, waiting for peers) ends now rather than when it is done."""
+        if self.signum is not None:
+            raise StopRequested(self.signum)
+        self._interrupting = True
+        try:
+            yield
+        finally:
+            self._interrupting = False
+
+    def _record(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is None:
+            self.signum = signum
+        if self._interrupting:
+            self._interrupting = False
+            raise StopRequested(signum)
 
 
 class _TailRelay(threading.Thread):
@@ -115,7 +166,7 @@ class Supervisor:
 
     def __init__(self, argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None = None,
                  grace_seconds: float = 110.0, stderr_sink: BinaryIO | None = None,
-                 tail_bytes: int = 16384) -> None:
+                 tail_bytes: int = 16384, latch: StopLatch | None = None) -> None:
         if not argv:
             raise ValueError("argv must not be empty")
         self.argv = list(argv)
@@ -129,6 +180,7 @@ class Supervisor:
         self._killed = threading.Event()
         self._kill_timer: threading.Timer | None = None
         self._lock = threading.Lock()
+        self._latch = latch
 
     # -- signals ---------------------------------------------------------------------------
     def request_stop(self, signum: int = signal.SIGTERM) -> None:
@@ -169,6 +221,12 @@ class Supervisor:
         if in_main:
             for signum in FORWARDED_SIGNALS:
                 previous[signum] = signal.signal(signum, self._handler)
+        early = self._latch.signum if self._latch is not None else None
+        if early is not None:  # stopped before the program could start: never start it
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            return ProcessResult(returncode=128 + early, stop_signal=early,
+                                 killed_after_grace=False, stderr_tail="")
         read_fd, write_fd = os.pipe()
         try:
             try:
@@ -247,8 +305,9 @@ def _reap_any() -> None:
 
 
 def run_supervised(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None = None,
-                   grace_seconds: float = 110.0, stderr_sink: BinaryIO | None = None
-                   ) -> ProcessResult:
-    """Run ``argv`` to completion under a :class:`Supervisor`."""
+                   grace_seconds: float = 110.0, stderr_sink: BinaryIO | None = None,
+                   latch: StopLatch | None = None) -> ProcessResult:
+    """Run ``argv`` to completion under a :class:`Supervisor` (not at all if ``latch`` caught a
+    stop first)."""
     return Supervisor(argv, env=env, cwd=cwd, grace_seconds=grace_seconds,
-                      stderr_sink=stderr_sink).run()
+                      stderr_sink=stderr_sink, latch=latch).run()
