@@ -141,6 +141,8 @@ class DockerServeContainer:
     models_root: Path | None = None
     grace_cap: float | None = None
     _exited: threading.Event = field(default_factory=threading.Event)
+    _followed: bool = False
+    """Whether :meth:`follow` started the thread that sets ``_exited`` (nothing else waits)."""
     _stream: Any = None
     _stopped: bool = False
 
@@ -154,6 +156,7 @@ class DockerServeContainer:
     def follow(self) -> None:
         """Start the thread that copies output to the log and marks the exit."""
         threading.Thread(target=self._follow, name=f"log-{self.hostname}", daemon=True).start()
+        self._followed = True
 
     def _follow(self) -> None:
         assembler = LineAssembler()
@@ -189,7 +192,8 @@ class DockerServeContainer:
                     self._client.api.stop(self.container_id, timeout=max(0, round(grace)))
                 except Exception as exc:  # noqa: BLE001 - gone already: removal below
                     log.debug("%s: stop: %s", self.hostname, exc)
-                self._exited.wait(EXIT_WAIT_SECONDS)
+                if self._followed:  # else no thread would ever say so: don't wait for it
+                    self._exited.wait(EXIT_WAIT_SECONDS)
         finally:
             _remove_quietly(self._client.api.remove_container, self.container_id, force=True,
                             v=True)

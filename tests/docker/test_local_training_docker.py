@@ -514,6 +514,17 @@ def test_container_entrypoint_and_arguments(jobs: Jobs) -> None:
 
 
 @pytest.mark.docker
+def test_an_entrypoint_that_cannot_start_fails_the_job_naming_it(
+        jobs: Jobs, docker_client: docker.DockerClient) -> None:
+    name = jobs.create(PLAIN_TRAINER, algorithm={"ContainerEntrypoint": ["/no/such/program"]})
+    result = jobs.wait(name)
+    assert result["TrainingJobStatus"] == "Failed", (result, jobs.log(name))
+    assert "/no/such/program" in result["FailureReason"], result["FailureReason"]
+    assert docker_client.containers.list(all=True,
+                                         filters={"label": f"{JOB_LABEL}={name}"}) == []
+
+
+@pytest.mark.docker
 def test_stop_ends_stopped_with_the_container_gone(jobs: Jobs,
                                                    docker_client: docker.DockerClient) -> None:
     name = jobs.create(LOCAL_TRAINER, Environment={"SAGEMAKER_PROGRAM": "sleep.py"})

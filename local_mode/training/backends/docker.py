@@ -253,6 +253,8 @@ class DockerHostRun:
     _exit: int | None = None
     _oom_killed: bool = False
     _exited: threading.Event = field(default_factory=threading.Event)
+    _watched: bool = False
+    """Whether :meth:`begin` got as far as the thread that sets ``_exited``."""
     _cleaned: bool = False
 
     def begin(self) -> None:
@@ -261,6 +263,7 @@ class DockerHostRun:
             self.container_id, stdout=True, stderr=True, stream=True, logs=True, demux=True)
         self._client.api.start(self.container_id)
         threading.Thread(target=self._wait, name=f"wait-{self.host.name}", daemon=True).start()
+        self._watched = True
 
     def _wait(self) -> None:
         import docker.errors
@@ -317,7 +320,8 @@ class DockerHostRun:
         try:
             if not self._exited.is_set():
                 self.kill()
-                self._exited.wait(30)
+                if self._watched:  # a container that never started has nothing to wait for
+                    self._exited.wait(30)
         finally:
             self._cleaned = True
             if self._stream is not None:
