@@ -48,6 +48,7 @@ from local_mode.instance_types import Machine, ResourceLimits, limits_for
 from local_mode.training.backends.docker import (
     LineAssembler,
     connect,
+    ignore_missing,
     reachable_client,
 )
 
@@ -68,19 +69,6 @@ EXIT_WAIT_SECONDS = 30.0
 
 class DockerStartFailed(Exception):
     """The engine refused to create or start a container; the message says which and why."""
-
-
-def _remove_quietly(call: Any, *args: Any, **kwargs: Any) -> None:
-    """Run an engine removal call; a resource that is already gone (or going) is fine."""
-    import docker.errors
-
-    try:
-        call(*args, **kwargs)
-    except docker.errors.NotFound:
-        pass
-    except docker.errors.APIError as exc:
-        if exc.status_code != 409:  # "removal already in progress"
-            raise
 
 
 def _label_true(labels: Mapping[str, str] | None, name: str) -> bool:
@@ -195,7 +183,7 @@ class DockerServeContainer:
                 if self._followed:  # else no thread would ever say so: don't wait for it
                     self._exited.wait(EXIT_WAIT_SECONDS)
         finally:
-            _remove_quietly(self._client.api.remove_container, self.container_id, force=True,
+            ignore_missing(self._client.api.remove_container, self.container_id, force=True,
                             v=True)
             if self.unix_socket is not None:
                 remove_instance_socket(self.unix_socket, self.socket_dir)
@@ -381,9 +369,9 @@ def sweep(client: Any, owner: tuple[str, str], state_dir: str | None = None) -> 
         selector.append(f"{STATE_LABEL}={state_dir}")
     removed = 0
     for item in client.api.containers(all=True, filters={"label": selector}):
-        _remove_quietly(client.api.remove_container, item["Id"], force=True, v=True)
+        ignore_missing(client.api.remove_container, item["Id"], force=True, v=True)
         removed += 1
     for network in client.api.networks(filters={"label": selector}):
-        _remove_quietly(client.api.remove_network, network["Id"])
+        ignore_missing(client.api.remove_network, network["Id"])
         removed += 1
     return removed

@@ -192,15 +192,17 @@ def sweep(client: Any, job_name: str | None = None) -> int:
     selector = {"label": f"{JOB_LABEL}={job_name}" if job_name else JOB_LABEL}
     removed = 0
     for container in client.containers.list(all=True, filters=selector):
-        _ignore_missing(container.remove, force=True, v=True)
+        ignore_missing(container.remove, force=True, v=True)
         removed += 1
     for network in client.networks.list(filters=selector):
-        _ignore_missing(network.remove)
+        ignore_missing(network.remove)
         removed += 1
     return removed
 
 
-def _ignore_missing(call: Any, *args: Any, **kwargs: Any) -> None:
+def ignore_missing(call: Any, *args: Any, **kwargs: Any) -> None:
+    """Run an engine call that removes, kills or stops something; an object that is already
+    gone (or going, or not running) is fine."""
     import docker.errors
 
     try:
@@ -306,7 +308,7 @@ class DockerHostRun:
     def _signal(self, signal_name: str) -> None:
         if self._exited.is_set():
             return
-        _ignore_missing(self._client.api.kill, self.container_id, signal=signal_name)
+        ignore_missing(self._client.api.kill, self.container_id, signal=signal_name)
 
     def terminate(self) -> None:
         self._signal("SIGTERM")
@@ -326,7 +328,7 @@ class DockerHostRun:
             self._cleaned = True
             if self._stream is not None:
                 self._stream.close()
-            _ignore_missing(self._client.api.remove_container, self.container_id, force=True,
+            ignore_missing(self._client.api.remove_container, self.container_id, force=True,
                             v=True)
             self._stream_client.close()
         uid = os.geteuid()
@@ -509,13 +511,13 @@ class DockerBackend:
             return
         try:
             for container_id in self._containers:
-                _ignore_missing(self._client.api.remove_container, container_id, force=True,
+                ignore_missing(self._client.api.remove_container, container_id, force=True,
                                 v=True)
             if self._network is not None:
                 for container in self._client.containers.list(
                         all=True, filters={"label": f"{RUN_LABEL}={self._network}"}):
-                    _ignore_missing(container.remove, force=True, v=True)
-                _ignore_missing(self._client.api.remove_network, self._network)
+                    ignore_missing(container.remove, force=True, v=True)
+                ignore_missing(self._client.api.remove_network, self._network)
         except Exception as exc:  # noqa: BLE001 - see the docstring
             log.warning("could not remove the containers/network of job %s (%s); run a sweep "
                         "for label %s=%s", self._job, exc, JOB_LABEL, self._job)
