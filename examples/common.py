@@ -76,7 +76,8 @@ def serving_backend(training_backend: str) -> tuple[str, str]:
     """Endpoints and transform jobs run on Docker only when local mode's endpoints can."""
     if training_backend != "docker":
         return "process", "same as training"
-    from local_mode.endpoints.instances import BackendUnsupported, make_backend
+    from local_mode.endpoints.backends import make_backend
+    from local_mode.endpoints.instances import BackendUnsupported
 
     try:
         make_backend("docker", {})

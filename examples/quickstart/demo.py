@@ -115,7 +115,8 @@ def _image_exists(tag: str) -> bool:
 
 
 def _endpoints_support_docker() -> bool:
-    from local_mode.endpoints.instances import BackendUnsupported, make_backend
+    from local_mode.endpoints.backends import make_backend
+    from local_mode.endpoints.instances import BackendUnsupported
 
     try:
         make_backend("docker", dict(os.environ))
