@@ -35,7 +35,7 @@ from toolkit.pids import group_alive
 from toolkit.settings import MAX_UNIX_SOCKET_PATH
 
 LOOPBACK = "127.0.0.1"
-STOP_GRACE_SECONDS = 30.0  # CONTRACT §3.1: SIGTERM, then SIGKILL 30 s later
+STOP_GRACE_SECONDS = 30.0  # the service: SIGTERM, then SIGKILL 30 s later
 GROUP_EXIT_SECONDS = 10.0
 """How long a stop waits for a SIGKILLed process group to be gone from the process table."""
 _PR_SET_PDEATHSIG = 1

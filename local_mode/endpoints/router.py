@@ -48,7 +48,7 @@ from local_mode.endpoints.spec import ModelSpec, VariantSpec
 
 log = logging.getLogger("optml.local.router")
 
-MAX_REQUEST_BYTES = 6 * 1024 * 1024  # CONTRACT §3.1: 6291456
+MAX_REQUEST_BYTES = 6 * 1024 * 1024  # the service's real-time limit: 6291456
 REQUEST_TIMEOUT = 60.0
 SWEEP_SECONDS = 0.5  # how often overdue fast-path exchanges are looked for
 MAX_MESSAGE_CHARS = 1024

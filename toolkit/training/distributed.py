@@ -1,4 +1,4 @@
-"""Multi-host training: wait for peers to resolve and build the ``torchrun`` command (§1.5)."""
+"""Multi-host training: wait for peers to resolve and build the ``torchrun`` command."""
 
 from __future__ import annotations
 

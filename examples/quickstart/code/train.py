@@ -1,7 +1,7 @@
 """Quickstart training script: a linear regression fitted with numpy gradient descent.
 
 optml's ``train`` runs it as ``python train.py --epochs N --learning-rate LR`` (the job's
-hyperparameters become arguments) with the CONTRACT's environment: ``SM_CHANNEL_TRAIN`` and
+hyperparameters become arguments) with the contract's environment: ``SM_CHANNEL_TRAIN`` and
 ``SM_CHANNEL_VALIDATION`` are the channel directories, ``SM_MODEL_DIR`` is what becomes
 model.tar.gz and ``SM_OUTPUT_DATA_DIR`` what becomes output.tar.gz.
 
