@@ -17,21 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 from local_mode import preflight
 from local_mode.backend_choice import choose_backend
-from local_mode.client_base import arn as _arn
 from local_mode.endpoints.spec import ModelSpec, variants_from_config
 from local_mode.errors import ValidationException
 from local_mode.listing import list_page
 from local_mode.shapes import public_view
 from local_mode.state import ResourceDir, now
-from local_mode.validation import validate_request
 from toolkit.pids import pid_alive
 
 if TYPE_CHECKING:
     from local_mode.state import StateStore
     from toolkit.settings import Settings
 
-ENDPOINT_PRIVATE = frozenset({"Backend", "RouterPort", "Instances", "PendingEndpointConfigName",
-                              "LastDeploymentConfig"})
 ACTIVE = frozenset({"Creating", "Updating", "InService", "SystemUpdating", "RollingBack"})
 DELETE_WAIT_SECONDS = 60.0
 
@@ -159,7 +155,6 @@ class EndpointsAPI:
                          name_key="EndpointName", status_key="EndpointStatus")
 
     def update_endpoint(self, **request: Any) -> dict[str, Any]:
-        validate_request("UpdateEndpoint", request)
         name, config = request["EndpointName"], request["EndpointConfigName"]
         self._described("endpoint-configs", config, "endpoint configuration")
         resource = self._endpoint(name)
@@ -167,7 +162,7 @@ class EndpointsAPI:
         def change(d: dict[str, Any]) -> None:
             if d["EndpointStatus"] != "InService":
                 raise ValidationException(f"Cannot update in-progress endpoint "
-                                          f"\"{_arn('endpoint', name)}\" (status "
+                                          f"\"{d['EndpointArn']}\" (status "
                                           f"{d['EndpointStatus']}).", "UpdateEndpoint")
             d.update(EndpointStatus="Updating", PendingEndpointConfigName=config)
             d.pop("FailureReason", None)
@@ -201,7 +196,7 @@ class EndpointsAPI:
             description = self.store.get(kind, name).describe()
         except Exception:  # noqa: BLE001 - ResourceNotFound
             raise ValidationException(f"Could not find {what} \"{name}\".") from None
-        return {k: v for k, v in description.items() if k not in ENDPOINT_PRIVATE}
+        return description  # callers show it through public_view: only the shape's members
 
 
 class _suppress_lookup:

@@ -477,7 +477,20 @@ class EndpointRunner:
         while True:
             await self._update_requested.wait()
             self._update_requested.clear()
-            await self.update()
+            try:
+                await self.update()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - an update must never leave it Updating
+                # DeployError is rolled back inside update(); anything else (a state file that
+                # cannot be read, a config that cannot be parsed) ends here, and the endpoint
+                # must still leave Updating and take later updates.
+                log.exception("update failed unexpectedly")
+                self.deployment = None
+                self._publish(EndpointStatus="InService", PendingEndpointConfigName=None,
+                              PendingDeploymentSummary=None,
+                              FailureReason=f"Update failed: {type(exc).__name__}: "
+                                            f"{exc}"[:FAILURE_REASON_CHARS])
 
     # -- the endpoint ----------------------------------------------------------------------
     async def run(self) -> None:
