@@ -10,6 +10,7 @@ for the operation that was called (:meth:`LocalModeError.for_operation`).
 
 from __future__ import annotations
 
+import sys
 import uuid
 from functools import cache
 from typing import Any
@@ -43,13 +44,18 @@ class LocalModeError(ClientError):
         return renamed
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return _rebuild, (type(self).code, self.message, self.operation_name or None,
-                          self.response)
+        # by class where pickle can find it (ImageNotFound stays ImageNotFound); by code for the
+        # classes error_class() makes on the fly
+        cls = type(self)
+        importable = getattr(sys.modules.get(cls.__module__), cls.__qualname__, None) is cls
+        return _rebuild, (cls if importable else cls.code, self.message,
+                          self.operation_name or None, self.response)
 
 
-def _rebuild(code: str, message: str, operation: str | None,
+def _rebuild(kind: type[LocalModeError] | str, message: str, operation: str | None,
              response: dict[str, Any]) -> LocalModeError:
-    error = error_class(code)(message, operation)
+    cls = error_class(kind) if isinstance(kind, str) else kind
+    error = cls(message, operation)
     error.response = response  # type: ignore[assignment]
     return error
 

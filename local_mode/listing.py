@@ -63,8 +63,9 @@ def list_page(operation: str, items: Sequence[Mapping[str, Any]], params: Mappin
     """``operation``'s response for ``params`` over all ``items`` (its summaries): the page
     under ``result_key``, and ``NextToken`` when more follow."""
     unknown = sorted(set(params) - HANDLED)
-    if unknown:  # the model has a member this module does not honour: fail loudly
-        raise NotImplementedError(f"{operation}: local mode does not honour {unknown}")
+    if unknown:  # the model has a member this module does not honour: refuse, never ignore
+        raise ValidationException(f"{', '.join(unknown)}: local mode does not honour this "
+                                  "filter yet", operation)
     selected = [item for item in items if _matches(item, params, name_key, status_key)]
     sort_by = params.get("SortBy") or documented_default(operation, "SortBy") or "CreationTime"
     order = params.get("SortOrder") or documented_default(operation, "SortOrder") or "Ascending"

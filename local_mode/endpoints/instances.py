@@ -145,7 +145,7 @@ class ServeProcess:
         # so "stopped" (an update's InService, a delete's return) means gone
         deadline = time.monotonic() + GROUP_EXIT_SECONDS
         while group_alive(self.popen.pid) and time.monotonic() < deadline:
-            time.sleep(0.01)
+            time.sleep(0.05)  # each look reads all of /proc
         self._remove_socket_dir()
 
     def kill(self) -> None:

@@ -126,6 +126,11 @@ class JobRunner:
     def run(self) -> None:
         started = time.monotonic()
         work = self.resource.work_dir
+        # Private: inside it, model/output/checkpoints are writable by anyone (the image's USER
+        # may be anyone), so no other local user may reach them. Containers get their bind
+        # mounts from the engine, which never walks this directory's permissions.
+        work.mkdir(mode=0o700, parents=True, exist_ok=True)
+        work.chmod(0o700)
         billable = 0.0
         training_total = 0.0
         result: AttemptResult | None = None

@@ -196,7 +196,8 @@ def _set_up(settings: Settings, extra_args: Sequence[str]
     return config, command, env, entry
 
 
-def _setup_failed(failure_file: failure.FailureFile, kind: str, exc: Exception, code: int) -> int:
+def _setup_failed(failure_file: failure.FailureFile, kind: str, exc: BaseException,
+                  code: int) -> int:
     message = f"{kind}: {exc}\n"
     failure_file.write(message)
     if not logging.getLogger("optml").handlers:
