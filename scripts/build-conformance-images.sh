@@ -110,7 +110,7 @@ standin_variant() {  # variant package... -> prints the tag of the stand-in plus
     mkdir -p "$DEB_CACHE"
     rm -rf "$debs"; mkdir -p "$debs/partial"
     status="$debs/stand-in.status"
-    cid="$(docker create "$STANDIN" true)"
+    cid="$(docker create --label org.optml.test=docker-tier "$STANDIN" true)"
     echo "$cid" > "$WORK/status.cid"
     docker cp "$cid:/var/lib/dpkg/status" "$status" >/dev/null
     apt_get() {
@@ -129,7 +129,7 @@ standin_variant() {  # variant package... -> prints the tag of the stand-in plus
   fi
   log "$variant: installing $(find "$debs" -name '*.deb' | wc -l) packages into $tag"
   # (the stand-in drops /usr/share/man; openjdk's postinst links a man page there)
-  cid="$(docker create --network none -v "$debs:/debs:ro" "$STANDIN" \
+  cid="$(docker create --label org.optml.test=docker-tier --network none -v "$debs:/debs:ro" "$STANDIN" \
          sh -c 'mkdir -p /usr/share/man/man1 && DEBIAN_FRONTEND=noninteractive dpkg -i /debs/*.deb >/dev/null && rm -rf /usr/share/doc/* /usr/share/man/* /var/log/*.log')"
   echo "$cid" > "$WORK/$variant.cid"
   docker start -a "$cid" >&2 || die "$variant: dpkg -i failed"

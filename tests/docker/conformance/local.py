@@ -16,6 +16,7 @@ from typing import Any
 
 import docker
 import docker.errors
+from botocore.exceptions import WaiterError
 
 import local_mode
 from local_mode.endpoints.docker_backend import STATE_LABEL
@@ -29,6 +30,24 @@ WAIT_SECONDS = 300.0
 assertion."""
 TERMINAL = {"Completed", "Failed", "Stopped"}
 ROLE = "arn:aws:iam::000000000000:role/local"
+
+
+SDK_FIT_FILE_AND_PIPE = r'''
+from sagemaker.estimator import Estimator
+from sagemaker.inputs import TrainingInput
+
+image, train_uri, stream_uri, output_uri, hyperparameters = ARGS
+estimator = Estimator(image_uri=image, role="arn:aws:iam::000000000000:role/local",
+                      instance_count=1, instance_type="local", output_path=output_uri,
+                      sagemaker_session=session, hyperparameters=_json.loads(hyperparameters))
+estimator.fit({"train": TrainingInput(train_uri),
+               "stream": TrainingInput(stream_uri, input_mode="Pipe")}, logs=False)
+report(estimator.model_data)
+'''
+"""The SDK's local mode training ``image`` on a File channel ``train`` and a Pipe channel
+``stream`` (its local mode turns Pipe into File): the peer a conformance image is compared with.
+Run with :func:`tests.docker.sdk_local.run_sdk`; ``ARGS`` are image, the two channel URIs, the
+output URI and the hyperparameters as JSON."""
 
 
 def channel(name: str, directory: Path, mode: str = "File", **fields: Any) -> dict[str, Any]:
@@ -173,12 +192,13 @@ class LocalMode:
 
     def wait_transform(self, name: str) -> dict[str, Any]:
         """The transform job's description once it ended."""
-        deadline = time.monotonic() + WAIT_SECONDS
-        while (described := self.sm.describe_transform_job(TransformJobName=name))[
-                "TransformJobStatus"] not in TERMINAL:
-            assert time.monotonic() < deadline, described
-            time.sleep(0.1)
-        return described
+        try:
+            self.sm.get_waiter("transform_job_completed_or_stopped").wait(
+                TransformJobName=name, WaiterConfig={"Delay": 0.1,
+                                                     "MaxAttempts": int(WAIT_SECONDS / 0.1)})
+        except WaiterError:  # Failed ends the wait too: the caller reads why
+            pass
+        return self.sm.describe_transform_job(TransformJobName=name)
 
     # -- clean-up ------------------------------------------------------------------------------
     def leftovers(self) -> list[str]:

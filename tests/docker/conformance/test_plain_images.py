@@ -18,7 +18,13 @@ import numpy as np
 import pytest
 
 from tests.docker import sdk_local
-from tests.docker.conformance.local import LocalMode, channel, files, read_tarball
+from tests.docker.conformance.local import (
+    SDK_FIT_FILE_AND_PIPE,
+    LocalMode,
+    channel,
+    files,
+    read_tarball,
+)
 
 PLAIN = "optml-conformance/plain-shell:latest"
 NONROOT = "optml-conformance/nonroot:latest"
@@ -61,26 +67,12 @@ def test_shell_scripts_train_and_serve(local: LocalMode, tmp_path: Path) -> None
     assert response["ContentType"] == "text/plain"
 
 
-SDK_FIT = r'''
-from sagemaker.estimator import Estimator
-from sagemaker.inputs import TrainingInput
-
-image, train_uri, stream_uri, output_uri, hyperparameters = ARGS
-estimator = Estimator(image_uri=image, role="arn:aws:iam::000000000000:role/local",
-                      instance_count=1, instance_type="local", output_path=output_uri,
-                      sagemaker_session=session, hyperparameters=_json.loads(hyperparameters))
-estimator.fit({"train": TrainingInput(train_uri),
-               "stream": TrainingInput(stream_uri, input_mode="Pipe")}, logs=False)
-report(estimator.model_data)
-'''
-
-
 @pytest.mark.docker
 def test_the_sdks_local_mode_gives_the_shell_trainer_the_same(local: LocalMode,
                                                               tmp_path: Path) -> None:
     channels = _channels(tmp_path)
     sdk_out = tmp_path / "sdk-output"
-    sdk_local.run_sdk(SDK_FIT, [PLAIN, (tmp_path / "train").as_uri(),
+    sdk_local.run_sdk(SDK_FIT_FILE_AND_PIPE, [PLAIN, (tmp_path / "train").as_uri(),
                                 (tmp_path / "stream").as_uri(), sdk_out.as_uri(),
                                 json.dumps(HYPERPARAMETERS)], tmp_path / "sdk").check()
     sdk = read_tarball(sdk_out / "model.tar.gz")

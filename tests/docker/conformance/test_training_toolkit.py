@@ -18,7 +18,13 @@ from typing import Any
 import pytest
 
 from tests.docker import sdk_local
-from tests.docker.conformance.local import LocalMode, channel, files, read_tarball
+from tests.docker.conformance.local import (
+    SDK_FIT_FILE_AND_PIPE,
+    LocalMode,
+    channel,
+    files,
+    read_tarball,
+)
 
 IMAGE = "optml-conformance/training-toolkit:latest"
 HYPERPARAMETERS = {"greeting": "hello wide world", "layers": "[64, 32]",
@@ -81,25 +87,11 @@ def test_a_failing_script_fails_the_job_with_the_users_message(local: LocalMode)
     assert "ValueError: user-failure-marker: disk on fire" in local.job_log("tk-fails")
 
 
-SDK_FIT = r'''
-from sagemaker.estimator import Estimator
-from sagemaker.inputs import TrainingInput
-
-image, train_uri, stream_uri, output_uri, hyperparameters = ARGS
-estimator = Estimator(image_uri=image, role="arn:aws:iam::000000000000:role/local",
-                      instance_count=1, instance_type="local", output_path=output_uri,
-                      sagemaker_session=session, hyperparameters=_json.loads(hyperparameters))
-estimator.fit({"train": TrainingInput(train_uri),
-               "stream": TrainingInput(stream_uri, input_mode="Pipe")}, logs=False)
-report(estimator.model_data)
-'''
-
-
 @pytest.mark.docker
 def test_the_sdks_local_mode_gives_the_script_the_same(local: LocalMode, tmp_path: Path) -> None:
     channels = _channels(tmp_path)
     sdk_out = tmp_path / "sdk-output"
-    sdk_local.run_sdk(SDK_FIT, [IMAGE, (tmp_path / "train").as_uri(),
+    sdk_local.run_sdk(SDK_FIT_FILE_AND_PIPE, [IMAGE, (tmp_path / "train").as_uri(),
                                 (tmp_path / "stream").as_uri(), sdk_out.as_uri(),
                                 json.dumps(HYPERPARAMETERS)], tmp_path / "sdk").check()
     sdk = json.loads(read_tarball(sdk_out / "model.tar.gz")["host-0.json"])
