@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from local_mode import client as local_client
-from local_mode.backend_choice import docker_reachable
+from local_mode.docker_engine import docker_reachable
 
 if TYPE_CHECKING:
     from toolkit.settings import Settings

@@ -6,21 +6,7 @@ below all of them rather than in the client that composes them.
 
 from __future__ import annotations
 
-
-def docker_reachable() -> bool:
-    try:
-        import docker
-    except ImportError:
-        return False
-    try:
-        client = docker.from_env(timeout=3)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except Exception:  # noqa: BLE001 - any failure means "no engine"
-        return False
-    return True
+from local_mode.docker_engine import docker_reachable
 
 
 def choose_backend(requested: str) -> str:

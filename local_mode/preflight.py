@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from local_mode.docker_engine import connect, require_image
 from local_mode.errors import LocalModeError, ValidationException
 from local_mode.storage import Location, manifest_entries, open_prefix, s3_client
 
@@ -64,20 +65,10 @@ def check_images(images: Sequence[tuple[str, str]]) -> None:
     that is not there is one the job could never run, as the service's unpullable image)."""
     if not images:
         return
-    import docker.errors
-
-    from local_mode.training.backends.docker import connect
-
     client = connect()
     try:
         for field, image in images:
-            try:
-                client.images.get(image)
-            except docker.errors.ImageNotFound:
-                raise ValidationException(
-                    f"{field}: Requested image {image} not found in the local Docker engine; "
-                    "local mode never pulls images (no registry is reachable from here): build "
-                    "it (docker build -t ...) or load it (docker load -i ...) first") from None
+            require_image(client, image, field)
     finally:
         client.close()
 

@@ -79,7 +79,7 @@ class Backends:
 
 def choose_backends(requested: str) -> Backends:
     """Docker when asked for, or (auto) when an engine answers and optml's images exist."""
-    from local_mode.backend_choice import docker_reachable
+    from local_mode.docker_engine import docker_reachable
 
     if requested == "process":
         return Backends("process", "process", ["process backend requested"])

@@ -59,8 +59,8 @@ from local_mode.check.verdicts import (
     secs,
     skip_result,
 )
+from local_mode.docker_engine import reachable_client
 from local_mode.endpoints.staging import StagingError, stage_model_data
-from local_mode.training.backends.docker import reachable_client
 from local_mode.training.spec import TrainingJobSpec
 from toolkit.settings import Settings
 

@@ -24,11 +24,13 @@ from typing import Any
 
 from local_mode.check.errors import CheckInputError
 from local_mode.check.jobs import JOB_NAME_PREFIX
+from local_mode.client_base import arn
+from local_mode.docker_engine import ImageNotFound, require_image
 from local_mode.endpoints.docker_backend import DockerServeContainer, DockerServingBackend
 from local_mode.endpoints.spec import ContainerSpec
 from local_mode.training import hosts as hostlib
 from local_mode.training.backends.docker import JOB_LABEL, ContainerStartFailed, DockerBackend
-from local_mode.training.spec import TrainingJobSpec
+from local_mode.training.spec import TrainingJobSpec, platform_environment
 from toolkit.layout import Layout
 from toolkit.settings import Settings
 
@@ -38,7 +40,6 @@ POLL_SECONDS = 0.05
 LOG_LINES = 40
 """How many of a container's last output lines are kept for the reasons of failed checks."""
 FAILURE_EXCERPT = 300
-ARN_PREFIX = "arn:aws:sagemaker:local:000000000000:training-job/"
 SIGKILL_EXIT = 137
 """128 + 9: the container was killed, not stopped by its own program."""
 
@@ -48,10 +49,9 @@ def image_present(client: Any, image: str) -> None:
     import docker.errors
 
     try:
-        client.images.get(image)
-    except docker.errors.ImageNotFound:
-        raise CheckInputError(f"image {image!r} is not in the local Docker engine (optml check "
-                              "never pulls): build or load it first") from None
+        require_image(client, image, "IMAGE")
+    except ImageNotFound as exc:  # bad input of the command: one line, exit status 2
+        raise CheckInputError(exc.message) from None
     except docker.errors.APIError as exc:
         raise CheckInputError(f"image {image!r}: the engine refused to inspect it "
                               f"({exc.explanation or exc})") from None
@@ -122,8 +122,7 @@ class TrainingRunner:
         try:
             self._lay_out(spec, host, backend)
             backend.prepare(spec, spec.name)
-            env = {**spec.environment, "TRAINING_JOB_NAME": spec.name,
-                   "TRAINING_JOB_ARN": ARN_PREFIX + spec.name}
+            env = platform_environment(spec, arn("training-job", spec.name))
             try:
                 run = backend.start(spec, host, [HOST], env)
             except ContainerStartFailed as exc:

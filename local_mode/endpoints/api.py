@@ -230,8 +230,8 @@ def stop_runner(resource: ResourceDir, timeout: float) -> None:
 def _sweep_containers(name: str, state_dir: str) -> None:
     """Remove the endpoint's containers and network should its runner have died without
     doing so (a ``kill -9``): the runner's own teardown normally leaves nothing to do."""
+    from local_mode.docker_engine import connect
     from local_mode.endpoints.docker_backend import ENDPOINT_LABEL, sweep
-    from local_mode.training.backends.docker import connect
 
     try:
         client = connect(timeout=30)

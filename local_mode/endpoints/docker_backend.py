@@ -35,6 +35,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from local_mode.docker_engine import (
+    ImageNotFound,
+    connect,
+    ignore_missing,
+    reachable_client,
+    require_image,
+)
 from local_mode.endpoints.instances import (
     LOOPBACK,
     STOP_GRACE_SECONDS,
@@ -45,12 +52,7 @@ from local_mode.endpoints.instances import (
 )
 from local_mode.endpoints.spec import ContainerSpec
 from local_mode.instance_types import Machine, ResourceLimits, limits_for
-from local_mode.training.backends.docker import (
-    LineAssembler,
-    connect,
-    ignore_missing,
-    reachable_client,
-)
+from local_mode.training.backends.docker import LineAssembler
 
 log = logging.getLogger("optml.local.endpoint")
 
@@ -244,18 +246,17 @@ class DockerServingBackend:
     def labels(self) -> dict[str, str]:
         return {self.owner[0]: self.owner[1], STATE_LABEL: self.state_dir}
 
-    def _image_labels(self, image: str) -> Mapping[str, str]:
-        """The image's labels; :class:`BackendUnsupported` when it is not in the engine."""
-        import docker.errors
-
+    def _image_labels(self, container: ContainerSpec) -> Mapping[str, str]:
+        """The labels of the container's image; :class:`BackendUnsupported` naming the
+        container and the image when the engine does not have it."""
+        image = container.image
+        assert image is not None
         if image not in self._labels_cache:
             try:
-                attrs = self.client.api.inspect_image(image)
-            except docker.errors.ImageNotFound:
-                raise BackendUnsupported(
-                    f"image {image!r} is not in the local Docker engine, and local mode never "
-                    "pulls images (no container registry is reachable from here): build it "
-                    "(docker build -t ...) or load it (docker load -i ...) first") from None
+                require_image(self.client, image, f"container {container.hostname}: Image")
+            except ImageNotFound as exc:  # the runner fails the endpoint or job with the reason
+                raise BackendUnsupported(exc.message) from None
+            attrs = self.client.api.inspect_image(image)
             self._labels_cache[image] = dict((attrs.get("Config") or {}).get("Labels") or {})
         return self._labels_cache[image]
 
@@ -282,7 +283,7 @@ class DockerServingBackend:
         if not container.image:
             raise BackendUnsupported(f"container {container.hostname}: the Docker backend needs "
                                      "the container's Image")
-        self._image_labels(container.image)
+        self._image_labels(container)
 
     def start(self, container: ContainerSpec, model_dir: Path, workdir: Path,
               environment: Mapping[str, str], log_path: Path, *,
@@ -290,7 +291,7 @@ class DockerServingBackend:
         import docker.errors
 
         assert container.image is not None
-        labels = self._image_labels(container.image)
+        labels = self._image_labels(container)
         network = self._ensure_network()
         api = self.client.api
         bind_port = container_port(labels, position)

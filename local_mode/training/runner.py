@@ -25,7 +25,12 @@ from local_mode.training import artifacts
 from local_mode.training import hosts as hostlib
 from local_mode.training.backends import Backend, HostRun
 from local_mode.training.metrics import MetricExtractor
-from local_mode.training.spec import MODEL_ARTIFACT, OUTPUT_ARTIFACT, TrainingJobSpec
+from local_mode.training.spec import (
+    MODEL_ARTIFACT,
+    OUTPUT_ARTIFACT,
+    TrainingJobSpec,
+    platform_environment,
+)
 from toolkit.layout import Layout
 from toolkit.settings import Settings
 
@@ -211,10 +216,7 @@ class JobRunner:
         return report
 
     def _environment(self) -> dict[str, str]:
-        env = dict(self.spec.environment)
-        env["TRAINING_JOB_NAME"] = self.spec.name
-        env["TRAINING_JOB_ARN"] = self.resource.describe()["TrainingJobArn"]
-        return env
+        return platform_environment(self.spec, self.resource.describe()["TrainingJobArn"])
 
     def _train(self, hosts: Sequence[hostlib.Host], names: list[str], job_started: float,
                spot_after: float | None) -> AttemptResult:

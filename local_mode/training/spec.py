@@ -156,3 +156,10 @@ class TrainingJobSpec:
             managed_spot=spot,
             metric_definitions=tuple(MetricDefinition(m["Name"], m["Regex"])
                                      for m in algorithm.get("MetricDefinitions") or []))
+
+
+def platform_environment(spec: TrainingJobSpec, arn: str) -> dict[str, str]:
+    """A host's environment: the job's ``Environment`` plus what the platform sets in every
+    training container (the job's name and ARN), which wins. The runner and ``optml check``
+    both start containers this way, so a check sees what a job sees."""
+    return {**spec.environment, "TRAINING_JOB_NAME": spec.name, "TRAINING_JOB_ARN": arn}

@@ -184,5 +184,6 @@ def test_cli_names_a_missing_image_in_one_line(check_client: docker.DockerClient
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [
-        "optml check: image 'optml-test/no-such-image:never' is not in the local Docker "
-        "engine (optml check never pulls): build or load it first"]
+        "optml check: IMAGE: Requested image optml-test/no-such-image:never not found in the "
+        "local Docker engine; local mode never pulls images (no registry is reachable from "
+        "here): build it (docker build -t ...) or load it (docker load -i ...) first"]

@@ -37,39 +37,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local_mode.docker_engine import connect, ignore_missing, reachable_client, require_image
 from local_mode.errors import LocalModeError
 from local_mode.instance_types import Machine, ResourceLimits, limits_for
 from local_mode.training.backends import BackendUnsupported
-from local_mode.training.hosts import (
-    CONTAINER_ROOT,
-    Host,
-    container_checkpoint_path,
-    host_checkpoint_dir,
-)
+from local_mode.training.hosts import Host, container_checkpoint_path, host_checkpoint_dir
 from local_mode.training.spec import TrainingJobSpec
+from toolkit.layout import Layout
 from toolkit.settings import Settings
 
 log = logging.getLogger("optml.local")
 
 JOB_LABEL = "optml.job"
 RUN_LABEL = "optml.run"
-CONTROL_TIMEOUT = 120.0
-"""Seconds for one control call (create, kill, remove) to the engine."""
 UNKNOWN_EXIT = 255
 """Exit status reported when the engine can no longer tell a container's status."""
 NETWORK_ATTEMPTS = 5
 """Tries to create a job network when a concurrent job takes the same subnet first."""
-
-
-class DockerUnavailable(LocalModeError):
-    """No Docker engine answers (local mode's Docker backend needs one)."""
-
-    code = "ServiceUnavailable"
-    http_status = 503
-
-
-class ImageNotFound(BackendUnsupported):
-    """The job's image is not in the local engine (local mode never pulls)."""
 
 
 class ContainerStartFailed(LocalModeError):
@@ -102,8 +86,13 @@ class BindMount:
                      read_only=self.read_only)
 
 
-PLATFORM_DIRECTORIES = ("input", "model", "output")
-"""The parts of ``/opt/ml`` the platform owns in a training container (each is mounted)."""
+CONTAINER_LAYOUT = Layout()
+"""The ``/opt/ml`` tree as a training container sees it."""
+
+
+def platform_directories(layout: Layout) -> tuple[Path, ...]:
+    """The parts of ``/opt/ml`` the platform owns in a training container (each is mounted)."""
+    return layout.input_dir, layout.model_dir, layout.output_dir
 
 
 def host_mounts(spec: TrainingJobSpec, host: Host) -> list[BindMount]:
@@ -111,12 +100,13 @@ def host_mounts(spec: TrainingJobSpec, host: Host) -> list[BindMount]:
 
     Never the whole ``/opt/ml``: that would hide what the image keeps there (its code).
     """
-    root = host.layout.root.resolve()
-    mounts = [BindMount(root / name, f"{CONTAINER_ROOT}/{name}") for name in PLATFORM_DIRECTORIES]
+    mounts = [BindMount(source.resolve(), str(target)) for source, target in
+              zip(platform_directories(host.layout), platform_directories(CONTAINER_LAYOUT),
+                  strict=True)]
     for channel in spec.channels:
         if channel.input_mode == "FastFile":
             mounts.append(BindMount(host.layout.channel_dir(channel.name).resolve(),
-                                    f"{CONTAINER_ROOT}/input/data/{channel.name}",
+                                    str(CONTAINER_LAYOUT.channel_dir(channel.name)),
                                     read_only=True))
     if spec.checkpoint_uri or spec.checkpoint_local_path:
         checkpoint = container_checkpoint_path(spec).rstrip("/") or "/"
@@ -157,32 +147,6 @@ class LineAssembler:
 
 # -- the engine --------------------------------------------------------------------------------
 
-def connect(timeout: float | None = CONTROL_TIMEOUT, version: str | None = None) -> Any:
-    """A docker client from the environment (DOCKER_HOST, ...); ``timeout=None`` for streams."""
-    try:
-        import docker
-    except ImportError:  # pragma: no cover - docker is in optml[local]
-        raise DockerUnavailable("the Docker backend needs the docker package: "
-                                "pip install 'optml[local]'") from None
-    try:
-        return docker.DockerClient.from_env(timeout=timeout, version=version)
-    except docker.errors.DockerException as exc:
-        raise DockerUnavailable(f"no Docker engine is reachable ({exc}); start one or use the "
-                                "process backend") from None
-
-
-def reachable_client() -> Any:
-    """A client whose engine answered a ping; DockerUnavailable (saying what to do) if not."""
-    client = connect()
-    try:
-        client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
-        client.close()
-        raise DockerUnavailable(f"no Docker engine is reachable ({exc}); start one or use the "
-                                "process backend") from None
-    return client
-
-
 def sweep(client: Any, job_name: str | None = None) -> int:
     """Remove containers and networks local mode left behind (all jobs', or one job's).
 
@@ -198,20 +162,6 @@ def sweep(client: Any, job_name: str | None = None) -> int:
         ignore_missing(network.remove)
         removed += 1
     return removed
-
-
-def ignore_missing(call: Any, *args: Any, **kwargs: Any) -> None:
-    """Run an engine call that removes, kills or stops something; an object that is already
-    gone (or going, or not running) is fine."""
-    import docker.errors
-
-    try:
-        call(*args, **kwargs)
-    except docker.errors.NotFound:
-        pass
-    except docker.errors.APIError as exc:
-        if exc.status_code != 409:  # "removal already in progress", "not running"
-            raise
 
 
 def reclaim_ownership(client: Any, image: str, path: Path, uid: int, gid: int,
@@ -377,20 +327,13 @@ class DockerBackend:
         return container_checkpoint_path(spec)
 
     def check(self, spec: TrainingJobSpec) -> None:
-        import docker.errors
-
         if not spec.image:
             raise BackendUnsupported("the Docker backend needs AlgorithmSpecification."
                                      "TrainingImage")
         opened_here = self._client is None
         try:
-            self.client.images.get(spec.image)
-        except docker.errors.ImageNotFound:
-            raise ImageNotFound(
-                f"image {spec.image!r} is not in the local Docker engine, and local mode never "
-                "pulls images (no container registry is reachable from here): build it "
-                "(docker build -t ...) or load it (docker load -i ...) first",
-                "CreateTrainingJob") from None
+            require_image(self.client, spec.image, "AlgorithmSpecification.TrainingImage",
+                          "CreateTrainingJob")
         finally:
             # create_training_job checks in the caller's process, which never tears down
             if opened_here and self._network is None and self._owns_client and \
