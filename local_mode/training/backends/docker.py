@@ -327,6 +327,8 @@ class DockerBackend:
         return container_checkpoint_path(spec)
 
     def check(self, spec: TrainingJobSpec) -> None:
+        """Refuse, at CreateTrainingJob, a job without an image or whose image the engine does
+        not have (:class:`~local_mode.docker_engine.ImageNotFound` naming the field)."""
         if not spec.image:
             raise BackendUnsupported("the Docker backend needs AlgorithmSpecification."
                                      "TrainingImage")
