@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from local_mode.cli_check import check  # ``optml check``, attached by toolkit.cli
+from local_mode.cli_errors import EXIT_INVALID, request_errors
 
 if TYPE_CHECKING:
     from local_mode.sagemaker import SageMakerClient
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 
 EXIT_COMPLETED = 0
 EXIT_FAILED = 1
-EXIT_INVALID = 2
 EXIT_STOPPED = 3
 EXIT_INTERRUPTED = 130
 EXIT_BY_STATUS = {"Completed": EXIT_COMPLETED, "Failed": EXIT_FAILED, "Stopped": EXIT_STOPPED}
@@ -239,52 +239,19 @@ def local() -> None:
 def train_command(job_file: Path, wait: bool, backend: str | None, name: str | None,
                   state_dir: Path | None) -> None:
     """Create a training job from JOB_FILE (a CreateTrainingJob request, JSON or YAML)."""
-    request = _load_job_file(job_file)
+    from local_mode.request_files import load_request
+
+    with request_errors(job_file):
+        request = load_request(job_file)
     if name is not None:
         request["TrainingJobName"] = name
     client = _client(state_dir, backend)
-    from botocore.exceptions import ParamValidationError
-
-    from local_mode.errors import LocalModeError
-
-    try:
+    with request_errors(job_file):
         arn = client.create_training_job(**request)["TrainingJobArn"]
-    except LocalModeError as exc:
-        click.echo(f"Error: {job_file}: {exc.message}", err=True)
-        sys.exit(EXIT_INVALID)
-    except ParamValidationError as exc:  # what boto3 rejects before sending: one line
-        click.echo(f"Error: {job_file}: {' '.join(str(exc).split())}", err=True)
-        sys.exit(EXIT_INVALID)
     job = request["TrainingJobName"]
     click.echo(f"Created training job {job} ({arn})")
     if wait:
         sys.exit(_wait_following(client, job))
-
-
-def _load_job_file(path: Path) -> dict[str, Any]:
-    from local_mode.errors import LocalModeError
-    from local_mode.sagemaker import load_request
-
-    try:
-        return load_request(path)
-    except FileNotFoundError:
-        problem = "no such file"
-    except IsADirectoryError:
-        problem = "is a directory, not a job file"
-    except UnicodeDecodeError as exc:
-        problem = f"not UTF-8 text (byte offset {exc.start})"
-    except json.JSONDecodeError as exc:
-        problem = f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-    except LocalModeError as exc:
-        problem = exc.message.removeprefix(f"{path}: ")
-    except Exception as exc:  # noqa: BLE001 - yaml.YAMLError without importing yaml up front
-        if type(exc).__module__.split(".")[0] != "yaml":
-            raise
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = f"invalid YAML{where}: {getattr(exc, 'problem', None) or exc}"
-    click.echo(f"Error: {path}: {problem}", err=True)
-    sys.exit(EXIT_INVALID)
 
 
 @local.command("jobs")

@@ -1,8 +1,8 @@
 """``optml check IMAGE``: the contract checks against any image, as a table (docs/check.md).
 
 This module is imported by every ``optml`` invocation (``toolkit.cli`` attaches the command via
-:mod:`local_mode.cli`), so it imports only click at module level; the checks load inside the
-command.
+:mod:`local_mode.cli`), so it imports only click and the check names at module level; the
+checks load inside the command.
 
 Exit status: 0 every check passed (a SKIP counts only with ``--allow-skip``); 1 a check failed
 or was skipped; 2 bad input (unknown image, missing or invalid file, bad option) or no Docker
@@ -16,13 +16,10 @@ from pathlib import Path
 
 import click
 
-EXIT_NOT_PASSED = 1
-EXIT_INVALID = 2
+from local_mode.check.names import ALL_CHECKS
+from local_mode.cli_errors import EXIT_INVALID, request_errors
 
-_CHECK_NAMES = ("train", "failure-file", "train-sigterm", "ping", "startup-time", "invocations",
-                "errors", "serve-sigterm")
-"""Kept in step with local_mode.check.checks.ALL_CHECKS (a unit test compares them), so
-``--help`` and option parsing need not import the checks."""
+EXIT_NOT_PASSED = 1
 
 
 def _pairs(option: str, values: tuple[str, ...]) -> dict[str, str]:
@@ -33,12 +30,6 @@ def _pairs(option: str, values: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"{value!r} is not KEY=VALUE", param_hint=option)
         pairs[key] = rest
     return pairs
-
-
-def _invalid(message: str) -> None:
-    """One line on stderr (messages from deeper layers may span lines), exit 2."""
-    click.echo(f"optml check: {' '.join(message.split())}", err=True)
-    sys.exit(EXIT_INVALID)
 
 
 @click.command("check")
@@ -65,7 +56,7 @@ def _invalid(message: str) -> None:
               help="Environment of the training and serving containers (repeatable).")
 @click.option("-H", "--hyperparameter", "hyperparameters", multiple=True, metavar="KEY=VALUE",
               help="Hyperparameter of the training jobs (repeatable).")
-@click.option("--only", "only", multiple=True, type=click.Choice(_CHECK_NAMES),
+@click.option("--only", "only", multiple=True, type=click.Choice(ALL_CHECKS),
               help="Run only this check (repeatable; default: all).")
 @click.option("--grace", type=float, default=30.0, show_default=True,
               help="Seconds a container may take to exit after SIGTERM.")
@@ -90,11 +81,11 @@ def check(image: str, job: Path | None, failing_job: Path | None,
           sigterm_after: float | None, allow_skip: bool, as_json: bool) -> None:
     """Run the /opt/ml contract checks against IMAGE (in the local Docker engine)."""
     from local_mode.check import CheckInputError, CheckOptions, format_table, run_checks
-    from local_mode.errors import LocalModeError
     from toolkit.errors import OptmlError
     from toolkit.settings import Settings
 
-    try:
+    # Bad input, and DockerUnavailable (a LocalModeError): one line, exit 2.
+    with request_errors(label="optml check", also=(CheckInputError, OptmlError)):
         options = CheckOptions(
             job=job, failing_job=failing_job,
             failing_environment=_pairs("--failing-env", failing_env),
@@ -105,11 +96,8 @@ def check(image: str, job: Path | None, failing_job: Path | None,
             grace=grace, startup_timeout=startup_timeout, ready_timeout=ready_timeout,
             train_timeout=train_timeout, sigterm_after=sigterm_after)
         report = run_checks(image, options, settings=Settings.from_environ())
-    except click.BadParameter:
-        raise
-    except (CheckInputError, OptmlError) as exc:
-        _invalid(str(exc))
-    except LocalModeError as exc:  # DockerUnavailable
-        _invalid(exc.message)
     click.echo(report.to_json() if as_json else format_table(report))
     sys.exit(report.exit_status(allow_skip))
+
+
+__all__ = ["EXIT_INVALID", "EXIT_NOT_PASSED", "check"]

@@ -18,7 +18,9 @@ from typing import Any
 
 import click
 
-EXIT_FAILED, EXIT_INVALID, EXIT_STOPPED, EXIT_INTERRUPTED = 1, 2, 3, 130
+from local_mode.cli_errors import request_errors
+
+EXIT_FAILED, EXIT_STOPPED, EXIT_INTERRUPTED = 1, 3, 130
 POLL = 0.1
 
 
@@ -65,8 +67,6 @@ def _state_dir(command: Any) -> Any:
 def deploy(name: str, model_data: str, image: str, backend: str | None, instance_count: int,
            env: tuple[str, ...], multi_model: bool, state_dir: Path | None) -> None:
     """Create model, endpoint config and endpoint NAME; wait until InService."""
-    from botocore.exceptions import ClientError
-
     sm, _ = _clients(state_dir, backend)
     environment = {}
     for item in env:
@@ -76,14 +76,12 @@ def deploy(name: str, model_data: str, image: str, backend: str | None, instance
         environment[key] = value
     container = {"Image": image, "ModelDataUrl": model_data, "Environment": environment,
                  "Mode": "MultiModel" if multi_model else "SingleModel"}
-    try:
+    with request_errors():
         sm.create_model(ModelName=name, PrimaryContainer=container)
         sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
             "VariantName": "AllTraffic", "ModelName": name, "InstanceType": "local",
             "InitialInstanceCount": instance_count, "InitialVariantWeight": 1.0}])
         sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
-    except ClientError as exc:
-        _fail(exc, EXIT_INVALID)
     started = time.monotonic()
     try:
         while True:
@@ -133,8 +131,6 @@ def invoke(name: str, body: str, content_type: str, accept: str | None,
            target_variant: str | None, target_model: str | None,
            custom_attributes: str | None, state_dir: Path | None) -> None:
     """Invoke endpoint NAME; the response body goes to stdout."""
-    from botocore.exceptions import ClientError
-
     _, runtime = _clients(state_dir)
     if body.startswith("@"):
         try:
@@ -150,10 +146,8 @@ def invoke(name: str, body: str, content_type: str, accept: str | None,
                        ("TargetModel", target_model), ("CustomAttributes", custom_attributes)):
         if value is not None:
             request[key] = value
-    try:
+    with request_errors(service_error_status=EXIT_FAILED):  # the model failing: exit 1
         response = runtime.invoke_endpoint(**request)
-    except ClientError as exc:
-        _fail(exc)
     click.echo(f"# {response['InvokedProductionVariant']} {response['ContentType']}", err=True)
     sys.stdout.buffer.write(response["Body"].read())
     sys.stdout.buffer.flush()
@@ -164,35 +158,26 @@ def invoke(name: str, body: str, content_type: str, accept: str | None,
 @_state_dir
 def delete_endpoint(name: str, state_dir: Path | None) -> None:
     """Delete endpoint NAME: stop its router and every instance."""
-    from botocore.exceptions import ClientError
-
     sm, _ = _clients(state_dir)
-    try:
+    with request_errors(service_error_status=EXIT_FAILED):  # no such endpoint: exit 1
         sm.delete_endpoint(EndpointName=name)
-    except ClientError as exc:
-        _fail(exc)
     click.echo(f"{name}: deleted")
 
 
 @click.command("transform")
-@click.argument("job_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("job_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--wait/--no-wait", default=False, help="Follow the job to its end.")
 @_state_dir
 def transform(job_file: Path, wait: bool, state_dir: Path | None) -> None:
     """Start the transform job described by JOB_FILE (a CreateTransformJob request as JSON or
     YAML); with --wait, show files and records done until it ends."""
-    from botocore.exceptions import ClientError
+    from local_mode.request_files import load_request
 
-    from local_mode.sagemaker import load_request
-
-    sm, _ = _clients(state_dir)
-    try:
+    with request_errors(job_file):
         request = load_request(job_file)
+    sm, _ = _clients(state_dir)
+    with request_errors(job_file):
         sm.create_transform_job(**request)
-    except ClientError as exc:
-        _fail(exc, EXIT_INVALID)
-    except (OSError, ValueError) as exc:
-        _fail(RuntimeError(f"{job_file}: {exc}"), EXIT_INVALID)
     name = request["TransformJobName"]
     click.echo(f"{name}: started")
     if not wait:

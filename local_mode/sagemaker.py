@@ -29,7 +29,7 @@ from local_mode.endpoints.api import EndpointsAPI
 from local_mode.errors import ResourceNotFound, ValidationException
 from local_mode.listing import list_page
 from local_mode.shapes import public_view
-from local_mode.state import ResourceDir, StateStore, now, read_json
+from local_mode.state import ResourceDir, StateStore, now
 from local_mode.training.spec import TrainingJobSpec
 from local_mode.transform.api import TransformAPI
 from toolkit.settings import Settings
@@ -40,7 +40,7 @@ TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
 TRAINING_SUMMARY = ("TrainingJobName", "TrainingJobArn", "CreationTime", "TrainingEndTime",
                     "LastModifiedTime", "TrainingJobStatus", "SecondaryStatus", "WarmPoolStatus")
 
-__all__ = ["SageMakerClient", "arn", "client", "load_request"]
+__all__ = ["SageMakerClient", "arn", "client"]
 
 
 class SageMakerClient(LocalClient, EndpointsAPI, TransformAPI):
@@ -174,17 +174,3 @@ def client(service_name: str, **kwargs: Any) -> Any:
         return RuntimeClient(**kwargs)
     raise ValueError(f"unknown local service {service_name!r}; expected 'sagemaker' or "
                      "'sagemaker-runtime'")
-
-
-def load_request(path: Path) -> dict[str, Any]:
-    """A job file (JSON or YAML) as a request dict."""
-    text = path.read_text(encoding="utf-8")
-    if path.suffix in {".yaml", ".yml"}:
-        import yaml
-
-        data = yaml.safe_load(text)
-    else:
-        data = read_json(path)
-    if not isinstance(data, dict):
-        raise ValidationException(f"{path}: a job file must hold one request object")
-    return data

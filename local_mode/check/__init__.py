@@ -13,11 +13,27 @@ See docs/check.md for what each check does and why.
 
 from __future__ import annotations
 
-from local_mode.check.checks import run_checks
-from local_mode.check.containers import sweep
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from local_mode.check.errors import CheckInputError
-from local_mode.check.options import ALL_CHECKS, SERVE_CHECKS, TRAIN_CHECKS, CheckOptions
+from local_mode.check.names import ALL_CHECKS, SERVE_CHECKS, TRAIN_CHECKS
+from local_mode.check.options import CheckOptions
 from local_mode.check.report import CheckResult, Report, Status, format_table
+
+if TYPE_CHECKING:
+    from local_mode.check.checks import run_checks
+    from local_mode.check.containers import sweep
+
+_DRIVING = {"run_checks": "local_mode.check.checks", "sweep": "local_mode.check.containers"}
+"""Loaded on first use: they bring in Docker and the training backends, and the package is also
+imported for its light parts (the check names, by ``optml --help`` and every ``optml`` run)."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DRIVING:
+        return getattr(importlib.import_module(_DRIVING[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["ALL_CHECKS", "SERVE_CHECKS", "TRAIN_CHECKS", "CheckInputError", "CheckOptions",
            "CheckResult", "Report", "Status", "format_table", "run_checks", "sweep"]

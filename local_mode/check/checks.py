@@ -47,7 +47,8 @@ from local_mode.check.containers import (
     image_present,
 )
 from local_mode.check.errors import CheckInputError
-from local_mode.check.options import ALL_CHECKS, SERVE_CHECKS, CheckOptions
+from local_mode.check.names import ALL_CHECKS, SERVE_CHECKS
+from local_mode.check.options import CheckOptions
 from local_mode.check.report import CheckResult, Report, select
 from local_mode.check.serving_checks import ServingChecks
 from local_mode.check.verdicts import (

@@ -8,16 +8,19 @@ File-mode channels staged from ``file://`` or ``s3://`` as local mode does.
 from __future__ import annotations
 
 import copy
-import json
 import random
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ParamValidationError
+
 from local_mode.check.errors import CheckInputError
 from local_mode.errors import LocalModeError
+from local_mode.request_files import RequestFileError, load_request
 from local_mode.training.spec import TrainingJobSpec
+from local_mode.validation import validate_request
 
 JOB_NAME_PREFIX = "optml-check-"
 """Every job the check runs is named with this prefix (it also labels its containers)."""
@@ -27,6 +30,10 @@ GENERATED_FEATURES = 3
 INSTANCE_TYPE = "local"
 """No instance type's limits: the checks are about behaviour, not about fitting a machine."""
 RUNNABLE_MODES = ("File", "FastFile")
+PLACEHOLDERS = {"RoleArn": "arn:aws:iam::000000000000:role/optml-check",
+                "StoppingCondition": {"MaxRuntimeInSeconds": 86400}}
+"""What a job file may leave out, supplied only to validate it: nothing assumes a role locally,
+and ``--train-timeout`` bounds every run the check makes."""
 
 
 def job_name() -> str:
@@ -75,26 +82,10 @@ def load_job(path: Path, image: str, output_dir: Path,
     """The user's job file as a request for ``image``: its TrainingImage is replaced (the image
     under test is the one named on the command line), ``hyperparameters`` and ``environment``
     are added over the file's, and a missing name or output path is filled in."""
-    from local_mode.sagemaker import load_request
-
     try:
         request = load_request(path)
-    except FileNotFoundError:
-        raise CheckInputError(f"{path}: no such job file") from None
-    except IsADirectoryError:
-        raise CheckInputError(f"{path}: is a directory, not a job file") from None
-    except UnicodeDecodeError as exc:
-        raise CheckInputError(f"{path}: not UTF-8 text (byte offset {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise CheckInputError(f"{path}: invalid JSON at line {exc.lineno}, column "
-                              f"{exc.colno}: {exc.msg}") from None
-    except LocalModeError as exc:
-        raise CheckInputError(exc.message if str(path) in exc.message
-                              else f"{path}: {exc.message}") from None
-    except Exception as exc:  # noqa: BLE001 - yaml.YAMLError without importing yaml up front
-        if type(exc).__module__.split(".")[0] != "yaml":
-            raise
-        raise CheckInputError(f"{path}: invalid YAML: {exc}") from None
+    except RequestFileError as exc:  # missing, unreadable, not JSON/YAML, not one object
+        raise CheckInputError(str(exc)) from None
     request = copy.deepcopy(request)
     algorithm = request.get("AlgorithmSpecification")
     if algorithm is not None and not isinstance(algorithm, dict):
@@ -107,13 +98,27 @@ def load_job(path: Path, image: str, output_dir: Path,
     request.setdefault("OutputDataConfig", {"S3OutputPath": output_dir.resolve().as_uri()})
     for key, extra in (("HyperParameters", hyperparameters), ("Environment", environment)):
         if extra:
-            request[key] = {**(request.get(key) or {}), **extra}
+            own = request.get(key) or {}
+            if not isinstance(own, dict):
+                raise CheckInputError(f"{path}: {key} must be an object (names to strings)")
+            request[key] = {**own, **extra}
     job_spec(request, str(path))  # fail now, naming the file, not in the middle of a check
     return request
 
 
 def job_spec(request: Mapping[str, Any], source: str = "the generated job") -> TrainingJobSpec:
-    """The validated spec of ``request``; CheckInputError naming ``source`` and the field."""
+    """The validated spec of ``request``; CheckInputError naming ``source`` and the field.
+
+    The request is first checked as CreateTrainingJob is (botocore's model, then the service's
+    patterns and enums), as ``optml local train`` checks it, so a wrong type is named there
+    rather than failing somewhere inside the spec.
+    """
+    try:
+        validate_request("CreateTrainingJob", {**PLACEHOLDERS, **request})
+    except ParamValidationError as exc:
+        raise CheckInputError(f"{source}: {' '.join(str(exc).split())}") from None
+    except LocalModeError as exc:  # ValidationException
+        raise CheckInputError(f"{source}: {exc.message}") from None
     try:
         spec = TrainingJobSpec.from_request(request)
     except LocalModeError as exc:

@@ -11,11 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from local_mode.check.errors import CheckInputError
+from local_mode.check.names import ALL_CHECKS
 from local_mode.check.report import select
 
-TRAIN_CHECKS = ("train", "failure-file", "train-sigterm")
-SERVE_CHECKS = ("ping", "startup-time", "invocations", "errors", "serve-sigterm")
-ALL_CHECKS = TRAIN_CHECKS + SERVE_CHECKS
 TITLES = {
     "train": "training exits 0 and writes /opt/ml/model",
     "failure-file": "a failed run writes /opt/ml/output/failure, exits non-zero",
@@ -68,8 +66,8 @@ class CheckOptions:
                                   "are two ways to make the run fail: give one")
         for option, path in (("--job", self.job), ("--failing-job", self.failing_job),
                              ("--sample", self.sample)):
-            if path is not None and not Path(path).is_file():
-                raise CheckInputError(f"{option} {path}: no such file")
+            if path is not None:
+                _readable_file(option, Path(path))
         if self.sample is not None:
             if not self.content_type:
                 raise CheckInputError("--sample needs --content-type (the sample's media type)")
@@ -80,3 +78,14 @@ class CheckOptions:
             if "://" not in text and not Path(text).exists():
                 raise CheckInputError(f"--model-data {text}: no such file or directory")
         return self
+
+
+def _readable_file(option: str, path: Path) -> None:
+    """Fail now, before any container runs, on a file that is missing or cannot be read."""
+    try:
+        if not path.is_file():
+            raise CheckInputError(f"{option} {path}: no such file")
+        with path.open("rb"):
+            pass
+    except OSError as exc:  # e.g. PermissionError, on the file or a directory above it
+        raise CheckInputError(f"{option} {path}: {exc.strerror or exc}") from None

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from local_mode.check.containers import SIGKILL_EXIT, ServingRunner
+from local_mode.check.errors import CheckInputError
 from local_mode.check.options import CheckOptions
 from local_mode.check.probes import Answer, InFlight, NoAnswer, request
 from local_mode.check.report import CheckResult
@@ -41,6 +42,14 @@ DEFAULT_PROBE = (b"{}", "application/json")
 ERROR_BODY_TYPES = ("application/json", "text/plain", "application/problem+json")
 
 
+def read_sample(path: Path) -> bytes:
+    """The ``--sample`` body; CheckInputError naming the file when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CheckInputError(f"--sample {path}: {exc.strerror or exc}") from None
+
+
 class ServingChecks:
     """The serving checks, against one container started once."""
 
@@ -59,7 +68,7 @@ class ServingChecks:
             headers = {"Content-Type": str(self.options.content_type)}
             if self.options.accept:
                 headers["Accept"] = self.options.accept
-            self.sample = (Path(self.options.sample).read_bytes(), headers)
+            self.sample = (read_sample(Path(self.options.sample)), headers)
 
     def run(self) -> list[CheckResult]:
         o = self.options

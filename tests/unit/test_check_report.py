@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,15 +16,22 @@ from local_mode.check import ALL_CHECKS, CheckInputError, CheckOptions, jobs
 from local_mode.check.probes import Answer
 from local_mode.check.report import CheckResult, Report, Status, _wrap, format_table, select
 from local_mode.check.serving_checks import garbage_problem
-from local_mode.cli_check import _CHECK_NAMES, EXIT_INVALID, check
+from local_mode.cli_check import EXIT_INVALID, check
 
 
 def _result(name: str, status: Status, reason: str = "because") -> CheckResult:
     return CheckResult(name, f"title of {name}", status, reason, 1.25)
 
 
-def test_cli_choices_follow_the_checks() -> None:
-    assert _CHECK_NAMES == ALL_CHECKS
+def test_cli_offers_every_check_without_loading_the_checks() -> None:
+    only = next(p for p in check.params if p.name == "only")
+    assert tuple(only.type.choices) == ALL_CHECKS  # type: ignore[attr-defined]
+    # every optml run imports the command: the checks (Docker, botocore) load only when run
+    code = ("import sys, local_mode.cli; print(sorted(m for m in sys.modules if m.split('.')[0]"
+            " in ('docker', 'botocore') or m == 'local_mode.check.checks'))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert loaded.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(("statuses", "allow_skip", "expected"), [
@@ -112,21 +121,42 @@ def test_job_file_runs_on_the_image_under_test(tmp_path: Path) -> None:
     path = tmp_path / "job.yaml"
     path.write_text("AlgorithmSpecification: {TrainingImage: other, TrainingInputMode: File}\n"
                     "HyperParameters: {a: '1'}\n"
-                    "ResourceConfig: {InstanceType: local, InstanceCount: 1}\n")
+                    "ResourceConfig: {InstanceType: local, InstanceCount: 1, VolumeSizeInGB: 1}\n")
     request = jobs.load_job(path, "img", tmp_path / "out", {"b": "2"})
     assert request["AlgorithmSpecification"]["TrainingImage"] == "img"
     assert request["HyperParameters"] == {"a": "1", "b": "2"}
     assert request["TrainingJobName"].startswith(jobs.JOB_NAME_PREFIX)
 
 
+_RESOURCES = {"InstanceType": "local", "InstanceCount": 1, "VolumeSizeInGB": 1}
+_PIPE_CHANNEL = {"ChannelName": "t", "InputMode": "Pipe", "DataSource": {"S3DataSource": {
+    "S3DataType": "S3Prefix", "S3Uri": "file:///tmp/x"}}}
+
+
+def _job_text(**fields: object) -> str:
+    """A job file as the check takes it: no name, role, stopping condition or output path."""
+    algorithm = {"TrainingImage": "replaced", "TrainingInputMode": "File"}
+    return json.dumps({"AlgorithmSpecification": algorithm, "ResourceConfig": _RESOURCES,
+                       **fields})
+
+
 @pytest.mark.parametrize(("content", "expected"), [
     ("{not json", "invalid JSON at line 1"),
-    ('{"ResourceConfig": {"InstanceCount": 2}}', "InstanceCount is 2; optml check runs one"),
-    ('{"InputDataConfig": [{"ChannelName": "t", "InputMode": "Pipe", "DataSource": '
-     '{"S3DataSource": {"S3Uri": "file:///tmp/x"}}}]}', "uses InputMode Pipe"),
-    ('{"InputDataConfig": [{"ChannelName": "t", "DataSource": {}}]}',
+    (_job_text(ResourceConfig={**_RESOURCES, "InstanceCount": 2}),
+     "InstanceCount is 2; optml check runs one"),
+    (_job_text(InputDataConfig=[_PIPE_CHANNEL]), "uses InputMode Pipe"),
+    (_job_text(InputDataConfig=[{"ChannelName": "t", "DataSource": {}}]),
      "InputDataConfig[0].DataSource.S3DataSource is required"),
-    ("[1, 2]", "a job file must hold one request object"),
+    ("[1, 2]", "must hold one request object, not a list"),
+    # wrong types are named by botocore's model, not met as an AttributeError in the spec
+    (_job_text(ResourceConfig="x"), "Invalid type for parameter ResourceConfig, value: x"),
+    (_job_text(InputDataConfig={"ChannelName": "t"}), "Invalid type for parameter "
+                                                      "InputDataConfig"),
+    (_job_text(InputDataConfig=[{"ChannelName": "t"}]),
+     'Missing required parameter in InputDataConfig[0]: "DataSource"'),
+    (_job_text(ResourceConfig={**_RESOURCES, "InstanceType": "ml.nope"}),
+     "'ml.nope' at 'ResourceConfig.InstanceType'"),
+    (_job_text(HyperParameters=["a"]), "HyperParameters"),
 ])
 def test_bad_job_files_are_named(tmp_path: Path, content: str, expected: str) -> None:
     path = tmp_path / "job.json"
