@@ -14,6 +14,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from local_mode.docker_engine import connect, require_image
 from local_mode.errors import LocalModeError, ValidationException
 from local_mode.storage import Location, manifest_entries, open_prefix, s3_client
@@ -39,7 +41,8 @@ def check_model_data(request: Mapping[str, Any], environ: Mapping[str, str]) -> 
     for where, container in model_containers(request):
         url = container.get("ModelDataUrl")
         if url and container.get("Mode") != "MultiModel":  # a MultiModel URL is a prefix
-            if not _object_exists(url, environ):  # models come and go under it
+            if not _object_exists(url, f"{where}.ModelDataUrl", environ):  # (not MultiModel:
+                # models come and go under its prefix)
                 raise ValidationException(f"{where}.ModelDataUrl: Could not find model data "
                                           f"at {url}.")
         source = (container.get("ModelDataSource") or {}).get("S3DataSource")
@@ -47,7 +50,7 @@ def check_model_data(request: Mapping[str, Any], environ: Mapping[str, str]) -> 
             field = f"{where}.ModelDataSource.S3DataSource.S3Uri"
             uri = source["S3Uri"]
             found = _has_objects(uri, field, environ) if source.get("S3DataType") == \
-                "S3Prefix" else _object_exists(uri, environ)
+                "S3Prefix" else _object_exists(uri, field, environ)
             if not found:
                 raise ValidationException(f"{field}: Could not find model data at {uri}.")
 
@@ -89,7 +92,7 @@ def _check_data_source(source: Mapping[str, Any], where: str,
         if not keys:
             raise ValidationException(f"{field}: the manifest file {uri} lists no object")
     elif kind == "AugmentedManifestFile":
-        if not _object_exists(uri, environ):
+        if not _object_exists(uri, field, environ):
             raise ValidationException(f"{field}: the augmented manifest file {uri} does not "
                                       "exist")
     elif not _has_objects(uri, field, environ):
@@ -107,25 +110,47 @@ def _has_objects(uri: str, field: str, environ: Mapping[str, str]) -> bool:
     if location.scheme == "file":
         try:
             return bool(open_prefix(uri, environ).list_objects())
-        except Exception:  # noqa: BLE001 - no such directory: nothing under the prefix
+        except (FileNotFoundError, NotADirectoryError):  # nothing under the prefix
             return False
+        except (OSError, LocalModeError) as exc:
+            raise _unreadable(field, uri, exc) from None
     client = s3_client(environ)
     try:
         pages = client.get_paginator("list_objects_v2").paginate(
             Bucket=location.bucket, Prefix=location.key)
         return any(not item["Key"].endswith("/")
                    for page in pages for item in page.get("Contents", []))
-    except Exception:  # noqa: BLE001 - NoSuchBucket, AccessDenied: the service says "none"
-        return False
+    except Exception as exc:  # noqa: BLE001 - boto raises many types; sorted out below
+        if _means_none(exc):
+            return False
+        raise _unreadable(field, uri, exc) from None
 
 
-def _object_exists(uri: str, environ: Mapping[str, str]) -> bool:
+def _object_exists(uri: str, field: str, environ: Mapping[str, str]) -> bool:
     """The object ``uri`` exists (a file:// directory counts: a local convenience)."""
-    location = Location.parse(uri)
+    location = Location.parse(uri, field)
     if location.scheme == "file":
         return Path(location.key).exists()
     try:
         s3_client(environ).head_object(Bucket=location.bucket, Key=location.key)
-    except Exception:  # noqa: BLE001 - 404, 403, no bucket: the service cannot read it either
-        return False
+    except Exception as exc:  # noqa: BLE001 - boto raises many types; sorted out below
+        if _means_none(exc):
+            return False
+        raise _unreadable(field, uri, exc) from None
     return True
+
+
+NONE_CODES = frozenset({"NoSuchBucket", "NoSuchKey", "NotFound", "404", "AccessDenied", "403"})
+"""S3 answers that mean "no such data" to the service too (it cannot read what it may not)."""
+
+
+def _means_none(exc: Exception) -> bool:
+    """S3 answered, and the answer is that there is nothing there (as opposed to no answer:
+    an endpoint that is down, no credentials, a timeout)."""
+    return isinstance(exc, ClientError) and \
+        str(exc.response.get("Error", {}).get("Code")) in NONE_CODES
+
+
+def _unreadable(field: str, uri: str, exc: Exception) -> ValidationException:
+    return ValidationException(f"{field}: cannot read {uri} ({type(exc).__name__}: {exc}); "
+                               "check the S3 endpoint and credentials local mode uses")

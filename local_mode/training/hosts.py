@@ -21,12 +21,13 @@ from local_mode.storage import ManifestSource, open_prefix, relative_key
 from local_mode.training.spec import ChannelSpec, TrainingJobSpec
 from toolkit.channels.plan import epoch_order
 from toolkit.channels.sources import ObjectSource
-from toolkit.layout import Layout
+from toolkit.layout import DEFAULT_ROOT, Layout
 
 log = logging.getLogger(__name__)
 
 GROUP_NAME = "homogeneousCluster"
-CONTAINER_ROOT = "/opt/ml"
+CONTAINER_ROOT = str(DEFAULT_ROOT)
+"""Where a container sees the tree (relative paths of the host tree map onto it)."""
 PIPE_EPOCHS = 1_000_000  # the service keeps making FIFOs for as long as the job reads them
 WRITABLE_MODE = 0o777
 READABLE_DIR_MODE = 0o755
@@ -44,7 +45,7 @@ class Host:
 
 
 def container_checkpoint_path(spec: TrainingJobSpec) -> str:
-    return spec.checkpoint_local_path or f"{CONTAINER_ROOT}/checkpoints"
+    return spec.checkpoint_local_path or str(Layout().default_checkpoint_dir)
 
 
 def host_checkpoint_dir(spec: TrainingJobSpec, host: Host) -> Path:

@@ -4,6 +4,7 @@ does not exist (CreateModel); on file:// and on S3 (a real S3 server)."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +123,21 @@ def test_s3_prefixes_and_artifacts(tmp_path: Path, s3_environ: dict[str, str],
     _refused(lambda: sm.create_transform_job(**_transform(f"s3://{s3_bucket}/none/", tmp_path)),
              "CreateTransformJob", "TransformInput.DataSource.S3DataSource.S3Uri",
              f"s3://{s3_bucket}/none/")
+
+
+def test_an_s3_store_that_does_not_answer_is_named_as_such(tmp_path: Path,
+                                                           s3_environ: dict[str, str]) -> None:
+    """No answer (a store that is down, no credentials) is not "no objects": the message says
+    what went wrong, so the user fixes the endpoint rather than hunting for missing data."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environ = {**s3_environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+               "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}"}
+    sm = _client(tmp_path, environ)
+    uri = "s3://bucket/data/"
+    message = _refused(lambda: sm.create_training_job(**_training(uri, tmp_path)),
+                       "CreateTrainingJob", "InputDataConfig[0].DataSource.S3DataSource.S3Uri",
+                       uri)
+    assert "cannot read" in message and "EndpointConnectionError" in message
+    assert "No S3 objects found" not in message
