@@ -228,7 +228,8 @@ def local() -> None:
 
 
 @local.command("train")
-@click.argument("job_file", type=click.Path(dir_okay=False, path_type=Path))
+# readable=False: a missing or unreadable file is reported by load_request, on one line
+@click.argument("job_file", type=click.Path(path_type=Path, readable=False))
 @click.option("--wait/--no-wait", default=False,
               help="Stream the job's logs until it ends; Ctrl-C stops the job.")
 @click.option("--backend", type=click.Choice(["auto", "docker", "process"]), default=None,

@@ -32,12 +32,15 @@ def _pairs(option: str, values: tuple[str, ...]) -> dict[str, str]:
     return pairs
 
 
+# The file options take any path: a missing or unreadable file is reported by CheckOptions, on
+# one line, rather than by click's multi-line usage error.
 @click.command("check")
 @click.argument("image")
-@click.option("--job", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--job", type=click.Path(path_type=Path, readable=False), default=None,
               help="A CreateTrainingJob request (JSON or YAML) to train on instead of the "
                    "generated job; its TrainingImage is replaced by IMAGE.")
-@click.option("--failing-job", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--failing-job", type=click.Path(path_type=Path, readable=False),
+              default=None,
               help="A job that makes the program fail (default: the job without its channels).")
 @click.option("--failing-env", "failing_env", multiple=True, metavar="KEY=VALUE",
               help="Environment that makes the job fail, for the failure-file run (repeatable).")
@@ -48,7 +51,7 @@ def _pairs(option: str, values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--model-data", default=None,
               help="model.tar.gz or a directory (or a file:// or s3:// URL) to serve "
                    "(default: the model the train check produced).")
-@click.option("--sample", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--sample", type=click.Path(path_type=Path, readable=False), default=None,
               help="A request body /invocations must answer 200.")
 @click.option("--content-type", default=None, help="The sample's Content-Type.")
 @click.option("--accept", default=None, help="Accept header sent with the sample.")

@@ -165,7 +165,8 @@ def delete_endpoint(name: str, state_dir: Path | None) -> None:
 
 
 @click.command("transform")
-@click.argument("job_file", type=click.Path(dir_okay=False, path_type=Path))
+# readable=False: a missing or unreadable file is reported by load_request, on one line
+@click.argument("job_file", type=click.Path(path_type=Path, readable=False))
 @click.option("--wait/--no-wait", default=False, help="Follow the job to its end.")
 @_state_dir
 def transform(job_file: Path, wait: bool, state_dir: Path | None) -> None:

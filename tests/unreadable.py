@@ -33,7 +33,10 @@ def unreadable_file(name: str, content: bytes = b"{}") -> Iterator[Path]:
 
 def without_read_permission(call: Callable[[], T]) -> T:
     """``call()`` as a user the file permissions apply to: this process unless it is root, else a
-    forked child running as ``nobody`` whose result (picklable) comes back through a pipe."""
+    forked child running as ``nobody`` whose result (picklable) comes back through a pipe.
+
+    The child may be unable to import anything the parent has not imported yet (the interpreter
+    can live in root's home), so callers import what ``call`` needs first."""
     if os.geteuid() != 0:
         return call()
     read_end, write_end = os.pipe()
