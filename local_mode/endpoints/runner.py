@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
-import json
 import logging
 import os
 import shutil
@@ -41,6 +40,7 @@ from typing import Any
 from local_mode.endpoints import http
 from local_mode.endpoints.backends import make_backend
 from local_mode.endpoints.docker_backend import ENDPOINT_LABEL
+from local_mode.endpoints.health import load_failure
 from local_mode.endpoints.http import Upstream, UpstreamUnavailable
 from local_mode.endpoints.instances import Backend, Container
 from local_mode.endpoints.router import Instance, ModelCache, Router, Variant
@@ -112,13 +112,7 @@ async def ping(upstream: Upstream) -> tuple[bool, str | None]:
         response = await asyncio.wait_for(upstream.request("GET", "/ping", []), PING_TIMEOUT)
     except (UpstreamUnavailable, asyncio.TimeoutError, OSError, Exception):  # noqa: BLE001
         return False, None
-    if response.status == 503 and b"model_load_failed" in response.body[:4096]:
-        try:
-            detail = json.loads(response.body)
-            return False, str(detail.get("message") or detail)
-        except (ValueError, AttributeError):
-            return False, response.body[:1024].decode("utf-8", "replace")
-    return response.status == 200, None
+    return response.status == 200, load_failure(response.status, response.body)
 
 
 class EndpointRunner:

@@ -9,6 +9,8 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from local_mode.endpoints.health import load_failure
+
 
 class InvocationError(Exception):
     """The container answered an error, or did not answer; the message says which."""
@@ -91,9 +93,17 @@ class InstanceClient:
             return None
         return parsed if isinstance(parsed, dict) else None
 
-    def ping(self) -> bool:
-        try:
-            return all(self.request(port, "GET", "/ping", None, {})[0] == 200
-                       for port in self.ports)
-        except InvocationError:
-            return False
+    def health(self) -> tuple[bool, str | None]:
+        """``(every container answers /ping 200, the first one's reason if its model can never
+        load)``; a container that does not answer yet is only not healthy."""
+        healthy = True
+        for port in self.ports:
+            try:
+                status, _, data = self.request(port, "GET", "/ping", None, {})
+            except InvocationError:
+                return False, None
+            fatal = load_failure(status, data)
+            if fatal is not None:
+                return False, fatal
+            healthy = healthy and status == 200
+        return healthy, None

@@ -58,6 +58,11 @@ class Stopped(Exception):
     """StopTransformJob arrived."""
 
 
+class ContainersNotReady(Exception):
+    """The model's containers never became ready (exited, model load failed, timed out): the
+    job fails before any file is read, with the container's reason."""
+
+
 class FileFailed(Exception):
     """One input file failed; the message is its part of FailureReason."""
 
@@ -183,13 +188,18 @@ class TransformRunner:
             for index in list(pending):
                 dead = [c for c in groups[index] if not c.alive()]
                 if dead:
-                    raise FileFailed(f"container {dead[0].hostname} of instance {index + 1} "
-                                     f"exited before it was ready:\n{dead[0].log_tail()}")
-                if pingers[index].ping():
+                    raise ContainersNotReady(f"container {dead[0].hostname} of instance "
+                                             f"{index + 1} exited before it was ready:\n"
+                                             f"{dead[0].log_tail()}")
+                healthy, fatal = pingers[index].health()
+                if fatal is not None:
+                    raise ContainersNotReady(f"instance {index + 1}: the model failed to load: "
+                                             f"{fatal}")
+                if healthy:
                     pending.discard(index)
             if time.monotonic() > deadline:
-                raise FileFailed(f"the containers did not pass the ping health check within "
-                                 f"{STARTUP_TIMEOUT:.0f} s")
+                raise ContainersNotReady(f"the containers did not pass the ping health check "
+                                         f"within {STARTUP_TIMEOUT:.0f} s")
             time.sleep(PING_INTERVAL)
 
     def _objects(self) -> tuple[ObjectSource, list[tuple[str, str]]]:
