@@ -15,6 +15,10 @@ from pathlib import Path
 
 from local_mode.storage import Location, open_prefix, upload_file
 
+WRITABLE_DIR_MODE = 0o777
+WRITABLE_FILE_MODE = 0o666
+"""Restored checkpoints belong to the program, which may run as any user (its image's USER)."""
+
 log = logging.getLogger(__name__)
 
 
@@ -57,10 +61,17 @@ def restore_checkpoints(uri: str, targets: Sequence[Path], environ: Mapping[str,
         for info in objects:
             key = info.key[len(prefix):] if info.key.startswith(prefix) else info.key
             path = target / key
-            path.parent.mkdir(parents=True, exist_ok=True)
+            for directory in reversed([path.parent, *path.parent.parents]):
+                if directory == target or target in directory.parents:
+                    if not directory.exists():
+                        directory.mkdir()
+                        directory.chmod(WRITABLE_DIR_MODE)
             with source.open_object(info.key) as reader, path.open("wb") as writer:
                 while chunk := reader.read(1 << 20):
                     writer.write(chunk)
+            # the program resumes from these and then overwrites them, as whatever USER its
+            # image runs as
+            path.chmod(WRITABLE_FILE_MODE)
     return len(objects)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from local_mode.storage import ManifestSource, open_prefix, relative_key
+from local_mode.training.artifacts import WRITABLE_DIR_MODE
 from local_mode.training.spec import ChannelSpec, TrainingJobSpec
 from toolkit.channels.plan import epoch_order
 from toolkit.channels.sources import ObjectSource
@@ -29,11 +30,12 @@ GROUP_NAME = "homogeneousCluster"
 CONTAINER_ROOT = str(DEFAULT_ROOT)
 """Where a container sees the tree (relative paths of the host tree map onto it)."""
 PIPE_EPOCHS = 1_000_000  # the service keeps making FIFOs for as long as the job reads them
-WRITABLE_MODE = 0o777
-READABLE_DIR_MODE = 0o755
-READABLE_FILE_MODE = 0o644
+WRITABLE_MODE = WRITABLE_DIR_MODE
 """Mode of the directories the program writes (model, output, checkpoints): an image's ``USER``
 need not be root, and whoever it is must be able to write its model and failure file."""
+READABLE_DIR_MODE = 0o755
+READABLE_FILE_MODE = 0o644
+"""Config files, staged channel files and their directories: readable by any ``USER``."""
 
 
 @dataclass(frozen=True)

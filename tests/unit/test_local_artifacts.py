@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import tarfile
 from pathlib import Path
 
@@ -42,6 +43,9 @@ def test_restore_and_incremental_sync(tmp_path: Path) -> None:
     hosts = [tmp_path / "h1" / "ckpt", tmp_path / "h2" / "ckpt"]
     assert restore_checkpoints(f"file://{remote}", hosts, {}) == 1
     assert all((h / "deep" / "c0").read_text() == "zero" for h in hosts)
+    for host in hosts:  # the program, whatever its USER, resumes from them and overwrites them
+        assert stat.S_IMODE((host / "deep" / "c0").stat().st_mode) == 0o666
+        assert stat.S_IMODE((host / "deep").stat().st_mode) == 0o777
     assert restore_checkpoints(f"file://{tmp_path}/nothing-yet", hosts, {}) == 0
 
     sync = CheckpointSync(f"file://{remote}/", hosts[:1], {})
