@@ -99,6 +99,17 @@ class LocalClient:
     def _arn(self, kind: str, name: str) -> str:
         return arn(kind, name, self.meta.region_name, self.account_id)
 
+    def __getattr__(self, name: str) -> Any:
+        """A boto3 method local mode does not implement says so by the operation's name (an
+        AttributeError all the same, so ``hasattr`` tells what runs locally)."""
+        if not name.startswith("_"):
+            operation = _operation_names(self.SERVICE).get(name)
+            if operation is not None:
+                raise AttributeError(
+                    f"local mode does not emulate {self.SERVICE} {operation} ({name}); "
+                    "the client's OPERATIONS lists the operations it runs")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     # -- botocore's waiters and paginators -------------------------------------------------
     @property
     def waiter_names(self) -> list[str]:
@@ -112,6 +123,12 @@ class LocalClient:
 
     def get_paginator(self, operation_name: str) -> Paginator:
         return waiters.make_paginator(self, self.SERVICE, self.OPERATIONS, operation_name)
+
+
+@functools.cache
+def _operation_names(service: str) -> dict[str, str]:
+    """``{method_name: OperationName}`` of every operation of ``service``'s model."""
+    return {xform_name(op): op for op in service_model(service).operation_names}
 
 
 def _api_call(service: str, operation: str, name: str,

@@ -174,3 +174,13 @@ def test_any_next_token_is_a_page_or_a_validation_exception(token: str) -> None:
             assert "pagination token" in exc.message or "'NextToken'" in exc.message
         else:
             assert page["Models"] == []
+
+
+def test_a_boto3_method_local_mode_lacks_names_its_operation(tmp_path: Path) -> None:
+    sm = local_mode.client("sagemaker", state_dir=tmp_path, backend="process")
+    assert not hasattr(sm, "create_processing_job") and hasattr(sm, "create_training_job")
+    with pytest.raises(AttributeError, match="does not emulate sagemaker CreateProcessingJob"):
+        sm.create_processing_job(ProcessingJobName="p")
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_thing'"):
+        sm.no_such_thing  # noqa: B018 - the attribute access is the test
+    assert "create_training_job" in sm.OPERATIONS
