@@ -111,8 +111,9 @@ standin_variant() {  # variant package... -> prints the tag of the stand-in plus
     rm -rf "$debs"; mkdir -p "$debs/partial"
     status="$debs/stand-in.status"
     cid="$(docker create --label org.optml.test=docker-tier "$STANDIN" true)"
-    echo "$cid" > "$WORK/status.cid"
+    echo "$cid" > "$WORK/$variant-status.cid"
     docker cp "$cid:/var/lib/dpkg/status" "$status" >/dev/null
+    docker rm -f "$cid" >/dev/null   # only its package list was wanted
     apt_get() {
       apt-get -qq -o Dir::State::status="$status" -o Dir::Cache::archives="$debs" \
         -o Debug::NoLocking=1 -o APT::Sandbox::User=root "$@"
