@@ -13,7 +13,6 @@ import docker
 from tests.docker import harness
 
 TAG = "optml-test/check-broken:latest"
-SKLEARN_TAG = "optml-test/check-sklearn:latest"
 
 PROGRAM = r'''
 import json, os, signal, sys, threading, time
@@ -106,8 +105,9 @@ COPY program.py /program.py
 ENTRYPOINT ["python3", "/program.py"]
 """
 
-SKLEARN_DOCKERFILE = """FROM optml/sklearn:latest
-COPY train.py /opt/ml/code/train.py
+FRAMEWORKS = ("sklearn", "xgboost", "onnx", "pytorch")
+FRAMEWORK_DOCKERFILE = """FROM optml/{framework}:latest
+COPY train.py /opt/ml/code/
 """
 
 BASE_TAG = "optml-test/check-base:latest"
@@ -149,7 +149,13 @@ def build_base(client: docker.DockerClient) -> str:
                                     "inference.py": (BASE_INFERENCE, 0o644)})
 
 
-def build_sklearn(client: docker.DockerClient, train_script: str) -> str:
-    """optml/sklearn with a training script in /opt/ml/code, as the README shows."""
-    return harness.build_in_memory(client, SKLEARN_TAG, SKLEARN_DOCKERFILE,
+def framework_tag(framework: str) -> str:
+    return f"optml-test/check-{framework}:latest"
+
+
+def build_framework(client: docker.DockerClient, framework: str, train_script: str) -> str:
+    """optml/<framework> with a training script in /opt/ml/code, as the README shows (no
+    SAGEMAKER_PROGRAM: the toolkit finds train.py), serving with the image's default handlers."""
+    return harness.build_in_memory(client, framework_tag(framework),
+                                   FRAMEWORK_DOCKERFILE.format(framework=framework),
                                    {"train.py": (train_script, 0o644)})

@@ -1,5 +1,5 @@
-"""``optml check`` against real containers: it passes on conforming images (an optml framework
-image, and a plain-Python image with no optml inside) and fails with the right reason on images
+"""``optml check`` against real containers: it passes on conforming images (every optml image,
+and a plain-Python image with no optml inside) and fails with the right reason on images
 that each break one rule, one case per check.
 
 The broken cases run only the check they target (``CheckOptions.checks``) with small timeouts
@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
@@ -20,7 +21,7 @@ import pytest
 
 from local_mode.check import CheckOptions, Report, Status, format_table, run_checks
 from tests.docker import check_images, harness
-from tests.docker.frameworks import SKLEARN_TRAIN, dataset
+from tests.docker.frameworks import SKLEARN_TRAIN, TRAINED, dataset
 
 pytestmark = pytest.mark.docker
 
@@ -32,7 +33,9 @@ def check_client(docker_client: docker.DockerClient) -> Iterator[docker.DockerCl
     """The session client; after each test no container of the test images may remain (a
     global :func:`local_mode.check.sweep` would also hit other check runs going on)."""
     yield docker_client
-    left = [c.name for tag in (check_images.TAG, check_images.SKLEARN_TAG, check_images.BASE_TAG)
+    tags = (check_images.TAG, check_images.BASE_TAG,
+            *map(check_images.framework_tag, check_images.FRAMEWORKS))
+    left = [c.name for tag in tags
             for c in docker_client.containers.list(all=True, filters={"ancestor": tag})]
     assert not left, f"check runs left containers behind: {left}"
 
@@ -85,7 +88,7 @@ def test_optml_sklearn_image_passes_every_check_on_a_job_file(
         tmp_path: Path) -> None:
     # two more seconds of "training", so SIGTERM (at 2 s) lands while train.py runs and not while
     # the toolkit starts up
-    image = check_images.build_sklearn(check_client, SKLEARN_TRAIN + LONGER)
+    image = check_images.build_framework(check_client, "sklearn", SKLEARN_TRAIN + LONGER)
     data = tmp_path / "data"
     data.mkdir()
     (data / "part-0.csv").write_text(harness.csv_text(dataset()))
@@ -97,6 +100,42 @@ def test_optml_sklearn_image_passes_every_check_on_a_job_file(
     _assert_all_pass(report)
     assert "job.yaml exited 0" in report.result("train").reason
     assert "model.joblib" in report.result("train").reason
+    assert "415" in report.result("errors").reason
+
+
+@dataclass(frozen=True)
+class DefaultServing:
+    """One framework image served by its default handlers (no inference.py): what its train.py
+    runs and writes, and the model the check serves when training does not write one."""
+
+    framework: str
+    train_script: str
+    model_file: str
+    hyperparameters: dict[str, str] = field(default_factory=dict)
+    host_model: str | None = None
+
+
+_TRAINED = {trained.name: trained for trained in TRAINED}
+DEFAULT_SERVING = [
+    *(DefaultServing(name, _TRAINED[name].train_script, _TRAINED[name].model_file,
+                     _TRAINED[name].hyperparameters) for name in ("xgboost", "pytorch")),
+]
+
+
+@pytest.mark.parametrize("case", DEFAULT_SERVING, ids=[case.framework for case in DEFAULT_SERVING])
+def test_optml_framework_image_with_default_handlers_passes_every_check(
+        check_client: docker.DockerClient, images: dict[str, str], sample: Path, tmp_path: Path,
+        case: DefaultServing) -> None:
+    # LONGER: as for sklearn, SIGTERM (at 2 s) lands while train.py runs
+    image = check_images.build_framework(check_client, case.framework,
+                                         case.train_script + LONGER)
+    model_data = None
+    report = run_checks(image, CheckOptions(sample=sample, content_type="text/csv",
+                                            hyperparameters=case.hyperparameters,
+                                            model_data=model_data),
+                        client=check_client)
+    _assert_all_pass(report)
+    assert case.model_file in report.result("train").reason
     assert "415" in report.result("errors").reason
 
 
