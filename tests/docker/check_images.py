@@ -109,6 +109,18 @@ FRAMEWORKS = ("sklearn", "xgboost", "onnx", "pytorch")
 FRAMEWORK_DOCKERFILE = """FROM optml/{framework}:latest
 COPY train.py /opt/ml/code/
 """
+ONNX_TRAIN = """
+import glob, os
+import numpy as np
+
+files = sorted(glob.glob(os.path.join(os.environ["SM_CHANNEL_TRAIN"], "*.csv")))
+data = np.vstack([np.loadtxt(f, delimiter=",", ndmin=2) for f in files])
+features = np.column_stack([data[:, 1:], np.ones(len(data))])
+weights, *_ = np.linalg.lstsq(features, data[:, 0], rcond=None)
+np.save(os.path.join(os.environ["SM_MODEL_DIR"], "weights.npy"), weights)
+"""
+"""What a user of optml/onnx trains in that image: the image has ONNX Runtime and numpy, nothing
+that writes ONNX (models are exported where they are made), so it fits weights with numpy."""
 
 BASE_TAG = "optml-test/check-base:latest"
 BASE_DOCKERFILE = """FROM optml/base:latest

@@ -21,7 +21,7 @@ import pytest
 
 from local_mode.check import CheckOptions, Report, Status, format_table, run_checks
 from tests.docker import check_images, harness
-from tests.docker.frameworks import SKLEARN_TRAIN, TRAINED, dataset
+from tests.docker.frameworks import SKLEARN_TRAIN, TRAINED, dataset, export_onnx_linear
 
 pytestmark = pytest.mark.docker
 
@@ -119,6 +119,9 @@ _TRAINED = {trained.name: trained for trained in TRAINED}
 DEFAULT_SERVING = [
     *(DefaultServing(name, _TRAINED[name].train_script, _TRAINED[name].model_file,
                      _TRAINED[name].hyperparameters) for name in ("xgboost", "pytorch")),
+    # nothing in optml/onnx writes ONNX: the model is exported on the host, as models served
+    # there are exported where they are made, and staged with --model-data
+    DefaultServing("onnx", check_images.ONNX_TRAIN, "weights.npy", host_model="model.onnx"),
 ]
 
 
@@ -130,6 +133,10 @@ def test_optml_framework_image_with_default_handlers_passes_every_check(
     image = check_images.build_framework(check_client, case.framework,
                                          case.train_script + LONGER)
     model_data = None
+    if case.host_model is not None:
+        model_data = tmp_path / "model"
+        model_data.mkdir()
+        export_onnx_linear(model_data / case.host_model)
     report = run_checks(image, CheckOptions(sample=sample, content_type="text/csv",
                                             hyperparameters=case.hyperparameters,
                                             model_data=model_data),
