@@ -264,6 +264,37 @@ def test_without_preload_each_worker_loads_its_own_model(tmp_path: Path) -> None
         server.stop()
 
 
+UNEVEN_LOAD_MODEL = """
+    import os, time
+
+    def model_fn(model_dir):
+        try:  # the first worker to load is quick; the other takes 3 s
+            os.close(os.open(os.path.join(model_dir, "first"), os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            time.sleep(3)
+        return {"loaded_in": os.getpid()}
+
+    def predict_fn(data, model):
+        return {"loaded_in": model["loaded_in"], "served_by": os.getpid()}
+"""
+
+
+def test_without_preload_a_worker_still_loading_takes_no_request(tmp_path: Path) -> None:
+    """Found by optml check on optml/onnx: once one worker's /ping said 200, new connections
+    also reached the worker still loading, which answered 503. A worker now accepts only once
+    its model is loaded."""
+    server = Server(model_tree(tmp_path, UNEVEN_LOAD_MODEL), env={"OPTML_PRELOAD_MODEL": "false"})
+    try:
+        server.wait_ready()
+        statuses = [requests.post(server.url("/invocations"), data=b"[1]", timeout=30,
+                                  headers={"Content-Type": "application/json",
+                                           "Connection": "close"}).status_code
+                    for _ in range(30)]  # each on a new connection: either worker may take it
+        assert statuses == [200] * 30
+    finally:
+        server.stop()
+
+
 def test_requirements_are_installed_first_and_a_failure_is_reported(tmp_path: Path) -> None:
     files = {"model/code/requirements.txt": "./no-such-local-package\n"}
     server = Server(model_tree(tmp_path, PER_WORKER_MODEL, files),

@@ -70,7 +70,7 @@ class OptmlGunicorn(BaseApplication):  # type: ignore[misc]
     """A gunicorn application serving one prebuilt WSGI callable."""
 
     def __init__(self, wsgi: Callable[..., Any], options: GunicornOptions, *,
-                 post_worker_init: Callable[[], None],
+                 post_worker_init: Callable[[Callable[[], None]], None],
                  child_exit: Callable[[int], None]) -> None:
         self._wsgi = wsgi
         self._options = options
@@ -97,7 +97,8 @@ class OptmlGunicorn(BaseApplication):  # type: ignore[misc]
             "errorlog": "-",
             "accesslog": None,
             "proc_name": "optml-serve",
-            "post_worker_init": lambda worker: self._post_worker_init(),
+            # given the worker's heartbeat, for set-up that must finish before it accepts
+            "post_worker_init": lambda worker: self._post_worker_init(worker.notify),
             "child_exit": lambda server, worker: self._child_exit(worker.pid),
         }
         if tmp_dir:

@@ -2,8 +2,9 @@
 
 One :class:`ServingRuntime` is built in the gunicorn master; forked workers inherit it. With
 ``OPTML_PRELOAD_MODEL`` (the default) the model is loaded in the master before fork and shared
-copy-on-write; otherwise each worker loads it in a background thread right after fork, and
-``/ping`` answers 503 until that worker's copy is ready, so readiness never lies.
+copy-on-write; otherwise each worker loads its own copy right after fork and accepts no
+connection until it is ready, so a /ping 200 from one worker never invites a request that
+another, still loading, would answer 503.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,9 @@ from toolkit.serving.negotiation import Negotiator
 from toolkit.serving.pipeline import Pipeline
 
 log = logging.getLogger("optml.serving")
+
+LOAD_HEARTBEAT_SECONDS = 1.0
+"""How often a worker loading its model tells the gunicorn master it is alive."""
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -91,13 +96,24 @@ class ServingRuntime:
                   exc_info=exc.cause if isinstance(exc, UserCodeFailed) else exc)
         sys.stderr.flush()
 
-    def after_fork(self) -> None:
-        """Called in each worker after fork: start what cannot cross a fork (threads)."""
+    def after_fork(self, heartbeat: Callable[[], None] = lambda: None) -> None:
+        """Called in each worker after fork, before it accepts: start what cannot cross a fork
+        (threads) and, without preload, load this worker's model.
+
+        The worker accepts nothing until its model is loaded (or has failed, which /ping then
+        reports): workers share one listening socket, so a worker that accepted while loading
+        would answer 503 to requests that a loaded worker's /ping 200 had invited. Meanwhile
+        ``heartbeat`` (gunicorn's) keeps the master from taking a long load for a hung worker.
+        """
         if self.models is not None:
             self.models.start()
         elif not self.ready.is_set() and self.failure is None:
-            threading.Thread(target=self._load_in_background, name="optml-model-load",
-                             daemon=True).start()
+            loader = threading.Thread(target=self._load_in_background, name="optml-model-load",
+                                      daemon=True)
+            loader.start()
+            while loader.is_alive():
+                heartbeat()
+                loader.join(LOAD_HEARTBEAT_SECONDS)
 
     def _load_in_background(self) -> None:
         try:
