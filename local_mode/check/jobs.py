@@ -42,13 +42,17 @@ def job_name() -> str:
 
 def generated_csv(rows: int = GENERATED_ROWS, features: int = GENERATED_FEATURES) -> str:
     """Label-first numeric CSV without a header (the built-in algorithms' CSV convention), so
-    a program that reads "a CSV train channel" in the usual way has something to learn."""
+    a program that reads "a CSV train channel" in the usual way has something to learn.
+
+    The label is a class, 0 or 1, with both classes present: a classifier refuses continuous
+    labels, while a regressor takes 0/1 as numbers, so either kind of program can train."""
     rng = random.Random(0)
     lines = []
-    for _ in range(rows):
+    for row in range(rows):
         x = [rng.random() for _ in range(features)]
-        label = 2.0 * x[0] - x[1] + 0.5 * x[-1]
-        lines.append(",".join(f"{v:.6f}" for v in (label, *x)))
+        score = 2.0 * x[0] - x[1] + 0.5 * x[-1]
+        label = row % 2 if row < 2 else int(score > 0.75)  # the first two rows: one of each
+        lines.append(",".join([str(label), *(f"{v:.6f}" for v in x)]))
     return "\n".join(lines) + "\n"
 
 
