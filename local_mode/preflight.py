@@ -108,11 +108,14 @@ def _has_objects(uri: str, field: str, environ: Mapping[str, str]) -> bool:
     except LocalModeError as exc:
         raise ValidationException(exc.message) from None
     if location.scheme == "file":
+        path = Path(location.key)
+        if not path.exists() and not path.parent.is_dir():
+            return False  # no such directory: nothing under the prefix
         try:
             return bool(open_prefix(uri, environ).list_objects())
-        except (FileNotFoundError, NotADirectoryError):  # nothing under the prefix
+        except (FileNotFoundError, NotADirectoryError):  # gone meanwhile: nothing there
             return False
-        except (OSError, LocalModeError) as exc:
+        except (OSError, LocalModeError) as exc:  # e.g. a directory it may not read
             raise _unreadable(field, uri, exc) from None
     client = s3_client(environ)
     try:
@@ -152,5 +155,7 @@ def _means_none(exc: Exception) -> bool:
 
 
 def _unreadable(field: str, uri: str, exc: Exception) -> ValidationException:
-    return ValidationException(f"{field}: cannot read {uri} ({type(exc).__name__}: {exc}); "
-                               "check the S3 endpoint and credentials local mode uses")
+    hint = "; check the S3 endpoint and credentials local mode uses" \
+        if uri.startswith("s3://") else ""
+    return ValidationException(f"{field}: cannot read {uri} ({type(exc).__name__}: {exc})"
+                               f"{hint}")
