@@ -1,7 +1,7 @@
 """Endpoint instances and transform jobs as Docker containers of the model's own image.
 
 This is what the service does with ``Image``: ``docker run IMAGE serve`` (the image's ENTRYPOINT,
-if any, receives ``serve``; CONTRACT §3.1) with the extracted ``ModelDataUrl`` at
+if any, receives ``serve``; see docs/contract.md) with the extracted ``ModelDataUrl`` at
 ``/opt/ml/model`` -- or, for a multi-model container, the endpoint's model cache at
 ``/opt/ml/models`` -- mounted read-only, and the model's ``Environment``.
 
@@ -15,8 +15,9 @@ if any, receives ``serve``; CONTRACT §3.1) with the extracted ``ModelDataUrl`` 
   network created for it, where each is also reachable by its ``ContainerHostname``.
 - **Limits.** CPU and memory come from the variant's ``InstanceType`` (the training table in
   :mod:`local_mode.instance_types`); ``local`` is unlimited.
-- **Stop.** SIGTERM, then SIGKILL after the grace (30 s for endpoints, CONTRACT §3.1; capped by
-  ``OPTML_LOCAL_STOP_GRACE_SECONDS``), then the container is removed.
+- **Stop.** SIGTERM, then SIGKILL after the grace (30 s for serving containers, as on the
+  service; see docs/contract.md; capped by ``OPTML_LOCAL_STOP_GRACE_SECONDS``), then the
+  container is removed.
 - **Clean-up.** Everything carries ``optml.endpoint=<name>`` or ``optml.transform=<name>`` plus
   ``optml.state=<state directory>``; :meth:`DockerServingBackend.close` and :func:`sweep` remove
   whatever is left, even after a runner was killed.
