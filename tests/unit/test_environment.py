@@ -24,7 +24,7 @@ from toolkit.training.environment import (
 )
 
 #: The contract's variables, every name except the per-channel / per-hyperparameter families.
-CONTRACT_VARIABLES = (
+PLATFORM_VARIABLES = (
     "SM_MODEL_DIR", "SM_INPUT_DIR", "SM_INPUT_CONFIG_DIR", "SM_OUTPUT_DIR", "SM_OUTPUT_DATA_DIR",
     "SM_OUTPUT_INTERMEDIATE_DIR", "SM_CHANNELS", "SM_HPS", "SM_USER_ARGS", "SM_HOSTS",
     "SM_CURRENT_HOST", "SM_CURRENT_INSTANCE_TYPE", "SM_NETWORK_INTERFACE_NAME", "SM_NUM_CPUS",
@@ -100,7 +100,7 @@ def test_every_contract_variable_has_its_value(ctx: TrainingContext) -> None:
     env = _build(ctx)
     root = ctx.layout.root
     code = ctx.entry_point.code_dir
-    for name in CONTRACT_VARIABLES:
+    for name in PLATFORM_VARIABLES:
         assert name in env, name
     assert env["SM_MODEL_DIR"] == str(root / "model")
     assert env["SM_INPUT_DIR"] == str(root / "input")
