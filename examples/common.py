@@ -73,17 +73,8 @@ def choose_backend(requested: str, base_image: str) -> tuple[str, str]:
 
 
 def serving_backend(training_backend: str) -> tuple[str, str]:
-    """Endpoints and transform jobs run on Docker only when local mode's endpoints can."""
-    if training_backend != "docker":
-        return "process", "same as training"
-    from local_mode.endpoints.backends import make_backend
-    from local_mode.endpoints.instances import BackendUnsupported
-
-    try:
-        make_backend("docker", {})
-    except BackendUnsupported:
-        return "process", "this optml's local endpoints run on the process backend only"
-    return "docker", "same as training"
+    """Endpoints and transform jobs run where training ran."""
+    return training_backend, "same as training"
 
 
 def build_image(context: Path, tag: str) -> None:
@@ -109,8 +100,8 @@ class Clients(NamedTuple):
     sm: Any
     """"sagemaker" on the training backend: training jobs."""
     serving_sm: Any
-    """"sagemaker" on the serving backend: models, endpoints and transform jobs (the two
-    backends differ when local endpoints cannot run on Docker, see :func:`serving_backend`)."""
+    """"sagemaker" on the serving backend: models, endpoints and transform jobs (today the
+    training backend too, see :func:`serving_backend`)."""
     rt: Any
     """"sagemaker-runtime": invocations."""
 

@@ -19,8 +19,6 @@ import click
 from local_mode.check.names import ALL_CHECKS
 from local_mode.cli_errors import EXIT_INVALID, request_errors
 
-EXIT_NOT_PASSED = 1
-
 
 def _pairs(option: str, values: tuple[str, ...]) -> dict[str, str]:
     pairs = {}
@@ -103,4 +101,4 @@ def check(image: str, job: Path | None, failing_job: Path | None,
     sys.exit(report.exit_status(allow_skip))
 
 
-__all__ = ["EXIT_INVALID", "EXIT_NOT_PASSED", "check"]
+__all__ = ["EXIT_INVALID", "check"]

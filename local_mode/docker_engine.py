@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from local_mode.errors import LocalModeError, ValidationException
+from local_mode.errors import ServiceUnavailable, ValidationException
 
 CONTROL_TIMEOUT = 120.0
 """Seconds for one control call (create, kill, remove) to the engine."""
@@ -20,11 +20,9 @@ PROBE_TIMEOUT = 3.0
 """Seconds :func:`docker_reachable` gives an engine to answer (a quick yes/no for ``auto``)."""
 
 
-class DockerUnavailable(LocalModeError):
-    """No Docker engine answers (local mode's Docker backends need one)."""
-
-    code = "ServiceUnavailable"
-    http_status = 503
+class DockerUnavailable(ServiceUnavailable):
+    """No Docker engine answers (local mode's Docker backends need one); caught, as with any
+    ServiceUnavailable, by ``except client.exceptions.ServiceUnavailable``."""
 
 
 class ImageNotFound(ValidationException):

@@ -81,11 +81,11 @@ class RuntimeClient(LocalClient):
         return result
 
     def _router_port(self, name: str) -> int:
-        missing = ValidationError(f"Endpoint {name} of account {self.account_id} not found.")
         try:
             description = self.store.get("endpoints", name).describe()
         except Exception:  # noqa: BLE001 - ResourceNotFound, a half-deleted directory
-            raise missing from None
+            raise ValidationError(f"Endpoint {name} of account {self.account_id} not "
+                                  "found.") from None
         status = description.get("EndpointStatus")
         if status not in ("InService", "Updating") or not description.get("RouterPort"):
             raise ValidationError(f"Endpoint {name} of account {self.account_id} is not in "

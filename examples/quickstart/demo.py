@@ -95,10 +95,7 @@ def choose_backends(requested: str) -> Backends:
         reason = f"Docker is reachable but {BASE_IMAGE} is not built (scripts/build-images.sh)"
         return Backends("process", "process", [reason])
     why.append(f"Docker engine reachable and {BASE_IMAGE} present")
-    serving = "docker" if _endpoints_support_docker() else "process"
-    if serving == "process":
-        why.append("this optml's local endpoints run on the process backend only")
-    return Backends("docker", serving, why)
+    return Backends("docker", "docker", why)
 
 
 def _image_exists(tag: str) -> bool:
@@ -113,16 +110,6 @@ def _image_exists(tag: str) -> bool:
     finally:
         client.close()
 
-
-def _endpoints_support_docker() -> bool:
-    from local_mode.endpoints.backends import make_backend
-    from local_mode.endpoints.instances import BackendUnsupported
-
-    try:
-        make_backend("docker", dict(os.environ))
-    except BackendUnsupported:
-        return False
-    return True
 
 
 def build_image() -> None:

@@ -16,24 +16,30 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from local_mode.check.errors import CheckInputError
-from local_mode.check.names import ALL_CHECKS, SERVE_CHECKS, TRAIN_CHECKS
-from local_mode.check.options import CheckOptions
-from local_mode.check.report import CheckResult, Report, Status, format_table
-
 if TYPE_CHECKING:
     from local_mode.check.checks import run_checks
     from local_mode.check.containers import sweep
+    from local_mode.check.errors import CheckInputError
+    from local_mode.check.names import ALL_CHECKS, SERVE_CHECKS, TRAIN_CHECKS
+    from local_mode.check.options import CheckOptions
+    from local_mode.check.report import CheckResult, Report, Status, format_table
 
-_DRIVING = {"run_checks": "local_mode.check.checks", "sweep": "local_mode.check.containers"}
-"""Loaded on first use: they bring in Docker and the training backends, and the package is also
-imported for its light parts (the check names, by ``optml --help`` and every ``optml`` run)."""
+_HOMES = {
+    "run_checks": "checks", "sweep": "containers", "CheckInputError": "errors",
+    "ALL_CHECKS": "names", "SERVE_CHECKS": "names", "TRAIN_CHECKS": "names",
+    "CheckOptions": "options", "CheckResult": "report", "Report": "report", "Status": "report",
+    "format_table": "report",
+}
+"""Where each public name lives, loaded on first use: ``optml`` imports the command (and so
+this package) on every invocation, ``optml train`` inside each container included, which must
+not pay for Docker, the training backends or even the report."""
 
 
 def __getattr__(name: str) -> Any:
-    if name in _DRIVING:
-        return getattr(importlib.import_module(_DRIVING[name]), name)
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["ALL_CHECKS", "SERVE_CHECKS", "TRAIN_CHECKS", "CheckInputError", "CheckOptions",
            "CheckResult", "Report", "Status", "format_table", "run_checks", "sweep"]

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import secrets
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,6 @@ from local_mode.check.verdicts import (
 )
 from local_mode.docker_engine import reachable_client
 from local_mode.endpoints.staging import StagingError, stage_model_data
-from local_mode.training.spec import TrainingJobSpec
 from toolkit.settings import Settings
 
 SIGTERM_AFTER_MAX = 2.0
@@ -129,6 +128,8 @@ class _Session:
         results: list[CheckResult] = []
         serving = [n for n in selected if n in SERVE_CHECKS]
         failing = self._failing_request() if "failure-file" in selected else None
+        if failing is not None:  # refuse bad --failing-* input before any container runs
+            jobs.job_spec(*failing)
         if {"train", "train-sigterm"} & set(selected) or \
                 (serving and self.options.model_data is None):
             self._run_baseline()  # train-sigterm judges against the unsignalled run
@@ -143,11 +144,8 @@ class _Session:
         return results
 
     # -- training --------------------------------------------------------------------------
-    def _spec(self, request: Mapping[str, Any], source: str) -> TrainingJobSpec:
-        return jobs.job_spec(request, source)
-
     def _run_baseline(self) -> None:
-        spec = self._spec(jobs.renamed(self.request), "the job")
+        spec = jobs.job_spec(jobs.renamed(self.request), "the job")
         keep = self.scratch / "trained-model"
         self.baseline = self.trainer.run(spec, self.options.train_timeout, keep_model=keep)
         if self.baseline.exit_code == 0 and self.baseline.model_files:
@@ -193,7 +191,7 @@ class _Session:
         return jobs.without_channels(self.request), "the job without its channels", True
 
     def _check_failure(self, request: dict[str, Any], what: str, generic: bool) -> CheckResult:
-        run = self.trainer.run(self._spec(request, what), self.options.train_timeout)
+        run = self.trainer.run(jobs.job_spec(request, what), self.options.train_timeout)
         if run.start_error:
             return fail_result("failure-file", f"the container did not start: {run.start_error}")
         if run.timed_out:
@@ -229,7 +227,7 @@ class _Session:
     def _check_train_sigterm(self) -> CheckResult:
         grace = self.options.grace
         after = self._signal_after()
-        spec = self._spec(jobs.renamed(self.request), "the job")
+        spec = jobs.job_spec(jobs.renamed(self.request), "the job")
         run = self.trainer.run(spec, self.options.train_timeout, signal_after=after, grace=grace)
         if run.start_error:
             reason = f"the container did not start: {run.start_error}"

@@ -25,7 +25,7 @@ from typing import Any
 from local_mode.check.errors import CheckInputError
 from local_mode.check.jobs import JOB_NAME_PREFIX
 from local_mode.client_base import arn
-from local_mode.docker_engine import ImageNotFound, require_image
+from local_mode.docker_engine import ImageNotFound, ignore_missing, require_image
 from local_mode.endpoints.docker_backend import DockerServeContainer, DockerServingBackend
 from local_mode.endpoints.spec import ContainerSpec
 from local_mode.training import hosts as hostlib
@@ -219,7 +219,9 @@ class ServingRunner:
         return serving, began
 
     def signal(self, serving: DockerServeContainer, signal_name: str = "SIGTERM") -> None:
-        self.backend.client.api.kill(serving.container_id, signal=signal_name)
+        """Signal the container; one that has stopped meanwhile is fine (the check then
+        reports how it ended)."""
+        ignore_missing(self.backend.client.api.kill, serving.container_id, signal=signal_name)
 
     def wait_exit(self, serving: DockerServeContainer, timeout: float) -> int | None:
         """The exit status once the container has stopped, None if it still runs."""

@@ -50,7 +50,7 @@ class Report:
                        f"(have: {', '.join(r.name for r in self.results)})")
 
     def count(self, status: Status) -> int:
-        return sum(1 for r in self.results if r.status is status)
+        return count(self.results, status)
 
     def passed(self, allow_skip: bool = False) -> bool:
         """True when every check passed; a SKIP counts as not passed unless ``allow_skip``.
@@ -117,9 +117,13 @@ def format_table(report: Report, width: int = 100) -> str:
 
 def summary_line(results: Iterable[CheckResult]) -> str:
     results = list(results)
-    counts = {s: sum(1 for r in results if r.status is s) for s in Status}
+    counts = {s: count(results, s) for s in Status}
     return (f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, "
             f"{counts[Status.SKIP]} skipped")
+
+
+def count(results: Iterable[CheckResult], status: Status) -> int:
+    return sum(1 for r in results if r.status is status)
 
 
 def select(names: Sequence[str], known: Sequence[str]) -> tuple[str, ...]:

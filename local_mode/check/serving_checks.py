@@ -24,6 +24,7 @@ from local_mode.check.verdicts import (
     with_time,
 )
 from local_mode.endpoints.docker_backend import DockerStartFailed
+from local_mode.endpoints.health import load_failure
 
 PING_TIMEOUT = 2.0
 """The service gives each /ping 2 s."""
@@ -81,8 +82,8 @@ class ServingChecks:
         self.host, self.port = self.container.host, self.container.port
         ping = self._check_ping(started)
         waited = time.monotonic() - began
-        results: dict[str, CheckResult] = {"ping": ping, "startup-time": self._judge_startup()}
-        results["ping"] = with_time(ping, waited)
+        results: dict[str, CheckResult] = {"ping": with_time(ping, waited),
+                                           "startup-time": self._judge_startup()}
         ready = self.ready_after is not None
         for name, check in (("invocations", self._check_invocations),
                             ("errors", self._check_errors),
@@ -124,6 +125,9 @@ class ServingChecks:
                 if answer.status == 200:
                     self.ready_after = time.monotonic() - started
                     break
+                fatal = load_failure(answer.status, answer.body)
+                if fatal is not None:  # it says so itself: no use waiting out the timeout
+                    return fail_result("ping", f"the model cannot load: {fatal}")
                 last = f"answered {answer.describe()}"
             except NoAnswer as exc:
                 last = str(exc)
@@ -247,12 +251,16 @@ class ServingChecks:
                                timeout=grace)
         except NoAnswer as exc:
             return fail_result("serve-sigterm", f"could not open the in-flight request: {exc}")
-        time.sleep(IN_FLIGHT_SETTLE)
-        self.runner.signal(self.container, "SIGTERM")
+        try:
+            time.sleep(IN_FLIGHT_SETTLE)
+            self.runner.signal(self.container, "SIGTERM")
+        except BaseException:
+            pending.abandon()  # never leave the held connection open
+            raise
         signalled = time.monotonic()
         time.sleep(DRAIN_DELAY)
         try:
-            answer: Answer | None = pending.finish()
+            answer: Answer | None = pending.finish()  # closes the connection
             lost = ""
         except NoAnswer as exc:
             answer, lost = None, str(exc)

@@ -432,7 +432,7 @@ class EndpointRunner:
                                         f"{exc}"[:FAILURE_REASON_CHARS])
             return
         old, self.router.variants = self.router.variants, new
-        for variant in old:
+        for variant in old:  # before the publish below, so the state shows them draining
             for instance in variant.instances:
                 instance.drain()
         self.deployment.advance("ActivatingTraffic")
@@ -459,7 +459,11 @@ class EndpointRunner:
                 instance.drain()
             while any(i.inflight for i in leftovers) and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
-            await asyncio.gather(*(self._retire(i) for i in leftovers))
+            outcomes = await asyncio.gather(*(self._retire(i) for i in leftovers),
+                                            return_exceptions=True)
+            for instance, outcome in zip(leftovers, outcomes):
+                if isinstance(outcome, Exception):  # traffic has moved: finish the update
+                    log.warning("could not remove old instance %s: %s", instance.ident, outcome)
             self._publish()
             await asyncio.gather(*replacing, return_exceptions=True)
 

@@ -14,10 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from local_mode.storage import Location, open_prefix, upload_file
-
-WRITABLE_DIR_MODE = 0o777
-WRITABLE_FILE_MODE = 0o666
-"""Restored checkpoints belong to the program, which may run as any user (its image's USER)."""
+from local_mode.training.tree import WRITABLE_DIR_MODE, WRITABLE_FILE_MODE, place
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +57,7 @@ def restore_checkpoints(uri: str, targets: Sequence[Path], environ: Mapping[str,
         target.mkdir(parents=True, exist_ok=True)
         for info in objects:
             key = info.key[len(prefix):] if info.key.startswith(prefix) else info.key
-            path = target / key
-            for directory in reversed([path.parent, *path.parent.parents]):
-                if directory == target or target in directory.parents:
-                    if not directory.exists():
-                        directory.mkdir()
-                        directory.chmod(WRITABLE_DIR_MODE)
+            path = place(target, key, WRITABLE_DIR_MODE)  # refuses a key that escapes it
             with source.open_object(info.key) as reader, path.open("wb") as writer:
                 while chunk := reader.read(1 << 20):
                     writer.write(chunk)

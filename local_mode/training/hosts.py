@@ -18,8 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from local_mode.storage import ManifestSource, open_prefix, relative_key
-from local_mode.training.artifacts import WRITABLE_DIR_MODE
 from local_mode.training.spec import ChannelSpec, TrainingJobSpec
+from local_mode.training.tree import (
+    READABLE_DIR_MODE,
+    READABLE_FILE_MODE,
+    WRITABLE_DIR_MODE,
+    make_dir,
+    place,
+)
 from toolkit.channels.plan import epoch_order
 from toolkit.channels.sources import ObjectSource
 from toolkit.layout import DEFAULT_ROOT, Layout
@@ -30,12 +36,6 @@ GROUP_NAME = "homogeneousCluster"
 CONTAINER_ROOT = str(DEFAULT_ROOT)
 """Where a container sees the tree (relative paths of the host tree map onto it)."""
 PIPE_EPOCHS = 1_000_000  # the service keeps making FIFOs for as long as the job reads them
-WRITABLE_MODE = WRITABLE_DIR_MODE
-"""Mode of the directories the program writes (model, output, checkpoints): an image's ``USER``
-need not be root, and whoever it is must be able to write its model and failure file."""
-READABLE_DIR_MODE = 0o755
-READABLE_FILE_MODE = 0o644
-"""Config files, staged channel files and their directories: readable by any ``USER``."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def write_config(spec: TrainingJobSpec, host: Host, hosts: Sequence[str], interf
     """Write the four config files the container reads."""
     layout = host.layout
     for directory in (layout.input_dir, layout.input_config_dir, layout.input_data_dir):
-        _make_dir(directory, READABLE_DIR_MODE)
+        make_dir(directory, READABLE_DIR_MODE)
 
     def dump(path: Path, data: Any) -> None:
         path.write_text(json.dumps(data, indent=1), encoding="utf-8")
@@ -88,13 +88,7 @@ def write_config(spec: TrainingJobSpec, host: Host, hosts: Sequence[str], interf
     if spec.checkpoint_uri or spec.checkpoint_local_path:
         writable.append(host_checkpoint_dir(spec, host))
     for directory in writable:
-        _make_dir(directory, WRITABLE_MODE)
-
-
-def _make_dir(directory: Path, mode: int) -> None:
-    """mkdir -p, then chmod: explicit, because mkdir's mode is cut by the runner's umask."""
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(mode)
+        make_dir(directory, WRITABLE_DIR_MODE)
 
 
 def channel_source(channel: ChannelSpec, environ: Mapping[str, str]) -> ObjectSource:
@@ -103,13 +97,8 @@ def channel_source(channel: ChannelSpec, environ: Mapping[str, str]) -> ObjectSo
     return open_prefix(channel.uri, environ)
 
 
-def _copy_object(source: ObjectSource, key: str, target: Path, top: Path) -> int:
-    """Copy one object; it and the directories made for it are readable by any user."""
-    missing = [d for d in (target.parent, *target.parent.parents)
-               if d == top or top in d.parents][::-1]
-    for directory in missing:
-        if not directory.exists():
-            _make_dir(directory, READABLE_DIR_MODE)
+def _copy_object(source: ObjectSource, key: str, target: Path) -> int:
+    """Copy one object (its directories exist); readable by any user."""
     with source.open_object(key) as reader, target.open("wb") as writer:
         shutil.copyfileobj(reader, writer, 1 << 20)
     target.chmod(READABLE_FILE_MODE)
@@ -124,16 +113,13 @@ def stage_files(channel: ChannelSpec, host: Host, environ: Mapping[str, str],
                           distribution=channel.distribution, host_index=host.index,
                           host_count=host.count)
     target_dir = host.layout.channel_dir(channel.name)
-    _make_dir(target_dir, READABLE_DIR_MODE)
-    top = target_dir.resolve()
+    make_dir(target_dir, READABLE_DIR_MODE)
     total = 0
     for info in objects:
         key = info.key if channel.data_type == "ManifestFile" else relative_key(info.key,
                                                                                 channel.uri)
-        target = (target_dir / key).resolve()
-        if target_dir.resolve() not in target.parents:
-            raise ValueError(f"object key {info.key!r} escapes the channel directory")
-        total += _copy_object(source, info.key, target, top)
+        target = place(target_dir, key, READABLE_DIR_MODE)
+        total += _copy_object(source, info.key, target)
         if progress is not None:
             progress(channel.name, total)
     if channel.input_mode == "FastFile":

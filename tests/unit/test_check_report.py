@@ -28,10 +28,19 @@ def test_cli_offers_every_check_without_loading_the_checks() -> None:
     assert tuple(only.type.choices) == ALL_CHECKS  # type: ignore[attr-defined]
     # every optml run imports the command: the checks (Docker, botocore) load only when run
     code = ("import sys, local_mode.cli; print(sorted(m for m in sys.modules if m.split('.')[0]"
-            " in ('docker', 'botocore') or m == 'local_mode.check.checks'))")
+            " in ('docker', 'botocore') or m.startswith('local_mode.check.')"
+            " and m != 'local_mode.check.names'))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert loaded.stdout.strip() == "[]"
+
+
+def test_every_public_name_of_the_package_loads_on_first_use() -> None:
+    import local_mode.check as package
+
+    assert sorted(package.__all__) == sorted(package._HOMES)
+    for name in package.__all__:
+        assert getattr(package, name) is not None
 
 
 @pytest.mark.parametrize(("statuses", "allow_skip", "expected"), [
