@@ -129,7 +129,7 @@ class _Session:
         serving = [n for n in selected if n in SERVE_CHECKS]
         failing = self._failing_request() if "failure-file" in selected else None
         if failing is not None:  # refuse bad --failing-* input before any container runs
-            jobs.job_spec(*failing)
+            jobs.job_spec(failing[0], failing[1])
         if {"train", "train-sigterm"} & set(selected) or \
                 (serving and self.options.model_data is None):
             self._run_baseline()  # train-sigterm judges against the unsignalled run
