@@ -44,7 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from local_mode.endpoints.docker_backend import STATE_LABEL
+from local_mode.docker_engine import STATE_LABEL
 from local_mode.sagemaker import SageMakerClient
 from tests.docker import sdk_local
 from toolkit.settings import Settings

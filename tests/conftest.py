@@ -15,7 +15,7 @@ pytest_plugins = ["tests.fixtures.s3_server"]
 
 def _docker_reachable() -> str | None:
     try:
-        import docker  # noqa: PLC0415 - optional at import time
+        import docker  # optional at import time
     except ImportError:
         return "the docker SDK is not installed"
     try:

@@ -24,7 +24,7 @@ def unreadable_file(name: str, content: bytes = b"{}") -> Iterator[Path]:
     """A file with mode 000 in a directory anyone may enter (pytest's tmp_path is private to
     its user, which would make the file look missing rather than unreadable to ``nobody``)."""
     with tempfile.TemporaryDirectory(prefix="optml-unreadable-") as scratch:
-        os.chmod(scratch, 0o755)  # noqa: S103 - entered by nobody, read by no one
+        os.chmod(scratch, 0o755)
         path = Path(scratch) / name
         path.write_bytes(content)
         path.chmod(0)
@@ -61,6 +61,6 @@ def without_read_permission(call: Callable[[], T]) -> T:
         payload = inp.read()
     os.waitpid(pid, 0)
     assert payload, "the unprivileged child died without a result"
-    kind, value = pickle.loads(payload)  # noqa: S301 - our own child's result
+    kind, value = pickle.loads(payload)
     assert kind == "returned", f"the unprivileged child raised:\n{value}"
     return value  # type: ignore[no-any-return]

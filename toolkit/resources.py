@@ -69,8 +69,8 @@ def gpu_count(timeout: float = 10.0) -> int:
         except OSError:
             return 0
     try:
-        out = subprocess.run([smi, "--list-gpus"], capture_output=True, text=True,
-                             timeout=timeout, check=False)
+        out = subprocess.run([smi, "--list-gpus"],  # noqa: S603 - argv list, no shell
+                             capture_output=True, text=True, timeout=timeout, check=False)
     except (OSError, subprocess.SubprocessError):
         return 0
     if out.returncode != 0:

@@ -146,7 +146,7 @@ class ServingSettings:
 
     port: int = 8080
     """``SAGEMAKER_BIND_TO_PORT``."""
-    bind_host: str = "0.0.0.0"
+    bind_host: str = "0.0.0.0"  # noqa: S104 - the contract: containers listen on every interface
     """``OPTML_BIND_HOST``: the address to listen on; local mode sets 127.0.0.1 so instances
     are reachable only from this machine (containers keep 0.0.0.0, as the platform needs)."""
     safe_port_range: tuple[int, int] | None = None
@@ -217,7 +217,7 @@ class ServingSettings:
                               field="OPTML_UNIX_SOCKET")
         return cls(
             port=_get_int(env, "SAGEMAKER_BIND_TO_PORT", 8080, minimum=1, maximum=65535) or 8080,
-            bind_host=_get_str(env, "OPTML_BIND_HOST", "0.0.0.0") or "0.0.0.0",
+            bind_host=_get_str(env, "OPTML_BIND_HOST", "0.0.0.0") or "0.0.0.0",  # noqa: S104 - as above
             unix_socket=unix_socket,
             safe_port_range=safe_range,
             workers=_get_int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", None, minimum=1),

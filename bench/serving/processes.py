@@ -8,6 +8,7 @@ for every member to go, then SIGKILLs what is left: a benchmark must never leave
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import random
@@ -146,17 +147,13 @@ class ManagedProcess:
             while _group_members(pgid) and time.monotonic() < kill_deadline:
                 self.popen.poll()
                 time.sleep(0.05)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILL cannot be ignored
             self.popen.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
-            pass
 
 
 def _signal_group(pgid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def http_status(port: int, method: str, path: str, body: bytes | None = None,

@@ -79,20 +79,20 @@ torch.jit.save(torch.jit.script(model), os.path.join(os.environ["SM_MODEL_DIR"],
 
 
 def _sklearn_predict(model_dir: Path, x: np.ndarray) -> np.ndarray:
-    import joblib  # noqa: PLC0415 - host-side framework, only for these tests
+    import joblib  # host-side framework, only for these tests
 
     return joblib.load(model_dir / "model.joblib").predict(x)
 
 
 def _xgboost_predict(model_dir: Path, x: np.ndarray) -> np.ndarray:
-    import xgboost  # noqa: PLC0415
+    import xgboost
 
     booster = xgboost.Booster(model_file=str(model_dir / "model.json"))
     return booster.predict(xgboost.DMatrix(x.astype(np.float32)))
 
 
 def _pytorch_predict(model_dir: Path, x: np.ndarray) -> np.ndarray:
-    import torch  # noqa: PLC0415
+    import torch
 
     model = torch.jit.load(str(model_dir / "model.pt")).eval()
     with torch.inference_mode():
@@ -119,7 +119,7 @@ TRAINED = [
 
 def export_onnx_linear(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     """Write a small ONNX regressor made on the host with torch; return its host predictor."""
-    import torch  # noqa: PLC0415
+    import torch
 
     torch.manual_seed(3)
     model = torch.nn.Sequential(torch.nn.Linear(FEATURES, 4), torch.nn.ReLU(),

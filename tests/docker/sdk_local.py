@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,10 +197,8 @@ def _results(stdout: str) -> list[Any]:
 
 def _kill_session(process: subprocess.Popen[str]) -> None:
     """SIGKILL the run's whole session: the interpreter and the docker-compose it started."""
-    try:
+    with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def run_sdk(script: str, args: Sequence[str], workdir: Path, *, serves: bool = False,

@@ -32,7 +32,7 @@ import docker.errors
 import numpy as np
 import pytest
 
-from local_mode.endpoints.docker_backend import STATE_LABEL
+from local_mode.docker_engine import STATE_LABEL
 from local_mode.runtime import RuntimeClient
 from local_mode.sagemaker import SageMakerClient
 from tests.docker import harness, sdk_local

@@ -3,6 +3,7 @@ state directory, waiting, reading artifacts, and the "nothing left behind" check
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -87,7 +88,7 @@ class LocalEnv:
 
     def wait(self, name: str, timeout: float = END_TIMEOUT) -> dict[str, Any]:
         """Wait until the job is terminal *and* its runner has exited; return describe."""
-        from local_mode.cli import job_ended
+        from local_mode.cli.follow import job_ended
 
         resource = self.client.store.get("training-jobs", name)
         deadline = time.monotonic() + timeout
@@ -136,10 +137,8 @@ def stop_everything(env: LocalEnv) -> None:
     for resource in env.client.store.list("training-jobs"):
         if env.client.describe_training_job(TrainingJobName=resource.name)[
                 "TrainingJobStatus"] in ("InProgress", "Stopping"):
-            try:
+            with contextlib.suppress(Exception):  # it may have ended meanwhile
                 env.client.stop_training_job(TrainingJobName=resource.name)
-            except Exception:  # noqa: BLE001 - it may have ended meanwhile
-                pass
         env.wait(resource.name)
     assert_nothing_left(env.state_dir)
 

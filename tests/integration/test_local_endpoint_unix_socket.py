@@ -16,12 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from local_mode.endpoints.instances import (
-    ProcessBackend,
-    ServeProcess,
-    instance_socket_path,
-    remove_instance_socket,
-)
+from local_mode.endpoints.backends.files import instance_socket_path, remove_instance_socket
+from local_mode.endpoints.backends.process import ProcessBackend, ServeProcess
 from local_mode.endpoints.spec import ContainerSpec
 from tests.integration.test_local_endpoints_support import (
     FAST_ENV,

@@ -9,6 +9,7 @@ below calls it.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -153,10 +154,9 @@ def _walk_serving(sm: Any, rt: Any, local: Local, tmp_path: Path, data: Path) ->
             TransformOutput={"S3OutputPath": (tmp_path / f"{name}-out").as_uri()},
             TransformResources={"InstanceType": "local", "InstanceCount": 1})
         sm.describe_transform_job(TransformJobName=name)
-    try:
+    # it may finish first: the stop call still runs and answers as the service does
+    with contextlib.suppress(local.sm.exceptions.ValidationException):
         sm.stop_transform_job(TransformJobName="shape-transform-stopped")
-    except local.sm.exceptions.ValidationException:
-        pass  # it finished first: the stop call still ran and answered as the service does
     for name in ("shape-transform", "shape-transform-stopped"):
         local.sm.get_waiter("transform_job_completed_or_stopped").wait(TransformJobName=name)
         sm.describe_transform_job(TransformJobName=name)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -109,14 +110,10 @@ class Server:
         try:
             if self.proc.poll() is None:
                 self.proc.send_signal(signal.SIGTERM)
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     self.proc.wait(timeout=35)
-                except subprocess.TimeoutExpired:
-                    pass
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)  # stray workers of this server only
-            except (ProcessLookupError, PermissionError):
-                pass
             if self.proc.poll() is None:
                 self.proc.wait(timeout=10)
         finally:

@@ -16,7 +16,8 @@ from local_mode.check import ALL_CHECKS, CheckInputError, CheckOptions, jobs
 from local_mode.check.probes import Answer
 from local_mode.check.report import CheckResult, Report, Status, _wrap, format_table, select
 from local_mode.check.serving_checks import garbage_problem
-from local_mode.cli_check import EXIT_INVALID, check
+from local_mode.cli import check
+from local_mode.cli.errors import EXIT_INVALID
 
 
 def _result(name: str, status: Status, reason: str = "because") -> CheckResult:
@@ -26,7 +27,7 @@ def _result(name: str, status: Status, reason: str = "because") -> CheckResult:
 def test_cli_offers_every_check_without_loading_the_checks() -> None:
     only = next(p for p in check.params if p.name == "only")
     assert tuple(only.type.choices) == ALL_CHECKS  # type: ignore[attr-defined]
-    # every optml run imports the command: the checks (Docker, botocore) load only when run
+    # every optml check run imports the command: the checks (Docker, botocore) load only when run
     code = ("import sys, local_mode.cli; print(sorted(m for m in sys.modules if m.split('.')[0]"
             " in ('docker', 'botocore') or m.startswith('local_mode.check.')"
             " and m != 'local_mode.check.names'))")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import zipfile
 from pathlib import Path
@@ -159,10 +160,8 @@ def _decode_or_format_error(body: bytes) -> None:
 def test_random_bytes_never_crash(body: bytes) -> None:
     _decode_or_format_error(body)
     _decode_or_format_error(b"\x93NUMPY\x01\x00" + body)
-    try:
+    with contextlib.suppress(FormatError):
         decode_npz(body)
-    except FormatError:
-        pass
 
 
 @FUZZ
@@ -181,7 +180,5 @@ def test_npz_mutations_never_crash(data: st.DataObject) -> None:
                                 compress=data.draw(st.booleans())))
     for _ in range(data.draw(st.integers(1, 4))):
         body[data.draw(st.integers(0, len(body) - 1))] = data.draw(st.integers(0, 255))
-    try:
+    with contextlib.suppress(FormatError):
         decode_npz(bytes(body[:data.draw(st.integers(0, len(body)))]))
-    except FormatError:
-        pass

@@ -38,7 +38,7 @@ def test_every_path_property_is_covered() -> None:
 
 
 def test_default_root_is_opt_ml() -> None:
-    assert DEFAULT_ROOT == Path("/opt/ml")
+    assert Path("/opt/ml") == DEFAULT_ROOT
     layout = Layout()
     assert layout.root == DEFAULT_ROOT
     assert layout.failure_file == Path("/opt/ml/output/failure")

@@ -134,11 +134,11 @@ def test_split_into_user_framework_reserved() -> None:
 
 
 def test_every_reserved_name_of_the_contract() -> None:
-    assert RESERVED_HYPERPARAMETERS == {
+    assert {
         "sagemaker_program", "sagemaker_submit_directory", "sagemaker_region",
         "sagemaker_container_log_level", "sagemaker_job_name",
         "sagemaker_enable_cloudwatch_metrics", "sagemaker_s3_output", "_tuning_objective_metric",
-    }
+    } == RESERVED_HYPERPARAMETERS
 
 
 def test_missing_or_null_hyperparameters_are_empty() -> None:

@@ -106,7 +106,7 @@ class Epoch:
         if self._fifo is not None:
             if self._pipe_stream is None:
                 self._pipe_stream = io.BufferedReader(self._fifo, READ_BUFFER_SIZE)
-            yield str(self._fifo.path), self._pipe_stream  # type: ignore[misc]
+            yield str(self._fifo.path), self._pipe_stream
             return
         for listed in self._files or ():
             if self._closed:
@@ -263,7 +263,7 @@ def open_channel(name: str, *, layout: Layout | None = None,
     """
     check_channel_name(name)
     if layout is None:
-        from toolkit.settings import Settings  # noqa: PLC0415 - read the environment on call
+        from toolkit.settings import Settings  # read the environment on call
 
         layout = Settings.from_environ().layout
     forced = None if mode is None else _as_mode(mode)

@@ -10,6 +10,7 @@ of a second and removes every FIFO the feeder made.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import errno
 import gzip
@@ -118,7 +119,7 @@ class _PipeWriter(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: Any) -> int:  # type: ignore[override]
+    def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
         if not len(view):
             return 0
@@ -387,19 +388,15 @@ class PipeFeeder:
     def _remove(self, path: Path) -> None:
         with self._made_lock:
             self._made.discard(path)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        except FileNotFoundError:
-            pass
 
     def _remove_fifos(self) -> None:
         with self._made_lock:
             made, self._made = self._made, set()
         for path in made:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-            except FileNotFoundError:
-                pass
 
     def _open_writer(self, path: Path) -> int | None:
         """Open ``path`` for writing once a reader has it open; ``None`` on timeout or stop."""
@@ -442,7 +439,7 @@ class PipeFeeder:
             except TimeoutError as exc:
                 status = EpochStatus.WRITE_TIMEOUT
                 log.warning("%s; abandoning epoch %d", exc, epoch)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - kept as the epoch's error, re-raised by wait()
                 self.error = exc
                 status = EpochStatus.FAILED
                 log.error("feeding %s failed: %s", path, exc)
@@ -454,7 +451,7 @@ class PipeFeeder:
 
     def _write_units(self, raw: _PipeWriter, order: list[Any], progress: _Progress) -> None:
         if self.record_wrapper is RecordWrapper.RECORDIO:
-            from toolkit.formats.recordio import write_record  # noqa: PLC0415 - lazy
+            from toolkit.formats.recordio import write_record  # lazy
 
             batcher = _Batcher(raw)
             for stream, size_hint in self._streams(order, progress):

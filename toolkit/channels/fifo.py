@@ -14,6 +14,7 @@ within ``read_timeout``; otherwise :class:`~toolkit.channels.errors.ChannelError
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import io
 import os
@@ -58,10 +59,8 @@ def wait_for_fifo(path: Path, timeout: float) -> None:
 
 def set_pipe_size(fd: int, size: int = PIPE_SIZE) -> None:
     """Best effort: grow the pipe buffer (capped by /proc/sys/fs/pipe-max-size)."""
-    try:
+    with contextlib.suppress(OSError):
         fcntl.fcntl(fd, _F_SETPIPE_SZ, size)
-    except OSError:
-        pass
 
 
 class FifoReader(io.RawIOBase):

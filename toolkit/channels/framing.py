@@ -112,11 +112,11 @@ def frame(stream: BinaryIO, framing: Framing | str = Framing.RAW, *, source: str
         elif kind is Framing.LINES:
             yield from _lines(body, max_line_length, source)
         elif kind is Framing.RECORDIO:
-            from toolkit.formats import recordio  # noqa: PLC0415 - lazy by design
+            from toolkit.formats import recordio  # lazy by design
 
             yield from recordio.read_records(body, source=source)
         else:
-            from toolkit.formats import tfrecord  # noqa: PLC0415 - lazy by design
+            from toolkit.formats import tfrecord  # lazy by design
 
             yield from tfrecord.read_records(body, source=source, check_crc=check_crc)
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
@@ -137,7 +137,7 @@ def recordio_views(stream: BinaryIO, *, source: str = "<stream>",
     stays valid after iteration moves on (it keeps its chunk alive), so hold on to views only
     as long as needed.
     """
-    from toolkit.formats import recordio  # noqa: PLC0415 - lazy by design
+    from toolkit.formats import recordio  # lazy by design
 
     gzipped = as_compression(compression) is Compression.GZIP
     body = decompressed(stream, compression)

@@ -72,7 +72,7 @@ class LocalFileSource:
     def open_object(self, key: str) -> BinaryIO:
         path = self._resolve(key)
         try:
-            return open(path, "rb")  # noqa: SIM115 - the caller closes it
+            return open(path, "rb")
         except OSError as exc:
             raise ChannelError(f"cannot open object: {exc.strerror}", path=path) from None
 
@@ -86,7 +86,7 @@ class LocalFileSource:
         else:
             path = self._resolve(ref)
         try:
-            return open(path, "rb")  # noqa: SIM115 - the caller closes it
+            return open(path, "rb")
         except OSError as exc:
             raise ChannelError(f"cannot open referenced object: {exc.strerror}",
                                path=path) from None

@@ -26,7 +26,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
@@ -67,6 +67,12 @@ _MIN_VECTOR_RECORDS = 16
 
 def _padded(length: int) -> int:
     return (length + 3) & ~3
+
+
+class ByteSink(Protocol):
+    """Where records are written: a binary file, or a buffer that coalesces small writes."""
+
+    def write(self, data: Any, /) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -406,7 +412,7 @@ def frame_record(payload: bytes | bytearray | memoryview) -> bytes:
     return b"".join(_frame_parts(payload))
 
 
-def write_record(stream: BinaryIO, payload: bytes | bytearray | memoryview) -> int:
+def write_record(stream: ByteSink, payload: bytes | bytearray | memoryview) -> int:
     """Write one payload as a RecordIO record; return the number of bytes written.
 
     A payload containing the magic word at a 4-byte-aligned offset is split into parts exactly
@@ -438,7 +444,7 @@ class RecordIOWriter:
     def flush(self) -> None:
         self._stream.flush()
 
-    def __enter__(self) -> RecordIOWriter:  # noqa: PYI034 - final class in practice
+    def __enter__(self) -> RecordIOWriter:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

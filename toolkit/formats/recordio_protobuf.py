@@ -846,7 +846,7 @@ def decode(data: bytes | bytearray | memoryview | BinaryIO, *, source: str = "<s
         return DecodedRecords(np.empty((0, 0), dtype=np.float32), None)
     labels = None
     if parts[0].labels is not None:
-        labels = np.concatenate([p.labels for p in parts])  # type: ignore[misc]
+        labels = np.concatenate([p.labels for p in parts])
     if isinstance(parts[0].features, np.ndarray):
         features = parts[0].features if len(parts) == 1 else np.concatenate(
             [p.features for p in parts])

@@ -51,7 +51,7 @@ class _StopSignal:
         self.raising = True
         self._previous: dict[int, object] = {}
 
-    def __enter__(self) -> _StopSignal:  # noqa: PYI034 - final class
+    def __enter__(self) -> _StopSignal:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._previous[sig] = signal.signal(sig, self._handle)
         return self

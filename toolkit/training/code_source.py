@@ -13,6 +13,7 @@ archive leaves the destination untouched.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tarfile
@@ -190,9 +191,9 @@ def _download_s3(uri: str, target: Path, environ: Mapping[str, str]) -> None:
     """Download ``uri`` to ``target`` with boto3, configured only from ``environ``."""
     bucket, key = _parse_s3_uri(uri)
     try:
-        import boto3  # noqa: PLC0415 - optional extra, imported only when needed
-        from botocore.config import Config  # noqa: PLC0415
-        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+        import boto3  # optional extra, imported only when needed
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:
         raise CodeSourceError(uri, "boto3 is needed to fetch code from S3; install "
                                    "'optml[s3]'") from None
@@ -354,10 +355,8 @@ def _write_file(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> 
     with source, os.fdopen(fd, "wb") as out:
         shutil.copyfileobj(source, out, _COPY_BUFFER)
         os.fchmod(out.fileno(), _file_mode(member.mode))
-    try:
-        os.utime(target, (member.mtime, member.mtime), follow_symlinks=False)
-    except (OverflowError, ValueError, OSError):
-        pass  # an out-of-range timestamp is not worth failing the job for
+    with contextlib.suppress(OverflowError, ValueError, OSError):  # an out-of-range timestamp
+        os.utime(target, (member.mtime, member.mtime), follow_symlinks=False)  # is no failure
 
 
 def _remove_non_directory(target: Path) -> None:

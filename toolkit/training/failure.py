@@ -7,6 +7,7 @@ follow. A failure file the user's code wrote itself always wins.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -80,10 +81,8 @@ class FailureFile:
     @classmethod
     def prepare(cls, path: Path) -> FailureFile:
         """Drop a stale file from an earlier run of the same tree and remember the state."""
-        try:
+        with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        except FileNotFoundError:
-            pass
         return cls(path, None)
 
     def written_by_user(self) -> bool:

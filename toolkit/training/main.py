@@ -138,7 +138,7 @@ def run_training(settings: Settings, extra_args: Sequence[str] = ()) -> int:
         return _setup_failed(failure_file, "ConfigError", exc, EXIT_CONFIG_ERROR)
     except OptmlError as exc:
         return _setup_failed(failure_file, type(exc).__name__, exc, EXIT_SETUP_ERROR)
-    except Exception as exc:  # noqa: BLE001 - a bug of ours must still leave a failure reason
+    except Exception as exc:
         log.exception("internal error while preparing the job")
         return _setup_failed(failure_file, f"InternalError ({type(exc).__name__})", exc,
                              EXIT_SETUP_ERROR)

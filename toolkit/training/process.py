@@ -149,10 +149,8 @@ class _TailRelay(threading.Thread):
 
 
 def _signal_pgid(pgid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _exit_code(status: int) -> int:
@@ -230,7 +228,7 @@ class Supervisor:
         read_fd, write_fd = os.pipe()
         try:
             try:
-                self._child = subprocess.Popen(
+                self._child = subprocess.Popen(  # noqa: S603 - the user's argv list, no shell
                     self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
                     stderr=write_fd, start_new_session=True)
             finally:
@@ -238,8 +236,8 @@ class Supervisor:
             relay = _TailRelay(read_fd, self.stderr_sink, self.tail_bytes)
             relay.start()
             if self._stop_signal is not None:  # a signal arrived while we were starting
-                signum, self._stop_signal = self._stop_signal, None
-                self.request_stop(signum)
+                pending, self._stop_signal = self._stop_signal, None
+                self.request_stop(pending)
             status = self._wait(self._child)
             self._child.returncode = os.waitstatus_to_exitcode(status)
             self._terminate_leftovers(self._child.pid)

@@ -124,7 +124,8 @@ def _run_pip(args: list[str], *, python: str, environ: Mapping[str, str],
     out = log if log is not None else sys.stderr.buffer
     argv = [python, "-m", "pip", "install", *args, "--disable-pip-version-check", "--no-input"]
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,  # noqa: S603 - argv list
+                                stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, env=dict(environ), cwd=cwd)
     except OSError as exc:
         return 127, f"cannot start {python!r}: {exc}"

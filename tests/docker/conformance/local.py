@@ -7,6 +7,7 @@ and on :meth:`close` removes every container and network it caused, whatever hap
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tarfile
@@ -19,9 +20,7 @@ import docker.errors
 from botocore.exceptions import WaiterError
 
 import local_mode
-from local_mode.endpoints.docker_backend import STATE_LABEL
-from local_mode.training.backends.docker import JOB_LABEL
-from local_mode.training.backends.docker import sweep as sweep_job
+from local_mode.docker_engine import JOB_LABEL, STATE_LABEL, sweep
 from tests.docker import harness
 from toolkit.settings import Settings
 
@@ -192,12 +191,10 @@ class LocalMode:
 
     def wait_transform(self, name: str) -> dict[str, Any]:
         """The transform job's description once it ended."""
-        try:
+        with contextlib.suppress(WaiterError):  # Failed ends the wait too: the caller reads why
             self.sm.get_waiter("transform_job_completed_or_stopped").wait(
                 TransformJobName=name, WaiterConfig={"Delay": 0.1,
                                                      "MaxAttempts": int(WAIT_SECONDS / 0.1)})
-        except WaiterError:  # Failed ends the wait too: the caller reads why
-            pass
         return self.sm.describe_transform_job(TransformJobName=name)
 
     # -- clean-up ------------------------------------------------------------------------------
@@ -230,13 +227,11 @@ class LocalMode:
         while (left := self.leftovers()) and time.monotonic() < deadline:
             time.sleep(0.2)
         for job in self.jobs:
-            sweep_job(self.docker, job)
+            sweep(self.docker, {JOB_LABEL: job})
         for container in self.docker.containers.list(
                 all=True, filters={"label": f"{STATE_LABEL}={self.state}"}):
             harness.remove(container)
         for network in self.docker.networks.list(filters={"label": f"{STATE_LABEL}={self.state}"}):
-            try:
+            with contextlib.suppress(docker.errors.NotFound):  # its runner removed it meanwhile
                 network.remove()
-            except docker.errors.NotFound:  # its runner removed it meanwhile
-                pass
         return left
