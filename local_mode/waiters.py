@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from botocore import xform_name
 from botocore.exceptions import OperationNotPageableError
@@ -20,6 +20,16 @@ from botocore.paginate import Paginator, PaginatorModel
 from botocore.waiter import Waiter, WaiterModel, create_waiter_with_client
 
 from local_mode.validation import botocore_session, operation_model
+
+class OperationClient(Protocol):
+    """What botocore's waiters and paginators need of a client: its model and, found by
+    ``getattr``, one method per operation named as boto3 names it (``describe_training_job``)."""
+
+    @property
+    def meta(self) -> Any: ...
+
+    def __getattr__(self, name: str) -> Any: ...
+
 
 LOCAL_WAITER_DELAY = 0.2
 """Seconds between polls of a local waiter (the service's waiters poll every 30-120 s)."""
@@ -44,7 +54,7 @@ def waiter_names(service: str, operations: Mapping[str, str]) -> dict[str, str]:
             if model.get_waiter(name).operation in implemented}
 
 
-def make_waiter(client: Any, service: str, operations: Mapping[str, str], name: str) -> Waiter:
+def make_waiter(client: OperationClient, service: str, operations: Mapping[str, str], name: str) -> Waiter:
     """botocore's waiter ``name`` on ``client``, polling at the local delay."""
     available = waiter_names(service, operations)
     if name not in available:
@@ -67,7 +77,7 @@ def can_paginate(service: str, operations: Mapping[str, str], name: str) -> bool
     return True
 
 
-def make_paginator(client: Any, service: str, operations: Mapping[str, str],
+def make_paginator(client: OperationClient, service: str, operations: Mapping[str, str],
                    name: str) -> Paginator:
     """botocore's paginator for the client's method ``name`` (NextToken, MaxResults, MaxItems,
     PageSize and StartingToken all as with boto3)."""

@@ -26,10 +26,9 @@ import asyncio
 import functools
 import itertools
 import logging
-import os
-import shutil
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,15 +36,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from local_mode.docker_engine import ENDPOINT_LABEL
 from local_mode.endpoints import http
-from local_mode.endpoints.backends import make_backend
-from local_mode.endpoints.docker_backend import ENDPOINT_LABEL
+from local_mode.endpoints.backends import Backend, Container
+from local_mode.endpoints.backends.choice import make_backend
 from local_mode.endpoints.health import load_failure
-from local_mode.endpoints.http import Upstream, UpstreamUnavailable
-from local_mode.endpoints.instances import Backend, Container
+from local_mode.endpoints.http import HTTPProtocolError, Upstream, UpstreamUnavailable
 from local_mode.endpoints.router import Instance, ModelCache, Router, Variant
 from local_mode.endpoints.spec import ModelSpec, VariantSpec, variants_from_config
 from local_mode.endpoints.staging import stage_model_data
+from local_mode.runners import ENDPOINTS, runner_main
 from local_mode.state import ResourceDir, StateStore, now
 from toolkit.settings import Settings
 
@@ -109,16 +109,18 @@ async def ping(upstream: Upstream) -> tuple[bool, str | None]:
     load (optml answers 503 ``model_load_failed``), so a deploy fails at once instead of waiting
     out the start-up timeout."""
     try:
-        response = await asyncio.wait_for(upstream.request("GET", "/ping", []), PING_TIMEOUT)
-    except (UpstreamUnavailable, asyncio.TimeoutError, OSError, Exception):  # noqa: BLE001
+        response = await upstream.request("GET", "/ping", b"",
+                                          deadline=time.monotonic() + PING_TIMEOUT)
+    except (UpstreamUnavailable, HTTPProtocolError, TimeoutError):
         return False, None
     return response.status == 200, load_failure(response.status, response.body)
 
 
 class EndpointRunner:
     def __init__(self, store: StateStore, resource: ResourceDir, settings: Settings,
-                 backend: Backend) -> None:
+                 backend: Backend, stopped_early: threading.Event | None = None) -> None:
         self.store, self.resource, self.settings, self.backend = store, resource, settings, backend
+        self._stopped_early = stopped_early  # a stop signalled before the loop took signals
         self.router = Router(resource.name, resource.logs_dir)
         self.router.on_suspect = self._suspect
         self.watched: dict[Instance, Watched] = {}
@@ -193,7 +195,7 @@ class EndpointRunner:
                         None, stage_model_data, url, dest, self.settings.environ)
                     self.backend.check(container, self._staged[key])
                 except Exception as exc:  # noqa: BLE001 - StagingError, BackendUnsupported
-                    raise DeployError(f"model {model.name}: {exc}") from None
+                    raise DeployError(f"model {model.name}: {getattr(exc, 'message', exc)}") from None
             dirs.append(self._staged[key])
         return dirs
 
@@ -496,6 +498,8 @@ class EndpointRunner:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self._request_update)
+        if self._stopped_early is not None and self._stopped_early.is_set():
+            self.stopping.set()
         port = await self.router.start()
         self._set(RouterPort=port)
         supervisor = asyncio.ensure_future(self.supervise())
@@ -529,33 +533,22 @@ class EndpointRunner:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) != 3:
-        print("usage: python -m local_mode.endpoints.runner STATE_DIR ENDPOINT BACKEND",
-              file=sys.stderr)
-        return 2
-    state_dir, name, backend_name = argv
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = Settings.from_environ()
-    store = StateStore(Path(state_dir))
-    resource = store.get("endpoints", name)
-    resource.pid_file.write_text(str(os.getpid()))
-    backend: Backend | None = None
-    try:
+    with runner_main(ENDPOINTS, argv) as context:
+        resource = context.resource
         try:
-            backend = make_backend(backend_name, settings.environ, owner=(ENDPOINT_LABEL, name),
-                                   state_dir=str(store.root),
-                                   stop_grace=settings.local.stop_grace_seconds)
-        except Exception as exc:  # noqa: BLE001
+            backend = make_backend(context.backend, context.settings.environ,
+                                   owner=(ENDPOINT_LABEL, resource.name),
+                                   state_dir=str(context.store.root),
+                                   stop_grace=context.settings.local.stop_grace_seconds)
+        except Exception as exc:  # noqa: BLE001 - any failure to set up is the endpoint's
             reason = str(exc)
             resource.update(lambda d: d.update(EndpointStatus="Failed", FailureReason=reason))
             return 1
-        http.run(EndpointRunner(store, resource, settings, backend).run())
-    finally:
-        if backend is not None:
+        try:
+            http.run(EndpointRunner(context.store, resource, context.settings, backend,
+                                    context.stop).run())
+        finally:
             backend.close()  # whatever a crash left running (Docker: containers, network)
-        shutil.rmtree(resource.work_dir, ignore_errors=True)
-        resource.pid_file.unlink(missing_ok=True)
     return 0
 
 

@@ -8,22 +8,21 @@ stop it through the state directory. Stop requests arrive as SIGTERM to this run
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from local_mode.state import ResourceDir, StateStore, now
+from local_mode.runners import TRAINING, runner_main
+from local_mode.state import ResourceDir, now
 from local_mode.storage import upload_file
 from local_mode.training import artifacts
 from local_mode.training import hosts as hostlib
 from local_mode.training.backends import Backend, HostRun
+from local_mode.training.backends.choice import make_backend
 from local_mode.training.metrics import MetricExtractor
 from local_mode.training.spec import (
     MODEL_ARTIFACT,
@@ -402,35 +401,13 @@ def _failure_reason(host: hostlib.Host, code: int, out_of_memory: bool = False,
     return f"AlgorithmError: host {host.name} exited with code {code} (no failure file)"
 
 
-def make_backend(settings: Settings, name: str) -> Backend:
-    if name == "process":
-        from local_mode.training.backends.process import ProcessBackend
-
-        return ProcessBackend(settings.environ, settings.local.stop_grace_seconds)
-    from local_mode.training.backends.docker import DockerBackend  # type: ignore[import-not-found]
-
-    return DockerBackend(settings)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) != 3:
-        print("usage: python -m local_mode.training.runner STATE_DIR JOB_NAME BACKEND",
-              file=sys.stderr)
-        return 2
-    state_dir, name, backend_name = argv
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = Settings.from_environ()
-    resource = StateStore(Path(state_dir)).get("training-jobs", name)
-    spec = TrainingJobSpec.from_request(resource.request())
-    runner = JobRunner(resource, spec, settings, make_backend(settings, backend_name))
-    signal.signal(signal.SIGTERM, lambda *_: runner.request_stop(StopKind.USER))
-    signal.signal(signal.SIGINT, lambda *_: runner.request_stop(StopKind.USER))
-    resource.pid_file.write_text(str(os.getpid()))
-    try:
+    with runner_main(TRAINING, argv) as context:
+        spec = TrainingJobSpec.from_request(context.resource.request())
+        runner = JobRunner(context.resource, spec, context.settings,
+                           make_backend(context.settings, context.backend))
+        context.on_stop(lambda: runner.request_stop(StopKind.USER))
         runner.run()
-    finally:
-        resource.pid_file.unlink(missing_ok=True)
     return 0
 
 

@@ -18,8 +18,6 @@ import gzip
 import logging
 import os
 import queue
-import shutil
-import signal
 import sys
 import threading
 import time
@@ -27,14 +25,14 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, BinaryIO
 
-from local_mode.endpoints.backends import make_backend
-from local_mode.endpoints.docker_backend import TRANSFORM_LABEL
-from local_mode.endpoints.instances import Backend, Container
+from local_mode.docker_engine import TRANSFORM_LABEL
+from local_mode.endpoints.backends import Backend, Container
+from local_mode.endpoints.backends.choice import make_backend
 from local_mode.endpoints.spec import ModelSpec
 from local_mode.endpoints.staging import stage_model_data
+from local_mode.runners import TRANSFORM, runner_main
 from local_mode.state import ResourceDir, StateStore, now, write_json_atomic
 from local_mode.storage import Location, ManifestSource, open_prefix, relative_key, upload_file
 from local_mode.transform.filters import FilterError, record_format
@@ -354,32 +352,19 @@ class TransformRunner:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) != 3:
-        print("usage: python -m local_mode.transform.runner STATE_DIR JOB_NAME BACKEND",
-              file=sys.stderr)
-        return 2
-    state_dir, name, backend_name = argv
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = Settings.from_environ()
-    store = StateStore(Path(state_dir))
-    resource = store.get("transform-jobs", name)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    resource.pid_file.write_text(str(os.getpid()))
-    backend = make_backend(backend_name, settings.environ, owner=(TRANSFORM_LABEL, name),
-                           state_dir=str(store.root),
-                           stop_grace=settings.local.stop_grace_seconds)
-    try:
-        spec = TransformJobSpec.from_request(resource.request())
-        runner = TransformRunner(resource, store, spec, settings, backend)
-        runner.stop = stop
-        runner.run()
-    finally:
-        backend.close()  # whatever is left (Docker: containers, network)
-        shutil.rmtree(resource.work_dir, ignore_errors=True)
-        resource.pid_file.unlink(missing_ok=True)
+    with runner_main(TRANSFORM, argv) as context:
+        backend = make_backend(context.backend, context.settings.environ,
+                               owner=(TRANSFORM_LABEL, context.resource.name),
+                               state_dir=str(context.store.root),
+                               stop_grace=context.settings.local.stop_grace_seconds)
+        try:
+            spec = TransformJobSpec.from_request(context.resource.request())
+            runner = TransformRunner(context.resource, context.store, spec, context.settings,
+                                     backend)
+            runner.stop = context.stop
+            runner.run()
+        finally:
+            backend.close()  # whatever is left (Docker: containers, network)
     return 0
 
 

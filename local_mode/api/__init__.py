@@ -1,0 +1,7 @@
+"""The operations of the local ``sagemaker`` client, one module per resource kind.
+
+:mod:`.base` holds what every kind shares (the state store, settings, ARNs, the backend choice,
+not-found errors, runners); :mod:`.training`, :mod:`.endpoints` (models, endpoint configs and
+endpoints) and :mod:`.transform` each build on it alone, never on one another, and
+:class:`local_mode.sagemaker.SageMakerClient` composes them.
+"""

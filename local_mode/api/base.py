@@ -1,0 +1,73 @@
+"""What every resource kind of the local ``sagemaker`` client shares.
+
+Each kind's operations are a subclass of :class:`SageMakerBase` that adds only its own methods;
+the client composes them. They share the state store, the settings, the backend choice, ARNs (from
+:class:`local_mode.client_base.LocalClient`), the service's not-found wording and the runner
+lifecycle (:mod:`local_mode.runners`), and nothing else: no kind calls another kind's methods.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from local_mode import runners
+from local_mode.backend_choice import choose_backend
+from local_mode.client_base import LocalClient
+from local_mode.errors import ResourceNotFound, ValidationException
+from local_mode.state import ResourceDir, StateStore
+from toolkit.settings import Settings
+
+BACKENDS = ("auto", "docker", "process")
+JOB_TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
+"""The statuses a training or transform job never leaves."""
+
+NOT_FOUND = {
+    "training-jobs": "Requested resource not found: {name}",
+    "models": 'Could not find model "{name}".',
+    "endpoint-configs": 'Could not find endpoint configuration "{name}".',
+    "endpoints": 'Could not find endpoint "{name}".',
+    "transform-jobs": "Could not find requested job with name {name}",
+}
+"""The service's ValidationException message for a name that does not exist, by kind."""
+
+
+class SageMakerBase(LocalClient):
+    """The local ``sagemaker`` client's state and shared helpers.
+
+    ``settings``, ``state_dir`` and ``backend`` are local mode's own arguments; the others are
+    boto3's client arguments (:class:`local_mode.client_base.LocalClient`)."""
+
+    SERVICE = "sagemaker"
+    UNDECLARED_ERRORS = ("ValidationException",)
+
+    def __init__(self, settings: Settings | None = None, *, state_dir: str | Path | None = None,
+                 backend: str | None = None, **client_args: Any) -> None:
+        super().__init__(**client_args)
+        self.settings = settings or Settings.from_environ()
+        self.store = StateStore(Path(state_dir) if state_dir else self.settings.local.state_dir)
+        self.backend = backend or self.settings.local.backend
+        if self.backend not in BACKENDS:
+            raise ValidationException(f"backend must be auto, docker or process, got "
+                                      f"{self.backend!r}")
+
+    def _chosen_backend(self) -> str:
+        """The backend a new resource runs on: ``auto`` is Docker when an engine answers."""
+        return choose_backend(self.backend)
+
+    def _resource(self, kind: str, name: str) -> ResourceDir:
+        """The resource, or the service's ValidationException for a name that does not exist."""
+        try:
+            return self.store.get(kind, name)
+        except ResourceNotFound:
+            raise ValidationException(NOT_FOUND[kind].format(name=name)) from None
+
+    def _exists(self, kind: str, name: str) -> bool:
+        try:
+            self.store.get(kind, name)
+        except ResourceNotFound:
+            return False
+        return True
+
+    def _spawn(self, resource: ResourceDir, lifecycle: runners.Lifecycle, backend: str) -> None:
+        runners.spawn(self.store, resource, lifecycle, backend, self.settings.environ)

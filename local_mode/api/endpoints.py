@@ -1,0 +1,158 @@
+"""The model, endpoint-config and endpoint operations of the local ``sagemaker`` client."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from typing import Any
+
+from local_mode import preflight, runners
+from local_mode.api.base import SageMakerBase
+from local_mode.docker_engine import ENDPOINT_LABEL, STATE_LABEL, DockerUnavailable, connect, sweep
+from local_mode.endpoints.spec import ModelSpec, variants_from_config
+from local_mode.errors import ValidationException
+from local_mode.listing import list_page
+from local_mode.shapes import public_view
+from local_mode.state import ResourceDir, now
+
+DELETE_WAIT_SECONDS = 60.0
+MODEL_ECHOED = ("PrimaryContainer", "Containers", "ExecutionRoleArn", "InferenceExecutionConfig",
+                "EnableNetworkIsolation", "VpcConfig")
+CONFIG_ECHOED = ("ProductionVariants", "DataCaptureConfig", "KmsKeyId", "AsyncInferenceConfig",
+                 "ShadowProductionVariants")
+
+
+class EndpointsAPI(SageMakerBase):
+    """CreateModel, CreateEndpointConfig, CreateEndpoint and their describe/list/update/delete."""
+
+    # -- models ----------------------------------------------------------------------------
+    def create_model(self, **request: Any) -> dict[str, Any]:
+        spec = ModelSpec.from_request(request)
+        preflight.check_model_data(request, self.settings.environ)
+        if self._chosen_backend() == "docker":
+            preflight.check_images([(f"{where}.Image", container["Image"])
+                                    for where, container in preflight.model_containers(request)
+                                    if container.get("Image")])
+        description = {"ModelName": spec.name, "ModelArn": self._arn("model", spec.name),
+                       "CreationTime": now(),
+                       **{k: v for k, v in request.items() if k in MODEL_ECHOED}}
+        self.store.create("models", spec.name, description, dict(request))
+        return {"ModelArn": description["ModelArn"]}
+
+    def describe_model(self, ModelName: str) -> dict[str, Any]:  # noqa: N803 - the service's member name
+        return public_view("DescribeModel", self._resource("models", ModelName).describe())
+
+    def list_models(self, **kwargs: Any) -> dict[str, Any]:
+        items = [{k: d[k] for k in ("ModelName", "ModelArn", "CreationTime")}
+                 for d in (r.describe() for r in self.store.list("models"))]
+        return list_page("ListModels", items, kwargs, result_key="Models", name_key="ModelName")
+
+    def delete_model(self, ModelName: str) -> dict[str, Any]:  # noqa: N803 - the service's member name
+        self._resource("models", ModelName)
+        self.store.delete("models", ModelName)
+        return {}
+
+    # -- endpoint configs ------------------------------------------------------------------
+    def create_endpoint_config(self, **request: Any) -> dict[str, Any]:
+        name = request["EndpointConfigName"]
+        for variant in variants_from_config(request):
+            if not self._exists("models", variant.model_name):
+                raise ValidationException(f"Could not find model \"{variant.model_name}\".",
+                                          "CreateEndpointConfig")
+        description = {"EndpointConfigName": name,
+                       "EndpointConfigArn": self._arn("endpoint-config", name),
+                       "CreationTime": now(),
+                       **{k: v for k, v in request.items() if k in CONFIG_ECHOED}}
+        self.store.create("endpoint-configs", name, description, dict(request))
+        return {"EndpointConfigArn": description["EndpointConfigArn"]}
+
+    def describe_endpoint_config(self, EndpointConfigName: str) -> dict[str, Any]:  # noqa: N803 - the service's member name
+        return public_view("DescribeEndpointConfig",
+                           self._resource("endpoint-configs", EndpointConfigName).describe())
+
+    def list_endpoint_configs(self, **kwargs: Any) -> dict[str, Any]:
+        items = [{k: d[k] for k in ("EndpointConfigName", "EndpointConfigArn", "CreationTime")}
+                 for d in (r.describe() for r in self.store.list("endpoint-configs"))]
+        return list_page("ListEndpointConfigs", items, kwargs, result_key="EndpointConfigs",
+                         name_key="EndpointConfigName")
+
+    def delete_endpoint_config(self, EndpointConfigName: str) -> dict[str, Any]:  # noqa: N803 - the service's member name
+        self._resource("endpoint-configs", EndpointConfigName)
+        self.store.delete("endpoint-configs", EndpointConfigName)
+        return {}
+
+    # -- endpoints -------------------------------------------------------------------------
+    def create_endpoint(self, **request: Any) -> dict[str, Any]:
+        name, config = request["EndpointName"], request["EndpointConfigName"]
+        self._resource("endpoint-configs", config)
+        created = now()
+        backend = self._chosen_backend()
+        description = {"EndpointName": name, "EndpointArn": self._arn("endpoint", name),
+                       "EndpointConfigName": config, "EndpointStatus": "Creating",
+                       "CreationTime": created, "LastModifiedTime": created, "Backend": backend}
+        resource = self.store.create("endpoints", name, description, dict(request))
+        self._spawn(resource, runners.ENDPOINTS, backend)
+        return {"EndpointArn": description["EndpointArn"]}
+
+    def describe_endpoint(self, EndpointName: str) -> dict[str, Any]:  # noqa: N803 - the service's member name
+        resource = self._resource("endpoints", EndpointName)
+        return public_view("DescribeEndpoint", runners.describe_live(resource, runners.ENDPOINTS))
+
+    def list_endpoints(self, **kwargs: Any) -> dict[str, Any]:
+        items = [{k: d[k] for k in ("EndpointName", "EndpointArn", "CreationTime",
+                                    "LastModifiedTime", "EndpointStatus")}
+                 for d in (r.describe() for r in self.store.list("endpoints"))]
+        return list_page("ListEndpoints", items, kwargs, result_key="Endpoints",
+                         name_key="EndpointName", status_key="EndpointStatus")
+
+    def update_endpoint(self, **request: Any) -> dict[str, Any]:
+        name, config = request["EndpointName"], request["EndpointConfigName"]
+        self._resource("endpoint-configs", config)
+        resource = self._resource("endpoints", name)
+
+        def change(d: dict[str, Any]) -> None:
+            if d["EndpointStatus"] != "InService":
+                raise ValidationException(f"Cannot update in-progress endpoint "
+                                          f"\"{d['EndpointArn']}\" (status "
+                                          f"{d['EndpointStatus']}).", "UpdateEndpoint")
+            d.update(EndpointStatus="Updating", PendingEndpointConfigName=config)
+            d.pop("FailureReason", None)
+        description = resource.update(change)
+        runners.signal_runner(resource, signal.SIGHUP)  # the runner deploys it, blue/green
+        return {"EndpointArn": description["EndpointArn"]}
+
+    def delete_endpoint(self, EndpointName: str) -> dict[str, Any]:  # noqa: N803 - the service's member name
+        """Stop the router and every instance, then forget the endpoint. Returns once nothing
+        of it runs any more (the service answers at once and deletes in the background)."""
+        resource = self._resource("endpoints", EndpointName)
+        description = resource.update(lambda d: d.update(EndpointStatus="Deleting"))
+        runners.stop_runner(resource, DELETE_WAIT_SECONDS, ended=lambda: _runner_done(resource))
+        if description.get("Backend") == "docker":
+            _sweep_containers(EndpointName, str(self.store.root))
+        self.store.delete("endpoints", EndpointName)
+        return {}
+
+
+def _runner_done(resource: ResourceDir) -> bool:
+    """The runner already finished or never started (a Failed endpoint's runner exits after its
+    clean-up), so there is no pid file to wait for."""
+    try:
+        description = resource.describe()
+    except FileNotFoundError:
+        return True
+    return not (resource.path / "runner.log").exists() or \
+        description.get("RouterPort") is not None or description.get("EndpointStatus") == "Failed"
+
+
+def _sweep_containers(name: str, state_dir: str) -> None:
+    """Remove the endpoint's containers and network should its runner have died without
+    doing so (a ``kill -9``): the runner's own teardown normally leaves nothing to do."""
+    try:
+        client = connect(timeout=30)
+    except DockerUnavailable:  # no engine: nothing of ours can be running on it
+        return
+    try:
+        with contextlib.suppress(Exception):  # best effort; the labels allow a manual sweep
+            sweep(client, {ENDPOINT_LABEL: name, STATE_LABEL: state_dir})
+    finally:
+        client.close()

@@ -1,0 +1,74 @@
+"""The training-job operations of the local ``sagemaker`` client."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+from local_mode import preflight, runners
+from local_mode.api.base import JOB_TERMINAL, SageMakerBase
+from local_mode.errors import ValidationException
+from local_mode.listing import list_page
+from local_mode.shapes import public_view
+from local_mode.state import now
+from local_mode.training.backends.choice import make_backend
+from local_mode.training.spec import TrainingJobSpec
+
+SUMMARY = ("TrainingJobName", "TrainingJobArn", "CreationTime", "TrainingEndTime",
+           "LastModifiedTime", "TrainingJobStatus", "SecondaryStatus", "WarmPoolStatus")
+ECHOED = frozenset({
+    "HyperParameters", "AlgorithmSpecification", "RoleArn", "InputDataConfig",
+    "OutputDataConfig", "ResourceConfig", "VpcConfig", "StoppingCondition",
+    "EnableNetworkIsolation", "EnableInterContainerTrafficEncryption",
+    "EnableManagedSpotTraining", "CheckpointConfig", "Environment", "RetryStrategy",
+})
+"""Request members DescribeTrainingJob gives back as they were sent."""
+
+
+class TrainingAPI(SageMakerBase):
+    """CreateTrainingJob, DescribeTrainingJob, ListTrainingJobs, StopTrainingJob."""
+
+    def create_training_job(self, **request: Any) -> dict[str, Any]:
+        spec = TrainingJobSpec.from_request(request)
+        backend = self._chosen_backend()
+        make_backend(self.settings, backend).check(spec)  # refuse at create, not minutes later
+        preflight.check_training_channels(request, self.settings.environ)
+        created = now()
+        description = {
+            "TrainingJobName": spec.name, "TrainingJobArn": self._arn("training-job", spec.name),
+            "TrainingJobStatus": "InProgress", "SecondaryStatus": "Starting",
+            "CreationTime": created, "LastModifiedTime": created, "TrainingStartTime": created,
+            "SecondaryStatusTransitions": [],
+            "ModelArtifacts": {"S3ModelArtifacts": spec.model_artifact_uri},
+            **{k: v for k, v in request.items() if k in ECHOED},
+            "Backend": backend,
+        }
+        resource = self.store.create("training-jobs", spec.name, description, dict(request))
+        self._spawn(resource, runners.TRAINING, backend)
+        return {"TrainingJobArn": description["TrainingJobArn"]}
+
+    def describe_training_job(self, TrainingJobName: str) -> dict[str, Any]:  # noqa: N803 - the service's member name
+        resource = self._resource("training-jobs", TrainingJobName)
+        return public_view("DescribeTrainingJob", runners.describe_live(resource,
+                                                                        runners.TRAINING))
+
+    def list_training_jobs(self, **kwargs: Any) -> dict[str, Any]:
+        summaries = []
+        for resource in self.store.list("training-jobs"):
+            d = resource.describe()
+            plan = (d.get("ResourceConfig") or {}).get("TrainingPlanArn")
+            summaries.append({k: d[k] for k in SUMMARY if k in d}
+                             | ({"TrainingPlanArn": plan} if plan else {}))
+        return list_page("ListTrainingJobs", summaries, kwargs,
+                         result_key="TrainingJobSummaries", name_key="TrainingJobName",
+                         status_key="TrainingJobStatus")
+
+    def stop_training_job(self, TrainingJobName: str) -> dict[str, Any]:  # noqa: N803 - the service's member name
+        resource = self._resource("training-jobs", TrainingJobName)
+        status = resource.describe()["TrainingJobStatus"]
+        if status in JOB_TERMINAL:
+            raise ValidationException(f"The training job {TrainingJobName} has already "
+                                      f"{status.lower()}")
+        runners.signal_runner(resource, signal.SIGTERM, ended=lambda: resource.describe()[
+            "TrainingJobStatus"] in JOB_TERMINAL)
+        return {}

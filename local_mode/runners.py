@@ -1,0 +1,201 @@
+"""The life of a runner: the detached process that owns one training job, endpoint or transform
+job from its creation to its end.
+
+Every resource kind that runs something has one. The client spawns it (:func:`spawn`) and returns
+at once, as the service's Create calls do; it signals it to stop or update
+(:func:`signal_runner`, :func:`stop_runner`); and when the runner died without finishing (a
+``kill -9``, a reboot) a describe says so rather than report the resource in progress forever
+(:func:`describe_live`). Inside the runner, :func:`runner_main` owns what every runner's ``main``
+does around its own work: the command line, logging, the pid file and the stop signals.
+
+What differs between kinds is data, not code: a :class:`Lifecycle` names the kind's state
+directory, its runner module, its status field and the statuses in which a runner must be alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local_mode.state import ResourceDir, StateStore
+from toolkit.pids import pid_alive
+from toolkit.settings import Settings
+
+START_WAIT_SECONDS = 10.0
+"""How long a signal waits for a runner that is still starting to write its pid file."""
+POLL_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """What local mode knows of one kind of runner-owned resource."""
+
+    kind: str
+    """The state store's directory for the kind (``training-jobs``)."""
+    module: str
+    """The runner, run as ``python -m <module> STATE_DIR NAME BACKEND``."""
+    status_field: str
+    """The description's status member (``TrainingJobStatus``)."""
+    live: frozenset[str]
+    """Statuses in which the runner must be running."""
+    what: str
+    """How a lost runner is named in FailureReason (``training job``)."""
+    lost_fields: Mapping[str, str] = field(default_factory=dict)
+    """Members besides the status and FailureReason a lost runner sets (training's
+    SecondaryStatus)."""
+
+    @property
+    def lost_reason(self) -> str:
+        return f"InternalServerError: the local {self.what} runner is no longer running"
+
+
+TRAINING = Lifecycle("training-jobs", "local_mode.training.runner", "TrainingJobStatus",
+                     frozenset({"InProgress", "Stopping"}), "job",
+                     {"SecondaryStatus": "Failed"})
+ENDPOINTS = Lifecycle("endpoints", "local_mode.endpoints.runner", "EndpointStatus",
+                      frozenset({"Creating", "Updating", "InService", "SystemUpdating",
+                                 "RollingBack"}), "endpoint")
+TRANSFORM = Lifecycle("transform-jobs", "local_mode.transform.runner", "TransformJobStatus",
+                      frozenset({"InProgress", "Stopping"}), "transform")
+
+
+# -- the client's side -------------------------------------------------------------------------
+def spawn(store: StateStore, resource: ResourceDir, lifecycle: Lifecycle, backend: str,
+          environ: Mapping[str, str]) -> None:
+    """Start the resource's runner, detached (its own session, so a Ctrl-C in the caller's
+    terminal does not reach it), with its output in ``runner.log``."""
+    env = dict(environ)
+    env["OPTML_LOCAL_STATE_DIR"] = str(store.root)
+    with (resource.path / "runner.log").open("ab") as out:
+        runner = subprocess.Popen(  # noqa: S603 - an argv list of our own module, no shell
+            [sys.executable, "-m", lifecycle.module, str(store.root), resource.name, backend],
+            env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True)
+    # The runner outlives this client if it must; while we live, reap it when it ends so it
+    # never lingers as a zombie.
+    threading.Thread(target=runner.wait, name=f"reap-{resource.name}", daemon=True).start()
+
+
+def describe_live(resource: ResourceDir, lifecycle: Lifecycle) -> dict[str, Any]:
+    """The description, marked Failed first if its runner is gone while it should be running."""
+    description = resource.describe()
+    status = lifecycle.status_field
+    if description[status] not in lifecycle.live or \
+            not resource.runner_lost(description["CreationTime"]):
+        return description
+
+    def change(d: dict[str, Any]) -> None:
+        if d[status] not in lifecycle.live:  # it finished after all (a runner writes its final
+            return                           # status before it removes its pid file)
+        d[status] = "Failed"
+        d.update(lifecycle.lost_fields)
+        d["FailureReason"] = lifecycle.lost_reason
+    return resource.update(change)
+
+
+def ended(resource: ResourceDir, lifecycle: Lifecycle) -> bool:
+    """The resource has left its live statuses *and* its runner has exited, so nothing more
+    will happen to it (a runner writes its final status and last log line before it removes
+    its pid file: what a log follower waits for)."""
+    if describe_live(resource, lifecycle)[lifecycle.status_field] in lifecycle.live:
+        return False
+    pid = resource.runner_pid()
+    return pid is None or not pid_alive(pid)
+
+
+def signal_runner(resource: ResourceDir, sig: int,
+                  ended: Callable[[], bool] | None = None) -> int | None:
+    """Send ``sig`` to the resource's runner; its pid, or None if there is no runner to signal.
+
+    A runner that is starting has no pid file yet: wait for it up to :data:`START_WAIT_SECONDS`,
+    unless ``ended()`` says there is nothing left to signal. A runner that exits meanwhile is
+    not an error: it has done what the signal asked.
+    """
+    deadline = time.monotonic() + START_WAIT_SECONDS
+    pid = resource.runner_pid()
+    while pid is None and time.monotonic() < deadline and not (ended and ended()):
+        time.sleep(POLL_SECONDS)
+        pid = resource.runner_pid()
+    if pid is None:
+        return None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    return pid
+
+
+def stop_runner(resource: ResourceDir, timeout: float,
+                ended: Callable[[], bool] | None = None) -> None:
+    """SIGTERM the runner and wait until it is gone; SIGKILL it after ``timeout`` seconds."""
+    pid = signal_runner(resource, signal.SIGTERM, ended)
+    if pid is None:
+        return
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+    if pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+# -- the runner's side -------------------------------------------------------------------------
+@dataclass
+class RunnerContext:
+    """What a runner's ``main`` gets from :func:`runner_main`."""
+
+    settings: Settings
+    store: StateStore
+    resource: ResourceDir
+    backend: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    """Set on SIGTERM or SIGINT (the service's stop, or Ctrl-C in a foreground run)."""
+    _on_stop: list[Callable[[], None]] = field(default_factory=list)
+
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Also call ``callback`` (in the main thread, from the signal handler) on a stop
+        signal; a stop that came before this call is delivered at once."""
+        self._on_stop.append(callback)
+        if self.stop.is_set():
+            callback()
+
+    def _stop_requested(self, *_: object) -> None:
+        self.stop.set()
+        for callback in self._on_stop:
+            callback()
+
+
+@contextlib.contextmanager
+def runner_main(lifecycle: Lifecycle, argv: Sequence[str] | None = None) -> Iterator[RunnerContext]:
+    """The prologue and epilogue of every runner: read ``STATE_DIR NAME BACKEND`` (exit 2 with
+    a usage line otherwise), set up logging, install the stop signals before the pid file
+    appears (so a stop sent as soon as a client can see the runner is never lost), and remove
+    the pid file and the resource's work directory however the runner ends."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 3:
+        print(f"usage: python -m {lifecycle.module} STATE_DIR NAME BACKEND", file=sys.stderr)
+        raise SystemExit(2)
+    state_dir, name, backend = args
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    store = StateStore(Path(state_dir))
+    context = RunnerContext(Settings.from_environ(), store, store.get(lifecycle.kind, name),
+                            backend)
+    previous = {sig: signal.signal(sig, context._stop_requested)
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    context.resource.pid_file.write_text(str(os.getpid()))
+    try:
+        yield context
+    finally:
+        shutil.rmtree(context.resource.work_dir, ignore_errors=True)
+        context.resource.pid_file.unlink(missing_ok=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
