@@ -1,5 +1,5 @@
-"""optml local mode: run training jobs (and, later, endpoints and batch transform) of any
-/opt/ml-contract image on this machine, as the service would, with boto3-shaped clients."""
+"""optml local mode: run training jobs, endpoints and batch transform of any /opt/ml-contract
+image on this machine, as the service would, with boto3-shaped clients (and ``optml local``)."""
 
 from __future__ import annotations
 

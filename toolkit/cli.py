@@ -4,21 +4,82 @@
 ``optml entrypoint ARGS...`` is what images use as their exec-form ENTRYPOINT: it dispatches
 ``train`` and ``serve`` and runs anything else as a supervised child (signals forwarded, children
 reaped), so an image needs neither tini nor bare ``train``/``serve`` scripts on a user's PATH.
-``optml local ...`` (the emulator) is added by :mod:`local_mode` when it provides a CLI.
+Other commands (``optml local ...``, ``optml check``) come from installed packages through the
+:data:`COMMAND_GROUP` entry-point group and load only when named (or listed by ``--help``), so the
+toolkit names no other package and ``optml train`` in an image loads nothing it does not run.
 Heavy modules are imported inside the commands so ``optml --help`` stays fast.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
+from importlib.metadata import EntryPoint, entry_points
 
 import click
 
 from toolkit import __version__
 
+COMMAND_GROUP = "optml.commands"
+"""The entry-point group other packages register ``optml`` subcommands in (name = a click
+command object, e.g. ``local = "package.module:group"``)."""
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class NoSuchCommand(click.ClickException):
+    """A command this install does not have (or cannot load): one line, usage-error status."""
+
+    exit_code = 2
+
+
+def registered_commands() -> dict[str, EntryPoint]:
+    """The commands installed packages register under :data:`COMMAND_GROUP`, by name."""
+    return {entry.name: entry for entry in entry_points(group=COMMAND_GROUP)}
+
+
+class OptmlGroup(click.Group):
+    """The built-in commands plus those registered under :data:`COMMAND_GROUP`, each loaded the
+    first time it is named."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return self._names()
+
+    def _names(self) -> list[str]:
+        return sorted({*self.commands, *registered_commands()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        try:
+            return self._command(cmd_name)
+        except NoSuchCommand:
+            return None  # --help lists what loads; naming it says why it does not
+
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        name = click.utils.make_str(args[0])
+        if not name.startswith("-") and not ctx.resilient_parsing:
+            self._command(name)  # raises NoSuchCommand, as one line
+        return super().resolve_command(ctx, args)
+
+    def _command(self, name: str) -> click.Command:
+        command = self.commands.get(name)
+        if command is not None:
+            return command
+        entry = registered_commands().get(name)
+        if entry is None:
+            raise NoSuchCommand(f"no command {name!r} in this install (it has "
+                                f"{', '.join(self._names())}; packages add commands through "
+                                f"the {COMMAND_GROUP!r} entry points)")
+        try:
+            command = entry.load()
+        except ImportError as exc:
+            raise NoSuchCommand(f"command {name!r} is registered ({entry.value}) but cannot "
+                                f"be loaded here: {exc}") from None
+        if not isinstance(command, click.Command):
+            raise NoSuchCommand(f"command {name!r} is registered ({entry.value}) but that is "
+                                "not a click command")
+        self.add_command(command, name)
+        return command
+
+
+@click.group(cls=OptmlGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="optml")
 def cli() -> None:
     """Build and run /opt/ml-contract containers, and emulate the service locally."""
@@ -51,21 +112,7 @@ def entrypoint(command: tuple[str, ...]) -> None:
     sys.exit(entry_main(list(command)))
 
 
-def _add_optional_groups() -> None:
-    """Attach ``optml local`` and ``optml check`` when :mod:`local_mode.cli` exists (they land
-    with local mode)."""
-    try:
-        module = importlib.import_module("local_mode.cli")
-    except ModuleNotFoundError as exc:
-        if exc.name not in {"local_mode.cli"}:
-            raise
-        return
-    cli.add_command(module.local)
-    cli.add_command(module.check)
-
-
 def main() -> None:
-    _add_optional_groups()
     cli()
 
 

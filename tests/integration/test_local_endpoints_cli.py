@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import click
 from click.testing import CliRunner
 
-from local_mode.cli_endpoints import register
+from local_mode.cli import local
 from tests.integration.test_local_endpoints_support import (
     ECHO,
     FAST_ENV,
@@ -18,8 +17,7 @@ from tests.integration.test_local_endpoints_support import (
 
 
 def test_deploy_invoke_list_delete_and_transform(tmp_path: Path) -> None:
-    group = click.Group("local")
-    register(group)
+    group = local
     state = tmp_path / "state"
     env = dict(settings_for(state).environ)
     runner = CliRunner(env=env)

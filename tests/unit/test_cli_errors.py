@@ -1,4 +1,4 @@
-"""local_mode.cli_errors.request_errors: the one way every command reports a refused request,
+"""local_mode.cli.errors.request_errors: the one way every command reports a refused request,
 and the unreadable-file paths of ``optml local`` and ``optml check`` that lead to it."""
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from click.testing import CliRunner
 
 from local_mode.check import CheckInputError, jobs, run_checks
 from local_mode.check.serving_checks import read_sample
-from local_mode.cli import local
-from local_mode.cli_check import check
-from local_mode.cli_errors import EXIT_INVALID, request_errors
+from local_mode.cli import check, local
+from local_mode.cli.errors import EXIT_INVALID, request_errors
 from local_mode.errors import ValidationException
 from local_mode.request_files import RequestFileError
 from tests.unreadable import unreadable_file, without_read_permission

@@ -12,7 +12,9 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from local_mode.cli import EXIT_INVALID, LinePrinter, LogTail, follow_lines, local
+from local_mode.cli import local
+from local_mode.cli.errors import EXIT_INVALID
+from local_mode.cli.follow import LinePrinter, LogTail, follow_lines
 
 ROLE = "arn:aws:iam::000000000000:role/optml-local"
 

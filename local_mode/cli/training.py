@@ -1,14 +1,11 @@
-"""``optml local``: run and watch local training jobs from a shell.
+"""``optml local train | jobs | describe | logs | stop | metrics``: run and watch local training
+jobs from a shell.
 
 Every command is a thin layer over :class:`local_mode.sagemaker.SageMakerClient` and the state
 directory, so a job started here can be described, followed or stopped from Python (or another
-shell) and the other way round.
+shell) and the other way round. The client, botocore and friends load inside the commands.
 
-This module is imported by every ``optml`` invocation (``toolkit.cli`` attaches the group),
-including the ``optml train`` that runs inside each local host, so it imports only click at
-module level and loads the client, botocore and friends inside the commands.
-
-Exit status of ``train --wait``, ``logs -f`` and ``stop --wait``:
+Exit status of ``train --wait``, ``logs -f`` and ``stop --wait`` (:mod:`local_mode.cli.errors`):
 
 ==========  ============================================================================
 0           the job Completed
@@ -24,48 +21,26 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from local_mode.cli_check import check  # ``optml check``, attached by toolkit.cli
-from local_mode.cli_errors import EXIT_INVALID, request_errors
+from local_mode.cli.errors import (
+    EXIT_BY_STATUS,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    fail,
+    message_of,
+    request_errors,
+)
+from local_mode.cli.follow import FOLLOW_INTERVAL, LinePrinter, LogTail, follow, job_ended
+from local_mode.cli.options import backend_option, sagemaker_client, state_dir_option
 
 if TYPE_CHECKING:
     from local_mode.sagemaker import SageMakerClient
     from local_mode.state import ResourceDir
-
-EXIT_COMPLETED = 0
-EXIT_FAILED = 1
-EXIT_STOPPED = 3
-EXIT_INTERRUPTED = 130
-EXIT_BY_STATUS = {"Completed": EXIT_COMPLETED, "Failed": EXIT_FAILED, "Stopped": EXIT_STOPPED}
-
-FOLLOW_INTERVAL = 0.1
-"""How often a follower looks for new log bytes and for the end of the job (seconds)."""
-PROGRESS_SUFFIX = b"bytes staged so far"
-
-
-# -- shared options --------------------------------------------------------------------------
-def _state_dir_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-        help="State directory (default: OPTML_LOCAL_STATE_DIR, else ~/.optml/local).")(command)
-
-
-def _client(state_dir: Path | None, backend: str | None = None) -> SageMakerClient:
-    from local_mode.sagemaker import SageMakerClient
-    from toolkit.errors import OptmlError
-    from toolkit.settings import Settings
-
-    try:
-        settings = Settings.from_environ()
-    except OptmlError as exc:
-        raise click.ClickException(str(exc)) from None
-    return SageMakerClient(settings, state_dir=state_dir, backend=backend)
 
 
 def _resource(client: SageMakerClient, name: str) -> ResourceDir:
@@ -74,102 +49,7 @@ def _resource(client: SageMakerClient, name: str) -> ResourceDir:
     try:
         return client.store.get("training-jobs", name)
     except ResourceNotFound:
-        raise click.ClickException(f"no local training job named {name!r} in "
-                                   f"{client.store.root}") from None
-
-
-def _client_error_message(exc: Exception) -> str:
-    return str(getattr(exc, "message", None) or exc)
-
-
-# -- log following ---------------------------------------------------------------------------
-def job_ended(client: SageMakerClient, resource: ResourceDir) -> bool:
-    """The job is terminal and its runner has exited, so nothing more will be logged.
-
-    The runner writes the final status before its last log line and removes its pid file only
-    after that, so waiting for both is what makes a follower print the final line too.
-    """
-    from local_mode.sagemaker import TERMINAL
-    from toolkit.pids import pid_alive
-
-    status = client.describe_training_job(TrainingJobName=resource.name)["TrainingJobStatus"]
-    if status not in TERMINAL:
-        return False
-    pid = resource.runner_pid()
-    return pid is None or not pid_alive(pid)
-
-
-class LogTail:
-    """The complete lines appended to a log file since the last read (the file may not exist
-    yet). Keeps its position, so a follower interrupted by Ctrl-C resumes without repeats."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.position = 0
-        self._pending = b""
-
-    def read_lines(self) -> list[bytes]:
-        try:
-            with self.path.open("rb") as handle:
-                handle.seek(self.position)
-                chunk = handle.read()
-        except FileNotFoundError:
-            return []
-        self.position += len(chunk)
-        *lines, self._pending = (self._pending + chunk).split(b"\n")
-        return [line + b"\n" for line in lines]
-
-    def rest(self) -> list[bytes]:
-        """What is left once the writer is gone: the last line even without its newline."""
-        lines = self.read_lines()
-        if self._pending:
-            lines.append(self._pending + b"\n")
-            self._pending = b""
-        return lines
-
-
-def follow_lines(tail: LogTail, ended: Callable[[], bool],
-                 interval: float = FOLLOW_INTERVAL) -> Iterator[bytes]:
-    """Yield the lines of ``tail`` as they are appended until ``ended()`` is true and all that
-    was written before has been read."""
-    while True:
-        finished = ended()  # sample *before* reading, so the last lines are never missed
-        if finished:
-            yield from tail.rest()
-            return
-        lines = tail.read_lines()
-        yield from lines
-        if not lines:
-            time.sleep(interval)
-
-
-class LinePrinter:
-    """Write log lines to stdout; staging-progress lines overwrite each other on a terminal."""
-
-    def __init__(self, stream: Any | None = None) -> None:
-        self.stream = stream or click.get_text_stream("stdout")
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._progress_shown = False
-
-    def __call__(self, line: bytes) -> None:
-        text = line.decode("utf-8", "replace").rstrip("\n")
-        if self.tty and line.rstrip().endswith(PROGRESS_SUFFIX):
-            self.stream.write("\r\x1b[K" + text)
-            self._progress_shown = True
-        else:
-            if self._progress_shown:
-                self.stream.write("\r\x1b[K")
-                self._progress_shown = False
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-
-def _follow(client: SageMakerClient, resource: ResourceDir, tail: LogTail | None = None,
-            printer: LinePrinter | None = None) -> None:
-    tail = tail or LogTail(resource.logs_dir / "all.log")
-    printer = printer or LinePrinter()
-    for line in follow_lines(tail, lambda: job_ended(client, resource)):
-        printer(line)
+        fail(f"no local training job named {name!r} in {client.store.root}")
 
 
 def _final_status(client: SageMakerClient, name: str, interrupted: bool = False) -> int:
@@ -202,7 +82,7 @@ def _wait_following(client: SageMakerClient, name: str) -> int:
     interrupted = False
     while True:
         try:
-            _follow(client, resource, tail, printer)
+            follow(client, resource, tail, printer)
             break
         except KeyboardInterrupt:
             if interrupted:
@@ -210,33 +90,26 @@ def _wait_following(client: SageMakerClient, name: str) -> int:
                 continue
             interrupted = True
             click.echo(f"\noptml | interrupted: stopping training job {name}", err=True)
-            from local_mode.sagemaker import TERMINAL
+            from local_mode.api.base import JOB_TERMINAL
 
             if client.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] \
-                    not in TERMINAL:
+                    not in JOB_TERMINAL:
                 try:
                     client.stop_training_job(TrainingJobName=name)
                 except Exception as exc:  # noqa: BLE001 - it may have ended meanwhile
-                    click.echo(f"optml | {_client_error_message(exc)}", err=True)
+                    click.echo(f"optml | {message_of(exc)}", err=True)
     return _final_status(client, name, interrupted)
 
 
-# -- commands --------------------------------------------------------------------------------
-@click.group("local")
-def local() -> None:
-    """Run training jobs locally, exactly as the service would (see docs/local-mode.md)."""
-
-
-@local.command("train")
+@click.command("train")
 # readable=False: a missing or unreadable file is reported by load_request, on one line
 @click.argument("job_file", type=click.Path(path_type=Path, readable=False))
 @click.option("--wait/--no-wait", default=False,
               help="Stream the job's logs until it ends; Ctrl-C stops the job.")
-@click.option("--backend", type=click.Choice(["auto", "docker", "process"]), default=None,
-              help="Where hosts run (default: OPTML_LOCAL_BACKEND, else auto).")
+@backend_option("hosts")
 @click.option("--name", default=None,
               help="TrainingJobName to use instead of the one in JOB_FILE.")
-@_state_dir_option
+@state_dir_option
 def train_command(job_file: Path, wait: bool, backend: str | None, name: str | None,
                   state_dir: Path | None) -> None:
     """Create a training job from JOB_FILE (a CreateTrainingJob request, JSON or YAML)."""
@@ -246,7 +119,7 @@ def train_command(job_file: Path, wait: bool, backend: str | None, name: str | N
         request = load_request(job_file)
     if name is not None:
         request["TrainingJobName"] = name
-    client = _client(state_dir, backend)
+    client = sagemaker_client(state_dir, backend)
     with request_errors(job_file):
         arn = client.create_training_job(**request)["TrainingJobArn"]
     job = request["TrainingJobName"]
@@ -255,16 +128,16 @@ def train_command(job_file: Path, wait: bool, backend: str | None, name: str | N
         sys.exit(_wait_following(client, job))
 
 
-@local.command("jobs")
+@click.command("jobs")
 @click.option("--status", "status_equals", default=None,
               type=click.Choice(["InProgress", "Completed", "Failed", "Stopping", "Stopped"]),
               help="Only jobs with this status.")
 @click.option("--name-contains", default=None, help="Only jobs whose name contains this.")
-@_state_dir_option
+@state_dir_option
 def jobs_command(status_equals: str | None, name_contains: str | None,
                  state_dir: Path | None) -> None:
     """List local training jobs, oldest first."""
-    client = _client(state_dir)
+    client = sagemaker_client(state_dir)
     filters: dict[str, Any] = {}
     if status_equals:
         filters["StatusEquals"] = status_equals
@@ -293,12 +166,12 @@ def _short_time(value: datetime | None) -> str:
     return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
 
-@local.command("describe")
+@click.command("describe")
 @click.argument("name")
-@_state_dir_option
+@state_dir_option
 def describe_command(name: str, state_dir: Path | None) -> None:
     """Print DescribeTrainingJob of NAME as JSON (works for failed jobs too)."""
-    client = _client(state_dir)
+    client = sagemaker_client(state_dir)
     _resource(client, name)
     description = client.describe_training_job(TrainingJobName=name)
     description.pop("ResponseMetadata", None)  # as the AWS CLI prints it: the job only
@@ -311,43 +184,43 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
-@local.command("logs")
+@click.command("logs")
 @click.argument("name")
-@click.option("-f", "--follow", is_flag=True,
+@click.option("-f", "--follow", "follow_log", is_flag=True,
               help="Keep printing new lines until the job ends; exit with the job's status.")
-@_state_dir_option
-def logs_command(name: str, follow: bool, state_dir: Path | None) -> None:
+@state_dir_option
+def logs_command(name: str, follow_log: bool, state_dir: Path | None) -> None:
     """Print the job's log (every host's lines, prefixed with the host name)."""
-    client = _client(state_dir)
+    client = sagemaker_client(state_dir)
     resource = _resource(client, name)
-    if follow:
-        _follow(client, resource)
+    if follow_log:
+        follow(client, resource)
         sys.exit(EXIT_BY_STATUS.get(
             client.describe_training_job(TrainingJobName=name)["TrainingJobStatus"],
             EXIT_FAILED))
     path = resource.logs_dir / "all.log"
     if path.exists():
-        out = click.get_binary_stream("stdout")
+        out = sys.stdout.buffer
         with path.open("rb") as handle:
             while chunk := handle.read(1 << 16):
                 out.write(chunk)
         out.flush()
 
 
-@local.command("stop")
+@click.command("stop")
 @click.argument("name")
 @click.option("--wait", is_flag=True, help="Wait until the job has stopped.")
-@_state_dir_option
+@state_dir_option
 def stop_command(name: str, wait: bool, state_dir: Path | None) -> None:
     """StopTrainingJob: SIGTERM to every host, SIGKILL after OPTML_LOCAL_STOP_GRACE_SECONDS."""
-    client = _client(state_dir)
+    client = sagemaker_client(state_dir)
     resource = _resource(client, name)
     from local_mode.errors import LocalModeError
 
     try:
         client.stop_training_job(TrainingJobName=name)
     except LocalModeError as exc:
-        raise click.ClickException(exc.message) from None
+        fail(message_of(exc))
     click.echo(f"Stopping training job {name}", err=True)
     if wait:
         while not job_ended(client, resource):
@@ -355,18 +228,18 @@ def stop_command(name: str, wait: bool, state_dir: Path | None) -> None:
         sys.exit(_final_status(client, name))
 
 
-@local.command("metrics")
+@click.command("metrics")
 @click.argument("name")
 @click.option("--plot", "plot_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Also draw the series into this PNG (needs optml[plot]).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON Lines instead of a table.")
-@_state_dir_option
+@state_dir_option
 def metrics_command(name: str, plot_file: Path | None, as_json: bool,
                     state_dir: Path | None) -> None:
     """Print every metric point MetricDefinitions extracted from the job's log."""
     from local_mode.training.metrics import read_series
 
-    client = _client(state_dir)
+    client = sagemaker_client(state_dir)
     resource = _resource(client, name)
     series = read_series(resource.metrics_file)
     if plot_file is not None:
@@ -375,7 +248,7 @@ def metrics_command(name: str, plot_file: Path | None, as_json: bool,
         try:
             plot_series(series, plot_file, title=name)
         except PlotUnavailable as exc:
-            raise click.ClickException(str(exc)) from None
+            fail(str(exc))
         click.echo(f"wrote {plot_file}", err=True)
     if as_json:
         for point in series:
@@ -391,13 +264,8 @@ def metrics_command(name: str, plot_file: Path | None, as_json: bool,
                    f"{point['Value']:g}")
 
 
-def _register_endpoint_commands() -> None:
-    from local_mode.cli_endpoints import register
+COMMANDS = (train_command, jobs_command, describe_command, logs_command, stop_command,
+            metrics_command)
+"""The training commands, attached to ``optml local`` by :mod:`local_mode.cli`."""
 
-    register(local)
-
-
-_register_endpoint_commands()
-
-__all__ = ["EXIT_COMPLETED", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_INVALID", "EXIT_STOPPED",
-           "LogTail", "check", "follow_lines", "job_ended", "local"]
+__all__ = ["COMMANDS"]

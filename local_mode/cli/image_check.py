@@ -1,12 +1,11 @@
 """``optml check IMAGE``: the contract checks against any image, as a table (docs/check.md).
 
-This module is imported by every ``optml`` invocation (``toolkit.cli`` attaches the command via
-:mod:`local_mode.cli`), so it imports only click and the check names at module level; the
-checks load inside the command.
+Imported by every ``optml check`` invocation, so it imports only click and the check names at
+module level; the checks load inside the command.
 
 Exit status: 0 every check passed (a SKIP counts only with ``--allow-skip``); 1 a check failed
 or was skipped; 2 bad input (unknown image, missing or invalid file, bad option) or no Docker
-engine: one line on stderr, nothing was run or left behind.
+engine: one line on stderr (``optml check: ...``), nothing was run or left behind.
 """
 
 from __future__ import annotations
@@ -17,17 +16,8 @@ from pathlib import Path
 import click
 
 from local_mode.check.names import ALL_CHECKS
-from local_mode.cli_errors import EXIT_INVALID, request_errors
-
-
-def _pairs(option: str, values: tuple[str, ...]) -> dict[str, str]:
-    pairs = {}
-    for value in values:
-        key, sep, rest = value.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{value!r} is not KEY=VALUE", param_hint=option)
-        pairs[key] = rest
-    return pairs
+from local_mode.cli.errors import request_errors
+from local_mode.cli.options import key_value_pairs
 
 
 # The file options take any path: a missing or unreadable file is reported by CheckOptions, on
@@ -89,11 +79,12 @@ def check(image: str, job: Path | None, failing_job: Path | None,
     with request_errors(label="optml check", also=(CheckInputError, OptmlError)):
         options = CheckOptions(
             job=job, failing_job=failing_job,
-            failing_environment=_pairs("--failing-env", failing_env),
-            failing_hyperparameters=_pairs("--failing-hyperparameter", failing_hyperparameters),
-            model_data=model_data, sample=sample,
-            content_type=content_type, accept=accept, environment=_pairs("--env", env),
-            hyperparameters=_pairs("--hyperparameter", hyperparameters), checks=only,
+            failing_environment=key_value_pairs("--failing-env", failing_env),
+            failing_hyperparameters=key_value_pairs("--failing-hyperparameter",
+                                                    failing_hyperparameters),
+            model_data=model_data, sample=sample, content_type=content_type, accept=accept,
+            environment=key_value_pairs("--env", env),
+            hyperparameters=key_value_pairs("--hyperparameter", hyperparameters), checks=only,
             grace=grace, startup_timeout=startup_timeout, ready_timeout=ready_timeout,
             train_timeout=train_timeout, sigterm_after=sigterm_after)
         report = run_checks(image, options, settings=Settings.from_environ())
@@ -101,4 +92,4 @@ def check(image: str, job: Path | None, failing_job: Path | None,
     sys.exit(report.exit_status(allow_skip))
 
 
-__all__ = ["EXIT_INVALID", "check"]
+__all__ = ["check"]

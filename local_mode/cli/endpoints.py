@@ -1,12 +1,11 @@
 """``optml local deploy | endpoints | invoke | delete-endpoint | transform``.
 
-Attached to the ``optml local`` group with :func:`register`. Like the training commands, each is
-a thin layer over the local clients and the state directory, and imports them lazily (this
-module is imported by every ``optml`` invocation).
+Like the training commands, each is a thin layer over the local clients and the state
+directory, and loads them inside the command.
 
-Exit status: 0 success (transform: Completed); 1 failure (the FailureReason or the service
-error is printed); 2 invalid request or job file; 3 transform Stopped; 130 Ctrl-C (the endpoint
-being deployed is deleted, the transform job stopped).
+Exit status (:mod:`local_mode.cli.errors`): 0 success (transform: Completed); 1 failure (the
+FailureReason or the service error is printed); 2 invalid request or job file; 3 transform
+Stopped; 130 Ctrl-C (the endpoint being deployed is deleted, the transform job stopped).
 """
 
 from __future__ import annotations
@@ -18,36 +17,23 @@ from typing import Any
 
 import click
 
-from local_mode.cli_errors import request_errors
+from local_mode.cli.errors import (
+    EXIT_BY_STATUS,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    fail,
+    request_errors,
+)
+from local_mode.cli.options import (
+    backend_option,
+    key_value_pairs,
+    runtime_client,
+    sagemaker_client,
+    state_dir_option,
+)
 
-EXIT_FAILED, EXIT_STOPPED, EXIT_INTERRUPTED = 1, 3, 130
 POLL = 0.1
-
-
-def _clients(state_dir: Path | None, backend: str | None = None) -> tuple[Any, Any]:
-    from local_mode.runtime import RuntimeClient
-    from local_mode.sagemaker import SageMakerClient
-    from toolkit.errors import OptmlError
-    from toolkit.settings import Settings
-
-    try:
-        settings = Settings.from_environ()
-    except OptmlError as exc:
-        raise click.ClickException(str(exc)) from None
-    return (SageMakerClient(settings, state_dir=state_dir, backend=backend),
-            RuntimeClient(settings, state_dir=state_dir))
-
-
-def _fail(exc: Exception, code: int = EXIT_FAILED) -> None:
-    message = getattr(exc, "message", None) or str(exc)
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def _state_dir(command: Any) -> Any:
-    return click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
-                        default=None, help="State directory (default: OPTML_LOCAL_STATE_DIR, "
-                        "else ~/.optml/local).")(command)
+"""How often a waiting command asks for the status again (seconds)."""
 
 
 @click.command("deploy")
@@ -56,25 +42,18 @@ def _state_dir(command: Any) -> Any:
               "or s3:// URI; the inference code is in its code/ directory.")
 @click.option("--image", default="optml/base:latest", show_default=True,
               help="Serving image (the process backend runs optml serve instead).")
-@click.option("--backend", type=click.Choice(["auto", "docker", "process"]), default=None,
-              help="Where instances run (default: OPTML_LOCAL_BACKEND, else auto: Docker when "
-                   "an engine answers).")
+@backend_option("instances")
 @click.option("--instance-count", type=click.IntRange(1, 64), default=1, show_default=True)
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE",
               help="Container environment variable (repeatable).")
 @click.option("--multi-model", is_flag=True, help="--model-data is the S3 prefix of models.")
-@_state_dir
+@state_dir_option
 def deploy(name: str, model_data: str, image: str, backend: str | None, instance_count: int,
            env: tuple[str, ...], multi_model: bool, state_dir: Path | None) -> None:
     """Create model, endpoint config and endpoint NAME; wait until InService."""
-    sm, _ = _clients(state_dir, backend)
-    environment = {}
-    for item in env:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--env")
-        environment[key] = value
-    container = {"Image": image, "ModelDataUrl": model_data, "Environment": environment,
+    sm = sagemaker_client(state_dir, backend)
+    container = {"Image": image, "ModelDataUrl": model_data,
+                 "Environment": key_value_pairs("--env", env),
                  "Mode": "MultiModel" if multi_model else "SingleModel"}
     with request_errors():
         sm.create_model(ModelName=name, PrimaryContainer=container)
@@ -89,7 +68,7 @@ def deploy(name: str, model_data: str, image: str, backend: str | None, instance
             if described["EndpointStatus"] == "InService":
                 break
             if described["EndpointStatus"] == "Failed":
-                _fail(RuntimeError(described.get("FailureReason", "endpoint failed")))
+                fail(described.get("FailureReason", "endpoint failed"))
             time.sleep(POLL)
     except KeyboardInterrupt:
         click.echo("interrupted: deleting the endpoint", err=True)
@@ -101,10 +80,10 @@ def deploy(name: str, model_data: str, image: str, backend: str | None, instance
 
 
 @click.command("endpoints")
-@_state_dir
+@state_dir_option
 def endpoints(state_dir: Path | None) -> None:
     """List local endpoints with their status, router port and healthy instances."""
-    sm, _ = _clients(state_dir)
+    sm = sagemaker_client(state_dir)
     rows = []
     for resource in sm.store.list("endpoints"):
         d = resource.describe()
@@ -126,12 +105,12 @@ def endpoints(state_dir: Path | None) -> None:
 @click.option("--target-variant", default=None)
 @click.option("--target-model", default=None)
 @click.option("--custom-attributes", default=None)
-@_state_dir
+@state_dir_option
 def invoke(name: str, body: str, content_type: str, accept: str | None,
            target_variant: str | None, target_model: str | None,
            custom_attributes: str | None, state_dir: Path | None) -> None:
     """Invoke endpoint NAME; the response body goes to stdout."""
-    _, runtime = _clients(state_dir)
+    runtime = runtime_client(state_dir)
     if body.startswith("@"):
         try:
             payload = Path(body[1:]).read_bytes()
@@ -155,10 +134,10 @@ def invoke(name: str, body: str, content_type: str, accept: str | None,
 
 @click.command("delete-endpoint")
 @click.argument("name")
-@_state_dir
+@state_dir_option
 def delete_endpoint(name: str, state_dir: Path | None) -> None:
     """Delete endpoint NAME: stop its router and every instance."""
-    sm, _ = _clients(state_dir)
+    sm = sagemaker_client(state_dir)
     with request_errors(service_error_status=EXIT_FAILED):  # no such endpoint: exit 1
         sm.delete_endpoint(EndpointName=name)
     click.echo(f"{name}: deleted")
@@ -168,15 +147,16 @@ def delete_endpoint(name: str, state_dir: Path | None) -> None:
 # readable=False: a missing or unreadable file is reported by load_request, on one line
 @click.argument("job_file", type=click.Path(path_type=Path, readable=False))
 @click.option("--wait/--no-wait", default=False, help="Follow the job to its end.")
-@_state_dir
+@state_dir_option
 def transform(job_file: Path, wait: bool, state_dir: Path | None) -> None:
     """Start the transform job described by JOB_FILE (a CreateTransformJob request as JSON or
     YAML); with --wait, show files and records done until it ends."""
+    from local_mode.api.base import JOB_TERMINAL
     from local_mode.request_files import load_request
 
     with request_errors(job_file):
         request = load_request(job_file)
-    sm, _ = _clients(state_dir)
+    sm = sagemaker_client(state_dir)
     with request_errors(job_file):
         sm.create_transform_job(**request)
     name = request["TransformJobName"]
@@ -197,24 +177,22 @@ def transform(job_file: Path, wait: bool, state_dir: Path | None) -> None:
                 click.echo(line, err=True)
                 last = line
             status = described["TransformJobStatus"]
-            if status in ("Completed", "Failed", "Stopped"):
+            if status in JOB_TERMINAL:
                 break
             time.sleep(POLL)
     except KeyboardInterrupt:
         click.echo("interrupted: stopping the job", err=True)
         sm.stop_transform_job(TransformJobName=name)
-        while sm.describe_transform_job(TransformJobName=name)["TransformJobStatus"] not in (
-                "Stopped", "Completed", "Failed"):
+        while sm.describe_transform_job(TransformJobName=name)["TransformJobStatus"] \
+                not in JOB_TERMINAL:
             time.sleep(POLL)
         sys.exit(EXIT_INTERRUPTED)
     if status == "Failed":
         click.echo(f"FailureReason: {described.get('FailureReason')}", err=True)
-        sys.exit(EXIT_FAILED)
-    if status == "Stopped":
-        sys.exit(EXIT_STOPPED)
+    sys.exit(EXIT_BY_STATUS[status])
 
 
-def register(group: click.Group) -> None:
-    """Add the endpoint and transform commands to ``group`` (``optml local``)."""
-    for command in (deploy, endpoints, invoke, delete_endpoint, transform):
-        group.add_command(command)
+COMMANDS = (deploy, endpoints, invoke, delete_endpoint, transform)
+"""The endpoint and transform commands, attached to ``optml local`` by :mod:`local_mode.cli`."""
+
+__all__ = ["COMMANDS"]

@@ -1,0 +1,33 @@
+"""The command-line front end of local mode: ``optml local ...`` and ``optml check IMAGE``.
+
+``toolkit.cli`` finds both through the ``optml.commands`` entry-point group (pyproject.toml), so
+the toolkit never names this package and an install without it simply has no such commands.
+
+=================  ===========================================================================
+``errors``         the exit-code table, the error prefix, :func:`~.errors.fail` and
+                   :func:`~.errors.request_errors` (bad input: one line, exit 2)
+``options``        ``--state-dir``, ``--backend``, ``KEY=VALUE`` pairs, the client factories
+``follow``         following a training job's log to its end
+``training``       ``train``, ``jobs``, ``describe``, ``logs``, ``stop``, ``metrics``
+``endpoints``      ``deploy``, ``endpoints``, ``invoke``, ``delete-endpoint``, ``transform``
+``image_check``    ``optml check IMAGE``
+=================  ===========================================================================
+
+Every ``optml local`` / ``optml check`` invocation imports this package, so its modules import
+only click (and the check names) up front; clients, botocore and Docker load inside commands.
+"""
+
+from __future__ import annotations
+
+import click
+
+from local_mode.cli import endpoints, training
+from local_mode.cli.image_check import check
+
+local = click.Group(
+    "local", commands=[*training.COMMANDS, *endpoints.COMMANDS],
+    help="Run training jobs, endpoints and batch transform locally, exactly as the service "
+         "would (see docs/local-mode.md and docs/local-endpoints.md).")
+"""``optml local``."""
+
+__all__ = ["check", "local"]

@@ -1,0 +1,80 @@
+"""What several ``optml local`` / ``optml check`` commands take the same way: ``--state-dir``,
+``--backend``, ``KEY=VALUE`` pairs, and the local clients built from the environment.
+
+The clients and settings load inside the functions: this module is imported by every
+``optml local`` invocation, which must not pay for botocore before a command runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from local_mode.cli.errors import fail
+
+if TYPE_CHECKING:
+    from local_mode.runtime import RuntimeClient
+    from local_mode.sagemaker import SageMakerClient
+    from toolkit.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+BACKENDS = ("auto", "docker", "process")
+
+
+def state_dir_option(command: F) -> F:
+    """``--state-dir DIR``: which local state directory the command works on."""
+    return click.option(
+        "--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+        help="State directory (default: OPTML_LOCAL_STATE_DIR, else ~/.optml/local).")(command)
+
+
+def backend_option(what: str) -> Callable[[F], F]:
+    """``--backend auto|docker|process``: where ``what`` (hosts, instances) run."""
+    return click.option(
+        "--backend", type=click.Choice(BACKENDS), default=None,
+        help=f"Where {what} run (default: OPTML_LOCAL_BACKEND, else auto: Docker when an "
+             "engine answers).")
+
+
+def key_value_pairs(option: str, values: tuple[str, ...]) -> dict[str, str]:
+    """The ``KEY=VALUE`` values of a repeatable option as a dict (a usage error otherwise)."""
+    pairs = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE", param_hint=option)
+        pairs[key] = rest
+    return pairs
+
+
+def settings() -> Settings:
+    """The settings from the environment; a bad variable ends the command on one line."""
+    from toolkit.errors import OptmlError
+    from toolkit.settings import Settings
+
+    try:
+        return Settings.from_environ()
+    except OptmlError as exc:
+        fail(str(exc))
+
+
+def sagemaker_client(state_dir: Path | None, backend: str | None = None) -> SageMakerClient:
+    """The local ``sagemaker`` client on ``state_dir`` (None: the default one)."""
+    from local_mode.sagemaker import SageMakerClient
+
+    return SageMakerClient(settings(), state_dir=state_dir, backend=backend)
+
+
+def runtime_client(state_dir: Path | None) -> RuntimeClient:
+    """The local ``sagemaker-runtime`` client on ``state_dir`` (None: the default one)."""
+    from local_mode.runtime import RuntimeClient
+
+    return RuntimeClient(settings(), state_dir=state_dir)
+
+
+__all__ = ["BACKENDS", "backend_option", "key_value_pairs", "runtime_client",
+           "sagemaker_client", "settings", "state_dir_option"]
