@@ -9,16 +9,22 @@ an error), ``ServiceUnavailable`` (no healthy instance), ``InternalFailure``.
 
 from __future__ import annotations
 
-import http.client
 import io
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
 from botocore.response import StreamingBody
 
 from local_mode.client_base import LocalClient
+from local_mode.endpoints.invocation import (
+    CONTENT_TYPE,
+    CUSTOM_ATTRIBUTES,
+    ERROR_TYPE,
+    INVOCATION_TIMEOUT,
+    INVOKED_VARIANT,
+    REQUEST_MEMBERS,
+)
 from local_mode.errors import (
     InternalFailure,
     LocalModeError,
@@ -28,17 +34,13 @@ from local_mode.errors import (
     ValidationError,
     error_class,
 )
+from local_mode.keepalive import KeepAliveClient, NoResponse, Reply
 from local_mode.state import StateStore
 from local_mode.validation import service_model
 from toolkit.settings import Settings
 
 SERVICE = "sagemaker-runtime"
-INVOKE_TIMEOUT = 70.0  # above the router's own 60 s, so the router reports the timeout
-HEADERS = (("ContentType", "Content-Type"), ("Accept", "Accept"),
-           ("CustomAttributes", "X-Amzn-SageMaker-Custom-Attributes"),
-           ("TargetModel", "X-Amzn-SageMaker-Target-Model"),
-           ("TargetVariant", "X-Amzn-SageMaker-Target-Variant"),
-           ("InferenceId", "X-Amzn-SageMaker-Inference-Id"))
+INVOKE_TIMEOUT = INVOCATION_TIMEOUT + 10.0  # past the router's own, so the router reports it
 
 
 __all__ = ["InternalFailure", "ModelError", "ModelNotReadyException", "RuntimeClient",
@@ -57,7 +59,7 @@ class RuntimeClient(LocalClient):
         super().__init__(**client_args)
         self.settings = settings or Settings.from_environ()
         self.store = StateStore(Path(state_dir) if state_dir else self.settings.local.state_dir)
-        self._local = threading.local()
+        self._http = KeepAliveClient(INVOKE_TIMEOUT)
 
     def invoke_endpoint(self, **request: Any) -> dict[str, Any]:
         port = self._router_port(request["EndpointName"])
@@ -66,18 +68,23 @@ class RuntimeClient(LocalClient):
             body = body.read()
         if isinstance(body, str):
             body = body.encode("utf-8")
-        headers = {header: str(request[field]) for field, header in HEADERS if field in request}
-        status, response_headers, data = self._post(port, bytes(body), headers)
-        if status != 200:
-            raise _error(status, response_headers, data)
+        fields = [(header.wire, str(request[member]).encode("latin-1"))
+                  for member, header in REQUEST_MEMBERS if member in request]
+        try:
+            reply = self._http.request(port, "POST", "/invocations", fields, bytes(body))
+        except NoResponse as exc:
+            raise InternalFailure(f"the local endpoint router on port {port} is not answering "
+                                  f"({exc})") from None
+        if reply.status != 200:
+            raise _error(reply)
+        data, headers = reply.body, reply.headers
         result: dict[str, Any] = {
-            "ResponseMetadata": {"HTTPStatusCode": 200, "HTTPHeaders": response_headers},
+            "ResponseMetadata": {"HTTPStatusCode": 200, "HTTPHeaders": headers},
             "Body": StreamingBody(io.BytesIO(data), len(data)),
-            "ContentType": response_headers.get("content-type", "application/octet-stream"),
-            "InvokedProductionVariant": response_headers.get(
-                "x-amzn-invoked-production-variant", "")}
-        if "x-amzn-sagemaker-custom-attributes" in response_headers:
-            result["CustomAttributes"] = response_headers["x-amzn-sagemaker-custom-attributes"]
+            "ContentType": headers.get(CONTENT_TYPE.name, "application/octet-stream"),
+            "InvokedProductionVariant": headers.get(INVOKED_VARIANT.name, "")}
+        if CUSTOM_ATTRIBUTES.name in headers:
+            result["CustomAttributes"] = headers[CUSTOM_ATTRIBUTES.name]
         return result
 
     def _router_port(self, name: str) -> int:
@@ -92,50 +99,22 @@ class RuntimeClient(LocalClient):
                                   f"service (status {status}).")
         return int(description["RouterPort"])
 
-    def _post(self, port: int, body: bytes,
-              headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-        connections: dict[int, http.client.HTTPConnection] = \
-            self._local.__dict__.setdefault("connections", {})
-        for attempt in (1, 2):
-            connection = connections.get(port)
-            fresh = connection is None
-            if connection is None:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=INVOKE_TIMEOUT)
-                connections[port] = connection
-            try:
-                connection.request("POST", "/invocations", body=body, headers=headers)
-                response = connection.getresponse()
-                data = response.read()
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
-                    ConnectionRefusedError) as exc:
-                connection.close()
-                connections.pop(port, None)
-                if fresh or attempt == 2:
-                    raise InternalFailure(f"the local endpoint router on port {port} is not "
-                                          f"answering ({exc!r})") from None
-                continue
-            if response.will_close:
-                connection.close()
-                connections.pop(port, None)
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, data
-        raise AssertionError("unreachable")
-
     def close(self) -> None:
-        for connection in self._local.__dict__.get("connections", {}).values():
-            connection.close()
+        """Close this thread's connection(s) to the routers."""
+        self._http.close()
 
 
-def _error(status: int, headers: dict[str, str], data: bytes) -> LocalModeError:
+def _error(reply: Reply) -> LocalModeError:
     try:
-        payload = json.loads(data)
+        payload = json.loads(reply.body)
     except ValueError:
-        payload = {"Message": data.decode("utf-8", "replace")}
-    code = headers.get("x-amzn-errortype", "InternalFailure")
+        payload = {"Message": reply.body.decode("utf-8", "replace")}
+    code = reply.headers.get(ERROR_TYPE.name, "InternalFailure")
     if code not in {shape.name for shape in service_model(SERVICE).error_shapes}:
         code = "InternalFailure"
     error = error_class(code)(payload.get("Message", ""), "InvokeEndpoint")
-    error.response["ResponseMetadata"]["HTTPStatusCode"] = status
+    error.response["ResponseMetadata"]["HTTPStatusCode"] = reply.status
     for key in ("OriginalStatusCode", "OriginalMessage", "LogStreamArn"):
         if key in payload:
-            error.response[key] = payload[key]  # type: ignore[literal-required]
+            error.response[key] = payload[key]
     return error
