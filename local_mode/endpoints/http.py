@@ -11,6 +11,11 @@ write it to a pooled container connection; response parsed: write it to the clie
 task, coroutine or timer of its own; the loop is uvloop's where it is installed (see :func:`run`).
 Measured on two shared cores at concurrency 16, that is as little CPU per request as nginx.
 Anything off that path (a new connection, a retry, a pipeline, multi-model) runs as a coroutine.
+
+Headers are bytes on both sides: a response's fields are passed as rendered header lines, a
+request's as rendered lines too, so nothing is decoded or encoded on the way through. Every
+exchange with a container carries an absolute deadline (``time.monotonic()`` based); one sweep
+timer per :class:`Upstream`, armed only while exchanges are in flight, ends the overdue ones.
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httptools
 
 IDLE_SECONDS = 4.0  # below gunicorn's 5 s keep-alive, so a pooled connection is rarely stale
+SWEEP_SECONDS = 0.5  # how often an upstream with exchanges in flight looks for overdue ones
 DISCARD_LIMIT = 64 * 1024 * 1024  # a refused body up to this size is read and dropped
 MAX_PIPELINED = 16  # requests queued on one connection before it stops reading
 REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 404: "Not Found",
@@ -34,7 +40,8 @@ REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 404: "Not Found",
            429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
            503: "Service Unavailable", 504: "Gateway Timeout"}
 
-Response = tuple[int, "list[tuple[str, str]] | bytes", bytes]
+Response = tuple[int, bytes, bytes]
+"""``(status, header lines, body)``: each header line ends in CRLF."""
 _T = TypeVar("_T")
 _STATUS_LINES = {status: f"HTTP/1.1 {status} {reason}\r\n".encode() for status, reason in
                  REASONS.items()}
@@ -91,29 +98,25 @@ def run(main: Coroutine[Any, Any, _T]) -> _T:
     """``asyncio.run`` on uvloop when it is installed (it roughly halves the router's CPU per
     request), else on the standard loop: the router is correct on both."""
     try:
-        import uvloop  # noqa: PLC0415 - optional accelerator
+        import uvloop  # an optional accelerator, so imported only here
     except ImportError:  # pragma: no cover - uvloop is in the local extra on Linux and macOS
         return asyncio.run(main)
     return uvloop.run(main)
 
 
-def render_response(status: int, headers: list[tuple[str, str]] | bytes, body: bytes,
-                    close: bool = False) -> bytes:
-    """A whole response; ``headers`` as pairs, or as header lines already rendered (each
-    ending in CRLF), which is how the routing fast path passes them."""
-    fields = headers if isinstance(headers, bytes) else \
-        "".join(f"{k}: {v}\r\n" for k, v in headers).encode("latin-1")
+def render_response(status: int, fields: bytes, body: bytes, close: bool = False) -> bytes:
+    """A whole response; ``fields`` are its header lines, each ending in CRLF."""
     start = _STATUS_LINES.get(status) or \
         f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}\r\n".encode("latin-1")
     return b"%s%sContent-Length: %d\r\n%s%s" % (
         start, fields, len(body), b"Connection: close\r\n\r\n" if close else b"\r\n", body)
 
 
-def render_request(method: str, path: str, authority: str, headers: list[tuple[str, str]],
-                   body: bytes) -> bytes:
-    fields = "".join(f"{k}: {v}\r\n" for k, v in headers)
-    return (f"{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{fields}"
-            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1") + body
+def render_request(method: str, path: str, authority: str, fields: bytes, body: bytes) -> bytes:
+    """A whole request to ``authority`` (``host:port``); ``fields`` are its header lines."""
+    return b"%s %s HTTP/1.1\r\nHost: %s\r\n%sContent-Length: %d\r\n\r\n%s" % (
+        method.encode("latin-1"), path.encode("latin-1"), authority.encode("latin-1"), fields,
+        len(body), body)
 
 
 class _Parsing:
@@ -150,7 +153,7 @@ class _Parsing:
             raise HTTPProtocolError(f"Content-Length {raw!r} is not a number") from None
 
 
-Reply = Callable[[int, "list[tuple[str, str]] | bytes", bytes], None]
+Reply = Callable[[int, bytes, bytes], None]
 #: ``dispatch(request, reply)``: must call ``reply`` exactly once, now or later.
 Dispatch = Callable[[Message, Reply], None]
 #: ``done(response, error)``: the outcome of one exchange with a container.
@@ -199,7 +202,7 @@ class ServerConnection(_Parsing, asyncio.Protocol):
 
     # -- transport events ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)  # a stream connection's
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
@@ -303,9 +306,9 @@ class ServerConnection(_Parsing, asyncio.Protocol):
             self.dispatch(message, self._reply)
         except Exception as exc:  # noqa: BLE001 - a dispatch bug must still get an answer
             if self._current is message:
-                self._reply(500, [("Content-Type", "text/plain")], repr(exc).encode())
+                self._reply(500, b"Content-Type: text/plain\r\n", repr(exc).encode())
 
-    def _reply(self, status: int, headers: list[tuple[str, str]] | bytes, body: bytes) -> None:
+    def _reply(self, status: int, fields: bytes, body: bytes) -> None:
         message, self._current = self._current, None
         if message is None:  # a second reply for one request: a bug, but never a crash
             return
@@ -313,7 +316,7 @@ class ServerConnection(_Parsing, asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        response = render_response(status, headers, body, close=not message.keep_alive)
+        response = render_response(status, fields, body, close=not message.keep_alive)
         if message.method == "HEAD" and body:  # the GET's headers, no body (RFC 9110 9.3.2)
             response = response[:-len(body)]
         transport.write(response)
@@ -349,7 +352,7 @@ class _UpstreamConnection(_Parsing, asyncio.Protocol):
         self._reset()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)  # a stream connection's
 
     def send(self, data: bytes, done: Done, deadline: float) -> None:
         assert self.transport is not None and self._done is None
@@ -359,7 +362,8 @@ class _UpstreamConnection(_Parsing, asyncio.Protocol):
         self.transport.write(data)
 
     def expire(self) -> None:
-        """The exchange outlived its deadline: give up on it and on the connection."""
+        """The exchange outlived its deadline: give up on it and on the connection (whatever
+        the container sends later would be taken for the next exchange's answer)."""
         self._finish(exc=TimeoutError("no response before the deadline"))
         self.close()
 
@@ -426,8 +430,9 @@ class Upstream:
 
     :meth:`send` is the fast path: a request on an idle pooled connection, its outcome a
     callback. :meth:`request` is the coroutine for everything else (it also opens connections).
-    Exchanges past their deadline are ended by :meth:`expire_overdue`, which the owner calls
-    about once a second: one sweep instead of a timer per request.
+    Both take the exchange's ``deadline``; past it the exchange ends with :class:`TimeoutError`
+    and its connection is closed. The deadlines are checked by one timer per upstream every
+    :data:`SWEEP_SECONDS` while exchanges are in flight, not by a timer per request.
     """
 
     host: str
@@ -438,17 +443,15 @@ class Upstream:
     closed: bool = False
     _idle: list[_UpstreamConnection] = field(default_factory=list)
     _busy: set[_UpstreamConnection] = field(default_factory=set)
+    _loop: asyncio.AbstractEventLoop | None = None
+    _sweep: asyncio.TimerHandle | None = None
 
-    @property
+    @functools.cached_property
     def authority(self) -> str:
         return f"{self.host}:{self.port}"
 
-    @functools.cached_property
-    def host_line(self) -> bytes:
-        """``Host: host:port`` with its CRLF, for requests rendered on the fast path."""
-        return f"Host: {self.host}:{self.port}\r\n".encode("latin-1")
-
-    def send(self, data: bytes, done: Done, timeout: float) -> bool:
+    def send(self, method: str, path: str, fields: bytes, body: bytes, done: Done,
+             deadline: float) -> bool:
         """Start the exchange on an idle connection; False when none is idle (then nothing was
         sent: use :meth:`request`). ``done`` gets ``(response, None)``, or ``(None, error)``
         with :class:`UpstreamUnavailable`, :class:`TimeoutError`, :class:`HTTPProtocolError`,
@@ -456,7 +459,9 @@ class Upstream:
         connection = self._take_idle()
         if connection is None:
             return False
-        connection.send(data, done, time.monotonic() + timeout)
+        connection.send(render_request(method, path, self.authority, fields, body), done,
+                        deadline)
+        self._watch()
         return True
 
     def _take_idle(self) -> _UpstreamConnection | None:
@@ -470,13 +475,17 @@ class Upstream:
             return connection
         return None
 
-    async def request(self, method: str, path: str, headers: list[tuple[str, str]],
-                      body: bytes = b"", timeout: float = 3600.0) -> Message:
+    async def request(self, method: str, path: str, fields: bytes, body: bytes = b"", *,
+                      deadline: float) -> Message:
         """Send one request and read the response; :class:`UpstreamUnavailable` when the
-        container gave no response at all (so it never saw, or never answered, the request)."""
-        data = render_request(method, path, self.authority, headers, body)
+        container gave no response at all (so it never saw, or never answered, the request),
+        :class:`TimeoutError` when none came before ``deadline``."""
+        data = render_request(method, path, self.authority, fields, body)
         loop = asyncio.get_running_loop()
         while True:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{self.authority}: the deadline passed before the request "
+                                   "was sent")
             connection = self._take_idle()
             if connection is None:
                 connection = await self._connect(loop)
@@ -486,7 +495,8 @@ class Upstream:
             else:
                 fresh = False
             future: asyncio.Future[Message] = loop.create_future()
-            connection.send(data, functools.partial(_settle, future), time.monotonic() + timeout)
+            connection.send(data, functools.partial(_settle, future), deadline)
+            self._watch()
             try:
                 return await future
             except StaleConnection as exc:
@@ -495,12 +505,24 @@ class Upstream:
                 continue  # the container closed it while idle: use another connection
             except UpstreamUnavailable as exc:
                 raise UpstreamUnavailable(f"{self.authority} {exc}") from None
-            except asyncio.CancelledError:  # our caller's timeout: nobody reads this response
+            except asyncio.CancelledError:  # shutting down: nobody reads this response
                 self._busy.discard(connection)
                 connection.close()
                 raise
 
+    def _watch(self) -> None:
+        """Arm the deadline sweep, unless it is armed already."""
+        if self._sweep is None and self._loop is not None:
+            self._sweep = self._loop.call_later(SWEEP_SECONDS, self._swept)
+
+    def _swept(self) -> None:
+        self._sweep = None
+        self.expire_overdue(time.monotonic())
+        if self._busy:
+            self._watch()
+
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> _UpstreamConnection:
+        self._loop = loop
         if self.unix_path is not None and os.path.exists(self.unix_path):
             try:
                 _, unix = await loop.create_unix_connection(_UpstreamConnection, self.unix_path)
@@ -523,6 +545,7 @@ class Upstream:
             connection.close()
 
     def expire_overdue(self, now: float) -> None:
+        """End the exchanges whose deadline is ``now`` or earlier."""
         for connection in [c for c in self._busy if c.deadline <= now]:
             connection.expire()
 
@@ -538,7 +561,7 @@ def _settle(future: asyncio.Future[Message], response: Message | None,
             error: Exception | None) -> None:
     if future.done():
         return
-    if error is not None:
-        future.set_exception(error)
+    if response is not None:
+        future.set_result(response)
     else:
-        future.set_result(response)  # type: ignore[arg-type]
+        future.set_exception(error or HTTPProtocolError("an exchange ended with no outcome"))

@@ -7,9 +7,15 @@ containers.
 - an inference pipeline's containers called in order, each response the next request;
 - multi-model: ``X-Amzn-SageMaker-Target-Model`` loaded on first use through ``POST /models``
   (least recently used models unloaded when a container answers 507);
-- the 6 MiB request limit and the 60 s per-request timeout;
+- the 6 MiB request limit and the 60 s invocation timeout: a deadline set when the request
+  arrives, carried by every exchange with a container that answering it takes;
 - a request whose instance vanished without answering is retried on another instance (of
   the new fleet, when an update replaced its own meanwhile).
+
+Two front doors share one planning step (:meth:`Router.plan`: variant, instance, target
+model, deadline): the common invocation is forwarded from the parser's callback
+(:meth:`Router.dispatch`), anything else runs as a coroutine (:meth:`Router.invoke`). Header
+fields stay bytes from the client's request to the container's and back.
 
 Errors come back in the service's shape: header ``x-amzn-ErrorType`` and a JSON body, with
 ``OriginalStatusCode`` / ``OriginalMessage`` for a container's own error (``ModelError``).
@@ -20,20 +26,22 @@ reads those flags, on the one event-loop thread.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
-import sys
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
+from local_mode.endpoints.backends import Container
 from local_mode.endpoints.http import (
+    HTTPProtocolError,
     Message,
     PayloadTooLarge,
     Reply,
@@ -43,38 +51,26 @@ from local_mode.endpoints.http import (
     Upstream,
     UpstreamUnavailable,
 )
-from local_mode.endpoints.instances import Container
+from local_mode.endpoints.invocation import (
+    ACCEPT,
+    CONTENT_TYPE,
+    ECHOED,
+    ERROR_TYPE,
+    INVOCATION_TIMEOUT,
+    INVOKED_VARIANT,
+    MAX_REQUEST_BYTES,
+    PASSED_THROUGH,
+    TARGET_MODEL,
+    TARGET_VARIANT,
+)
 from local_mode.endpoints.spec import ModelSpec, VariantSpec
 
 log = logging.getLogger("optml.local.router")
 
-MAX_REQUEST_BYTES = 6 * 1024 * 1024  # the service's real-time limit: 6291456
-REQUEST_TIMEOUT = 60.0
-SWEEP_SECONDS = 0.5  # how often overdue fast-path exchanges are looked for
 MAX_MESSAGE_CHARS = 1024
-FORWARDED = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes",
-             "x-amzn-sagemaker-inference-id")
-ECHOED = (("content-type", "Content-Type"),
-          ("x-amzn-sagemaker-custom-attributes", "X-Amzn-SageMaker-Custom-Attributes"))
-# The same, as the fast path copies them: (lower-case name, "Title-Case-Name: ").
-_FORWARDED_RAW = tuple((name.encode(), f"{'-'.join(p.capitalize() for p in name.split('-'))}: "
-                        .encode()) for name in FORWARDED)
-_ECHOED_RAW = tuple((name.encode(), f"{title}: ".encode()) for name, title in ECHOED)
-
-
-_T = TypeVar("_T")
-
-
-async def _within(seconds: float, work: Awaitable[_T]) -> _T:
-    """``await work``, or ``TimeoutError`` after ``seconds``.
-
-    ``asyncio.timeout`` (3.11+) arms one timer on the running task; ``wait_for`` wraps every
-    request in a task of its own, which measured a sixth of the router's CPU per request.
-    """
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await work
-    return await asyncio.wait_for(work, seconds)  # pragma: no cover - Python 3.10
+_JSON = CONTENT_TYPE.line(b"application/json")
+_UNANSWERED = (UpstreamUnavailable, HTTPProtocolError)
+"""What an exchange ends with when the container gave no usable response: try elsewhere."""
 
 
 def _refuse(exc: PayloadTooLarge) -> Response:
@@ -95,8 +91,8 @@ class RouterError(Exception):
 
     def render(self) -> Response:
         body = {"ErrorCode": self.code, "Message": self.message, **self.extra}
-        return self.status, [("Content-Type", "application/json"),
-                             ("x-amzn-ErrorType", self.code)], json.dumps(body).encode()
+        return self.status, _JSON + ERROR_TYPE.line(self.code.encode("latin-1")), \
+            json.dumps(body).encode()
 
 
 @dataclass(eq=False)
@@ -173,6 +169,11 @@ class Variant:
     def name(self) -> str:
         return self.spec.name
 
+    @functools.cached_property
+    def invoked_line(self) -> bytes:
+        """The header line that names this variant in each answer."""
+        return INVOKED_VARIANT.line(self.name.encode("latin-1"))
+
     def healthy(self) -> list[Instance]:
         return [i for i in self.instances if i.healthy and not (i.retired or i.draining)]
 
@@ -190,6 +191,45 @@ class Variant:
 _NOTHING_TRIED: frozenset[Instance] = frozenset()
 
 
+@dataclass(slots=True)
+class Plan:
+    """Where one attempt at an invocation goes, as :meth:`Router.plan` decided it."""
+
+    variant: Variant
+    instance: Instance
+    target_model: str | None
+    deadline: float
+    """``time.monotonic()`` past which the invocation has timed out (retries share it)."""
+
+    @property
+    def direct(self) -> bool:
+        """One container, no model to load: the fast path can forward it as it is."""
+        return self.target_model is None and len(self.instance.upstreams) == 1
+
+
+def _text(value: bytes | None) -> str | None:
+    """A header value as text; None when absent or empty."""
+    if value is None:
+        return None
+    return value.strip(b" \t").decode("latin-1") or None
+
+
+def container_fields(raw: dict[bytes, bytes], content_type: bytes | None,
+                     accept: bool) -> bytes:
+    """The header lines one container gets: ``content_type`` (the request's, or in a pipeline
+    the previous container's answer's), the caller's Accept when this container's answer is
+    the one the caller gets (``accept``), and the fields passed through unchanged."""
+    lines: list[bytes] = []
+    if content_type is not None:
+        lines += (CONTENT_TYPE.prefix, content_type, b"\r\n")
+    if accept and (value := raw.get(ACCEPT.key)) is not None:
+        lines += (ACCEPT.prefix, value, b"\r\n")
+    for passed in PASSED_THROUGH:
+        if (value := raw.get(passed.key)) is not None:
+            lines += (passed.prefix, value, b"\r\n")
+    return b"".join(lines)
+
+
 class Router:
     """Routes invocations for one endpoint; see the module docstring."""
 
@@ -199,7 +239,6 @@ class Router:
         self.variants: list[Variant] = []
         self.on_suspect: Callable[[Instance], None] = lambda instance: None
         self._server: asyncio.AbstractServer | None = None
-        self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
 
@@ -210,97 +249,59 @@ class Router:
             lambda: ServerConnection(self.dispatch, MAX_REQUEST_BYTES, _refuse, _bad_request),
             host, 0, backlog=1024)
         self.port = int(self._server.sockets[0].getsockname()[1])
-        self._sweeper = loop.create_task(self._sweep())
         return self.port
 
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-
-    async def _sweep(self) -> None:
-        """End fast-path exchanges that outlived :data:`REQUEST_TIMEOUT` (their ``done`` then
-        answers the client with the service's timeout error)."""
-        while True:
-            await asyncio.sleep(SWEEP_SECONDS)
-            now = time.monotonic()
-            for variant in self.variants:
-                for instance in variant.instances:
-                    for upstream in instance.upstreams:
-                        upstream.expire_overdue(now)
 
     def dispatch(self, request: Message, reply: Reply) -> None:
         """Answer one request through ``reply``.
 
-        The common invocation (one container per instance, not multi-model, an idle pooled
-        connection to the chosen instance) is forwarded right here, with headers copied as
-        bytes, and answered from the container's response callback; anything else, and any
-        retry, goes to :meth:`handle`.
+        The common invocation (a :attr:`Plan.direct` one, with an idle pooled connection to the
+        chosen instance) is forwarded right here and answered from the container's response
+        callback; anything else, and any retry, goes to :meth:`handle`.
         """
         if request.method != "POST" or request.target != "/invocations":
             reply(*self._other(request))
             return
-        raw = request.raw
-        target = raw.get(b"x-amzn-sagemaker-target-variant")
-        variants = self.variants
-        if target is None and len(variants) == 1 and variants[0].spec.weight > 0:
-            variant = variants[0]
-        else:
-            try:
-                variant = self._choose_variant(target.decode("latin-1") if target else None)
-            except RouterError as exc:
-                reply(*exc.render())
-                return
-        instance = None
-        if not variant.model.multi_model and b"x-amzn-sagemaker-target-model" not in raw:
-            instance = variant.pick(_NOTHING_TRIED)
-        if instance is None or len(instance.upstreams) != 1:
-            self._spawn(request, reply, set())
+        try:
+            plan = self.plan(request, time.monotonic() + INVOCATION_TIMEOUT)
+        except RouterError as exc:
+            reply(*exc.render())
             return
-        upstream = instance.upstreams[0]
-        body = request.body
-        head = [b"POST /invocations HTTP/1.1\r\n", upstream.host_line]
-        for name, title in _FORWARDED_RAW:
-            value = raw.get(name)
-            if value is not None:
-                head += (title, value, b"\r\n")
-        head.append(b"Content-Length: %d\r\n\r\n" % len(body))
-        head.append(body)
+        if not (plan.direct and self._forward(plan, request, reply)):
+            self._spawn(request, reply, plan.deadline, set(), plan)
+
+    def _forward(self, plan: Plan, request: Message, reply: Reply) -> bool:
+        """The fast path: send on an idle connection, answer from its callback; False when
+        there is none (nothing was sent)."""
+        instance = plan.instance
+        raw = request.raw
 
         def done(response: Message | None, error: Exception | None) -> None:
             instance.inflight -= 1
             if response is not None:
-                if 200 <= response.status < 300:
-                    fields = [b"x-Amzn-Invoked-Production-Variant: ", variant.name.encode(),
-                              b"\r\n"]
-                    answer = response.raw
-                    for name, title in _ECHOED_RAW:
-                        value = answer.get(name)
-                        if value is not None:
-                            fields += (title, value, b"\r\n")
-                    reply(200, b"".join(fields), response.body)
-                else:
-                    reply(*self._model_error(response, instance, 0).render())
+                reply(*self._answer(plan, response))
+            elif isinstance(error, StaleConnection):  # never reached the container
+                self._spawn(request, reply, plan.deadline, set())
             elif isinstance(error, TimeoutError):
                 reply(*self._timed_out(instance).render())
-            elif isinstance(error, StaleConnection):
-                self._spawn(request, reply, set())
             else:
-                log.warning("instance %s gave no response (%s); retrying elsewhere",
-                            instance.ident, error)
-                self.on_suspect(instance)
-                self._spawn(request, reply, {instance})
+                self._unanswered(instance, error)
+                self._spawn(request, reply, plan.deadline, {instance})
 
-        if upstream.send(b"".join(head), done, REQUEST_TIMEOUT):
-            instance.inflight += 1
-        else:  # no idle connection yet: the general path opens one, to the instance picked
-            self._spawn(request, reply, set(), prefer=instance)
+        fields = container_fields(raw, raw.get(CONTENT_TYPE.key), True)
+        if not instance.upstreams[0].send("POST", "/invocations", fields, request.body, done,
+                                          plan.deadline):
+            return False
+        instance.inflight += 1
+        return True
 
-    def _spawn(self, request: Message, reply: Reply, tried: set[Instance],
-               prefer: Instance | None = None) -> None:
+    def _spawn(self, request: Message, reply: Reply, deadline: float, tried: set[Instance],
+               plan: Plan | None = None) -> None:
         async def run() -> None:
-            reply(*await self.handle(request, tried, prefer))
+            reply(*await self.handle(request, tried, plan, deadline))
 
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
@@ -309,17 +310,20 @@ class Router:
     def _other(self, request: Message) -> Response:
         if request.method == "GET" and request.target == "/ping":
             ok = any(v.healthy() for v in self.variants)
-            return (200 if ok else 503), [], b""
+            return (200 if ok else 503), b"", b""
         return RouterError("UnknownOperationException", 404,
                            f"no route {request.method} {request.target}").render()
 
     async def handle(self, request: Message, tried: set[Instance] | None = None,
-                     prefer: Instance | None = None) -> Response:
-        """The response to one request, by the general (coroutine) path."""
+                     plan: Plan | None = None, deadline: float | None = None) -> Response:
+        """The response to one request, by the general (coroutine) path; ``plan``: the one
+        the fast path made but could not send (no idle connection to its instance)."""
         if request.method != "POST" or request.target != "/invocations":
             return self._other(request)
+        if deadline is None:
+            deadline = time.monotonic() + INVOCATION_TIMEOUT
         try:
-            return await self.invoke(request, set() if tried is None else tried, prefer)
+            return await self.invoke(request, deadline, set() if tried is None else tried, plan)
         except RouterError as exc:
             return exc.render()
         except Exception as exc:
@@ -327,6 +331,41 @@ class Router:
             return RouterError("InternalFailure", 500, f"router failure: {exc!r}").render()
 
     # -- routing ---------------------------------------------------------------------------
+    def plan(self, request: Message, deadline: float,
+             tried: AbstractSet[Instance] = _NOTHING_TRIED) -> Plan:
+        """Where ``request`` goes next: its variant (the one it names, else a weighted choice),
+        an instance of it not in ``tried``, and its target model; :class:`RouterError` when it
+        cannot go anywhere."""
+        raw = request.raw
+        target = raw.get(TARGET_VARIANT.key)
+        target_model = _text(raw.get(TARGET_MODEL.key))
+        while True:
+            variants = self.variants
+            if target is None and len(variants) == 1 and variants[0].spec.weight > 0:
+                variant = variants[0]  # the usual endpoint: nothing to choose
+            else:
+                variant = self._choose_variant(_text(target))
+            if variant.model.multi_model and not target_model:
+                raise RouterError("ValidationError", 400, f"Endpoint {self.endpoint_name!r} is "
+                                  "a multi-model endpoint: TargetModel is required")
+            if target_model and not variant.model.multi_model:
+                raise RouterError("ValidationError", 400, f"TargetModel given, but endpoint "
+                                  f"{self.endpoint_name!r} is not a multi-model endpoint")
+            instance = variant.pick(tried)
+            if instance is not None:
+                return Plan(variant, instance, target_model, deadline)
+            if variant not in self.variants:  # an update replaced its fleet meanwhile
+                continue
+            if target is None and not variant.healthy():
+                raise self._unavailable()
+            raise RouterError("ServiceUnavailable", 503, f"Variant {variant.name!r} of "
+                              f"endpoint {self.endpoint_name!r} has no healthy instance "
+                              "right now; retry shortly")
+
+    def _unavailable(self) -> RouterError:
+        return RouterError("ServiceUnavailable", 503, f"Endpoint {self.endpoint_name!r} has "
+                           "no healthy instance right now; retry shortly")
+
     def _choose_variant(self, target: str | None) -> Variant:
         if target:
             for variant in self.variants:
@@ -337,133 +376,119 @@ class Router:
                               f"{[v.name for v in self.variants]}")
         live = [v for v in self.variants if v.spec.weight > 0 and v.healthy()]
         if not live:
-            raise RouterError("ServiceUnavailable", 503, f"Endpoint {self.endpoint_name!r} has "
-                              "no healthy instance right now; retry shortly")
+            raise self._unavailable()
         if len(live) == 1:
             return live[0]
-        return random.choices(live, weights=[v.spec.weight for v in live])[0]
+        return random.choices(live, weights=[v.spec.weight for v in live])[0]  # noqa: S311 - a traffic split, not a secret
 
-    async def invoke(self, request: Message, tried: set[Instance],
-                     prefer: Instance | None = None) -> Response:
+    async def invoke(self, request: Message, deadline: float, tried: set[Instance],
+                     plan: Plan | None = None) -> Response:
         """Answer ``request`` from the variant's instances, trying another when one gives no
-        response. ``prefer``: the instance the fast path already picked (picking again would
-        advance the round robin past it, and an instance without an idle connection would
-        never be chosen)."""
-        headers = request.headers
-        variant = self._choose_variant(headers.get("x-amzn-sagemaker-target-variant"))
-        target_model = headers.get("x-amzn-sagemaker-target-model")
-        if variant.model.multi_model and not target_model:
-            raise RouterError("ValidationError", 400, f"Endpoint {self.endpoint_name!r} is a "
-                              "multi-model endpoint: TargetModel is required")
-        if target_model and not variant.model.multi_model:
-            raise RouterError("ValidationError", 400, f"TargetModel given, but endpoint "
-                              f"{self.endpoint_name!r} is not a multi-model endpoint")
-        forwarded = [(name, headers[name]) for name in FORWARDED if name in headers]
+        response, until ``deadline``."""
         while True:
-            if prefer is not None and prefer in variant.healthy() and prefer not in tried:
-                instance = prefer
-            else:
-                instance = variant.pick(tried)
-            prefer = None
-            if instance is None:
-                if variant not in self.variants:  # an update replaced its fleet meanwhile
-                    return await self.invoke(request, tried)
-                raise RouterError("ServiceUnavailable", 503, f"Variant {variant.name!r} of "
-                                  f"endpoint {self.endpoint_name!r} has no healthy instance "
-                                  "right now; retry shortly")
+            if plan is None:
+                plan = self.plan(request, deadline, tried)
+            instance = plan.instance
             tried.add(instance)
             instance.inflight += 1
             try:
-                response = await _within(REQUEST_TIMEOUT, self._through(
-                    variant, instance, forwarded, request.body, target_model))
-            except UpstreamUnavailable as exc:
-                log.warning("instance %s gave no response (%s); retrying elsewhere",
-                            instance.ident, exc)
-                self.on_suspect(instance)
-                continue
-            except asyncio.TimeoutError:
+                response = await self._through(plan, request)
+            except TimeoutError:
                 raise self._timed_out(instance) from None
+            except _UNANSWERED as exc:
+                self._unanswered(instance, exc)
+                plan = None
+                continue
             finally:
                 instance.inflight -= 1
-            return 200, self._answer_headers(variant, response), response.body
+            return self._answer(plan, response)
 
-    @staticmethod
-    def _answer_headers(variant: Variant, response: Message) -> list[tuple[str, str]]:
-        out = [("x-Amzn-Invoked-Production-Variant", variant.name)]
-        out.extend((title, response.headers[name]) for name, title in ECHOED
-                   if name in response.headers)
-        return out
+    def _unanswered(self, instance: Instance, error: Exception | None) -> None:
+        log.warning("instance %s gave no response (%s); retrying elsewhere", instance.ident,
+                    error)
+        self.on_suspect(instance)
+
+    def _answer(self, plan: Plan, response: Message) -> Response:
+        """The caller's answer to the last container's ``response``."""
+        if not 200 <= response.status < 300:
+            return self._model_error(response, plan.instance,
+                                     len(plan.instance.upstreams) - 1).render()
+        lines = [plan.variant.invoked_line]
+        answer = response.raw
+        for echoed in ECHOED:
+            if (value := answer.get(echoed.key)) is not None:
+                lines += (echoed.prefix, value, b"\r\n")
+        return 200, b"".join(lines), response.body
 
     def _timed_out(self, instance: Instance) -> RouterError:
         name = instance.containers[-1].hostname
         return RouterError(
             "ModelError", 424, f"Received server error (0) from {name} with message "
             f"\"Your invocation timed out while waiting for a response from container "
-            f"{name}\" (after {REQUEST_TIMEOUT:.0f} s).", OriginalStatusCode=0,
+            f"{name}\" (after {INVOCATION_TIMEOUT:.0f} s).", OriginalStatusCode=0,
             OriginalMessage="invocation timed out", LogStreamArn=self._log_of(instance))
 
-    async def _through(self, variant: Variant, instance: Instance,
-                       forwarded: list[tuple[str, str]], body: bytes,
-                       target_model: str | None) -> Message:
-        if target_model:
-            return await self._invoke_model(variant, instance, forwarded, body, target_model)
+    async def _through(self, plan: Plan, request: Message) -> Message:
+        """The last container's response (a pipeline's containers called in order)."""
+        if plan.target_model is not None:
+            return await self._invoke_model(plan, request)
+        instance, raw, body = plan.instance, request.raw, request.body
         last = len(instance.upstreams) - 1
-        headers = forwarded
+        content_type = raw.get(CONTENT_TYPE.key)
         response = Message({}, b"")
         for index, upstream in enumerate(instance.upstreams):
             if index:  # a pipeline: the previous response is the next request
-                headers = [(k, v) for k, v in forwarded if k not in ("content-type", "accept")]
-                if "content-type" in response.headers:
-                    headers.append(("content-type", response.headers["content-type"]))
-                if index == last and "accept" in dict(forwarded):
-                    headers.append(("accept", dict(forwarded)["accept"]))
-            elif last and "accept" in dict(forwarded):
-                headers = [(k, v) for k, v in forwarded if k != "accept"]
-            response = await upstream.request("POST", "/invocations", headers, body)
-            self._check(response, instance, index)
-            body = response.body
+                content_type, body = response.raw.get(CONTENT_TYPE.key), response.body
+            response = await upstream.request(
+                "POST", "/invocations", container_fields(raw, content_type, index == last),
+                body, deadline=plan.deadline)
+            if index < last:
+                self._check(response, instance, index)
         return response
 
-    async def _invoke_model(self, variant: Variant, instance: Instance,
-                            forwarded: list[tuple[str, str]], body: bytes,
-                            name: str) -> Message:
+    async def _invoke_model(self, plan: Plan, request: Message) -> Message:
+        instance, name = plan.instance, plan.target_model
+        assert name is not None
         upstream = instance.upstreams[0]
-        assert variant.cache is not None
         path = f"/models/{quote(name, safe='/')}/invoke"
-        headers = [*forwarded, ("X-Amzn-SageMaker-Target-Model", name)]
+        raw = request.raw
+        fields = container_fields(raw, raw.get(CONTENT_TYPE.key), True) + \
+            TARGET_MODEL.line(name.encode("latin-1"))
         for _ in range(64):
-            await self._ensure_loaded(variant, instance, name)
-            response = await upstream.request("POST", path, headers, body)
+            await self._ensure_loaded(plan)
+            response = await upstream.request("POST", path, fields, request.body,
+                                              deadline=plan.deadline)
             if response.status == 404:  # unloaded behind our back (e.g. a restarted worker)
                 instance.loaded.pop(name, None)
                 continue
             if response.status == 507 and self._evict(instance, keep=name) is not None:
-                await self._unload_evicted(instance)
+                await self._unload_evicted(instance, plan.deadline)
                 continue
-            self._check(response, instance, 0)
-            instance.loaded.move_to_end(name)
+            if 200 <= response.status < 300:
+                instance.loaded.move_to_end(name)
             return response
         raise RouterError("ModelError", 424, f"TargetModel {name!r} could not be served: the "
                           "container kept answering 404/507", OriginalStatusCode=507,
                           OriginalMessage="insufficient memory", LogStreamArn=self._log_of(instance))
 
-    async def _ensure_loaded(self, variant: Variant, instance: Instance, name: str) -> None:
+    async def _ensure_loaded(self, plan: Plan) -> None:
+        instance, name, cache = plan.instance, plan.target_model, plan.variant.cache
+        assert name is not None and cache is not None
         if name in instance.loaded:
             instance.loaded.move_to_end(name)
             return
-        assert variant.cache is not None
-        directory = await variant.cache.path(name)
+        directory = await cache.path(name)
         upstream = instance.upstreams[0]
         url = instance.containers[0].model_url(directory)  # the container's view of it
         payload = json.dumps({"model_name": name, "url": url}).encode()
         while True:
-            response = await upstream.request("POST", "/models",
-                                              [("Content-Type", "application/json")], payload)
+            response = await upstream.request("POST", "/models", _JSON, payload,
+                                              deadline=plan.deadline)
             if response.status in (200, 409):
                 instance.loaded[name] = None
                 return
             if response.status == 507 and self._evict(instance, keep=name) is not None:
-                await self._unload_evicted(instance)
+                await self._unload_evicted(instance, plan.deadline)
                 continue
             self._check(response, instance, 0)
 
@@ -476,11 +501,12 @@ class Router:
                 return candidate
         return None
 
-    async def _unload_evicted(self, instance: Instance) -> None:
+    async def _unload_evicted(self, instance: Instance, deadline: float) -> None:
         upstream = instance.upstreams[0]
         evicted, instance.evicted = instance.evicted, []
         for name in evicted:
-            response = await upstream.request("DELETE", f"/models/{quote(name, safe='/')}", [])
+            response = await upstream.request("DELETE", f"/models/{quote(name, safe='/')}", b"",
+                                              deadline=deadline)
             log.info("instance %s: unloaded model %s (least recently used) -> %d",
                      instance.ident, name, response.status)
 

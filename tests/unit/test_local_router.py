@@ -29,7 +29,14 @@ from local_mode.endpoints.http import (
     render_request,
     render_response,
 )
-from local_mode.endpoints.router import Instance, ModelCache, Router, RouterError, Variant
+from local_mode.endpoints.router import (
+    Instance,
+    ModelCache,
+    Router,
+    RouterError,
+    Variant,
+    container_fields,
+)
 from local_mode.endpoints.spec import ModelSpec, VariantSpec, variants_from_config
 from local_mode.errors import ValidationException
 
@@ -130,11 +137,11 @@ class Server:
     def _refuse(self, exc: PayloadTooLarge) -> Response:
         self.refused.append(exc)
         body = json.dumps({"ErrorCode": "ValidationError", "size": exc.size}).encode()
-        return 413, [("Content-Type", "application/json")], body
+        return 413, b"Content-Type: application/json\r\n", body
 
     def _bad(self, reason: str) -> Response:
         self.bad.append(reason)
-        return 400, [("Content-Type", "application/json")], json.dumps({"Message": reason}).encode()
+        return 400, b"Content-Type: application/json\r\n", json.dumps({"Message": reason}).encode()
 
     def feed(self, *chunks: bytes) -> None:
         for chunk in chunks:
@@ -142,7 +149,9 @@ class Server:
 
 
 def echo(message: Message) -> Response:
-    return 200, [("X-Target", message.target), ("X-Method", message.method)], message.body
+    fields = b"X-Target: %s\r\nX-Method: %s\r\n" % (message.target.encode("latin-1"),
+                                                    message.method.encode("latin-1"))
+    return 200, fields, message.body
 
 
 def _request(target: str, body: bytes, headers: str = "", chunked_sizes: list[int] | None = None,
@@ -301,7 +310,7 @@ def test_malformed_request_gets_400_and_close_after_the_answer_ahead(garbage: by
     server.feed(b"GET /first HTTP/1.1\r\n\r\n" + garbage + b"GET /after HTTP/1.1\r\n\r\n")
     assert [m.target for m in server.dispatched] == ["/first"]
     assert server.transport.written == b"" and server.transport.paused
-    server.replies[0](200, [], b"first")
+    server.replies[0](200, b"", b"first")
     first, bad = responses(server.transport)
     assert (first.status, first.body) == (200, b"first")
     assert bad.status == 400 and bad.headers["connection"] == "close"
@@ -335,7 +344,7 @@ def test_pipelined_requests_are_dispatched_one_at_a_time_in_order() -> None:
     server = Server()
     server.feed(_request("/one", b"1") + _request("/two", b"22"))
     assert [m.target for m in server.dispatched] == ["/one"]  # the second waits for a reply
-    server.replies[0](200, [("X-N", "1")], b"one")
+    server.replies[0](200, b"X-N: 1\r\n", b"one")
     assert [m.target for m in server.dispatched] == ["/one", "/two"]
     assert server.dispatched[1].body == b"22"
     server.replies[1](200, b"X-N: 2\r\n", b"two")
@@ -349,7 +358,7 @@ def test_a_deep_pipeline_pauses_reading_until_it_drains() -> None:
     server.feed(b"".join(_request(f"/{n}", b"") for n in range(MAX_PIPELINED + 2)))
     assert server.transport.paused and len(server.dispatched) == 1
     for n in range(MAX_PIPELINED + 2):
-        server.replies[n](200, [], str(n).encode())
+        server.replies[n](200, b"", str(n).encode())
     assert not server.transport.paused
     assert [r.body for r in responses(server.transport)] == \
         [str(n).encode() for n in range(MAX_PIPELINED + 2)]
@@ -369,7 +378,7 @@ def test_reply_after_the_transport_closed_is_ignored() -> None:
     server.feed(_request("/invocations", b"slow"))
     server.transport.close()
     server.protocol.connection_lost(None)
-    server.replies[0](200, [], b"too late")  # must neither raise nor write
+    server.replies[0](200, b"", b"too late")  # must neither raise nor write
     assert server.transport.written == b""
     server.feed(_request("/invocations", b"more"))
     assert len(server.dispatched) == 1
@@ -381,7 +390,7 @@ def test_dispatch_failure_and_double_reply_never_break_the_connection() -> None:
 
     server = Server(answer=broken)
     server.feed(_request("/a", b""))
-    server.replies[0](200, [], b"second reply")  # ignored: the 500 already answered /a
+    server.replies[0](200, b"", b"second reply")  # ignored: the 500 already answered /a
     server.feed(_request("/b", b""))
     first, second = responses(server.transport)
     assert first.status == 500 and b"dispatch bug" in first.body
@@ -389,11 +398,8 @@ def test_dispatch_failure_and_double_reply_never_break_the_connection() -> None:
 
 
 # -- rendering and messages -------------------------------------------------------------------
-@pytest.mark.parametrize("headers", [
-    [("Content-Type", "text/csv"), ("X-Amzn-Invoked-Production-Variant", "AllTraffic")],
-    b"Content-Type: text/csv\r\nX-Amzn-Invoked-Production-Variant: AllTraffic\r\n",
-])
-def test_render_response_takes_pairs_or_rendered_lines(headers) -> None:
+def test_render_response_writes_the_rendered_header_lines() -> None:
+    headers = b"Content-Type: text/csv\r\nX-Amzn-Invoked-Production-Variant: AllTraffic\r\n"
     raw = render_response(200, headers, b"1,2\n")
     assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
     (answer,) = ResponseReader(raw).responses
@@ -403,12 +409,12 @@ def test_render_response_takes_pairs_or_rendered_lines(headers) -> None:
     closing = render_response(424, headers, b"{}", close=True)
     assert closing.startswith(b"HTTP/1.1 424 Failed Dependency\r\n")
     assert closing.endswith(b"Content-Length: 2\r\nConnection: close\r\n\r\n{}")
-    assert render_response(299, [], b"").startswith(b"HTTP/1.1 299 Status\r\n")
+    assert render_response(299, b"", b"").startswith(b"HTTP/1.1 299 Status\r\n")
 
 
 def test_render_request_frames_the_body() -> None:
     raw = render_request("POST", "/invocations", "10.0.0.1:8080",
-                         [("Content-Type", "text/csv")], b"a,b")
+                         b"Content-Type: text/csv\r\n", b"a,b")
     assert raw == (b"POST /invocations HTTP/1.1\r\nHost: 10.0.0.1:8080\r\n"
                    b"Content-Type: text/csv\r\nContent-Length: 3\r\n\r\na,b")
     server = Server(answer=echo)
@@ -455,7 +461,7 @@ def test_a_half_close_with_nothing_pending_closes_at_once() -> None:
 
 
 def test_head_gets_the_headers_without_the_body() -> None:
-    server = Server(answer=lambda message: (404, [("Content-Type", "application/json")],
+    server = Server(answer=lambda message: (404, b"Content-Type: application/json\r\n",
                                             b'{"Message": "no route"}'))
     server.feed(b"HEAD /ping HTTP/1.1\r\n\r\n")
     raw = bytes(server.transport.written)
@@ -511,7 +517,7 @@ def test_variant_choice() -> None:
     with pytest.raises(RouterError) as unknown:
         router._choose_variant("Z")
     status, headers, body = unknown.value.render()
-    assert status == 400 and ("x-amzn-ErrorType", "ValidationError") in headers
+    assert status == 400 and b"x-amzn-ErrorType: ValidationError\r\n" in headers
     assert "does not exist" in json.loads(body)["Message"]
     router.variants = [_variant("A", 1, 0)]
     with pytest.raises(RouterError, match="no healthy instance"):
@@ -528,9 +534,9 @@ def test_weighted_choice_follows_the_weights() -> None:
 def test_dispatch_answers_ping_and_unknown_routes_without_a_loop() -> None:
     router = Router("e", Path("/tmp"))
     router.variants = [_variant("A", 1, 1)]
-    answers: list[tuple[int, object, bytes]] = []
+    answers: list[tuple[int, bytes, bytes]] = []
 
-    def reply(status: int, headers, body: bytes) -> None:
+    def reply(status: int, headers: bytes, body: bytes) -> None:
         answers.append((status, headers, body))
 
     router.dispatch(Message({}, b"", method="GET", target="/ping"), reply)
@@ -538,7 +544,7 @@ def test_dispatch_answers_ping_and_unknown_routes_without_a_loop() -> None:
     router.dispatch(Message({}, b"", method="GET", target="/ping"), reply)
     router.dispatch(Message({}, b"", method="DELETE", target="/invocations"), reply)
     assert [a[0] for a in answers] == [200, 503, 404]
-    assert ("x-amzn-ErrorType", "UnknownOperationException") in answers[2][1]  # type: ignore
+    assert b"x-amzn-ErrorType: UnknownOperationException\r\n" in answers[2][1]
 
 
 @pytest.mark.parametrize("name", ["../x", "/abs", "a//b", "a/./b", ""])
@@ -589,3 +595,56 @@ def test_specs_are_checked() -> None:
     pipeline = ModelSpec.from_request({"ModelName": "m", "Containers": [{"Image": "a"},
                                                                          {"Image": "b"}]})
     assert [c.hostname for c in pipeline.containers] == ["container-1", "container-2"]
+
+
+# -- the planning step both front doors share -------------------------------------------------
+def _invocation(**fields: bytes) -> Message:
+    raw = {name.replace("_", "-").encode(): value for name, value in fields.items()}
+    return Message(raw, b"1,2", method="POST", target="/invocations")
+
+
+def test_plan_picks_variant_and_instance_and_keeps_the_deadline() -> None:
+    router = Router("e", Path("/tmp"))
+    router.variants = [_variant("A", 1, 2)]
+    plan = router.plan(_invocation(), deadline=123.0)
+    assert plan.variant is router.variants[0] and plan.instance in router.variants[0].instances
+    assert (plan.target_model, plan.deadline) == (None, 123.0)
+    assert plan.direct is False  # these test instances have no container connection at all
+    other = router.plan(_invocation(), 0.0, tried={plan.instance})
+    assert other.instance is not plan.instance
+    with pytest.raises(RouterError, match="Variant 'A' .* no healthy instance"):
+        router.plan(_invocation(), 0.0, tried=set(router.variants[0].instances))
+    router.variants = [_variant("A", 1, 0)]
+    with pytest.raises(RouterError, match="Endpoint 'e' has no healthy instance"):
+        router.plan(_invocation(), 0.0)
+
+
+def test_plan_reads_target_variant_and_target_model_from_the_raw_fields() -> None:
+    router = Router("e", Path("/tmp"))
+    router.variants = [_variant("A", 1, 1), _variant("B", 1, 1)]
+    names = {router.plan(_invocation(**{"x_amzn_sagemaker_target_variant": b"B"}), 0.0)
+             .variant.name for _ in range(10)}
+    assert names == {"B"}
+    with pytest.raises(RouterError, match="not a multi-model endpoint"):
+        router.plan(_invocation(**{"x_amzn_sagemaker_target_model": b"m.tar.gz"}), 0.0)
+    multi = _variant("M", 1, 1)
+    multi.model = ModelSpec.from_request({"ModelName": "m", "PrimaryContainer": {
+        "Image": "x", "Mode": "MultiModel", "ModelDataUrl": "s3://b/models/"}})
+    router.variants = [multi]
+    with pytest.raises(RouterError, match="TargetModel is required"):
+        router.plan(_invocation(), 0.0)
+    plan = router.plan(_invocation(**{"x_amzn_sagemaker_target_model": b" m.tar.gz "}), 0.0)
+    assert plan.target_model == "m.tar.gz" and not plan.direct
+
+
+def test_container_fields_follow_a_pipeline() -> None:
+    raw = {b"content-type": b"text/csv", b"accept": b"application/json",
+           b"x-amzn-sagemaker-custom-attributes": b"trace=1", b"x-other": b"dropped"}
+    single = container_fields(raw, raw[b"content-type"], accept=True)
+    assert single == (b"Content-Type: text/csv\r\nAccept: application/json\r\n"
+                      b"X-Amzn-SageMaker-Custom-Attributes: trace=1\r\n")
+    first = container_fields(raw, raw[b"content-type"], accept=False)  # not the last stage
+    assert first == b"Content-Type: text/csv\r\nX-Amzn-SageMaker-Custom-Attributes: trace=1\r\n"
+    later = container_fields(raw, b"application/x-npy", accept=True)  # the previous answer's
+    assert later.startswith(b"Content-Type: application/x-npy\r\nAccept: application/json\r\n")
+    assert container_fields({}, None, accept=True) == b""
