@@ -275,3 +275,14 @@ def test_canonical_records_never_touch_the_protobuf_runtime(monkeypatch) -> None
         rp.decode(data)
     varying = frame([dense_record([1.0, 2.0]), dense_record([3.0, 4.0], shape=[2])])
     assert np.array_equal(rp.decode(varying).features, [[1, 2], [3, 4]])
+
+
+def test_a_feature_key_that_is_not_utf8_is_a_format_error_naming_it() -> None:
+    # two Record.features entries, each an empty Value: "values" and b"valu\xe5s" (invalid
+    # UTF-8, which the runtime hands back as bytes: sorting str with bytes raised TypeError)
+    good, bad = (b"\x0a\x06" + key + b"\x12\x00" for key in (b"values", b"valu\xe5s"))
+    record = b"".join(b"\x0a" + bytes([len(entry)]) + entry for entry in (good, bad))
+    stream = io.BytesIO()
+    recordio.write_record(stream, record)
+    with pytest.raises(FormatError, match="record 0"):
+        rp.decode(stream.getvalue())

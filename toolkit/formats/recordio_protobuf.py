@@ -606,7 +606,8 @@ def _runtime_record(payload: bytes | bytearray, index: int, offset: int, source:
                           source=source, offset=offset) from None
 
     def tensor_of(mapping: Any, what: str, dense_only: bool) -> tuple[int, Any]:
-        names = sorted(mapping.keys())
+        # a corrupted key may come back as bytes (invalid UTF-8): name it, never compare it
+        names = sorted(k if isinstance(k, str) else repr(k) for k in mapping)
         if names != ["values"]:
             raise FormatError(f"record {index} has {what} keys {names}; only a single "
                               "'values' tensor is supported", source=source, offset=offset)
