@@ -16,6 +16,7 @@ import argparse
 import http.client
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.serving.servers import nginx_main_config
-from local_mode.endpoints.instances import ProcessBackend
+from local_mode.endpoints.backends.process import ProcessBackend
 from local_mode.endpoints.spec import ContainerSpec
 from local_mode.endpoints.staging import stage_model_data
 from tests.integration.test_local_endpoints_support import Local, make_model_tar
@@ -100,8 +101,6 @@ def start_nginx(root: Path, upstream: int) -> tuple[subprocess.Popen[bytes], int
                                        else None)
     if binary is None:
         return None
-    import socket  # noqa: PLC0415
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -123,7 +122,7 @@ def start_nginx(root: Path, upstream: int) -> tuple[subprocess.Popen[bytes], int
 
 
 def bare_startup(root: Path, tar: Path) -> float:
-    backend = ProcessBackend({k: v for k, v in __import__("os").environ.items()})
+    backend = ProcessBackend(dict(os.environ))
     spec = ContainerSpec("primary", "bench", tar.as_uri(), ENV)
     model_dir = stage_model_data(tar.as_uri(), root / "bare-model", {})
     started = time.monotonic()
