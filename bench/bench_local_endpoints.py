@@ -228,8 +228,9 @@ def main() -> None:
                      f"(user {statistics.median(r['user'] for r in runs) * 1e6:.0f}, "
                      f"sys {statistics.median(r['system'] for r in runs) * 1e6:.0f})")
         print(line)
-    added = statistics.median(r["router"]["mean"] - r["direct"]["mean"] for r in rounds)
-    print(f"router overhead: {added * 1000:.3f} ms per request (target <= 1 ms at concurrency 16)")
+    overhead = statistics.median(r["router"]["mean"] - r["direct"]["mean"] for r in rounds)
+    print(f"router overhead: {overhead * 1000:.3f} ms per request "
+          "(target <= 1 ms at concurrency 16)")
     if nginx is None:
         print("nginx peer: not measured (nginx is not installed; "
               "scripts/bench-serving-setup.sh installs it)")
