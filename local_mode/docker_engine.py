@@ -5,14 +5,34 @@ same local engine. They connect the same way, treat "no engine" the same way (on
 what to do), remove objects the same way (something already gone is fine) and refuse an image the
 engine does not have the same way: local mode never pulls (no registry is reachable from its
 machines), so such an image is one the job could never run, as the service's unpullable image.
-Keeping these here gives each of them one wording and one behaviour.
+Keeping these here gives each of them one wording and one behaviour: also the labels everything
+local mode creates carries, the one :func:`sweep` that removes what those labels select, reading a
+container's output back into lines and turning an instance type's limits into the engine's terms.
+Only docker-py's high-level ``DockerClient`` is expected; docker-py itself is imported lazily, so
+the process backends never load it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from local_mode.errors import ServiceUnavailable, ValidationException
+from local_mode.instance_types import Machine, ResourceLimits
+
+JOB_LABEL = "optml.job"
+"""On a training job's containers and network: the job's name."""
+RUN_LABEL = "optml.run"
+"""On a training job's containers and network: the network's name (one run of the job)."""
+ENDPOINT_LABEL = "optml.endpoint"
+"""On an endpoint's containers and network: the endpoint's name."""
+TRANSFORM_LABEL = "optml.transform"
+"""On a transform job's containers and network: the job's name."""
+STATE_LABEL = "optml.state"
+"""On serving containers and networks: the state directory, so two state directories never
+sweep each other's."""
+CHECK_LABEL = "optml.check"
+"""On the serving containers and networks of an ``optml check`` run: the run's id."""
 
 CONTROL_TIMEOUT = 120.0
 """Seconds for one control call (create, kill, remove) to the engine."""
@@ -94,3 +114,79 @@ def require_image(client: Any, image: str, field: str, operation: str | None = N
             f"{field}: Requested image {image} not found in the local Docker engine; local "
             "mode never pulls images (no registry is reachable from here): build it "
             "(docker build -t ...) or load it (docker load -i ...) first", operation) from None
+
+
+def limits_host_config(limits: ResourceLimits) -> dict[str, Any]:
+    """The host-config arguments (``create_host_config``) that make a container look like an
+    instance with ``limits``: CPUs, memory without swap (an instance has none, and a job over
+    its memory must fail as it would there) and a ``/dev/shm`` sized as a Linux host's."""
+    return {"nano_cpus": limits.nano_cpus, "mem_limit": limits.memory_bytes,
+            "memswap_limit": limits.memory_bytes,
+            "shm_size": limits.shm_bytes(Machine.current())}
+
+
+def _selector(labels: Mapping[str, str | None]) -> dict[str, list[str]]:
+    return {"label": [name if value is None else f"{name}={value}"
+                      for name, value in labels.items()]}
+
+
+def sweep(client: Any, labels: Mapping[str, str | None]) -> int:
+    """Remove the containers (with their anonymous volumes) and networks that carry every one
+    of ``labels`` (a value of ``None`` selects any value of that label); returns how many were
+    removed.
+
+    What the backends' clean-up does, and what removes the leftovers of a runner killed before
+    its clean-up; a job or endpoint still running loses its containers, so select finished or
+    abandoned ones only.
+    """
+    if not labels:
+        raise ValueError("sweep needs at least one label: it never removes everything")
+    selector = _selector(labels)
+    removed = 0
+    # sparse: no inspect per container, so one removed meanwhile cannot fail the listing
+    for container in client.containers.list(all=True, sparse=True, filters=selector):
+        ignore_missing(container.remove, force=True, v=True)
+        removed += 1
+    for network in client.networks.list(filters=selector):
+        ignore_missing(network.remove)
+        removed += 1
+    return removed
+
+
+def label_values(client: Any, name: str) -> set[str]:
+    """Every value the label ``name`` has on a container or network of the engine (which jobs
+    or runs have something left to sweep)."""
+    selector = _selector({name: None})
+    containers = client.containers.list(all=True, sparse=True, filters=selector)
+    networks = client.networks.list(filters=selector)
+    return {str((item.attrs.get("Labels") or {}).get(name, ""))
+            for item in (*containers, *networks)}
+
+
+class LineAssembler:
+    """Turn a container's demultiplexed output frames back into whole lines.
+
+    The engine cuts output into frames wherever the writes happened to fall (32 KiB at most);
+    stdout and stderr are kept apart so a partial stdout line is never glued to a stderr one.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
+
+    def feed(self, stream: int, data: bytes) -> list[bytes]:
+        buffer = self._pending[stream]
+        buffer += data
+        end = buffer.rfind(b"\n")
+        if end < 0:
+            return []
+        complete = bytes(buffer[:end + 1])
+        del buffer[:end + 1]
+        # split on "\n" only: bytes.splitlines() would also cut at "\r", "\x0b", "\x1c"...
+        return [line + b"\n" for line in complete[:-1].split(b"\n")]
+
+    def flush(self) -> list[bytes]:
+        """What is left without a final newline (a last line not ended by the program)."""
+        rest = [bytes(b) for b in self._pending.values() if b]
+        for buffer in self._pending.values():
+            buffer.clear()
+        return rest

@@ -65,6 +65,15 @@ class ValidationException(LocalModeError):
     http_status = 400
 
 
+class BackendUnsupported(ValidationException):
+    """The chosen backend cannot run this job or model (an image's own entrypoint on the process
+    backend, a job without an image on Docker); the message says why and what would.
+
+    One class for training, endpoints and transform jobs: at create time it is the service's
+    ValidationException, so callers catch it the same way whichever kind refused.
+    """
+
+
 class ResourceNotFound(LocalModeError):
     code = "ResourceNotFound"
     http_status = 400

@@ -40,11 +40,11 @@ def check_model_data(request: Mapping[str, Any], environ: Mapping[str, str]) -> 
     """Every container's model artifact of a CreateModel request exists."""
     for where, container in model_containers(request):
         url = container.get("ModelDataUrl")
-        if url and container.get("Mode") != "MultiModel":  # a MultiModel URL is a prefix
-            if not _object_exists(url, f"{where}.ModelDataUrl", environ):  # (not MultiModel:
-                # models come and go under its prefix)
-                raise ValidationException(f"{where}.ModelDataUrl: Could not find model data "
-                                          f"at {url}.")
+        # a MultiModel URL is a prefix, not an object: models come and go under it
+        if url and container.get("Mode") != "MultiModel" and \
+                not _object_exists(url, f"{where}.ModelDataUrl", environ):
+            raise ValidationException(f"{where}.ModelDataUrl: Could not find model data at "
+                                      f"{url}.")
         source = (container.get("ModelDataSource") or {}).get("S3DataSource")
         if source:
             field = f"{where}.ModelDataSource.S3DataSource.S3Uri"

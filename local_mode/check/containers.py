@@ -25,16 +25,23 @@ from typing import Any
 from local_mode.check.errors import CheckInputError
 from local_mode.check.jobs import JOB_NAME_PREFIX
 from local_mode.client_base import arn
-from local_mode.docker_engine import ImageNotFound, ignore_missing, require_image
-from local_mode.endpoints.docker_backend import DockerServeContainer, DockerServingBackend
+from local_mode.docker_engine import (
+    CHECK_LABEL,
+    JOB_LABEL,
+    ImageNotFound,
+    ignore_missing,
+    label_values,
+    require_image,
+)
+from local_mode.docker_engine import sweep as sweep_labelled
+from local_mode.endpoints.backends.docker import DockerServeContainer, DockerServingBackend
 from local_mode.endpoints.spec import ContainerSpec
 from local_mode.training import hosts as hostlib
-from local_mode.training.backends.docker import JOB_LABEL, ContainerStartFailed, DockerBackend
+from local_mode.training.backends.docker import ContainerStartFailed, DockerBackend
 from local_mode.training.spec import TrainingJobSpec, platform_environment
 from toolkit.layout import Layout
 from toolkit.settings import Settings
 
-CHECK_LABEL = "optml.check"
 HOST = "algo-1"
 POLL_SECONDS = 0.05
 LOG_LINES = 40
@@ -242,27 +249,9 @@ class ServingRunner:
 
 def sweep(client: Any) -> int:
     """Remove containers and networks of check runs that were killed before their clean-up;
-    returns how many were removed. Only check runs' objects are touched."""
-    from local_mode.endpoints.docker_backend import sweep as sweep_owner
-    from local_mode.training.backends.docker import sweep as sweep_job
-
-    removed = 0
-    jobs = set()
-    for item in client.api.containers(all=True, filters={"label": JOB_LABEL}):
-        name = (item.get("Labels") or {}).get(JOB_LABEL, "")
-        if name.startswith(JOB_NAME_PREFIX):
-            jobs.add(name)
-    for network in client.api.networks(filters={"label": JOB_LABEL}):
-        name = (network.get("Labels") or {}).get(JOB_LABEL, "")
-        if name.startswith(JOB_NAME_PREFIX):
-            jobs.add(name)
-    for name in jobs:
-        removed += sweep_job(client, name)
-    runs = set()
-    for item in client.api.containers(all=True, filters={"label": CHECK_LABEL}):
-        runs.add((item.get("Labels") or {}).get(CHECK_LABEL, ""))
-    for network in client.api.networks(filters={"label": CHECK_LABEL}):
-        runs.add((network.get("Labels") or {}).get(CHECK_LABEL, ""))
-    for run in runs:
-        removed += sweep_owner(client, (CHECK_LABEL, run))
-    return removed
+    returns how many were removed. Only check runs' objects are touched: training jobs whose
+    name carries the check's prefix, and whatever carries the check's own label."""
+    jobs = {name for name in label_values(client, JOB_LABEL) if name.startswith(JOB_NAME_PREFIX)}
+    removed = sum(sweep_labelled(client, {JOB_LABEL: name}) for name in jobs)
+    return removed + sum(sweep_labelled(client, {CHECK_LABEL: run})
+                         for run in label_values(client, CHECK_LABEL))

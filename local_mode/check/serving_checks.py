@@ -23,7 +23,7 @@ from local_mode.check.verdicts import (
     skip_result,
     with_time,
 )
-from local_mode.endpoints.docker_backend import DockerStartFailed
+from local_mode.endpoints.backends.docker import DockerStartFailed
 from local_mode.endpoints.health import load_failure
 
 PING_TIMEOUT = 2.0

@@ -9,9 +9,9 @@ from pathlib import Path
 import docker as docker_sdk
 import pytest
 
+from local_mode.docker_engine import JOB_LABEL
 from local_mode.errors import ValidationException
 from local_mode.sagemaker import SageMakerClient
-from local_mode.training.backends.docker import JOB_LABEL
 from tests.integration.test_local_endpoints_support import settings_for
 
 ABSENT = "optml-test/absent-image:never-built"

@@ -27,13 +27,11 @@ import docker
 import docker.errors
 import pytest
 
-from local_mode.endpoints.backends import make_backend
-from local_mode.endpoints.docker_backend import (
+from local_mode.docker_engine import ENDPOINT_LABEL, STATE_LABEL, TRANSFORM_LABEL
+from local_mode.endpoints.backends.choice import make_backend
+from local_mode.endpoints.backends.docker import (
     BIND_TO_PORT_LABEL,
-    ENDPOINT_LABEL,
     MODELS_MOUNT,
-    STATE_LABEL,
-    TRANSFORM_LABEL,
     DockerServeContainer,
     container_environment,
     container_port,

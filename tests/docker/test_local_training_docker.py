@@ -25,16 +25,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from local_mode.docker_engine import JOB_LABEL, LineAssembler, sweep
 from local_mode.errors import ValidationException
 from local_mode.instance_types import GIB, INSTANCE_TYPES, Machine, limits_for, lookup
 from local_mode.sagemaker import SageMakerClient
 from local_mode.training.backends.docker import (
-    JOB_LABEL,
-    LineAssembler,
     container_command,
     host_mounts,
     reclaim_ownership,
-    sweep,
 )
 from local_mode.training.hosts import Host
 from local_mode.training.spec import TrainingJobSpec
@@ -380,7 +378,7 @@ def jobs(tmp_path: Path, docker_client: docker.DockerClient,
         assert _leftovers(docker_client, runner.names) == []
     finally:
         for name in runner.names:
-            sweep(docker_client, name)
+            sweep(docker_client, {JOB_LABEL: name})
 
 
 def _channel(name: str, uri: str, **fields: Any) -> dict[str, Any]:
@@ -572,7 +570,7 @@ def test_reclaim_ownership_hands_container_files_back(tmp_path: Path,
         reclaim_ownership(docker_client, PLAIN_TRAINER, tree, os.getuid(), os.getgid(), labels)
         assert {p.stat().st_uid for p in [tree, *tree.rglob("*")]} == {os.getuid()}
     finally:
-        sweep(docker_client, labels[JOB_LABEL])
+        sweep(docker_client, labels)
     assert _leftovers(docker_client, [labels[JOB_LABEL]]) == []
 
 

@@ -16,9 +16,9 @@ from typing import Any
 import docker
 import pytest
 
+from local_mode.docker_engine import JOB_LABEL, sweep
 from local_mode.instance_types import GIB, Machine, limits_for
 from local_mode.sagemaker import SageMakerClient
-from local_mode.training.backends.docker import JOB_LABEL, sweep
 from tests.docker import harness
 from toolkit.settings import Settings
 
@@ -100,7 +100,7 @@ def jobs(tmp_path: Path, docker_client: docker.DockerClient, base_image: str) ->
         yield runner
     finally:
         for name in runner.names:
-            sweep(docker_client, name)
+            sweep(docker_client, {JOB_LABEL: name})
         left = [c.name for c in docker_client.containers.list(all=True, filters={
             "label": JOB_LABEL}) if c.labels.get(JOB_LABEL) in runner.names]
         assert left == []

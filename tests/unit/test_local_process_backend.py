@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from local_mode.training.backends import BackendUnsupported
+from local_mode.errors import BackendUnsupported
 from local_mode.training.backends.process import ProcessBackend
 from local_mode.training.spec import TrainingJobSpec
 

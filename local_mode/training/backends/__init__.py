@@ -2,7 +2,9 @@
 
 A backend names the hosts, starts one :class:`HostRun` per host and tears down what it made.
 The runner does everything else (config files, data, logs, metrics, outputs) the same way for
-both, so a job behaves the same whichever backend runs it.
+both, so a job behaves the same whichever backend runs it. This package's ``__init__`` holds the
+protocols only: :mod:`.process` and :mod:`.docker` implement them, :mod:`.choice` picks one by
+name (importing both, which therefore cannot be imported from here).
 """
 
 from __future__ import annotations
@@ -10,13 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
-from local_mode.errors import ValidationException
 from local_mode.training.hosts import Host
 from local_mode.training.spec import TrainingJobSpec
-
-
-class BackendUnsupported(ValidationException):
-    """This backend cannot run this job (e.g. an arbitrary image on the process backend)."""
 
 
 class HostRun(Protocol):
@@ -53,7 +50,8 @@ class Backend(Protocol):
         """The checkpoint directory as the host sees it (written to checkpointconfig.json)."""
 
     def check(self, spec: TrainingJobSpec) -> None:
-        """Raise :class:`BackendUnsupported` when this backend cannot run ``spec``."""
+        """Raise :class:`~local_mode.errors.BackendUnsupported` when this backend cannot run
+        ``spec``."""
 
     def prepare(self, spec: TrainingJobSpec, job_id: str) -> None: ...
 

@@ -21,8 +21,9 @@ CPU and memory are limited to the instance type's (:mod:`local_mode.instance_typ
 
 Images are never pulled: no registry is reachable from local mode's machines, so an image that is
 not in the local engine fails the job with a reason that names it. Everything created carries the
-label ``optml.job=<job name>`` (and ``optml.run=<network>``), so :func:`sweep` can remove the
-leftovers of a runner that was killed before its teardown.
+label ``optml.job=<job name>`` (and ``optml.run=<network>``), so
+:func:`local_mode.docker_engine.sweep` can remove the leftovers of a runner that was killed before
+its teardown.
 """
 
 from __future__ import annotations
@@ -37,10 +38,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local_mode.docker_engine import connect, ignore_missing, reachable_client, require_image
-from local_mode.errors import LocalModeError
+from local_mode.docker_engine import (
+    JOB_LABEL,
+    RUN_LABEL,
+    LineAssembler,
+    connect,
+    ignore_missing,
+    limits_host_config,
+    reachable_client,
+    require_image,
+    sweep,
+)
+from local_mode.errors import BackendUnsupported, LocalModeError
 from local_mode.instance_types import Machine, ResourceLimits, limits_for
-from local_mode.training.backends import BackendUnsupported
 from local_mode.training.hosts import Host, container_checkpoint_path, host_checkpoint_dir
 from local_mode.training.spec import TrainingJobSpec
 from toolkit.layout import Layout
@@ -48,8 +58,6 @@ from toolkit.settings import Settings
 
 log = logging.getLogger("optml.local")
 
-JOB_LABEL = "optml.job"
-RUN_LABEL = "optml.run"
 UNKNOWN_EXIT = 255
 """Exit status reported when the engine can no longer tell a container's status."""
 NETWORK_ATTEMPTS = 5
@@ -116,53 +124,7 @@ def host_mounts(spec: TrainingJobSpec, host: Host) -> list[BindMount]:
     return mounts
 
 
-class LineAssembler:
-    """Turn a container's demultiplexed output frames back into whole lines.
-
-    The engine cuts output into frames wherever the writes happened to fall (32 KiB at most);
-    stdout and stderr are kept apart so a partial stdout line is never glued to a stderr one.
-    """
-
-    def __init__(self) -> None:
-        self._pending: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
-
-    def feed(self, stream: int, data: bytes) -> list[bytes]:
-        buffer = self._pending[stream]
-        buffer += data
-        end = buffer.rfind(b"\n")
-        if end < 0:
-            return []
-        complete = bytes(buffer[:end + 1])
-        del buffer[:end + 1]
-        # split on "\n" only: bytes.splitlines() would also cut at "\r", "\x0b", "\x1c"...
-        return [line + b"\n" for line in complete[:-1].split(b"\n")]
-
-    def flush(self) -> list[bytes]:
-        """What is left without a final newline (a last line not ended by the program)."""
-        rest = [bytes(b) for b in self._pending.values() if b]
-        for buffer in self._pending.values():
-            buffer.clear()
-        return rest
-
-
 # -- the engine --------------------------------------------------------------------------------
-
-def sweep(client: Any, job_name: str | None = None) -> int:
-    """Remove containers and networks local mode left behind (all jobs', or one job's).
-
-    Returns how many objects were removed. Safe to run while nothing runs; a job that is still
-    running loses its containers, so call it for finished or abandoned jobs only.
-    """
-    selector = {"label": f"{JOB_LABEL}={job_name}" if job_name else JOB_LABEL}
-    removed = 0
-    for container in client.containers.list(all=True, filters=selector):
-        ignore_missing(container.remove, force=True, v=True)
-        removed += 1
-    for network in client.networks.list(filters=selector):
-        ignore_missing(network.remove)
-        removed += 1
-    return removed
-
 
 def reclaim_ownership(client: Any, image: str, path: Path, uid: int, gid: int,
                       labels: Mapping[str, str]) -> None:
@@ -416,11 +378,7 @@ class DockerBackend:
         entrypoint, command = container_command(spec)
         host_config = api.create_host_config(
             mounts=[m.as_docker() for m in mounts], network_mode=self._network,
-            nano_cpus=limits.nano_cpus, mem_limit=limits.memory_bytes,
-            # no swap: an instance has none, and a job over its memory must fail as it would
-            memswap_limit=limits.memory_bytes,
-            shm_size=limits.shm_bytes(Machine.current()),
-            extra_hosts=dict(self._addresses) or None)
+            extra_hosts=dict(self._addresses) or None, **limits_host_config(limits))
         networking = api.create_networking_config({self._network: api.create_endpoint_config(
             aliases=[host.name], ipv4_address=self._addresses.get(host.name))})
         try:
@@ -450,7 +408,7 @@ class DockerBackend:
 
         Never raises: it runs after the job's final status is written, and a failure here must
         not keep the runner from deleting the work tree. What cannot be removed is logged (and
-        carries the job's label, for :func:`sweep`).
+        carries the job's label, for :func:`~local_mode.docker_engine.sweep`).
         """
         if self._client is None:
             return
@@ -458,11 +416,8 @@ class DockerBackend:
             for container_id in self._containers:
                 ignore_missing(self._client.api.remove_container, container_id, force=True,
                                 v=True)
-            if self._network is not None:
-                for container in self._client.containers.list(
-                        all=True, filters={"label": f"{RUN_LABEL}={self._network}"}):
-                    ignore_missing(container.remove, force=True, v=True)
-                ignore_missing(self._client.api.remove_network, self._network)
+            if self._network is not None:  # what else this run made: its network above all
+                sweep(self._client, {RUN_LABEL: self._network})
         except Exception as exc:  # noqa: BLE001 - see the docstring
             log.warning("could not remove the containers/network of job %s (%s); run a sweep "
                         "for label %s=%s", self._job, exc, JOB_LABEL, self._job)

@@ -8,23 +8,18 @@ packet on this machine. Only toolkit-based code can run this way: the job must s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from local_mode.training.backends import BackendUnsupported
+from local_mode.errors import BackendUnsupported
+from local_mode.loopback import free_port
 from local_mode.training.hosts import Host, host_checkpoint_dir
 from local_mode.training.spec import TrainingJobSpec
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _toolkit_grace(runner_grace: float) -> float:
@@ -57,10 +52,8 @@ class ProcessHostRun:
         return False
 
     def _signal(self, signum: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # gone already
             os.killpg(self.process.pid, signum)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def terminate(self) -> None:
         self._signal(signal.SIGTERM)
@@ -82,7 +75,7 @@ class ProcessBackend:
     stop_grace_seconds: float
     name: str = "process"
     network_interface: str = "lo"
-    _master_port: int = field(default_factory=_free_port)
+    _master_port: int = field(default_factory=free_port)
 
     def host_names(self, count: int) -> list[str]:
         if count > 254:
@@ -131,7 +124,7 @@ class ProcessBackend:
         extra = list(spec.arguments[1:]) if spec.arguments else []
         # ``optml train`` minus the click front end (what the ``train`` command calls): one
         # import layer less on every job's critical path.
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter; the job's arguments
             [sys.executable, "-m", "toolkit.training.main", *extra], env=env,
             cwd=str(host.layout.root), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, start_new_session=True)

@@ -1,16 +1,18 @@
-"""Pick the backend that runs an endpoint's or a transform job's instances, by name.
+"""Pick the backend that runs an endpoint's or a transform job's containers, by name.
 
-Apart from :mod:`.instances` (the backend protocol and the process backend) and
-:mod:`.docker_backend` (which builds on that protocol) so that neither has to import the other
-to offer the choice.
+Apart from the protocols (the package's ``__init__``), which both backends import: a module that
+offered the choice there would import the backends that import it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from local_mode.endpoints.docker_backend import ENDPOINT_LABEL, DockerServingBackend
-from local_mode.endpoints.instances import Backend, BackendUnsupported, ProcessBackend
+from local_mode.docker_engine import ENDPOINT_LABEL
+from local_mode.endpoints.backends import Backend
+from local_mode.endpoints.backends.docker import DockerServingBackend
+from local_mode.endpoints.backends.process import ProcessBackend
+from local_mode.errors import BackendUnsupported
 
 
 def make_backend(name: str, environ: Mapping[str, str], *,

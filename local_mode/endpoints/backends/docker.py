@@ -19,14 +19,15 @@ if any, receives ``serve``; see docs/contract.md) with the extracted ``ModelData
   service; see docs/contract.md; capped by ``OPTML_LOCAL_STOP_GRACE_SECONDS``), then the
   container is removed.
 - **Clean-up.** Everything carries ``optml.endpoint=<name>`` or ``optml.transform=<name>`` plus
-  ``optml.state=<state directory>``; :meth:`DockerServingBackend.close` and :func:`sweep` remove
-  whatever is left, even after a runner was killed.
+  ``optml.state=<state directory>``; :meth:`DockerServingBackend.close` and
+  :func:`local_mode.docker_engine.sweep` remove whatever is left, even after a runner was killed.
 - **Images are never pulled** (no registry is reachable from local mode): a missing image fails
   the endpoint or job with a reason that names it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -37,29 +38,29 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from local_mode.docker_engine import (
-    ImageNotFound,
+    ENDPOINT_LABEL,
+    STATE_LABEL,
+    LineAssembler,
     connect,
     ignore_missing,
+    limits_host_config,
     reachable_client,
     require_image,
+    sweep,
 )
-from local_mode.endpoints.instances import (
-    LOOPBACK,
-    STOP_GRACE_SECONDS,
-    BackendUnsupported,
+from local_mode.endpoints.backends import STOP_GRACE_SECONDS
+from local_mode.endpoints.backends.files import (
     instance_socket_path,
     log_tail,
     remove_instance_socket,
 )
 from local_mode.endpoints.spec import ContainerSpec
+from local_mode.errors import BackendUnsupported
 from local_mode.instance_types import Machine, ResourceLimits, limits_for
-from local_mode.training.backends.docker import LineAssembler
+from local_mode.loopback import LOOPBACK
 
 log = logging.getLogger("optml.local.endpoint")
 
-ENDPOINT_LABEL = "optml.endpoint"
-TRANSFORM_LABEL = "optml.transform"
-STATE_LABEL = "optml.state"
 BIND_TO_PORT_LABEL = "com.amazonaws.sagemaker.capabilities.accept-bind-to-port"
 CONTAINER_PORT = 8080
 MODEL_MOUNT = "/opt/ml/model"
@@ -163,10 +164,10 @@ class DockerServeContainer:
                     if not self._stopped:
                         log.warning("%s: log stream ended early: %s", self.hostname, exc)
                 out.writelines(assembler.flush())
-            try:  # the output ends when the container stops; confirm with the engine
+            # the output ends when the container stops; confirm with the engine (which may
+            # have removed it already, or gone away)
+            with contextlib.suppress(Exception):
                 self._stream_client.api.wait(self.container_id)
-            except Exception:  # noqa: BLE001, S110 - removed already, or the engine went away
-                pass
         finally:
             self._exited.set()
 
@@ -248,15 +249,13 @@ class DockerServingBackend:
         return {self.owner[0]: self.owner[1], STATE_LABEL: self.state_dir}
 
     def _image_labels(self, container: ContainerSpec) -> Mapping[str, str]:
-        """The labels of the container's image; :class:`BackendUnsupported` naming the
-        container and the image when the engine does not have it."""
+        """The labels of the container's image;
+        :class:`~local_mode.docker_engine.ImageNotFound` naming the container and the image
+        when the engine does not have it (the runner fails the endpoint or job with it)."""
         image = container.image
         assert image is not None
         if image not in self._labels_cache:
-            try:
-                require_image(self.client, image, f"container {container.hostname}: Image")
-            except ImageNotFound as exc:  # the runner fails the endpoint or job with the reason
-                raise BackendUnsupported(exc.message) from None
+            require_image(self.client, image, f"container {container.hostname}: Image")
             attrs = self.client.api.inspect_image(image)
             self._labels_cache[image] = dict((attrs.get("Config") or {}).get("Labels") or {})
         return self._labels_cache[image]
@@ -307,10 +306,8 @@ class DockerServingBackend:
             binds[os.path.dirname(unix_socket)] = {"bind": SOCKET_MOUNT, "mode": "rw"}
             environment["OPTML_UNIX_SOCKET"] = f"{SOCKET_MOUNT}/{os.path.basename(unix_socket)}"
         host_config = api.create_host_config(
-            binds=binds,
-            port_bindings={port: (LOOPBACK, None)}, network_mode=network,
-            nano_cpus=limits.nano_cpus, mem_limit=limits.memory_bytes,
-            memswap_limit=limits.memory_bytes, shm_size=limits.shm_bytes(Machine.current()))
+            binds=binds, port_bindings={port: (LOOPBACK, None)}, network_mode=network,
+            **limits_host_config(limits))
         networking = api.create_networking_config(
             {network: api.create_endpoint_config(aliases=[container.hostname])})
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -352,7 +349,7 @@ class DockerServingBackend:
         try:
             for serving in self._started:
                 serving.stop(0)  # a no-op for those the runner already stopped
-            sweep(self._client, self.owner, self.state_dir)
+            sweep(self._client, {self.owner[0]: self.owner[1], STATE_LABEL: self.state_dir})
         except Exception as exc:  # noqa: BLE001 - logged; sweep() can finish the job later
             log.warning("could not remove the containers/network of %s=%s (%s)", *self.owner,
                         exc)
@@ -361,19 +358,3 @@ class DockerServingBackend:
             if self._owns_client:
                 self._client.close()
                 self._client = None
-
-
-def sweep(client: Any, owner: tuple[str, str], state_dir: str | None = None) -> int:
-    """Remove the containers and networks labelled for ``owner`` (and ``state_dir`` when
-    given); returns how many were removed. For finished or abandoned owners only."""
-    selector = [f"{owner[0]}={owner[1]}"]
-    if state_dir is not None:
-        selector.append(f"{STATE_LABEL}={state_dir}")
-    removed = 0
-    for item in client.api.containers(all=True, filters={"label": selector}):
-        ignore_missing(client.api.remove_container, item["Id"], force=True, v=True)
-        removed += 1
-    for network in client.api.networks(filters={"label": selector}):
-        ignore_missing(client.api.remove_network, network["Id"])
-        removed += 1
-    return removed

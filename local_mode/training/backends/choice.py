@@ -1,0 +1,24 @@
+"""Pick the backend that runs a training job's hosts, by name.
+
+Apart from the protocols (the package's ``__init__``), which both backends import: a module that
+offered the choice there would import the backends that import it.
+"""
+
+from __future__ import annotations
+
+from local_mode.errors import BackendUnsupported
+from local_mode.training.backends import Backend
+from local_mode.training.backends.docker import DockerBackend
+from local_mode.training.backends.process import ProcessBackend
+from toolkit.settings import Settings
+
+
+def make_backend(settings: Settings, name: str) -> Backend:
+    """The backend called ``name`` (``docker`` or ``process``; ``auto`` is resolved before).
+    Neither contacts anything here: the Docker backend reaches its engine on first use."""
+    if name == "process":
+        return ProcessBackend(settings.environ, settings.local.stop_grace_seconds)
+    if name == "docker":
+        return DockerBackend(settings)
+    raise BackendUnsupported(f"backend {name!r} cannot run training jobs; use docker or process "
+                             "(OPTML_LOCAL_BACKEND)")
