@@ -1,4 +1,5 @@
-"""The process backend's create-time check: what it can run without an image."""
+"""The process backend's create-time check: what it can run without an image; and the one error
+every backend choice refuses with."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ from typing import Any
 
 import pytest
 
-from local_mode.errors import BackendUnsupported
+from local_mode.endpoints.backends.choice import make_backend as make_serving_backend
+from local_mode.errors import BackendUnsupported, ValidationException
+from local_mode.training.backends.choice import make_backend as make_training_backend
 from local_mode.training.backends.process import ProcessBackend
 from local_mode.training.spec import TrainingJobSpec
+from toolkit.settings import Settings
 
 
 def _spec(**changes: Any) -> TrainingJobSpec:
@@ -35,3 +39,13 @@ def test_code_or_a_program_is_enough(changes: dict[str, Any]) -> None:
 def test_an_image_alone_is_refused_saying_what_to_give() -> None:
     with pytest.raises(BackendUnsupported, match="sagemaker_submit_directory"):
         ProcessBackend({}, 5.0).check(_spec())
+
+
+def test_both_backend_choices_refuse_an_unknown_name_with_the_one_error() -> None:
+    """Training and serving share one BackendUnsupported, the service's ValidationException."""
+    with pytest.raises(BackendUnsupported, match="cannot run training jobs") as training:
+        make_training_backend(Settings.from_environ({}), "podman")
+    with pytest.raises(BackendUnsupported, match="cannot run endpoints") as serving:
+        make_serving_backend("podman", {})
+    assert training.value.response["Error"]["Code"] == "ValidationException"
+    assert isinstance(serving.value, ValidationException)
