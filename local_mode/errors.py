@@ -56,7 +56,7 @@ def _rebuild(kind: type[LocalModeError] | str, message: str, operation: str | No
              response: dict[str, Any]) -> LocalModeError:
     cls = error_class(kind) if isinstance(kind, str) else kind
     error = cls(message, operation)
-    error.response = response  # type: ignore[assignment]
+    error.response = response
     return error
 
 

@@ -40,7 +40,7 @@ EQUALS_FILTERS: dict[str, Callable[[Mapping[str, Any], str], Any]] = {
 
 PAGING = frozenset({"NextToken", "MaxResults", "SortBy", "SortOrder", "NameContains"})
 HANDLED = PAGING | set(TIME_FILTERS) | set(EQUALS_FILTERS)
-_TOKEN_PREFIX = "optml-local:"
+_TOKEN_PREFIX = "optml-local:"  # noqa: S105 - a paging token's prefix, not a credential
 
 
 def unhandled_members(operation: str) -> list[str]:

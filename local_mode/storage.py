@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 from urllib.parse import unquote, urlsplit
 
 from local_mode.errors import ValidationException
@@ -92,6 +92,11 @@ class _BodyReader(io.RawIOBase):
         super().close()
 
 
+def _buffered(body: Any) -> BinaryIO:
+    """An S3 object's body as a buffered binary file (reads of any size, ``readline``)."""
+    return cast(BinaryIO, io.BufferedReader(_BodyReader(body), buffer_size=1 << 20))
+
+
 class S3PrefixSource:
     """Every object whose key starts with ``prefix``, sorted by key (S3Prefix semantics)."""
 
@@ -109,14 +114,14 @@ class S3PrefixSource:
 
     def open_object(self, key: str) -> BinaryIO:
         body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
-        return io.BufferedReader(_BodyReader(body), buffer_size=1 << 20)  # type: ignore[return-value]
+        return _buffered(body)
 
     def open_reference(self, ref: str) -> BinaryIO:
         location = Location.parse(ref, "manifest reference")
         if location.scheme != "s3":
             raise ValidationException(f"an S3 manifest cannot reference {ref!r}")
         body = self.client.get_object(Bucket=location.bucket, Key=location.key)["Body"]
-        return io.BufferedReader(_BodyReader(body), buffer_size=1 << 20)  # type: ignore[return-value]
+        return _buffered(body)
 
 
 class FilteredSource:
@@ -216,10 +221,10 @@ class ManifestSource:
         location = Location.parse(self.prefix.rstrip("/") + "/" + key if
                                   not self.prefix.endswith("/") else self.prefix + key)
         if location.scheme == "file":
-            return open(location.key, "rb")  # noqa: SIM115 - caller closes
+            return open(location.key, "rb")  # caller closes
         client = s3_client(self.environ)
         body = client.get_object(Bucket=location.bucket, Key=location.key)["Body"]
-        return io.BufferedReader(_BodyReader(body), buffer_size=1 << 20)  # type: ignore[return-value]
+        return _buffered(body)
 
     def open_reference(self, ref: str) -> BinaryIO:
         return self.open_object(ref)

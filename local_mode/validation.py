@@ -49,11 +49,11 @@ def check_string(value: str, shape: Shape, path: str, errors: list[str]) -> None
     """Append to ``errors`` what the service says of ``value`` at ``path``: not one of the
     shape's enum, longer than its max, off its pattern (local extensions allowed)."""
     meta = shape.metadata
-    if shape.enum and value not in shape.enum:
-        if not (path.endswith("InstanceType") and value in LOCAL_INSTANCE_TYPES):
-            shown = ", ".join(shape.enum[:12]) + (" ..." if len(shape.enum) > 12 else "")
-            errors.append(f"Value {value!r} at '{path}' must be one of: {shown}")
-            return
+    if shape.enum and value not in shape.enum and \
+            not (path.endswith("InstanceType") and value in LOCAL_INSTANCE_TYPES):
+        shown = ", ".join(shape.enum[:12]) + (" ..." if len(shape.enum) > 12 else "")
+        errors.append(f"Value {value!r} at '{path}' must be one of: {shown}")
+        return
     if "max" in meta and len(value) > meta["max"]:
         errors.append(f"Value at '{path}' has length {len(value)}; at most {meta['max']} allowed")
     pattern = meta.get("pattern")
@@ -84,9 +84,9 @@ def _walk(value: Any, shape: Shape, path: str, errors: list[str]) -> None:
             _walk(item, shape.value, f"{path}.{key}", errors)
     elif kind == "string" and isinstance(value, str):
         check_string(value, shape, path, errors)
-    elif kind in ("integer", "long", "float", "double") and isinstance(value, (int, float)):
-        if "max" in meta and value > meta["max"]:
-            errors.append(f"Value {value} at '{path}' must be <= {meta['max']}")
+    elif kind in ("integer", "long", "float", "double") and isinstance(value, (int, float)) \
+            and "max" in meta and value > meta["max"]:
+        errors.append(f"Value {value} at '{path}' must be <= {meta['max']}")
 
 
 def validate_request(operation: str, params: dict[str, Any], service: str = "sagemaker") -> None:

@@ -21,6 +21,7 @@ from botocore.waiter import Waiter, WaiterModel, create_waiter_with_client
 
 from local_mode.validation import botocore_session, operation_model
 
+
 class OperationClient(Protocol):
     """What botocore's waiters and paginators need of a client: its model and, found by
     ``getattr``, one method per operation named as boto3 names it (``describe_training_job``)."""

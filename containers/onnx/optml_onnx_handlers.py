@@ -27,7 +27,7 @@ def session_options() -> Any:
     it exits, so ``docker stop`` ends in SIGKILL); the image therefore sets
     ``OPTML_PRELOAD_MODEL=false`` and every worker calls :func:`model_fn` itself.
     """
-    import onnxruntime  # noqa: PLC0415
+    import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
@@ -38,7 +38,7 @@ def session_options() -> Any:
 
 def model_fn(model_dir: str) -> Any:
     """An ``onnxruntime.InferenceSession`` on the CPU provider, safe to fork."""
-    import onnxruntime  # noqa: PLC0415 - framework import only where the framework is installed
+    import onnxruntime  # framework import only where the framework is installed
 
     return onnxruntime.InferenceSession(str(find_model_file(model_dir)),
                                         sess_options=session_options(),
@@ -47,7 +47,7 @@ def model_fn(model_dir: str) -> Any:
 
 def predict_fn(data: Any, model: Any) -> Any:
     """Run the session on the first input; one output comes back as is, several as a dict."""
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
     if hasattr(data, "toarray"):  # sparse input: ONNX Runtime takes dense tensors only
         data = data.toarray()

@@ -22,7 +22,7 @@ def find_model_file(model_dir: str | Path, names: tuple[str, ...] = MODEL_FILES)
 
 def model_fn(model_dir: str) -> Any:
     """The TorchScript module, on the CPU, in eval mode."""
-    import torch  # noqa: PLC0415 - framework import only where the framework is installed
+    import torch  # framework import only where the framework is installed
 
     path = find_model_file(model_dir)
     try:
@@ -44,8 +44,8 @@ def _to_numpy(value: Any) -> Any:
 
 def predict_fn(data: Any, model: Any) -> Any:
     """Call the model on a float32 batch without autograd; tensors come back as numpy arrays."""
-    import numpy as np  # noqa: PLC0415
-    import torch  # noqa: PLC0415
+    import numpy as np
+    import torch
 
     if hasattr(data, "toarray"):
         data = data.toarray()

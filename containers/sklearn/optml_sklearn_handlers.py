@@ -27,14 +27,14 @@ def model_fn(model_dir: str) -> Any:
     joblib files are pickles: they execute code when loaded, which is acceptable only because the
     model directory is the endpoint owner's own artifact, never request data.
     """
-    import joblib  # noqa: PLC0415 - framework import only where the framework is installed
+    import joblib  # framework import only where the framework is installed
 
     return joblib.load(find_model_file(model_dir))
 
 
 def as_2d(data: Any) -> Any:
     """scikit-learn wants (n_samples, n_features); a single JSON row ``[1, 2, 3]`` is one sample."""
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
     if hasattr(data, "tocsr"):  # scipy sparse (LibSVM, RecordIO-protobuf): already 2-D
         return data

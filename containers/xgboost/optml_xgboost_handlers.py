@@ -23,7 +23,7 @@ def find_model_file(model_dir: str | Path, names: tuple[str, ...] = MODEL_FILES)
 
 def model_fn(model_dir: str) -> Any:
     """A ``Booster`` from the JSON or UBJSON model file (format detected by XGBoost)."""
-    import xgboost  # noqa: PLC0415 - framework import only where the framework is installed
+    import xgboost  # framework import only where the framework is installed
 
     path = find_model_file(model_dir)
     booster = xgboost.Booster()
@@ -36,8 +36,8 @@ def model_fn(model_dir: str) -> Any:
 
 def predict_fn(data: Any, model: Any) -> Any:
     """``Booster.predict`` on a ``DMatrix``; feature names are the model's, when it has them."""
-    import numpy as np  # noqa: PLC0415
-    import xgboost  # noqa: PLC0415
+    import numpy as np
+    import xgboost
 
     if isinstance(data, xgboost.DMatrix):
         return model.predict(data)

@@ -46,7 +46,7 @@ def generated_csv(rows: int = GENERATED_ROWS, features: int = GENERATED_FEATURES
 
     The label is a class, 0 or 1, with both classes present: a classifier refuses continuous
     labels, while a regressor takes 0/1 as numbers, so either kind of program can train."""
-    rng = random.Random(0)
+    rng = random.Random(0)  # noqa: S311 - reproducible sample data, not a secret
     lines = []
     for row in range(rows):
         x = [rng.random() for _ in range(features)]

@@ -23,6 +23,7 @@ loop:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import logging
@@ -287,10 +288,8 @@ class EndpointRunner:
                         and now >= watched.next_ping:
                     watched.pinging = True
                     asyncio.ensure_future(self._check(watched))
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):  # the next round of pings is due
                 await asyncio.wait_for(self.stopping.wait(), STARTUP_PING_INTERVAL)
-            except asyncio.TimeoutError:
-                pass
 
     async def _check(self, watched: Watched) -> None:
         instance = watched.instance
@@ -481,7 +480,7 @@ class EndpointRunner:
                 await self.update()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - an update must never leave it Updating
+            except Exception as exc:  # an update must never leave it Updating
                 # DeployError is rolled back inside update(); anything else (a state file that
                 # cannot be read, a config that cannot be parsed) ends here, and the endpoint
                 # must still leave Updating and take later updates.

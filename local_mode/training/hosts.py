@@ -7,6 +7,7 @@ that streams into ``<channel>_<epoch>`` FIFOs while the job runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from local_mode.training.tree import (
     make_dir,
     place,
 )
-from toolkit.channels.plan import epoch_order
+from toolkit.channels.plan import Distribution, epoch_order
 from toolkit.channels.sources import ObjectSource
 from toolkit.layout import DEFAULT_ROOT, Layout
 
@@ -110,7 +111,7 @@ def stage_files(channel: ChannelSpec, host: Host, environ: Mapping[str, str],
     """Copy this host's share of the channel into ``input/data/<channel>/``; bytes copied."""
     source = channel_source(channel, environ)
     objects = epoch_order(source.list_objects(), 0, seed=channel.shuffle_seed,
-                          distribution=channel.distribution, host_index=host.index,
+                          distribution=Distribution(channel.distribution), host_index=host.index,
                           host_count=host.count)
     target_dir = host.layout.channel_dir(channel.name)
     make_dir(target_dir, READABLE_DIR_MODE)
@@ -131,7 +132,7 @@ def make_read_only(root: Path) -> None:
     for dirpath, _dirnames, filenames in os.walk(root):
         for name in filenames:
             os.chmod(os.path.join(dirpath, name), stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-        os.chmod(dirpath, 0o555)
+        os.chmod(dirpath, 0o555)  # noqa: S103 - FastFile input: readable by the image's user, whoever it is
 
 
 def make_removable(root: Path) -> None:
@@ -139,10 +140,8 @@ def make_removable(root: Path) -> None:
     if not root.exists():
         return
     for dirpath, _, _ in os.walk(root):
-        try:
-            os.chmod(dirpath, 0o755)
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):  # what we cannot change, rmtree reports
+            os.chmod(dirpath, 0o755)  # noqa: S103 - only so that it can be deleted
 
 
 def pipe_feeder(channel: ChannelSpec, host: Host, environ: Mapping[str, str],

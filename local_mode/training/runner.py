@@ -171,7 +171,7 @@ class JobRunner:
                                 "checkpoints")
                 for host in hosts:
                     _reset_host_outputs(host)
-        except Exception as exc:  # noqa: BLE001 - every failure ends in a Failed job
+        except Exception as exc:  # every failure ends in a Failed job
             log.exception("job %s failed", self.spec.name)
             failure = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
         finally:
@@ -329,13 +329,13 @@ class JobRunner:
             if hosts:
                 self.transition("Uploading", "Uploading generated training model")
                 fields["ModelArtifacts"] = {"S3ModelArtifacts": self._upload(hosts)}
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.exception("uploading artifacts failed")
             failure = failure or f"ClientError: uploading artifacts failed: {exc}"
         try:
             # before the terminal status: a job that says it ended holds no containers/networks
             self.backend.teardown()
-        except Exception:  # noqa: BLE001 - the job's status must still be written
+        except Exception:  # the job's status must still be written
             log.exception("tearing down the %s backend failed", self.backend.name)
         if failure is None and result is not None and result.failure_reason and \
                 result.stop in (None, StopKind.SPOT):
