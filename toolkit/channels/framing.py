@@ -8,6 +8,7 @@ lines and streaming gzip on top.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import gzip
 import zlib
@@ -104,9 +105,7 @@ def frame(stream: BinaryIO, framing: Framing | str = Framing.RAW, *, source: str
         raise ValueError("chunk_size must be >= 1")
     if max_line_length < 1:
         raise ValueError("max_line_length must be >= 1")
-    gzipped = as_compression(compression) is Compression.GZIP
-    body = decompressed(stream, compression)
-    try:
+    with _decompressing(stream, compression, source) as body:
         if kind is Framing.RAW:
             yield from _raw_chunks(body, chunk_size)
         elif kind is Framing.LINES:
@@ -119,14 +118,6 @@ def frame(stream: BinaryIO, framing: Framing | str = Framing.RAW, *, source: str
             from toolkit.formats import tfrecord  # lazy by design
 
             yield from tfrecord.read_records(body, source=source, check_crc=check_crc)
-    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        if not gzipped:
-            raise
-        raise FormatError(f"invalid gzip data: {exc or 'truncated stream'}",
-                          source=source) from None
-    finally:
-        if body is not stream:
-            body.close()  # closes the gzip reader only; the caller owns ``stream``
 
 
 def recordio_views(stream: BinaryIO, *, source: str = "<stream>",
@@ -139,13 +130,23 @@ def recordio_views(stream: BinaryIO, *, source: str = "<stream>",
     """
     from toolkit.formats import recordio  # lazy by design
 
-    gzipped = as_compression(compression) is Compression.GZIP
-    body = decompressed(stream, compression)
-    try:
+    with _decompressing(stream, compression, source) as body:
         for batch in recordio.scan_batches(body, source=source):
             view = memoryview(batch.buffer)
             for start, length in zip(batch.starts.tolist(), batch.lengths.tolist()):
                 yield view[start:start + length]
+
+
+@contextlib.contextmanager
+def _decompressing(stream: BinaryIO, compression: Compression | str | None,
+                   source: str) -> Iterator[BinaryIO]:
+    """``stream`` decompressed as ``compression`` says, for the length of the block: a corrupt
+    or truncated gzip stream becomes a FormatError naming ``source``, and the gzip reader (never
+    ``stream``, which the caller owns) is closed at the end."""
+    gzipped = as_compression(compression) is Compression.GZIP
+    body = decompressed(stream, compression)
+    try:
+        yield body
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         if not gzipped:
             raise
