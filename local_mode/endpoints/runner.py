@@ -540,7 +540,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    state_dir=str(context.store.root),
                                    stop_grace=context.settings.local.stop_grace_seconds)
         except Exception as exc:  # noqa: BLE001 - any failure to set up is the endpoint's
-            reason = str(exc)
+            reason = str(getattr(exc, "message", exc))  # without the ClientError prefix
             resource.update(lambda d: d.update(EndpointStatus="Failed", FailureReason=reason))
             return 1
         try:
