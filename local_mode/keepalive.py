@@ -14,7 +14,8 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-LOOPBACK = "127.0.0.1"
+from local_mode.loopback import LOOPBACK
+
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 """How a kept connection the server had closed fails: the request never reached it."""
 

@@ -64,6 +64,7 @@ from local_mode.endpoints.invocation import (
     TARGET_VARIANT,
 )
 from local_mode.endpoints.spec import ModelSpec, VariantSpec
+from local_mode.loopback import LOOPBACK
 
 log = logging.getLogger("optml.local.router")
 
@@ -243,7 +244,7 @@ class Router:
         self.port = 0
 
     # -- serving ---------------------------------------------------------------------------
-    async def start(self, host: str = "127.0.0.1") -> int:
+    async def start(self, host: str = LOOPBACK) -> int:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: ServerConnection(self.dispatch, MAX_REQUEST_BYTES, _refuse, _bad_request),
