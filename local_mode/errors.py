@@ -146,3 +146,4 @@ class ExceptionsNamespace:
 
     def from_code(self, code: str) -> Any:
         return getattr(self, code, ClientError)
+

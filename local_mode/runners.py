@@ -55,6 +55,10 @@ class Lifecycle:
     """Members besides the status and FailureReason a lost runner sets (training's
     SecondaryStatus)."""
 
+    def settled(self, description: Mapping[str, Any]) -> bool:
+        """Whether the resource is past its runner's work (Completed, Failed, Stopped, ...)."""
+        return description[self.status_field] not in self.live
+
     @property
     def lost_reason(self) -> str:
         return f"InternalServerError: the local {self.what} runner is no longer running"
@@ -90,15 +94,13 @@ def spawn(store: StateStore, resource: ResourceDir, lifecycle: Lifecycle, backen
 def describe_live(resource: ResourceDir, lifecycle: Lifecycle) -> dict[str, Any]:
     """The description, marked Failed first if its runner is gone while it should be running."""
     description = resource.describe()
-    status = lifecycle.status_field
-    if description[status] not in lifecycle.live or \
-            not resource.runner_lost(description["CreationTime"]):
+    if lifecycle.settled(description) or not resource.runner_lost(description["CreationTime"]):
         return description
 
     def change(d: dict[str, Any]) -> None:
-        if d[status] not in lifecycle.live:  # it finished after all (a runner writes its final
-            return                           # status before it removes its pid file)
-        d[status] = "Failed"
+        if lifecycle.settled(d):  # it finished after all (a runner writes its final status
+            return                # before it removes its pid file)
+        d[lifecycle.status_field] = "Failed"
         d.update(lifecycle.lost_fields)
         d["FailureReason"] = lifecycle.lost_reason
     return resource.update(change)
@@ -108,25 +110,27 @@ def ended(resource: ResourceDir, lifecycle: Lifecycle) -> bool:
     """The resource has left its live statuses *and* its runner has exited, so nothing more
     will happen to it (a runner writes its final status and last log line before it removes
     its pid file: what a log follower waits for)."""
-    if describe_live(resource, lifecycle)[lifecycle.status_field] in lifecycle.live:
+    if not lifecycle.settled(describe_live(resource, lifecycle)):
         return False
     pid = resource.runner_pid()
     return pid is None or not pid_alive(pid)
 
 
-def signal_runner(resource: ResourceDir, sig: int,
-                  ended: Callable[[], bool] | None = None) -> int | None:
+def signal_runner(resource: ResourceDir, sig: int) -> int | None:
     """Send ``sig`` to the resource's runner; its pid, or None if there is no runner to signal.
 
-    A runner that is starting has no pid file yet: wait for it up to :data:`START_WAIT_SECONDS`,
-    unless ``ended()`` says there is nothing left to signal. A runner that exits meanwhile is
-    not an error: it has done what the signal asked.
+    A runner that is starting has no pid file yet: wait for it up to :data:`START_WAIT_SECONDS`.
+    One that has started (its start marker is there) and has no pid file any more has ended:
+    there is nothing to wait for. A runner that exits meanwhile is not an error: it has done
+    what the signal asked.
     """
     deadline = time.monotonic() + START_WAIT_SECONDS
-    pid = resource.runner_pid()
-    while pid is None and time.monotonic() < deadline and not (ended and ended()):
-        time.sleep(POLL_SECONDS)
+    while True:
+        started = _start_marker(resource).exists()  # before the pid: the runner writes it after
         pid = resource.runner_pid()
+        if pid is not None or started or time.monotonic() >= deadline:
+            break
+        time.sleep(POLL_SECONDS)
     if pid is None:
         return None
     with contextlib.suppress(ProcessLookupError):
@@ -134,10 +138,9 @@ def signal_runner(resource: ResourceDir, sig: int,
     return pid
 
 
-def stop_runner(resource: ResourceDir, timeout: float,
-                ended: Callable[[], bool] | None = None) -> None:
+def stop_runner(resource: ResourceDir, timeout: float) -> None:
     """SIGTERM the runner and wait until it is gone; SIGKILL it after ``timeout`` seconds."""
-    pid = signal_runner(resource, signal.SIGTERM, ended)
+    pid = signal_runner(resource, signal.SIGTERM)
     if pid is None:
         return
     deadline = time.monotonic() + timeout
@@ -146,6 +149,12 @@ def stop_runner(resource: ResourceDir, timeout: float,
     if pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+def _start_marker(resource: ResourceDir) -> Path:
+    """Written once the runner's pid file is, and never removed: a runner that has started and
+    has no pid file any more has ended."""
+    return resource.path / "runner.started"
 
 
 # -- the runner's side -------------------------------------------------------------------------
@@ -192,6 +201,7 @@ def runner_main(lifecycle: Lifecycle, argv: Sequence[str] | None = None) -> Iter
     previous = {sig: signal.signal(sig, context._stop_requested)
                 for sig in (signal.SIGTERM, signal.SIGINT)}
     context.resource.pid_file.write_text(str(os.getpid()))
+    _start_marker(context.resource).touch()  # after the pid file: see signal_runner
     try:
         yield context
     finally:

@@ -30,6 +30,7 @@ from local_mode.errors import (
     LocalModeError,
     ModelError,
     ModelNotReadyException,
+    ResourceNotFound,
     ServiceUnavailable,
     ValidationError,
     error_class,
@@ -90,7 +91,7 @@ class RuntimeClient(LocalClient):
     def _router_port(self, name: str) -> int:
         try:
             description = self.store.get("endpoints", name).describe()
-        except Exception:  # noqa: BLE001 - ResourceNotFound, a half-deleted directory
+        except (ResourceNotFound, OSError, ValueError):  # or half deleted, or half written
             raise ValidationError(f"Endpoint {name} of account {self.account_id} not "
                                   "found.") from None
         status = description.get("EndpointStatus")

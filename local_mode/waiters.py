@@ -23,13 +23,12 @@ from local_mode.validation import botocore_session, operation_model
 
 
 class OperationClient(Protocol):
-    """What botocore's waiters and paginators need of a client: its model and, found by
-    ``getattr``, one method per operation named as boto3 names it (``describe_training_job``)."""
+    """What botocore's waiters and paginators need of a client: its ``meta`` (the service
+    model), and one method per operation named as boto3 names it (``describe_training_job``),
+    which botocore finds by name and the type system cannot express."""
 
     @property
     def meta(self) -> Any: ...
-
-    def __getattr__(self, name: str) -> Any: ...
 
 
 LOCAL_WAITER_DELAY = 0.2

@@ -13,11 +13,14 @@ Heavy modules are imported inside the commands so ``optml --help`` stays fast.
 from __future__ import annotations
 
 import sys
-from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
 
 import click
 
 from toolkit import __version__
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 COMMAND_GROUP = "optml.commands"
 """The entry-point group other packages register ``optml`` subcommands in (name = a click
@@ -32,6 +35,9 @@ class NoSuchCommand(click.ClickException):
 
 def registered_commands() -> dict[str, EntryPoint]:
     """The commands installed packages register under :data:`COMMAND_GROUP`, by name."""
+    # here, not at the top: optml train/serve in an image never look at entry points
+    from importlib.metadata import entry_points
+
     return {entry.name: entry for entry in entry_points(group=COMMAND_GROUP)}
 
 

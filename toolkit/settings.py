@@ -24,6 +24,8 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 
 #: sun_path holds 108 bytes on Linux and 104 on macOS, with the terminating NUL.
+LOCAL_BACKENDS = ("auto", "docker", "process")
+"""What ``OPTML_LOCAL_BACKEND`` (and local mode's ``backend`` arguments) may name."""
 MAX_UNIX_SOCKET_PATH = 100
 
 
@@ -264,7 +266,7 @@ class LocalModeSettings:
         home = _get_str(env, "HOME")
         default_state = (Path(home) if home else Path.home()) / ".optml" / "local"
         backend = (_get_str(env, "OPTML_LOCAL_BACKEND", "auto") or "auto").lower()
-        if backend not in {"auto", "docker", "process"}:
+        if backend not in LOCAL_BACKENDS:
             raise ConfigError(_ENV, "must be auto, docker or process", field="OPTML_LOCAL_BACKEND")
         spot = env.get("OPTML_LOCAL_SPOT_INTERRUPTION_AFTER")
         return cls(

@@ -16,11 +16,7 @@ from local_mode.backend_choice import choose_backend
 from local_mode.client_base import LocalClient
 from local_mode.errors import ResourceNotFound, ValidationException
 from local_mode.state import ResourceDir, StateStore
-from toolkit.settings import Settings
-
-BACKENDS = ("auto", "docker", "process")
-JOB_TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
-"""The statuses a training or transform job never leaves."""
+from toolkit.settings import LOCAL_BACKENDS, Settings
 
 NOT_FOUND = {
     "training-jobs": "Requested resource not found: {name}",
@@ -47,7 +43,7 @@ class SageMakerBase(LocalClient):
         self.settings = settings or Settings.from_environ()
         self.store = StateStore(Path(state_dir) if state_dir else self.settings.local.state_dir)
         self.backend = backend or self.settings.local.backend
-        if self.backend not in BACKENDS:
+        if self.backend not in LOCAL_BACKENDS:
             raise ValidationException(f"backend must be auto, docker or process, got "
                                       f"{self.backend!r}")
 

@@ -13,7 +13,7 @@ from local_mode.endpoints.spec import ModelSpec, variants_from_config
 from local_mode.errors import ValidationException
 from local_mode.listing import list_page
 from local_mode.shapes import public_view
-from local_mode.state import ResourceDir, now
+from local_mode.state import now
 
 DELETE_WAIT_SECONDS = 60.0
 MODEL_ECHOED = ("PrimaryContainer", "Containers", "ExecutionRoleArn", "InferenceExecutionConfig",
@@ -109,6 +109,7 @@ class EndpointsAPI(SageMakerBase):
         name, config = request["EndpointName"], request["EndpointConfigName"]
         self._resource("endpoint-configs", config)
         resource = self._resource("endpoints", name)
+        runners.describe_live(resource, runners.ENDPOINTS)  # a lost runner: Failed, refused below
 
         def change(d: dict[str, Any]) -> None:
             if d["EndpointStatus"] != "InService":
@@ -126,22 +127,11 @@ class EndpointsAPI(SageMakerBase):
         of it runs any more (the service answers at once and deletes in the background)."""
         resource = self._resource("endpoints", EndpointName)
         description = resource.update(lambda d: d.update(EndpointStatus="Deleting"))
-        runners.stop_runner(resource, DELETE_WAIT_SECONDS, ended=lambda: _runner_done(resource))
+        runners.stop_runner(resource, DELETE_WAIT_SECONDS)
         if description.get("Backend") == "docker":
             _sweep_containers(EndpointName, str(self.store.root))
         self.store.delete("endpoints", EndpointName)
         return {}
-
-
-def _runner_done(resource: ResourceDir) -> bool:
-    """The runner already finished or never started (a Failed endpoint's runner exits after its
-    clean-up), so there is no pid file to wait for."""
-    try:
-        description = resource.describe()
-    except FileNotFoundError:
-        return True
-    return not (resource.path / "runner.log").exists() or \
-        description.get("RouterPort") is not None or description.get("EndpointStatus") == "Failed"
 
 
 def _sweep_containers(name: str, state_dir: str) -> None:

@@ -6,7 +6,7 @@ import signal
 from typing import Any
 
 from local_mode import preflight, runners
-from local_mode.api.base import JOB_TERMINAL, SageMakerBase
+from local_mode.api.base import SageMakerBase
 from local_mode.errors import ValidationException
 from local_mode.listing import list_page
 from local_mode.shapes import public_view
@@ -31,7 +31,7 @@ class TrainingAPI(SageMakerBase):
     def create_training_job(self, **request: Any) -> dict[str, Any]:
         spec = TrainingJobSpec.from_request(request)
         backend = self._chosen_backend()
-        make_backend(self.settings, backend).check(spec)  # refuse at create, not minutes later
+        make_backend(backend, self.settings).check(spec)  # refuse at create, not minutes later
         preflight.check_training_channels(request, self.settings.environ)
         created = now()
         description = {
@@ -65,10 +65,9 @@ class TrainingAPI(SageMakerBase):
 
     def stop_training_job(self, TrainingJobName: str) -> dict[str, Any]:  # noqa: N803 - the service's member name
         resource = self._resource("training-jobs", TrainingJobName)
-        status = resource.describe()["TrainingJobStatus"]
-        if status in JOB_TERMINAL:
+        description = runners.describe_live(resource, runners.TRAINING)
+        if runners.TRAINING.settled(description):
             raise ValidationException(f"The training job {TrainingJobName} has already "
-                                      f"{status.lower()}")
-        runners.signal_runner(resource, signal.SIGTERM, ended=lambda: resource.describe()[
-            "TrainingJobStatus"] in JOB_TERMINAL)
+                                      f"{description['TrainingJobStatus'].lower()}")
+        runners.signal_runner(resource, signal.SIGTERM)
         return {}

@@ -6,7 +6,7 @@ import signal
 from typing import Any
 
 from local_mode import preflight, runners
-from local_mode.api.base import JOB_TERMINAL, SageMakerBase
+from local_mode.api.base import SageMakerBase
 from local_mode.errors import ValidationException
 from local_mode.listing import list_page
 from local_mode.shapes import public_view
@@ -67,9 +67,10 @@ class TransformAPI(SageMakerBase):
 
     def stop_transform_job(self, TransformJobName: str) -> dict[str, Any]:  # noqa: N803 - the service's member name
         resource = self._resource("transform-jobs", TransformJobName)
+        runners.describe_live(resource, runners.TRANSFORM)  # a lost runner: Failed, not stoppable
 
         def change(d: dict[str, Any]) -> None:
-            if d["TransformJobStatus"] in JOB_TERMINAL:
+            if runners.TRANSFORM.settled(d):
                 raise ValidationException(f"Transform job {TransformJobName} has already "
                                           f"{d['TransformJobStatus'].lower()}")
             d["TransformJobStatus"] = "Stopping"

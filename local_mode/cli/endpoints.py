@@ -31,6 +31,7 @@ from local_mode.cli.options import (
     sagemaker_client,
     state_dir_option,
 )
+from local_mode.loopback import LOOPBACK
 
 POLL = 0.1
 """How often a waiting command asks for the status again (seconds)."""
@@ -76,7 +77,7 @@ def deploy(name: str, model_data: str, image: str, backend: str | None, instance
         sys.exit(EXIT_INTERRUPTED)
     port = sm.store.get("endpoints", name).describe().get("RouterPort")
     click.echo(f"{name}: InService in {time.monotonic() - started:.1f} s "
-               f"(router http://127.0.0.1:{port}/invocations)")
+               f"(router http://{LOOPBACK}:{port}/invocations)")
 
 
 @click.command("endpoints")
@@ -151,8 +152,8 @@ def delete_endpoint(name: str, state_dir: Path | None) -> None:
 def transform(job_file: Path, wait: bool, state_dir: Path | None) -> None:
     """Start the transform job described by JOB_FILE (a CreateTransformJob request as JSON or
     YAML); with --wait, show files and records done until it ends."""
-    from local_mode.api.base import JOB_TERMINAL
     from local_mode.request_files import load_request
+    from local_mode.runners import TRANSFORM
 
     with request_errors(job_file):
         request = load_request(job_file)
@@ -177,14 +178,13 @@ def transform(job_file: Path, wait: bool, state_dir: Path | None) -> None:
                 click.echo(line, err=True)
                 last = line
             status = described["TransformJobStatus"]
-            if status in JOB_TERMINAL:
+            if TRANSFORM.settled(described):
                 break
             time.sleep(POLL)
     except KeyboardInterrupt:
         click.echo("interrupted: stopping the job", err=True)
         sm.stop_transform_job(TransformJobName=name)
-        while sm.describe_transform_job(TransformJobName=name)["TransformJobStatus"] \
-                not in JOB_TERMINAL:
+        while not TRANSFORM.settled(sm.describe_transform_job(TransformJobName=name)):
             time.sleep(POLL)
         sys.exit(EXIT_INTERRUPTED)
     if status == "Failed":

@@ -23,6 +23,8 @@ from typing import NoReturn
 
 import click
 
+from local_mode.error_text import message_of
+
 # Exit status of every command (docs/local-mode.md, docs/local-endpoints.md, docs/check.md):
 EXIT_COMPLETED = 0
 """Success: the command did its work; a job or transform waited for Completed."""
@@ -45,11 +47,6 @@ PREFIX = "Error"
 def one_line(text: str) -> str:
     """``text`` with every run of whitespace (newlines included) as one space."""
     return " ".join(text.split())
-
-
-def message_of(exc: BaseException) -> str:
-    """What an error says: botocore's and local mode's errors carry it in ``message``."""
-    return str(getattr(exc, "message", None) or exc)
 
 
 def fail(message: str, status: int = EXIT_FAILED, *, label: str = PREFIX) -> NoReturn:

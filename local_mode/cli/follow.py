@@ -22,17 +22,6 @@ FOLLOW_INTERVAL = 0.1
 PROGRESS_SUFFIX = b"bytes staged so far"
 
 
-def job_ended(client: SageMakerClient, resource: ResourceDir) -> bool:
-    """The job is terminal and its runner has exited, so nothing more will be logged.
-
-    The runner writes the final status before its last log line and removes its pid file only
-    after that, so waiting for both is what makes a follower print the final line too.
-    """
-    from local_mode import runners
-
-    return runners.ended(resource, runners.TRAINING)
-
-
 class LogTail:
     """The complete lines appended to a log file since the last read (the file may not exist
     yet). Keeps its position, so a follower interrupted by Ctrl-C resumes without repeats."""
@@ -101,10 +90,12 @@ class LinePrinter:
 def follow(client: SageMakerClient, resource: ResourceDir, tail: LogTail | None = None,
            printer: LinePrinter | None = None) -> None:
     """Print the job's log (``all.log``) as it grows, until the job has ended."""
+    from local_mode import runners  # with the state store: botocore loads only when used
+
     tail = tail or LogTail(resource.logs_dir / "all.log")
     printer = printer or LinePrinter()
-    for line in follow_lines(tail, lambda: job_ended(client, resource)):
+    for line in follow_lines(tail, lambda: runners.ended(resource, runners.TRAINING)):
         printer(line)
 
 
-__all__ = ["FOLLOW_INTERVAL", "LinePrinter", "LogTail", "follow", "follow_lines", "job_ended"]
+__all__ = ["FOLLOW_INTERVAL", "LinePrinter", "LogTail", "follow", "follow_lines"]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from local_mode.cli.errors import fail
+from toolkit.settings import LOCAL_BACKENDS
 
 if TYPE_CHECKING:
     from local_mode.runtime import RuntimeClient
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-BACKENDS = ("auto", "docker", "process")
 
 
 def state_dir_option(command: F) -> F:
@@ -35,7 +35,7 @@ def state_dir_option(command: F) -> F:
 def backend_option(what: str) -> Callable[[F], F]:
     """``--backend auto|docker|process``: where ``what`` (hosts, instances) run."""
     return click.option(
-        "--backend", type=click.Choice(BACKENDS), default=None,
+        "--backend", type=click.Choice(LOCAL_BACKENDS), default=None,
         help=f"Where {what} run (default: OPTML_LOCAL_BACKEND, else auto: Docker when an "
              "engine answers).")
 
@@ -76,5 +76,5 @@ def runtime_client(state_dir: Path | None) -> RuntimeClient:
     return RuntimeClient(settings(), state_dir=state_dir)
 
 
-__all__ = ["BACKENDS", "backend_option", "key_value_pairs", "runtime_client",
+__all__ = ["backend_option", "key_value_pairs", "runtime_client",
            "sagemaker_client", "settings", "state_dir_option"]

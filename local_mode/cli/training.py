@@ -35,7 +35,7 @@ from local_mode.cli.errors import (
     message_of,
     request_errors,
 )
-from local_mode.cli.follow import FOLLOW_INTERVAL, LinePrinter, LogTail, follow, job_ended
+from local_mode.cli.follow import FOLLOW_INTERVAL, LinePrinter, LogTail, follow
 from local_mode.cli.options import backend_option, sagemaker_client, state_dir_option
 
 if TYPE_CHECKING:
@@ -77,6 +77,8 @@ def _final_status(client: SageMakerClient, name: str, interrupted: bool = False)
 def _wait_following(client: SageMakerClient, name: str) -> int:
     """Follow the job's log to its end. Ctrl-C stops the job and keeps following until it is
     Stopped, so the CLI never returns while the job's processes are still running."""
+    from local_mode import runners  # with the state store: botocore loads only when used
+
     resource = _resource(client, name)
     tail, printer = LogTail(resource.logs_dir / "all.log"), LinePrinter()
     interrupted = False
@@ -90,10 +92,7 @@ def _wait_following(client: SageMakerClient, name: str) -> int:
                 continue
             interrupted = True
             click.echo(f"\noptml | interrupted: stopping training job {name}", err=True)
-            from local_mode.api.base import JOB_TERMINAL
-
-            if client.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] \
-                    not in JOB_TERMINAL:
+            if not runners.TRAINING.settled(client.describe_training_job(TrainingJobName=name)):
                 try:
                     client.stop_training_job(TrainingJobName=name)
                 except Exception as exc:  # noqa: BLE001 - it may have ended meanwhile
@@ -215,6 +214,7 @@ def stop_command(name: str, wait: bool, state_dir: Path | None) -> None:
     """StopTrainingJob: SIGTERM to every host, SIGKILL after OPTML_LOCAL_STOP_GRACE_SECONDS."""
     client = sagemaker_client(state_dir)
     resource = _resource(client, name)
+    from local_mode import runners
     from local_mode.errors import LocalModeError
 
     try:
@@ -223,7 +223,7 @@ def stop_command(name: str, wait: bool, state_dir: Path | None) -> None:
         fail(message_of(exc))
     click.echo(f"Stopping training job {name}", err=True)
     if wait:
-        while not job_ended(client, resource):
+        while not runners.ended(resource, runners.TRAINING):
             time.sleep(FOLLOW_INTERVAL)
         sys.exit(_final_status(client, name))
 

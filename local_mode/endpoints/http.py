@@ -488,7 +488,12 @@ class Upstream:
                                    "was sent")
             connection = self._take_idle()
             if connection is None:
-                connection = await self._connect(loop)
+                try:  # the connect spends the same deadline as the exchange
+                    connection = await asyncio.wait_for(self._connect(loop),
+                                                        deadline - time.monotonic())
+                except asyncio.TimeoutError:
+                    raise TimeoutError(f"{self.authority}: no connection before the deadline") \
+                        from None
                 connection.upstream = self
                 self._busy.add(connection)
                 fresh = True

@@ -134,7 +134,7 @@ class ModelCache:
         self.prefix = prefix if prefix.endswith("/") else prefix + "/"
         self.root = root
         self._fetch = fetch
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._fetches: dict[str, asyncio.Future[Path]] = {}
         self._ready: dict[str, Path] = {}
 
     async def path(self, name: str) -> Path:
@@ -144,18 +144,25 @@ class ModelCache:
         if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
             raise RouterError("ValidationError", 400, f"TargetModel {name!r} is not a valid "
                               "relative key under the model's S3 prefix")
-        lock = self._locks.setdefault(name, asyncio.Lock())
-        async with lock:
-            if name not in self._ready:
-                dest = self.root / quote(name, safe="")
-                try:
-                    await asyncio.get_running_loop().run_in_executor(
-                        None, self._fetch, self.prefix + name, dest)
-                except Exception as exc:  # noqa: BLE001 - StagingError and friends
-                    raise RouterError("ValidationError", 400, f"Failed to download model data "
-                                      f"for TargetModel {name!r}: {exc}") from None
-                self._ready[name] = dest
-        return self._ready[name]
+        fetch = self._fetches.get(name)
+        if fetch is None:  # one download per model, however many invocations wait for it
+            fetch = self._fetches[name] = asyncio.ensure_future(self._download(name))
+            fetch.add_done_callback(lambda done: done.cancelled() or done.exception())  # seen
+        # shielded: an invocation that gives up (its deadline) leaves the download to finish
+        # for the next, rather than a half-written directory another download would race
+        return await asyncio.shield(fetch)
+
+    async def _download(self, name: str) -> Path:
+        dest = self.root / quote(name, safe="")
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                None, self._fetch, self.prefix + name, dest)
+        except Exception as exc:  # noqa: BLE001 - StagingError and friends
+            del self._fetches[name]  # a later invocation tries again
+            raise RouterError("ValidationError", 400, f"Failed to download model data "
+                              f"for TargetModel {name!r}: {exc}") from None
+        self._ready[name] = dest
+        return dest
 
 
 @dataclass(eq=False)
@@ -478,7 +485,11 @@ class Router:
         if name in instance.loaded:
             instance.loaded.move_to_end(name)
             return
-        directory = await cache.path(name)
+        try:  # the download counts against the invocation's deadline too
+            directory = await asyncio.wait_for(cache.path(name), plan.deadline - time.monotonic())
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"TargetModel {name!r}: not downloaded before the deadline") \
+                from None
         upstream = instance.upstreams[0]
         url = instance.containers[0].model_url(directory)  # the container's view of it
         payload = json.dumps({"model_name": name, "url": url}).encode()

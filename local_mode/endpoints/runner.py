@@ -29,9 +29,8 @@ import itertools
 import logging
 import signal
 import sys
-import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -46,6 +45,8 @@ from local_mode.endpoints.http import HTTPProtocolError, Upstream, UpstreamUnava
 from local_mode.endpoints.router import Instance, ModelCache, Router, Variant
 from local_mode.endpoints.spec import ModelSpec, VariantSpec, variants_from_config
 from local_mode.endpoints.staging import stage_model_data
+from local_mode.error_text import message_of
+from local_mode.errors import ResourceNotFound
 from local_mode.runners import ENDPOINTS, runner_main
 from local_mode.state import ResourceDir, StateStore, now
 from toolkit.settings import Settings
@@ -119,9 +120,10 @@ async def ping(upstream: Upstream) -> tuple[bool, str | None]:
 
 class EndpointRunner:
     def __init__(self, store: StateStore, resource: ResourceDir, settings: Settings,
-                 backend: Backend, stopped_early: threading.Event | None = None) -> None:
+                 backend: Backend,
+                 on_stop: Callable[[Callable[[], None]], None] | None = None) -> None:
         self.store, self.resource, self.settings, self.backend = store, resource, settings, backend
-        self._stopped_early = stopped_early  # a stop signalled before the loop took signals
+        self._on_stop = on_stop  # registers what a stop signal does (runners.RunnerContext)
         self.router = Router(resource.name, resource.logs_dir)
         self.router.on_suspect = self._suspect
         self.watched: dict[Instance, Watched] = {}
@@ -179,7 +181,7 @@ class EndpointRunner:
     def _model(self, name: str) -> ModelSpec:
         try:
             request = self.store.get("models", name).request()
-        except Exception:  # noqa: BLE001
+        except (ResourceNotFound, OSError, ValueError):  # deleted, or half written
             raise DeployError(f"Could not find model \"{name}\".") from None
         return ModelSpec.from_request(request)
 
@@ -196,7 +198,7 @@ class EndpointRunner:
                         None, stage_model_data, url, dest, self.settings.environ)
                     self.backend.check(container, self._staged[key])
                 except Exception as exc:  # noqa: BLE001 - StagingError, BackendUnsupported
-                    raise DeployError(f"model {model.name}: {getattr(exc, 'message', exc)}") from None
+                    raise DeployError(f"model {model.name}: {message_of(exc)}") from None
             dirs.append(self._staged[key])
         return dirs
 
@@ -360,7 +362,7 @@ class EndpointRunner:
         config_name = deployment.config_name
         try:
             config = self.store.get("endpoint-configs", config_name).request()
-        except Exception:  # noqa: BLE001
+        except (ResourceNotFound, OSError, ValueError):  # deleted, or half written
             raise DeployError(f"Could not find endpoint configuration \"{config_name}\".") \
                 from None
         specs: list[VariantSpec] = variants_from_config(config)
@@ -494,11 +496,14 @@ class EndpointRunner:
     # -- the endpoint ----------------------------------------------------------------------
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stopping.set)
+        # A stop (SIGTERM, SIGINT) stays with runners.runner_main's handlers, which outlive this
+        # loop: one during the clean-up after it is simply noted, never the default action.
+        def stop() -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self.stopping.set)
+        if self._on_stop is not None:
+            self._on_stop(stop)
         loop.add_signal_handler(signal.SIGHUP, self._request_update)
-        if self._stopped_early is not None and self._stopped_early.is_set():
-            self.stopping.set()
         port = await self.router.start()
         self._set(RouterPort=port)
         supervisor = asyncio.ensure_future(self.supervise())
@@ -540,12 +545,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    state_dir=str(context.store.root),
                                    stop_grace=context.settings.local.stop_grace_seconds)
         except Exception as exc:  # noqa: BLE001 - any failure to set up is the endpoint's
-            reason = str(getattr(exc, "message", exc))  # without the ClientError prefix
+            reason = message_of(exc)
             resource.update(lambda d: d.update(EndpointStatus="Failed", FailureReason=reason))
             return 1
         try:
             http.run(EndpointRunner(context.store, resource, context.settings, backend,
-                                    context.stop).run())
+                                    context.on_stop).run())
         finally:
             backend.close()  # whatever a crash left running (Docker: containers, network)
     return 0

@@ -1,8 +1,9 @@
 """The process that runs one local training job from Starting to its end.
 
-``create_training_job`` starts it detached (``python -m local_mode.training.runner STATE NAME``),
-so the job goes on whether or not the creating process waits, and any process can describe or
-stop it through the state directory. Stop requests arrive as SIGTERM to this runner.
+``create_training_job`` starts it detached (:func:`local_mode.runners.spawn`: ``python -m
+local_mode.training.runner STATE_DIR NAME BACKEND``), so the job goes on whether or not the
+creating process waits, and any process can describe or stop it through the state directory.
+Stop requests arrive as SIGTERM to this runner (:func:`local_mode.runners.runner_main`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from local_mode.error_text import message_of
 from local_mode.runners import TRAINING, runner_main
 from local_mode.state import ResourceDir, now
 from local_mode.storage import upload_file
@@ -173,7 +175,7 @@ class JobRunner:
                     _reset_host_outputs(host)
         except Exception as exc:  # every failure ends in a Failed job
             log.exception("job %s failed", self.spec.name)
-            failure = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
+            failure = f"{type(exc).__name__}: {message_of(exc)}"
         finally:
             self._finish(hosts, result, failure, started, training_total, billable)
 
@@ -405,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with runner_main(TRAINING, argv) as context:
         spec = TrainingJobSpec.from_request(context.resource.request())
         runner = JobRunner(context.resource, spec, context.settings,
-                           make_backend(context.settings, context.backend))
+                           make_backend(context.backend, context.settings))
         context.on_stop(lambda: runner.request_stop(StopKind.USER))
         runner.run()
     return 0

@@ -35,12 +35,11 @@ def record_format(content_type: str | None) -> str:
 
 @lru_cache(maxsize=64)
 def _compile(expression: str) -> Any:
-    from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
     from jsonpath_ng.ext import parse
 
     try:
         return parse(expression)
-    except (JsonPathLexerError, JsonPathParserError, Exception) as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - jsonpath_ng's parser also raises bare Exception
         raise FilterError(f"invalid JSONPath {expression!r}: {exc}") from None
 
 

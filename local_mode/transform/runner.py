@@ -32,6 +32,8 @@ from local_mode.endpoints.backends import Backend, Container
 from local_mode.endpoints.backends.choice import make_backend
 from local_mode.endpoints.spec import ModelSpec
 from local_mode.endpoints.staging import stage_model_data
+from local_mode.error_text import message_of
+from local_mode.errors import ResourceNotFound
 from local_mode.runners import TRANSFORM, runner_main
 from local_mode.state import ResourceDir, StateStore, now, write_json_atomic
 from local_mode.storage import Location, ManifestSource, open_prefix, relative_key, upload_file
@@ -122,7 +124,7 @@ class TransformRunner:
             pass
         except Exception as exc:
             log.exception("transform job failed")
-            failure = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"
+            failure = f"{type(exc).__name__}: {message_of(exc)}"
         finally:
             self._report(force=True)
             for container in self.containers:
@@ -140,7 +142,7 @@ class TransformRunner:
     def _start_instances(self) -> list[InstanceClient]:
         try:
             request = self.store.get("models", self.spec.model_name).request()
-        except Exception:  # noqa: BLE001
+        except (ResourceNotFound, OSError, ValueError):  # deleted, or half written
             raise FileFailed(f"Could not find model \"{self.spec.model_name}\".") from None
         model = ModelSpec.from_request(request)
         if model.multi_model:
@@ -361,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             spec = TransformJobSpec.from_request(context.resource.request())
             runner = TransformRunner(context.resource, context.store, spec, context.settings,
                                      backend)
-            runner.stop = context.stop
+            context.on_stop(runner.stop.set)
             runner.run()
         finally:
             backend.close()  # whatever is left (Docker: containers, network)

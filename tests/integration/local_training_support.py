@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from local_mode import runners
 from local_mode.sagemaker import SageMakerClient
 from toolkit.settings import Settings
 
@@ -88,11 +89,9 @@ class LocalEnv:
 
     def wait(self, name: str, timeout: float = END_TIMEOUT) -> dict[str, Any]:
         """Wait until the job is terminal *and* its runner has exited; return describe."""
-        from local_mode.cli.follow import job_ended
-
         resource = self.client.store.get("training-jobs", name)
         deadline = time.monotonic() + timeout
-        while not job_ended(self.client, resource):
+        while not runners.ended(resource, runners.TRAINING):
             if time.monotonic() > deadline:
                 raise AssertionError(f"job {name} did not end within {timeout} s: "
                                      f"{self.client.describe_training_job(TrainingJobName=name)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -578,6 +579,48 @@ def test_model_cache_reports_a_failed_fetch(tmp_path) -> None:
     with pytest.raises(RouterError, match="no such object") as failed:
         asyncio.run(cache.path("m.tar.gz"))
     assert failed.value.status == 400
+
+
+def test_model_cache_download_outlives_a_waiter_that_gave_up(tmp_path) -> None:
+    """An invocation whose deadline passes during the download leaves it running; the next
+    one gets its result without a second download into the same directory."""
+    calls: list[str] = []
+    release = threading.Event()
+
+    def fetch(url: str, dest):
+        calls.append(url)
+        release.wait(10)
+        return dest
+
+    cache = ModelCache("s3://b/models", tmp_path, fetch)
+
+    async def go():
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(cache.path("a.tar.gz"), 0.05)
+        release.set()
+        return await cache.path("a.tar.gz")
+
+    assert asyncio.run(go()) == tmp_path / "a.tar.gz"
+    assert calls == ["s3://b/models/a.tar.gz"]
+
+
+def test_a_failed_download_is_tried_again_by_the_next_invocation(tmp_path) -> None:
+    outcomes = [OSError("flaky"), None]
+
+    def fetch(url: str, dest):
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+        return dest
+
+    cache = ModelCache("s3://b/models", tmp_path, fetch)
+
+    async def go():
+        with pytest.raises(RouterError, match="flaky"):
+            await cache.path("a.tar.gz")
+        return await cache.path("a.tar.gz")
+
+    assert asyncio.run(go()) == tmp_path / "a.tar.gz"
 
 
 def test_specs_are_checked() -> None:

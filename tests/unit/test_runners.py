@@ -91,13 +91,6 @@ def test_signal_waits_for_a_starting_runner_to_write_its_pid(tmp_path: Path) -> 
         proc.kill()
 
 
-def test_signal_gives_up_at_once_when_the_runner_has_ended(tmp_path: Path) -> None:
-    resource = _resource(tmp_path)
-    started = time.monotonic()
-    assert runners.signal_runner(resource, signal.SIGTERM, ended=lambda: True) is None
-    assert time.monotonic() - started < runners.START_WAIT_SECONDS / 2
-
-
 def test_a_runner_gone_meanwhile_is_not_an_error(tmp_path: Path) -> None:
     resource = _resource(tmp_path)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -141,6 +134,20 @@ def test_spawned_runner_owns_its_pid_file_stops_on_sigterm_and_cleans_up(
     assert not resource.work_dir.exists()
     assert runners.ended(resource, FIXTURE)
     assert (resource.path / "runner.log").exists()
+    # a runner that has started and ended is not waited for (an update of an endpoint whose
+    # runner is gone answers at once)
+    started = time.monotonic()
+    assert runners.signal_runner(resource, signal.SIGHUP) is None
+    assert time.monotonic() - started < runners.START_WAIT_SECONDS / 2
+
+
+def test_a_runner_that_never_wrote_its_pid_is_waited_for_then_given_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runners, "START_WAIT_SECONDS", 0.3)
+    resource = _resource(tmp_path)
+    started = time.monotonic()
+    assert runners.signal_runner(resource, signal.SIGTERM) is None
+    assert time.monotonic() - started >= 0.3
 
 
 def test_runner_main_refuses_a_wrong_command_line_with_a_usage_line(

@@ -112,7 +112,7 @@ class Epoch:
             if self._closed:
                 return
             try:
-                stream = open(listed.path, "rb", buffering=READ_BUFFER_SIZE)  # noqa: SIM115
+                stream = open(listed.path, "rb", buffering=READ_BUFFER_SIZE)  # noqa: SIM115 - the caller closes it
             except OSError as exc:
                 raise ChannelError(f"cannot open: {exc.strerror}", path=listed.path) from None
             self._current = stream

@@ -13,7 +13,7 @@ from local_mode.training.backends.process import ProcessBackend
 from toolkit.settings import Settings
 
 
-def make_backend(settings: Settings, name: str) -> Backend:
+def make_backend(name: str, settings: Settings) -> Backend:
     """The backend called ``name`` (``docker`` or ``process``; ``auto`` is resolved before).
     Neither contacts anything here: the Docker backend reaches its engine on first use."""
     if name == "process":
