@@ -51,7 +51,7 @@ class KeepAliveClient:
         pool: dict[int, http.client.HTTPConnection] = self._local.__dict__.setdefault("pool", {})
         return pool
 
-    def request(self, port: int, method: str, path: str, fields: Fields = (),
+    def request(self, port: int, method: str, path: str, fields: Fields = (), *,
                 body: bytes | Iterable[bytes] | None = None) -> Reply:
         """One exchange; :class:`NoResponse` when none came. An iterable ``body`` is sent
         chunked and never re-sent."""

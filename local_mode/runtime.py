@@ -72,7 +72,7 @@ class RuntimeClient(LocalClient):
         fields = [(header.wire, str(request[member]).encode("latin-1"))
                   for member, header in REQUEST_MEMBERS if member in request]
         try:
-            reply = self._http.request(port, "POST", "/invocations", fields, bytes(body))
+            reply = self._http.request(port, "POST", "/invocations", fields, body=bytes(body))
         except NoResponse as exc:
             raise InternalFailure(f"the local endpoint router on port {port} is not answering "
                                   f"({exc})") from None

@@ -9,7 +9,7 @@ from typing import Any
 
 from local_mode.endpoints.health import load_failure
 from local_mode.endpoints.invocation import ACCEPT, CONTENT_TYPE
-from local_mode.keepalive import KeepAliveClient, NoResponse, Reply
+from local_mode.keepalive import Fields, KeepAliveClient, NoResponse, Reply
 
 
 class InvocationError(Exception):
@@ -24,11 +24,10 @@ class InstanceClient:
         self.ports, self.names, self.timeout = list(ports), list(names), timeout
         self._http = KeepAliveClient(timeout)
 
-    def request(self, port: int, method: str, path: str,
-                body: bytes | Iterable[bytes] | None = None,
-                fields: Sequence[tuple[bytes, bytes]] = ()) -> Reply:
+    def request(self, port: int, method: str, path: str, fields: Fields = (), *,
+                body: bytes | Iterable[bytes] | None = None) -> Reply:
         try:
-            return self._http.request(port, method, path, fields, body)
+            return self._http.request(port, method, path, fields, body=body)
         except NoResponse as exc:
             raise InvocationError(f"the container on port {port} {exc}"
                                   + (f" (InvocationsTimeoutInSeconds={self.timeout:.0f})"
@@ -45,7 +44,7 @@ class InstanceClient:
                 fields.append((CONTENT_TYPE.wire, response_type.encode("latin-1")))
             if accept and index == last:
                 fields.append((ACCEPT.wire, accept.encode("latin-1")))
-            reply = self.request(port, "POST", "/invocations", body, fields)
+            reply = self.request(port, "POST", "/invocations", fields, body=body)
             if not 200 <= reply.status < 300:
                 text = reply.body.decode("utf-8", "replace")[:512]
                 raise InvocationError(f"container {name} answered {reply.status}: {text}")

@@ -125,8 +125,8 @@ def server() -> Iterator[Server]:
 
 def test_requests_share_the_threads_connection(server: Server) -> None:
     client = KeepAliveClient(WAIT)
-    first = client.request(server.port, "POST", "/invocations", [(b"X-Field", b"one")], b"a")
-    second = client.request(server.port, "POST", "/invocations", (), b"b")
+    first = client.request(server.port, "POST", "/invocations", [(b"X-Field", b"one")], body=b"a")
+    second = client.request(server.port, "POST", "/invocations", (), body=b"b")
     assert (first.status, first.body, second.body) == (200, b"answer 1 to a", b"answer 2 to b")
     assert first.headers["content-type"] == "text/plain" and first.headers["x-seen"] == "one"
     assert server.connections == 1
@@ -153,9 +153,9 @@ def test_each_thread_keeps_its_own_connection(server: Server) -> None:
 def test_a_connection_closed_while_idle_is_sent_again_on_a_fresh_one(server: Server) -> None:
     server.script = lambda request, number: (answer(request, number)[0], False)
     client = KeepAliveClient(WAIT)
-    client.request(server.port, "POST", "/invocations", (), b"1")
+    client.request(server.port, "POST", "/invocations", (), body=b"1")
     assert server.closed.wait(WAIT)  # the server dropped the kept connection
-    again = client.request(server.port, "POST", "/invocations", (), b"2")
+    again = client.request(server.port, "POST", "/invocations", (), body=b"2")
     assert again.body == b"answer 2 to 2"
     assert server.connections == 2 and len(server.requests) == 2
 
@@ -163,12 +163,12 @@ def test_a_connection_closed_while_idle_is_sent_again_on_a_fresh_one(server: Ser
 def test_a_streamed_body_is_never_sent_twice(server: Server) -> None:
     server.script = lambda request, number: (answer(request, number)[0], False)
     client = KeepAliveClient(WAIT)
-    client.request(server.port, "POST", "/invocations", (), iter([b"first ", b"stream"]))
+    client.request(server.port, "POST", "/invocations", (), body=iter([b"first ", b"stream"]))
     assert server.requests[0].body == b"first stream"
     assert server.requests[0].header("transfer-encoding") == "chunked"
     assert server.closed.wait(WAIT)
     with pytest.raises(NoResponse, match="closed the connection") as caught:
-        client.request(server.port, "POST", "/invocations", (), iter([b"second"]))
+        client.request(server.port, "POST", "/invocations", (), body=iter([b"second"]))
     assert not caught.value.timed_out and len(server.requests) == 1
 
 
