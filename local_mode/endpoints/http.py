@@ -359,7 +359,13 @@ class _UpstreamConnection(_Parsing, asyncio.Protocol):
         self._done, self.deadline = done, deadline
         self._received = self._head_done = False
         self._reset()
-        self.transport.write(data)
+        try:
+            self.transport.write(data)
+        except RuntimeError:  # uvloop refuses a write to a transport that closed under us
+            # nothing reached the container: stale, reported from the loop as connection_lost
+            # would (whichever comes first; _finish reports once)
+            asyncio.get_running_loop().call_soon(
+                self._finish, None, StaleConnection("closed before the request was sent"))
 
     def expire(self) -> None:
         """The exchange outlived its deadline: give up on it and on the connection (whatever
@@ -468,7 +474,10 @@ class Upstream:
         now = time.monotonic()
         while self._idle:
             connection = self._idle.pop()
-            if connection.closed or now - connection.idle_since > IDLE_SECONDS:
+            transport = connection.transport
+            # closing: the container closed it and connection_lost has not run yet
+            if connection.closed or transport is None or transport.is_closing() or \
+                    now - connection.idle_since > IDLE_SECONDS:
                 connection.close()
                 continue
             self._busy.add(connection)

@@ -582,3 +582,43 @@ def test_ping_unknown_route_and_oversized_body(run, tmp_path: Path) -> None:
             await container.close()
 
     run(main())
+
+
+class _ClosedTransport:
+    """A transport the peer has closed, as uvloop's is between the close and the protocol's
+    connection_lost: closing, and a write raises RuntimeError."""
+
+    def is_closing(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> None:
+        raise RuntimeError("unable to perform operation on <TCPTransport closed=True>; "
+                           "the handler is closed")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_write_refused_by_a_closed_transport_is_a_stale_connection(run) -> None:
+    async def main() -> None:
+        connection = http_module._UpstreamConnection()
+        connection.connection_made(_ClosedTransport())
+        outcome: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+        connection.send(b"POST /invocations HTTP/1.1\r\n\r\n",
+                        lambda response, error: outcome.set_result(error), soon())
+        assert isinstance(await asyncio.wait_for(outcome, WAIT), StaleConnection)
+
+    run(main())
+
+
+def test_an_idle_connection_whose_transport_is_closing_is_never_taken(run) -> None:
+    async def main() -> None:
+        upstream = Upstream("127.0.0.1", 9)
+        connection = http_module._UpstreamConnection()
+        connection.connection_made(_ClosedTransport())
+        connection.idle_since = time.monotonic()
+        upstream._idle.append(connection)
+        assert upstream.send("POST", "/invocations", b"", b"", lambda *_: None, soon()) is False
+        assert not upstream._idle
+
+    run(main())
