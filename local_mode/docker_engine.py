@@ -14,11 +14,14 @@ the process backends never load it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from local_mode.errors import ServiceUnavailable, ValidationException
 from local_mode.instance_types import Machine, ResourceLimits
+
+log = logging.getLogger("optml.local")
 
 JOB_LABEL = "optml.job"
 """On a training job's containers and network: the job's name."""
@@ -99,8 +102,9 @@ def ignore_missing(call: Any, *args: Any, **kwargs: Any) -> None:
             raise
 
 
-def require_image(client: Any, image: str, field: str, operation: str | None = None) -> None:
-    """Raise :class:`ImageNotFound` naming ``field`` and ``image`` unless the engine has it.
+def require_image(client: Any, image: str, field: str, operation: str | None = None) -> Any:
+    """The engine's image (docker-py's ``Image``: its ``labels``, ``attrs``); raise
+    :class:`ImageNotFound` naming ``field`` and ``image`` when the engine does not have it.
 
     ``operation`` is the API call being refused, when the caller knows it (a client re-issues
     an error raised without one for the operation that was called).
@@ -108,7 +112,7 @@ def require_image(client: Any, image: str, field: str, operation: str | None = N
     import docker.errors
 
     try:
-        client.images.get(image)
+        return client.images.get(image)
     except docker.errors.ImageNotFound:
         raise ImageNotFound(
             f"{field}: Requested image {image} not found in the local Docker engine; local "
@@ -190,3 +194,21 @@ class LineAssembler:
         for buffer in self._pending.values():
             buffer.clear()
         return rest
+
+
+
+def output_lines(frames: Iterable[tuple[bytes | None, bytes | None]] | None, name: str,
+                 closed_by_us: Callable[[], bool]) -> Iterator[bytes]:
+    """The whole lines (each with its newline) of an attached container's demultiplexed
+    ``(stdout, stderr)`` frames, until the stream ends. A stream that breaks ends the output
+    too; it is logged, naming ``name``, unless ``closed_by_us()`` says we closed it."""
+    assembler = LineAssembler()
+    try:
+        for stdout, stderr in frames or ():
+            for stream, data in ((1, stdout), (2, stderr)):
+                if data:
+                    yield from assembler.feed(stream, data)
+    except Exception as exc:  # noqa: BLE001 - closed by our clean-up, or the engine went away
+        if not closed_by_us():
+            log.warning("%s: log stream ended early: %s", name, exc)
+    yield from assembler.flush()

@@ -63,7 +63,7 @@ class KeepAliveClient:
             if connection is None:
                 connection = http.client.HTTPConnection(LOOPBACK, port, timeout=self.timeout)
             try:
-                connection.putrequest(method, path, skip_host=False, skip_accept_encoding=True)
+                connection.putrequest(method, path, skip_accept_encoding=True)
                 for name, value in fields:
                     connection.putheader(name, value)
                 if isinstance(body, (bytes, bytearray)):
@@ -82,6 +82,9 @@ class KeepAliveClient:
                 connection.close()
                 raise NoResponse(f"did not answer ({exc!r})",
                                  timed_out=isinstance(exc, TimeoutError)) from None
+            except BaseException:  # a bad field or body: the connection is in an unknown state
+                connection.close()
+                raise
             if response.will_close:
                 connection.close()
             else:

@@ -12,6 +12,7 @@ Heavy modules are imported inside the commands so ``optml --help`` stays fast.
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,7 @@ class NoSuchCommand(click.ClickException):
     exit_code = 2
 
 
+@functools.cache
 def registered_commands() -> dict[str, EntryPoint]:
     """The commands installed packages register under :data:`COMMAND_GROUP`, by name."""
     # here, not at the top: optml train/serve in an image never look at entry points
@@ -75,7 +77,7 @@ class OptmlGroup(click.Group):
                                 f"the {COMMAND_GROUP!r} entry points)")
         try:
             command = entry.load()
-        except ImportError as exc:
+        except (ImportError, AttributeError) as exc:  # a module, or a name in it, is missing
             raise NoSuchCommand(f"command {name!r} is registered ({entry.value}) but cannot "
                                 f"be loaded here: {exc}") from None
         if not isinstance(command, click.Command):

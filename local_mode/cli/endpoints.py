@@ -31,6 +31,7 @@ from local_mode.cli.options import (
     sagemaker_client,
     state_dir_option,
 )
+from local_mode.cli.table import print_table
 from local_mode.loopback import LOOPBACK
 
 POLL = 0.1
@@ -52,10 +53,10 @@ POLL = 0.1
 def deploy(name: str, model_data: str, image: str, backend: str | None, instance_count: int,
            env: tuple[str, ...], multi_model: bool, state_dir: Path | None) -> None:
     """Create model, endpoint config and endpoint NAME; wait until InService."""
-    sm = sagemaker_client(state_dir, backend)
     container = {"Image": image, "ModelDataUrl": model_data,
-                 "Environment": key_value_pairs("--env", env),
+                 "Environment": key_value_pairs("--env", env),  # refused before any set-up
                  "Mode": "MultiModel" if multi_model else "SingleModel"}
+    sm = sagemaker_client(state_dir, backend)
     with request_errors():
         sm.create_model(ModelName=name, PrimaryContainer=container)
         sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
@@ -92,10 +93,7 @@ def endpoints(state_dir: Path | None) -> None:
         healthy = sum(1 for i in instances if i.get("Healthy"))
         rows.append((d["EndpointName"], d["EndpointStatus"], str(d.get("RouterPort") or "-"),
                      f"{healthy}/{len(instances)}", d.get("EndpointConfigName", "")))
-    header = ("NAME", "STATUS", "PORT", "HEALTHY", "CONFIG")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    print_table(("NAME", "STATUS", "PORT", "HEALTHY", "CONFIG"), rows)
 
 
 @click.command("invoke")

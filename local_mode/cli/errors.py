@@ -63,7 +63,7 @@ def refusal(exc: BaseException, also: tuple[type[BaseException], ...] = ()) -> s
 
     if isinstance(exc, ClientError):
         error = exc.response.get("Error") or {}
-        return one_line(str(getattr(exc, "message", None) or error.get("Message") or exc))
+        return one_line(getattr(exc, "message", None) or error.get("Message") or message_of(exc))
     if isinstance(exc, (RequestFileError, ParamValidationError, *also)):
         return one_line(str(exc))
     return None
@@ -95,5 +95,5 @@ def request_errors(source: Path | str | None = None, *, label: str = PREFIX,
 
 
 __all__ = ["EXIT_BY_STATUS", "EXIT_COMPLETED", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_INVALID",
-           "EXIT_STOPPED", "PREFIX", "fail", "message_of", "one_line", "refusal",
+           "EXIT_STOPPED", "PREFIX", "fail", "one_line", "refusal",
            "request_errors"]

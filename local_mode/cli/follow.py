@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from local_mode.sagemaker import SageMakerClient
     from local_mode.state import ResourceDir
 
 FOLLOW_INTERVAL = 0.1
@@ -87,7 +86,7 @@ class LinePrinter:
         self.stream.flush()
 
 
-def follow(client: SageMakerClient, resource: ResourceDir, tail: LogTail | None = None,
+def follow(resource: ResourceDir, tail: LogTail | None = None,
            printer: LinePrinter | None = None) -> None:
     """Print the job's log (``all.log``) as it grows, until the job has ended."""
     from local_mode import runners  # with the state store: botocore loads only when used

@@ -32,11 +32,12 @@ from local_mode.cli.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     fail,
-    message_of,
     request_errors,
 )
 from local_mode.cli.follow import FOLLOW_INTERVAL, LinePrinter, LogTail, follow
 from local_mode.cli.options import backend_option, sagemaker_client, state_dir_option
+from local_mode.cli.table import print_table
+from local_mode.error_text import message_of
 
 if TYPE_CHECKING:
     from local_mode.sagemaker import SageMakerClient
@@ -84,7 +85,7 @@ def _wait_following(client: SageMakerClient, name: str) -> int:
     interrupted = False
     while True:
         try:
-            follow(client, resource, tail, printer)
+            follow(resource, tail, printer)
             break
         except KeyboardInterrupt:
             if interrupted:
@@ -153,12 +154,9 @@ def jobs_command(status_equals: str | None, name_contains: str | None,
     if not rows:
         click.echo("no training jobs", err=True)
         return
-    width = max(len("NAME"), *(len(r["TrainingJobName"]) for r in rows))
-    click.echo(f"{'NAME':<{width}}  {'STATUS':<10}  {'CREATED':<19}  ENDED")
-    for r in rows:
-        ended = _short_time(r.get("TrainingEndTime")) or "-"
-        click.echo(f"{r['TrainingJobName']:<{width}}  {r['TrainingJobStatus']:<10}  "
-                   f"{_short_time(r['CreationTime']):<19}  {ended}")
+    print_table(("NAME", "STATUS", "CREATED", "ENDED"),
+                [(r["TrainingJobName"], r["TrainingJobStatus"], _short_time(r["CreationTime"]),
+                  _short_time(r.get("TrainingEndTime")) or "-") for r in rows])
 
 
 def _short_time(value: datetime | None) -> str:
@@ -193,7 +191,7 @@ def logs_command(name: str, follow_log: bool, state_dir: Path | None) -> None:
     client = sagemaker_client(state_dir)
     resource = _resource(client, name)
     if follow_log:
-        follow(client, resource)
+        follow(resource)
         sys.exit(EXIT_BY_STATUS.get(
             client.describe_training_job(TrainingJobName=name)["TrainingJobStatus"],
             EXIT_FAILED))
@@ -257,11 +255,8 @@ def metrics_command(name: str, plot_file: Path | None, as_json: bool,
     if not series:
         click.echo("no metric points (does the job define MetricDefinitions?)", err=True)
         return
-    width = max(len("METRIC"), *(len(p["MetricName"]) for p in series))
-    click.echo(f"{'TIMESTAMP':<32}  {'METRIC':<{width}}  VALUE")
-    for point in series:
-        click.echo(f"{point['Timestamp']:<32}  {point['MetricName']:<{width}}  "
-                   f"{point['Value']:g}")
+    print_table(("TIMESTAMP", "METRIC", "VALUE"),
+                [(str(p["Timestamp"]), p["MetricName"], f"{p['Value']:g}") for p in series])
 
 
 COMMANDS = (train_command, jobs_command, describe_command, logs_command, stop_command,

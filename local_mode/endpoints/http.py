@@ -112,11 +112,10 @@ def render_response(status: int, fields: bytes, body: bytes, close: bool = False
         start, fields, len(body), b"Connection: close\r\n\r\n" if close else b"\r\n", body)
 
 
-def render_request(method: str, path: str, authority: str, fields: bytes, body: bytes) -> bytes:
+def render_request(method: str, path: str, authority: bytes, fields: bytes, body: bytes) -> bytes:
     """A whole request to ``authority`` (``host:port``); ``fields`` are its header lines."""
     return b"%s %s HTTP/1.1\r\nHost: %s\r\n%sContent-Length: %d\r\n\r\n%s" % (
-        method.encode("latin-1"), path.encode("latin-1"), authority.encode("latin-1"), fields,
-        len(body), body)
+        method.encode("latin-1"), path.encode("latin-1"), authority, fields, len(body), body)
 
 
 class _Parsing:
@@ -449,12 +448,16 @@ class Upstream:
     closed: bool = False
     _idle: list[_UpstreamConnection] = field(default_factory=list)
     _busy: set[_UpstreamConnection] = field(default_factory=set)
-    _loop: asyncio.AbstractEventLoop | None = None
     _sweep: asyncio.TimerHandle | None = None
 
     @functools.cached_property
     def authority(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @functools.cached_property
+    def _host_value(self) -> bytes:
+        """:attr:`authority` as every request's Host field carries it (encoded once)."""
+        return self.authority.encode("latin-1")
 
     def send(self, method: str, path: str, fields: bytes, body: bytes, done: Done,
              deadline: float) -> bool:
@@ -465,7 +468,7 @@ class Upstream:
         connection = self._take_idle()
         if connection is None:
             return False
-        connection.send(render_request(method, path, self.authority, fields, body), done,
+        connection.send(render_request(method, path, self._host_value, fields, body), done,
                         deadline)
         self._watch()
         return True
@@ -489,7 +492,7 @@ class Upstream:
         """Send one request and read the response; :class:`UpstreamUnavailable` when the
         container gave no response at all (so it never saw, or never answered, the request),
         :class:`TimeoutError` when none came before ``deadline``."""
-        data = render_request(method, path, self.authority, fields, body)
+        data = render_request(method, path, self._host_value, fields, body)
         loop = asyncio.get_running_loop()
         while True:
             if time.monotonic() >= deadline:
@@ -526,8 +529,8 @@ class Upstream:
 
     def _watch(self) -> None:
         """Arm the deadline sweep, unless it is armed already."""
-        if self._sweep is None and self._loop is not None:
-            self._sweep = self._loop.call_later(SWEEP_SECONDS, self._swept)
+        if self._sweep is None:  # always called on the loop (a callback or a coroutine)
+            self._sweep = asyncio.get_running_loop().call_later(SWEEP_SECONDS, self._swept)
 
     def _swept(self) -> None:
         self._sweep = None
@@ -536,7 +539,6 @@ class Upstream:
             self._watch()
 
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> _UpstreamConnection:
-        self._loop = loop
         if self.unix_path is not None and os.path.exists(self.unix_path):
             try:
                 _, unix = await loop.create_unix_connection(_UpstreamConnection, self.unix_path)
@@ -569,6 +571,9 @@ class Upstream:
         for connection in self._idle:
             connection.close()
         self._idle.clear()
+        if self._sweep is not None and not self._busy:  # with exchanges left, it ends them
+            self._sweep.cancel()
+            self._sweep = None
 
 
 def _settle(future: asyncio.Future[Message], response: Message | None,

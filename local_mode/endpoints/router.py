@@ -135,17 +135,15 @@ class ModelCache:
         self.root = root
         self._fetch = fetch
         self._fetches: dict[str, asyncio.Future[Path]] = {}
-        self._ready: dict[str, Path] = {}
+        """One download per model, running or done, however many invocations wait for it."""
 
     async def path(self, name: str) -> Path:
-        if name in self._ready:
-            return self._ready[name]
-        parts = name.split("/")
-        if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
-            raise RouterError("ValidationError", 400, f"TargetModel {name!r} is not a valid "
-                              "relative key under the model's S3 prefix")
         fetch = self._fetches.get(name)
-        if fetch is None:  # one download per model, however many invocations wait for it
+        if fetch is None:
+            parts = name.split("/")
+            if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+                raise RouterError("ValidationError", 400, f"TargetModel {name!r} is not a "
+                                  "valid relative key under the model's S3 prefix")
             fetch = self._fetches[name] = asyncio.ensure_future(self._download(name))
             fetch.add_done_callback(lambda done: done.cancelled() or done.exception())  # seen
         # shielded: an invocation that gives up (its deadline) leaves the download to finish
@@ -161,7 +159,6 @@ class ModelCache:
             del self._fetches[name]  # a later invocation tries again
             raise RouterError("ValidationError", 400, f"Failed to download model data "
                               f"for TargetModel {name!r}: {exc}") from None
-        self._ready[name] = dest
         return dest
 
 
@@ -322,16 +319,14 @@ class Router:
         return RouterError("UnknownOperationException", 404,
                            f"no route {request.method} {request.target}").render()
 
-    async def handle(self, request: Message, tried: set[Instance] | None = None,
-                     plan: Plan | None = None, deadline: float | None = None) -> Response:
+    async def handle(self, request: Message, tried: set[Instance], plan: Plan | None,
+                     deadline: float) -> Response:
         """The response to one request, by the general (coroutine) path; ``plan``: the one
         the fast path made but could not send (no idle connection to its instance)."""
         if request.method != "POST" or request.target != "/invocations":
             return self._other(request)
-        if deadline is None:
-            deadline = time.monotonic() + INVOCATION_TIMEOUT
         try:
-            return await self.invoke(request, deadline, set() if tried is None else tried, plan)
+            return await self.invoke(request, deadline, tried, plan)
         except RouterError as exc:
             return exc.render()
         except Exception as exc:
@@ -347,28 +342,26 @@ class Router:
         raw = request.raw
         target = raw.get(TARGET_VARIANT.key)
         target_model = _text(raw.get(TARGET_MODEL.key))
-        while True:
-            variants = self.variants
-            if target is None and len(variants) == 1 and variants[0].spec.weight > 0:
-                variant = variants[0]  # the usual endpoint: nothing to choose
-            else:
-                variant = self._choose_variant(_text(target))
-            if variant.model.multi_model and not target_model:
-                raise RouterError("ValidationError", 400, f"Endpoint {self.endpoint_name!r} is "
-                                  "a multi-model endpoint: TargetModel is required")
-            if target_model and not variant.model.multi_model:
-                raise RouterError("ValidationError", 400, f"TargetModel given, but endpoint "
-                                  f"{self.endpoint_name!r} is not a multi-model endpoint")
-            instance = variant.pick(tried)
-            if instance is not None:
-                return Plan(variant, instance, target_model, deadline)
-            if variant not in self.variants:  # an update replaced its fleet meanwhile
-                continue
-            if target is None and not variant.healthy():
-                raise self._unavailable()
-            raise RouterError("ServiceUnavailable", 503, f"Variant {variant.name!r} of "
-                              f"endpoint {self.endpoint_name!r} has no healthy instance "
-                              "right now; retry shortly")
+        # no await in here: the variants cannot change while a plan is made
+        variants = self.variants
+        if target is None and len(variants) == 1 and variants[0].spec.weight > 0:
+            variant = variants[0]  # the usual endpoint: nothing to choose
+        else:
+            variant = self._choose_variant(_text(target))
+        if variant.model.multi_model and not target_model:
+            raise RouterError("ValidationError", 400, f"Endpoint {self.endpoint_name!r} is "
+                              "a multi-model endpoint: TargetModel is required")
+        if target_model and not variant.model.multi_model:
+            raise RouterError("ValidationError", 400, f"TargetModel given, but endpoint "
+                              f"{self.endpoint_name!r} is not a multi-model endpoint")
+        instance = variant.pick(tried)
+        if instance is not None:
+            return Plan(variant, instance, target_model, deadline)
+        if target is None and not variant.healthy():
+            raise self._unavailable()
+        raise RouterError("ServiceUnavailable", 503, f"Variant {variant.name!r} of "
+                          f"endpoint {self.endpoint_name!r} has no healthy instance "
+                          "right now; retry shortly")
 
     def _unavailable(self) -> RouterError:
         return RouterError("ServiceUnavailable", 503, f"Endpoint {self.endpoint_name!r} has "

@@ -359,9 +359,8 @@ class JobRunner:
             self.spec.managed_spot else int(round(time.monotonic() - started))
         self.transition(secondary, message, status=status, **fields)
         self._close_transitions()
-        for host in hosts:
+        for host in hosts:  # what containers wrote read-only; runner_main removes the tree
             hostlib.make_removable(host.layout.root)
-        shutil.rmtree(self.resource.work_dir, ignore_errors=True)
 
     def _upload(self, hosts: Sequence[hostlib.Host]) -> str:
         output = self.spec.artifacts_location

@@ -24,6 +24,11 @@ class InstanceClient:
         self.ports, self.names, self.timeout = list(ports), list(names), timeout
         self._http = KeepAliveClient(timeout)
 
+    def close(self) -> None:
+        """Close this thread's connections to the containers (a worker thread's end with the
+        containers, which the runner stops)."""
+        self._http.close()
+
     def request(self, port: int, method: str, path: str, fields: Fields = (), *,
                 body: bytes | Iterable[bytes] | None = None) -> Reply:
         try:

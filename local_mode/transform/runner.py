@@ -180,6 +180,14 @@ class TransformRunner:
     def _wait_ready(self, groups: list[list[Container]]) -> None:
         pingers = [InstanceClient([c.port for c in g], [c.hostname for c in g], 2.0)
                    for g in groups]
+        try:
+            self._ping_until_ready(groups, pingers)
+        finally:
+            for pinger in pingers:
+                pinger.close()
+
+    def _ping_until_ready(self, groups: list[list[Container]],
+                          pingers: list[InstanceClient]) -> None:
         pending = set(range(len(groups)))
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while pending:

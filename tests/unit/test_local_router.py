@@ -414,7 +414,7 @@ def test_render_response_writes_the_rendered_header_lines() -> None:
 
 
 def test_render_request_frames_the_body() -> None:
-    raw = render_request("POST", "/invocations", "10.0.0.1:8080",
+    raw = render_request("POST", "/invocations", b"10.0.0.1:8080",
                          b"Content-Type: text/csv\r\n", b"a,b")
     assert raw == (b"POST /invocations HTTP/1.1\r\nHost: 10.0.0.1:8080\r\n"
                    b"Content-Type: text/csv\r\nContent-Length: 3\r\n\r\na,b")

@@ -40,10 +40,10 @@ from typing import Any
 from local_mode.docker_engine import (
     ENDPOINT_LABEL,
     STATE_LABEL,
-    LineAssembler,
     connect,
     ignore_missing,
     limits_host_config,
+    output_lines,
     reachable_client,
     require_image,
     sweep,
@@ -151,19 +151,11 @@ class DockerServeContainer:
         self._followed = True
 
     def _follow(self) -> None:
-        assembler = LineAssembler()
         try:
             with self.log_path.open("ab") as out:
-                try:
-                    for stdout, stderr in self._stream or ():
-                        for stream, data in ((1, stdout), (2, stderr)):
-                            if data:
-                                out.writelines(assembler.feed(stream, data))
-                                out.flush()
-                except Exception as exc:  # noqa: BLE001 - closed by stop(), or the engine
-                    if not self._stopped:
-                        log.warning("%s: log stream ended early: %s", self.hostname, exc)
-                out.writelines(assembler.flush())
+                for line in output_lines(self._stream, self.hostname, lambda: self._stopped):
+                    out.write(line)
+                    out.flush()  # the log's tail is read while the container runs
             # the output ends when the container stops; confirm with the engine (which may
             # have removed it already, or gone away)
             with contextlib.suppress(Exception):
@@ -255,9 +247,8 @@ class DockerServingBackend:
         image = container.image
         assert image is not None
         if image not in self._labels_cache:
-            require_image(self.client, image, f"container {container.hostname}: Image")
-            attrs = self.client.api.inspect_image(image)
-            self._labels_cache[image] = dict((attrs.get("Config") or {}).get("Labels") or {})
+            found = require_image(self.client, image, f"container {container.hostname}: Image")
+            self._labels_cache[image] = dict(found.labels or {})
         return self._labels_cache[image]
 
     def _ensure_network(self) -> str:
@@ -349,7 +340,7 @@ class DockerServingBackend:
         try:
             for serving in self._started:
                 serving.stop(0)  # a no-op for those the runner already stopped
-            sweep(self._client, {self.owner[0]: self.owner[1], STATE_LABEL: self.state_dir})
+            sweep(self._client, self.labels)
         except Exception as exc:  # noqa: BLE001 - logged; sweep() can finish the job later
             log.warning("could not remove the containers/network of %s=%s (%s)", *self.owner,
                         exc)

@@ -41,10 +41,10 @@ from typing import Any
 from local_mode.docker_engine import (
     JOB_LABEL,
     RUN_LABEL,
-    LineAssembler,
     connect,
     ignore_missing,
     limits_host_config,
+    output_lines,
     reachable_client,
     require_image,
     sweep,
@@ -200,16 +200,7 @@ class DockerHostRun:
         self._exited.set()
 
     def output(self) -> Iterator[bytes]:
-        assembler = LineAssembler()
-        try:
-            for stdout, stderr in self._stream or ():
-                for stream, data in ((1, stdout), (2, stderr)):
-                    if data:
-                        yield from assembler.feed(stream, data)
-        except Exception as exc:  # noqa: BLE001 - the stream was closed by cleanup()
-            if not self._cleaned:
-                log.warning("%s: log stream ended early: %s", self.host.name, exc)
-        yield from assembler.flush()
+        return output_lines(self._stream, self.host.name, lambda: self._cleaned)
 
     def poll(self) -> int | None:
         return self._exit if self._exited.is_set() else None
