@@ -7,12 +7,22 @@ from typing import Any
 
 
 def client(service_name: str, **kwargs: Any) -> Any:
-    """A local client for ``service_name`` ("sagemaker" or "sagemaker-runtime"), shaped like
-    boto3's: it takes boto3's client arguments (``region_name``, ``config``, credentials, ...)
-    besides local mode's own (``settings``, ``state_dir``, ``backend``)."""
+    """A local client for ``service_name`` ("sagemaker", "sagemaker-runtime", "logs" or "sts"),
+    shaped like boto3's: it takes boto3's client arguments (``region_name``, ``config``,
+    credentials, ...) besides local mode's own (``settings``, ``state_dir``; ``backend`` for
+    "sagemaker")."""
     from local_mode.sagemaker import client as make_client
 
     return make_client(service_name, **kwargs)
 
 
-__all__ = ["client"]
+def server(**kwargs: Any) -> Any:
+    """A wire-API server on 127.0.0.1 (``with local_mode.server() as api:``) that unchanged
+    boto3, SageMaker SDK and AWS CLI code reaches through ``api.endpoint.environ()``; takes
+    :class:`local_mode.wire.server.ApiServer`'s arguments."""
+    from local_mode.wire.server import ApiServer
+
+    return ApiServer(**kwargs)
+
+
+__all__ = ["client", "server"]

@@ -16,29 +16,37 @@ from __future__ import annotations
 from typing import Any
 
 from local_mode.api.endpoints import EndpointsAPI
+from local_mode.api.tags import TagsAPI
 from local_mode.api.training import TrainingAPI
 from local_mode.api.transform import TransformAPI
 from local_mode.client_base import arn
+from local_mode.cloudwatch_logs import LogsClient
 from local_mode.runtime import RuntimeClient
+from local_mode.sts import StsClient
 
 __all__ = ["SageMakerClient", "arn", "client"]
 
 
-class SageMakerClient(TrainingAPI, EndpointsAPI, TransformAPI):
+class SageMakerClient(TrainingAPI, EndpointsAPI, TransformAPI, TagsAPI):
     """The local ``sagemaker`` client: training jobs, models, endpoint configs, endpoints and
-    transform jobs on one state directory.
+    transform jobs, and their tags, on one state directory.
 
     ``settings``, ``state_dir`` and ``backend`` are local mode's own arguments; the others are
     boto3's client arguments (:class:`local_mode.client_base.LocalClient`)."""
 
 
 def client(service_name: str, **kwargs: Any) -> Any:
-    """``local_mode.client("sagemaker")`` / ``local_mode.client("sagemaker-runtime")``, taking
-    boto3's client arguments (``region_name``, ``config``, credentials, ...) besides local
-    mode's own (``settings``, ``state_dir``, ``backend``)."""
+    """``local_mode.client(name)`` for ``"sagemaker"``, ``"sagemaker-runtime"``, ``"logs"`` (the
+    local jobs' logs as CloudWatch Logs serves them) or ``"sts"`` (the local caller's identity),
+    taking boto3's client arguments (``region_name``, ``config``, credentials, ...) besides
+    local mode's own (``settings``, ``state_dir``; ``backend`` for ``"sagemaker"``)."""
     if service_name == "sagemaker":
         return SageMakerClient(**kwargs)
     if service_name == "sagemaker-runtime":
         return RuntimeClient(**kwargs)
-    raise ValueError(f"unknown local service {service_name!r}; expected 'sagemaker' or "
-                     "'sagemaker-runtime'")
+    if service_name == "logs":
+        return LogsClient(**kwargs)
+    if service_name == "sts":
+        return StsClient(**kwargs)
+    raise ValueError(f"unknown local service {service_name!r}; expected 'sagemaker', "
+                     "'sagemaker-runtime', 'logs' or 'sts'")

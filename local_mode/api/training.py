@@ -41,6 +41,9 @@ class TrainingAPI(SageMakerBase):
             "SecondaryStatusTransitions": [],
             "ModelArtifacts": {"S3ModelArtifacts": spec.model_artifact_uri},
             **{k: v for k, v in request.items() if k in ECHOED},
+            # the service always answers with a KmsKeyId ("" when none was given), and the SDK
+            # reads it unconditionally (Estimator.attach)
+            "OutputDataConfig": {"KmsKeyId": "", **request["OutputDataConfig"]},
             "Backend": backend,
         }
         resource = self.store.create("training-jobs", spec.name, description, dict(request))

@@ -10,6 +10,7 @@ the toolkit never names this package and an install without it simply has no suc
 ``follow``         following a training job's log to its end
 ``training``       ``train``, ``jobs``, ``describe``, ``logs``, ``stop``, ``metrics``
 ``endpoints``      ``deploy``, ``endpoints``, ``invoke``, ``delete-endpoint``, ``transform``
+``api``            ``api``: the service's wire API on 127.0.0.1 for unchanged SDK/boto3/CLI code
 ``image_check``    ``optml check IMAGE``
 =================  ===========================================================================
 
@@ -21,11 +22,11 @@ from __future__ import annotations
 
 import click
 
-from local_mode.cli import endpoints, training
+from local_mode.cli import api, endpoints, training
 from local_mode.cli.image_check import check
 
 local = click.Group(
-    "local", commands=[*training.COMMANDS, *endpoints.COMMANDS],
+    "local", commands=[*training.COMMANDS, *endpoints.COMMANDS, *api.COMMANDS],
     help="Run training jobs, endpoints and batch transform locally, exactly as the service "
          "would (see docs/local-mode.md and docs/local-endpoints.md).")
 """``optml local``."""

@@ -1,0 +1,234 @@
+"""The one WSGI application behind the wire API: size limits, the signature check, routing.
+
+Every request is classified before anything else is read, by what the protocols put on the wire:
+an ``X-Amz-Target`` header is the JSON protocol (SageMaker, CloudWatch Logs), a form POST is STS's
+query protocol, ``POST /endpoints/<name>/invocations`` signed for ``sagemaker`` is the runtime,
+and the rest is S3 (path-style, as botocore addresses a loopback endpoint). Then the body is read
+within the limit of its kind, the SigV4 signature is verified against the server's credentials,
+and only then does a local client see the request. Every refusal is written in the protocol the
+caller speaks, so its SDK raises the error it would raise against the cloud.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import IO, Any
+
+from werkzeug.datastructures import EnvironHeaders
+from werkzeug.wrappers import Response
+from werkzeug.wsgi import ClosingIterator, get_input_stream
+
+from local_mode.endpoints.invocation import MAX_REQUEST_BYTES
+from local_mode.wire import s3
+from local_mode.wire.faults import Fault
+from local_mode.wire.json_rpc import JsonService
+from local_mode.wire.query_rpc import QueryService
+from local_mode.wire.runtime_rest import RuntimeService, runtime_operation
+from local_mode.wire.sigv4 import AuthError, Scope, signing_scope, verify
+
+log = logging.getLogger(__name__)
+
+MAX_API_BYTES = 10 * 1024 * 1024
+"""Bound on a control-plane request body (SageMaker, Logs, STS). The service documents none; a
+CreateTrainingJob at every member's maximum stays far below it."""
+MAX_S3_PUT_BYTES = 5 * 1024 ** 3
+"""S3's limit on a single PUT (larger objects go up in parts)."""
+SPOOL_BYTES = 8 * 1024 * 1024
+"""An S3 body above this is spooled to a temporary file while it is hashed, not kept in memory."""
+HEALTH_PATH = "/_optml/health"
+"""Unsigned liveness probe (no S3 bucket can be named ``_optml``)."""
+FORM = "application/x-www-form-urlencoded"
+
+
+@dataclass(frozen=True)
+class Services:
+    """What answers each protocol. ``s3`` is None when S3 lives elsewhere."""
+
+    sagemaker: JsonService
+    logs: JsonService
+    runtime: RuntimeService
+    sts: QueryService
+    s3: s3.WsgiApp | None
+
+
+class WireApp:
+    """The WSGI application (see the module docstring). ``keys`` maps every accepted access
+    key id to its secret."""
+
+    def __init__(self, services: Services, keys: Mapping[str, str]) -> None:
+        self.services = services
+        self.keys = dict(keys)
+
+    def __call__(self, environ: dict[str, Any],
+                 start_response: Callable[..., Any]) -> Iterable[bytes]:
+        headers = EnvironHeaders(environ)
+        method = environ["REQUEST_METHOD"]
+        raw_target = environ.get("RAW_URI") or environ.get("REQUEST_URI") or \
+            environ.get("PATH_INFO", "/")
+        path, _, query = raw_target.partition("?")
+        if path == HEALTH_PATH and method == "GET":
+            return _health()(environ, start_response)
+        unreadable: AuthError | None = None
+        try:
+            scope = signing_scope(headers, query)
+        except AuthError as exc:
+            scope, unreadable = None, exc
+        route = self._route(method, path, headers, scope.service if scope else "")
+        try:
+            if unreadable is not None:
+                raise unreadable
+            if route.kind == "s3":
+                return self._s3(route, environ, start_response, headers, raw_target, scope)
+            body = self._body(environ, headers, route)
+            self._authenticate(scope, route, method, raw_target, headers, body=body)
+        except AuthError as exc:
+            service = route.signing_name
+            return route.refuse(Fault(exc.code_for(service), exc.message_for(service),
+                                      exc.status_for(service)))(environ, start_response)
+        except _Refused as exc:
+            return route.refuse(exc.fault)(environ, start_response)
+        return route.answer(headers, body)(environ, start_response)
+
+    # -- classification ----------------------------------------------------------------------
+    def _route(self, method: str, path: str, headers: EnvironHeaders, claimed: str) -> _Route:
+        """Where the request goes; ``claimed`` is the service its signature is scoped to."""
+        services = self.services
+        target = headers.get("X-Amz-Target")
+        if target:
+            for service in (services.sagemaker, services.logs):
+                operation = service.operation_of(target)
+                if operation is not None:
+                    return _Route("json", service.signing_name, MAX_API_BYTES, service.error,
+                                  _json_answer(service, operation))
+            return _Route("json", "", MAX_API_BYTES, services.sagemaker.error,
+                          lambda _h, _b: services.sagemaker.error(Fault(
+                              "UnknownOperationException",
+                              f"local mode does not answer X-Amz-Target {target!r}")))
+        invocation = runtime_operation(method, path)
+        if invocation is not None and claimed != "s3":
+            runtime = services.runtime
+            operation, endpoint = invocation
+            return _Route("runtime", runtime.signing_name, MAX_REQUEST_BYTES, runtime.error,
+                          lambda h, b: runtime.handle(operation, endpoint, h, b),
+                          too_large_code="ValidationError")
+        if method == "POST" and claimed != "s3" and \
+                headers.get("Content-Type", "").split(";")[0].strip() == FORM:
+            sts = services.sts
+            return _Route("query", sts.signing_name, MAX_API_BYTES, sts.error,
+                          lambda _h, b: sts.handle(b))
+        return _Route("s3", "s3", MAX_S3_PUT_BYTES, s3.error, _no_answer,
+                      too_large_code="EntityTooLarge")
+
+    # -- reading and checking ----------------------------------------------------------------
+    def _body(self, environ: dict[str, Any], headers: EnvironHeaders, route: _Route) -> bytes:
+        length = _content_length(headers, route)
+        stream = get_input_stream(environ, max_content_length=None)
+        data = stream.read(route.limit + 1 if length is None else length)
+        if len(data) > route.limit:
+            raise _Refused(route.too_large(len(data)))
+        return data
+
+    def _authenticate(self, scope: Scope | None, route: _Route, method: str, raw_target: str,
+                      headers: EnvironHeaders, *, body: bytes | None,
+                      body_sha256: str | None = None) -> None:
+        if scope is None:
+            raise AuthError("missing", "Missing Authentication Token")
+        if route.signing_name and scope.service != route.signing_name:
+            raise AuthError("bad_signature", f"Credential should be scoped to correct service: "
+                                             f"'{route.signing_name}'.")
+        verify(method, raw_target, headers, body, self.keys, body_sha256=body_sha256)
+
+    def _s3(self, route: _Route, environ: dict[str, Any], start_response: Callable[..., Any],
+            headers: EnvironHeaders, raw_target: str, scope: Scope | None) -> Iterable[bytes]:
+        if self.services.s3 is None:
+            raise _Refused(Fault("NotImplemented", "this server does not serve S3; its "
+                                 "AWS_ENDPOINT_URL_S3 names the S3 it uses", 501))
+        length = _content_length(headers, route)
+        # closed by the response iterator once moto has answered, or below on failure
+        spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
+        try:
+            digest, size = hashlib.sha256(), 0
+            stream = get_input_stream(environ, max_content_length=None)
+            remaining = route.limit + 1 if length is None else length
+            while remaining > 0:
+                chunk = stream.read(min(remaining, 1 << 20))
+                if not chunk:
+                    break
+                digest.update(chunk)
+                spool.write(chunk)
+                size += len(chunk)
+                remaining -= len(chunk)
+                if size > route.limit:
+                    raise _Refused(route.too_large(size))
+            self._authenticate(scope, route, environ["REQUEST_METHOD"], raw_target, headers,
+                               body=None, body_sha256=digest.hexdigest())
+            spool.seek(0)
+            environ["wsgi.input"] = spool
+            environ["CONTENT_LENGTH"] = str(size)
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
+            environ["wsgi.input_terminated"] = False
+            result = self.services.s3(environ, start_response)
+        except BaseException:
+            spool.close()
+            raise
+        return ClosingIterator(result, [spool.close])
+
+
+class _Refused(Exception):
+    def __init__(self, fault: Fault) -> None:
+        super().__init__(fault.message)
+        self.fault = fault
+
+
+Answer = Callable[[EnvironHeaders, bytes], Response]
+
+
+@dataclass(frozen=True)
+class _Route:
+    """Where a request goes: its protocol ``kind``, the service its signature must be scoped
+    to, its body limit, how to write a refusal and how to answer it."""
+
+    kind: str
+    signing_name: str
+    limit: int
+    refuse: Callable[[Fault], Response]
+    answer: Answer
+    too_large_code: str = "SerializationException"
+
+    def too_large(self, size: int) -> Fault:
+        return Fault(self.too_large_code, f"The request body of {size} bytes exceeds the "
+                                          f"limit of {self.limit} bytes", 413)
+
+
+def _json_answer(service: JsonService, operation: str) -> Answer:
+    return lambda _headers, body: service.handle(operation, body)
+
+
+def _no_answer(_headers: EnvironHeaders, _body: bytes) -> Response:
+    raise AssertionError("S3 requests are answered by the S3 application")
+
+
+def _content_length(headers: EnvironHeaders, route: _Route) -> int | None:
+    raw = headers.get("Content-Length")
+    if raw is None or raw == "":
+        return None
+    try:
+        length = int(raw)
+    except ValueError:
+        raise _Refused(Fault("SerializationException",
+                             f"Content-Length {raw!r} is not a number")) from None
+    if length < 0:
+        raise _Refused(Fault("SerializationException", "Content-Length is negative"))
+    if length > route.limit:
+        raise _Refused(route.too_large(length))
+    return length
+
+
+def _health() -> Response:
+    return Response(json.dumps({"status": "ok", "service": "optml local api"}),
+                    headers={"Content-Type": "application/json"})

@@ -1,0 +1,81 @@
+"""The JSON protocol (``X-Amz-Target: <prefix>.<Operation>``) in front of a local client.
+
+SageMaker and CloudWatch Logs speak it: a POST to ``/`` whose target header names the operation
+and whose JSON body is the request. The body is decoded by the operation's input shape
+(:mod:`local_mode.wire.codec`), the local client runs it exactly as an in-process call (botocore's
+validation, then the service's), and the answer is encoded by the output shape. Errors are the
+service's: HTTP 400 with ``__type`` for the caller's mistakes, 500 for local mode's own.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from werkzeug.wrappers import Response
+
+from local_mode.client_base import LocalClient
+from local_mode.wire.codec import SerializationError, decode, encode
+from local_mode.wire.faults import Fault, fault_of, unknown_operation
+
+CONTENT_TYPE = "application/x-amz-json-1.1"
+
+
+class JsonService:
+    """One JSON-protocol service answered by ``client``. ``invalid_parameter`` is the service's
+    error code for a malformed request (see :func:`local_mode.wire.faults.fault_of`)."""
+
+    def __init__(self, client: LocalClient, invalid_parameter: str) -> None:
+        self.client = client
+        self.model = client.meta.service_model
+        self.prefix = self.model.metadata["targetPrefix"] + "."
+        self.signing_name = self.model.signing_name
+        self.invalid_parameter = invalid_parameter
+        self._methods = {operation: method for method, operation in client.OPERATIONS.items()}
+
+    def operation_of(self, target: str) -> str | None:
+        """The operation an ``X-Amz-Target`` value names, if it is addressed to this service."""
+        return target[len(self.prefix):] if target.startswith(self.prefix) else None
+
+    def handle(self, operation: str, body: bytes) -> Response:
+        method = self._methods.get(operation)
+        if method is None:
+            return self.error(unknown_operation(self.model.service_name, operation,
+                                                list(self._methods)))
+        shapes = self.model.operation_model(operation)
+        try:
+            request = _request(body, shapes.input_shape)
+            result = getattr(self.client, method)(**request)
+        except Exception as exc:  # noqa: BLE001 - every failure is answered as the service's
+            return self.error(fault_of(exc, self.model, self.invalid_parameter))
+        result.pop("ResponseMetadata", None)
+        payload = encode(result, shapes.output_shape) if shapes.output_shape else {}
+        return _response(200, payload)
+
+    def error(self, fault: Fault) -> Response:
+        """``fault`` as this protocol writes an error."""
+        return _response(fault.status, {"__type": fault.code, "message": fault.message,
+                                         **fault.members})
+
+
+def _request(body: bytes, shape: Any) -> dict[str, Any]:
+    """The request members of a JSON body (an empty body is an empty request, as botocore sends
+    for an operation without input)."""
+    if not body.strip():
+        return {}
+    try:
+        parsed = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        raise SerializationError("the request body is not valid JSON") from None
+    if not isinstance(parsed, dict):
+        raise SerializationError("the request body must be a JSON object")
+    decoded = decode(parsed, shape)
+    assert isinstance(decoded, dict)
+    return decoded
+
+
+def _response(status: int, payload: dict[str, Any]) -> Response:
+    return Response(json.dumps(payload, separators=(",", ":")), status=status,
+                    headers={"Content-Type": CONTENT_TYPE,
+                             "x-amzn-RequestId": str(uuid.uuid4())})

@@ -1,0 +1,61 @@
+"""The SageMaker Python SDK's configuration file for sessions pointed at the wire API.
+
+The SDK honours botocore's per-service endpoint variables everywhere but one place: it asks STS
+for the account (to name its default bucket ``sagemaker-<region>-<account>`` and check who owns
+it) through a client whose endpoint it fixes to the real regional STS URL. Naming the default
+bucket in the SDK's own configuration file (``SageMaker.PythonSDK.Modules.Session.
+DefaultS3Bucket``, found through ``SAGEMAKER_USER_CONFIG_OVERRIDE``) makes it skip that call, so
+an unchanged ``sagemaker.Session()`` never leaves the machine. The user's own configuration file,
+if any, is carried over: only members it leaves unset are filled in. Telemetry, which the SDK
+would send to the service's hosts, is opted out unless the user's file says otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_NAME = "sagemaker-sdk-config.yaml"
+OVERRIDE_VARIABLE = "SAGEMAKER_USER_CONFIG_OVERRIDE"
+
+
+def default_bucket(region: str, account: str) -> str:
+    """The bucket the SDK would name by default for ``region`` and ``account``."""
+    return f"sagemaker-{region}-{account}"
+
+
+def user_config_path(environ: Mapping[str, str]) -> Path | None:
+    """The SDK user configuration file in effect for ``environ`` (None: there is none)."""
+    named = environ.get(OVERRIDE_VARIABLE)
+    if named:
+        path = Path(named)
+    else:
+        home = environ.get("HOME")
+        if not home:
+            return None
+        path = Path(environ.get("XDG_CONFIG_HOME") or Path(home) / ".config") / "sagemaker"
+    if path.is_dir():
+        path = path / "config.yaml"
+    return path if path.is_file() else None
+
+
+def write_sdk_config(state_dir: Path, bucket: str, environ: Mapping[str, str]) -> Path:
+    """Write the configuration for SDK sessions of this server into ``state_dir``."""
+    config: dict[str, Any] = {}
+    source = user_config_path(environ)
+    if source is not None and source.resolve() != (state_dir / CONFIG_NAME).resolve():
+        loaded = yaml.safe_load(source.read_text()) or {}
+        if isinstance(loaded, dict):
+            config = loaded
+    config.setdefault("SchemaVersion", "1.0")
+    modules = config.setdefault("SageMaker", {}).setdefault("PythonSDK", {}).setdefault(
+        "Modules", {})
+    modules.setdefault("Session", {}).setdefault("DefaultS3Bucket", bucket)
+    modules.setdefault("TelemetryOptOut", True)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / CONFIG_NAME
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path

@@ -1,0 +1,123 @@
+"""The SageMaker Python SDK, unchanged and with a normal (non-local) Session, against the wire
+API on the Docker backend: an image built the way users build theirs (the README's three-line
+image, code in /opt/ml/code) trains on 2 instances from ``s3://`` with its log streamed, is
+deployed and predicted with CSV and JSON serializers, scores an ``s3://`` prefix in a batch
+transform split by line, and is deleted. The SDK runs in a child interpreter whose only link to
+local mode is the environment ``optml local api --env`` prints."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from local_mode.wire.server import ApiServer
+from tests.docker.conformance.local import LocalMode
+from tests.docker.conformance.test_plain_images import THREE_LINE
+from toolkit.settings import Settings
+
+SDK_SCRIPT = r'''
+import json, sys
+import boto3, sagemaker
+from sagemaker.deserializers import JSONDeserializer
+from sagemaker.estimator import Estimator
+from sagemaker.serializers import CSVSerializer, JSONSerializer
+
+args = json.loads(sys.argv[1])
+session = sagemaker.Session()
+bucket = session.default_bucket()
+train = session.upload_data(args["train_dir"], bucket=bucket, key_prefix="wire/train")
+batch = session.upload_data(args["batch_dir"], bucket=bucket, key_prefix="wire/batch")
+estimator = Estimator(image_uri=args["image"], role=args["role"], instance_count=2,
+                      instance_type="ml.m5.large", hyperparameters={"alpha": 0.1},
+                      output_path=f"s3://{bucket}/wire/output", sagemaker_session=session,
+                      metric_definitions=[{"Name": "train:rmse",
+                                           "Regex": r"train_rmse=([0-9.]+)"}])
+estimator.fit({"train": train}, logs=True)
+job = estimator.latest_training_job.describe()
+predictor = estimator.deploy(initial_instance_count=1, instance_type="ml.m5.large",
+                             serializer=CSVSerializer(), deserializer=JSONDeserializer())
+csv_answer = predictor.predict(args["query"])
+predictor.serializer = JSONSerializer()
+json_answer = predictor.predict(args["query"])
+transformer = estimator.transformer(instance_count=1, instance_type="ml.m5.large",
+                                    output_path=f"s3://{bucket}/wire/scored",
+                                    accept="application/json", assemble_with="Line")
+transformer.transform(batch, content_type="text/csv", split_type="Line")
+transformer.wait(logs=False)
+s3 = boto3.client("s3")
+scored = {item["Key"]: s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode()
+          for item in s3.list_objects_v2(Bucket=bucket, Prefix="wire/scored/")["Contents"]}
+endpoint = predictor.endpoint_name
+predictor.delete_endpoint()
+predictor.delete_model()
+endpoints = [e["EndpointName"] for e in session.sagemaker_client.list_endpoints()["Endpoints"]]
+print("\nRESULT " + json.dumps({
+    "status": job["TrainingJobStatus"], "metrics": job.get("FinalMetricDataList", []),
+    "artifact": job["ModelArtifacts"]["S3ModelArtifacts"], "bucket": bucket,
+    "csv": csv_answer, "json": json_answer, "scored": scored,
+    "endpoint": endpoint, "endpoints_left": endpoints}, default=str), flush=True)
+'''
+
+SDK_CONFIG = "SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n"
+
+
+def _sdk_environment(tmp_path: Path, variables: dict[str, str]) -> dict[str, str]:
+    """A clean environment: nothing AWS- or local-mode-related but what the server printed."""
+    config = tmp_path / "sdk-config.yaml"
+    config.write_text(SDK_CONFIG)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "SAGEMAKER_", "OPTML_"))}
+    return env | variables | {"SAGEMAKER_USER_CONFIG_OVERRIDE": str(config),
+                              "SAGEMAKER_SUPPRESS_V2_WARNING": "1", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.mark.docker
+def test_the_sdk_trains_deploys_predicts_and_transforms_unchanged(
+        local: LocalMode, tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(40, 3)).round(4)
+    target = features @ np.array([2.0, -1.0, 0.5]) + 1.0
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "data.csv").write_text("".join(
+        ",".join(repr(float(v)) for v in row) + "\n" for row in np.column_stack([target,
+                                                                                 features])))
+    (tmp_path / "batch").mkdir()
+    (tmp_path / "batch" / "rows.csv").write_text("".join(
+        ",".join(repr(float(v)) for v in row) + "\n" for row in features[:5]))
+    settings = Settings.from_environ({k: v for k, v in os.environ.items()
+                                      if not k.startswith(("SAGEMAKER_", "OPTML_", "AWS_"))}
+                                     | {"OPTML_LOCAL_STOP_GRACE_SECONDS": "2"})
+    with ApiServer(settings, state_dir=local.state, backend="docker") as server:
+        script = tmp_path / "sdk_run.py"
+        script.write_text(SDK_SCRIPT)
+        args = {"image": THREE_LINE, "role": "arn:aws:iam::000000000000:role/sdk",
+                "train_dir": str(tmp_path / "train"), "batch_dir": str(tmp_path / "batch"),
+                "query": features[:2].tolist()}
+        run = subprocess.run([sys.executable, str(script), json.dumps(args)],
+                             env=_sdk_environment(tmp_path, server.endpoint.environ()),
+                             capture_output=True, text=True, timeout=600, check=False)
+    assert run.returncode == 0, f"{run.stdout[-4000:]}\n{run.stderr[-6000:]}"
+    result: dict[str, Any] = json.loads(run.stdout.rsplit("\nRESULT ", 1)[1])
+    assert result["status"] == "Completed"
+    assert result["bucket"] == "sagemaker-us-east-1-000000000000"  # STS's account, S3's bucket
+    assert result["artifact"].startswith(f"s3://{result['bucket']}/wire/output/")
+    assert [m["MetricName"] for m in result["metrics"]] == ["train:rmse"]
+    # fit(logs=True) streamed both hosts' logs through CloudWatch Logs' API
+    assert run.stdout.count("train_rmse=") >= 2, run.stdout[-3000:]
+    assert "algo-1-" in run.stdout and "algo-2-" in run.stdout
+    from sklearn.linear_model import Ridge
+
+    expected = Ridge(alpha=0.1).fit(features, target).predict(features[:2]).tolist()
+    assert result["csv"]["predictions"] == pytest.approx(expected, abs=1e-5)
+    assert result["json"]["predictions"] == pytest.approx(expected, abs=1e-5)
+    (key, text), = result["scored"].items()
+    assert key.endswith("rows.csv.out")
+    assert len(text.strip().splitlines()) == 5
+    assert result["endpoint"] not in result["endpoints_left"]
