@@ -2,7 +2,11 @@
 
 The SageMaker SDK streams a job's output by polling CloudWatch Logs (``fit(logs=True)``,
 ``logs="All"``, live logging while an endpoint deploys); this client answers those calls from the
-state directory, so the same code prints local jobs' output. Log groups are the service's:
+state directory, so the same code prints local jobs' output. This module maps the service's log
+groups and streams onto the state directory's log files and answers DescribeLogGroups,
+DescribeLogStreams, GetLogEvents and FilterLogEvents. How a file's lines become events, with
+their timestamps, ids and page tokens, is :mod:`local_mode.log_events`; the filter-pattern syntax
+is :mod:`local_mode.log_patterns`. Log groups are the service's:
 
 - ``/aws/sagemaker/TrainingJobs``: every training job's per-host log, stream
   ``<job>/<host>-<CreationTime in epoch seconds>`` (``myjob/algo-1-1764748800``);
@@ -13,52 +17,37 @@ state directory, so the same code prints local jobs' output. Log groups are the 
 
 The job groups exist while at least one job of their kind does (the service creates them when
 the first job logs), an endpoint's group while the endpoint does; a stream exists once its log
-file does. Anything else is the service's ResourceNotFoundException.
-
-Events. Each complete line of a file is an event (the message is the line without its newline,
-UTF-8 with replacement); a line still missing its newline is not an event yet. Empty lines are
-skipped (the service stores no empty message) and a line longer than :data:`MAX_EVENT_BYTES`
-becomes several events, cut on character boundaries, as a log agent splits it.
-
-Timestamps. The files hold no per-line times, so the client records when it saw them: the bytes
-present when it first reads a file get the file's modification time then, and bytes appended
-later get the modification time at the first read that saw them (the time of the last write, an
-upper bound of theirs). An event's timestamp is that of the read that saw its newline. So the
-lines of a finished job read for the first time all share one timestamp, and lines of a running
-job are timed to within the SDK's polling interval; timestamps never decrease along a stream.
-``ingestionTime`` is the timestamp. What was seen lives in the client instance (shared safely by
-threads), so another client (a restarted server) may time the same lines differently;
-GetLogEvents' tokens and the event ids are byte offsets and stay valid across clients.
-
-Tokens. GetLogEvents' ``nextForwardToken`` / ``nextBackwardToken`` are ``f/<offset>/<tag>`` and
-``b/<offset>/<tag>``, the tag naming the stream and its file, so a token of another stream is the
-service's InvalidParameterException. At the end of a stream the token given comes back with no
-events, which is how the SDK knows to stop. FilterLogEvents returns a ``nextToken`` whenever a
-page has events (more may still arrive) or its search stopped early, and none on an empty page
-with nothing left to search, so botocore's paginators end.
+file does. Anything else is the service's ResourceNotFoundException. FilterLogEvents merges the
+chosen streams' events by (timestamp, stream name, offset), oldest or newest first.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import bisect
 import contextlib
-import hashlib
 import heapq
-import json
 import os
 import re
-import threading
-from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from local_mode.client_base import LocalClient
 from local_mode.errors import ResourceNotFound, error_class
+from local_mode.log_events import (
+    MAX_EVENTS,
+    LogFile,
+    LogFiles,
+    filter_page,
+    filter_position,
+    get_events_page,
+    is_count,
+    listing_key,
+    listing_token,
+    read_events,
+)
+from local_mode.log_patterns import InvalidParameterException, parse_filter_pattern
 from local_mode.state import ResourceDir, StateStore
 from toolkit.settings import Settings
 
@@ -68,97 +57,21 @@ TRANSFORM_GROUP = "/aws/sagemaker/TransformJobs"
 ENDPOINT_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
 JOB_GROUPS = {TRAINING_GROUP: "training-jobs", TRANSFORM_GROUP: "transform-jobs"}
 
-MAX_EVENTS = 10_000
-"""GetLogEvents / FilterLogEvents: the default and largest number of events in a page."""
-MAX_PAGE_BYTES = 1_048_576
-"""A page holds at most this many bytes of messages (and always at least one event)."""
-MAX_EVENT_BYTES = 256 * 1024 - 26
-"""The longest event: the service's event size less its per-event overhead."""
 MAX_STREAMS = 50
 """DescribeLogStreams / DescribeLogGroups: the default and largest page."""
-SEARCH_BUDGET = 16 * MAX_PAGE_BYTES
-"""FilterLogEvents reads at most about this many bytes before returning a (partial) page."""
 DESCENDING_SINCE = 1_704_067_200_000
 """FilterLogEvents newest-first needs a startTime on or after 2024-01-01 (epoch ms)."""
-READ_BLOCK = 1 << 20
-SEARCH_BATCH = 256
 
-InvalidParameterException = error_class("InvalidParameterException")
 ResourceNotFoundException = error_class("ResourceNotFoundException")
 
 _RESOURCE_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
 _HOST_LOG = re.compile(r"(.+)\.log")
 _INSTANCE_LOG = re.compile(r"(instance-[0-9]+)\.log")
 _VARIANT_LOG = re.compile(r"((.+)-[0-9]+)\.log")
-_STREAM_TOKEN = re.compile(r"([fb])/([0-9]{1,19})/([0-9a-f]{12})")
-_NOT_VALID = "The specified nextToken is not valid."
 
-__all__ = ["FilterPattern", "InvalidParameterException", "LogsClient",
-           "ResourceNotFoundException", "parse_filter_pattern"]
+__all__ = ["InvalidParameterException", "LogsClient", "ResourceNotFoundException"]
 
 
-# -- filter patterns -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FilterPattern:
-    """A filter pattern for unstructured events: an event matches when it contains every
-    ``required`` term, none of the ``excluded`` ones and, if there are any, one of ``any_of``.
-    Terms match as case-sensitive substrings."""
-
-    required: tuple[str, ...] = ()
-    any_of: tuple[str, ...] = ()
-    excluded: tuple[str, ...] = ()
-
-    def matches(self, message: str) -> bool:
-        return (all(term in message for term in self.required)
-                and not any(term in message for term in self.excluded)
-                and (not self.any_of or any(term in message for term in self.any_of)))
-
-
-def parse_filter_pattern(text: str) -> FilterPattern:
-    """CloudWatch's term syntax: space-separated terms that must all appear, ``"quoted
-    phrases"``, ``?term`` alternatives (one of them must appear) and ``-term`` exclusions.
-    JSON (``{ ... }``), space-delimited (``[ ... ]``) and regex (``% ... %``) patterns are
-    InvalidParameterException, as is a pattern that does not parse: local mode does not
-    evaluate them, and matching them as plain text would return the wrong events."""
-    kinds: dict[str, list[str]] = {"": [], "?": [], "-": []}
-    at, size = 0, len(text)
-    while at < size:
-        if text[at].isspace():
-            at += 1
-            continue
-        kind = ""
-        if text[at] in "?-":
-            kind, at = text[at], at + 1
-            if at == size or text[at].isspace():
-                raise _bad_pattern(text, f"{kind!r} must be followed by a term")
-        if text[at] == '"':
-            close = text.find('"', at + 1)
-            if close < 0:
-                raise _bad_pattern(text, "a quoted phrase has no closing quote")
-            term, at = text[at + 1:close], close + 1
-            if at < size and not text[at].isspace():
-                raise _bad_pattern(text, "a quoted phrase must be followed by a space")
-        else:
-            end = at
-            while end < size and not text[end].isspace():
-                end += 1
-            term, at = text[at:end], end
-            if term[0] in "{[%":
-                raise InvalidParameterException(
-                    f"Unsupported filter pattern {text!r}: local mode evaluates terms, "
-                    '"quoted phrases", ?alternatives and -exclusions, not JSON ({ ... }), '
-                    "space-delimited ([ ... ]) or regex (% ... %) patterns")
-            if '"' in term:
-                raise _bad_pattern(text, f"a quote inside the term {term!r}")
-        kinds[kind].append(term)
-    return FilterPattern(tuple(kinds[""]), tuple(kinds["?"]), tuple(kinds["-"]))
-
-
-def _bad_pattern(text: str, why: str) -> Exception:
-    return InvalidParameterException(f"Invalid filter pattern {text!r}: {why}")
-
-
-# -- one log file --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Stream:
     group: str
@@ -166,173 +79,12 @@ class _Stream:
     path: Path
 
 
-class _Event(NamedTuple):
-    timestamp: int
-    stream: str
-    start: int
-    size: int
-    message: str
-    tag: str
-
-
-class _LogFile:
-    """What the client has seen of one log file: its events as byte ranges, each with the time
-    of the read that completed it (see the module's docstring). Use under ``lock``."""
-
-    def __init__(self, identity: tuple[int, int], tag: str) -> None:
-        self.lock = threading.Lock()
-        self.identity = identity
-        self.tag = tag
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget everything (the file was truncated)."""
-        self.starts = array("q")
-        self.ends = array("q")  # past the event's bytes, its newline included when it has one
-        self.times = array("q")
-        self.scanned = 0  # bytes read so far
-        self.line_start = 0  # where the line still missing its newline starts
-        self.last_ms = 0
-        self.first_seen_ms: int | None = None
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def observe(self, fd: int, size: int, mtime_ms: int) -> None:
-        """Index the bytes appended since the last read; they were written by ``mtime_ms``."""
-        if self.first_seen_ms is None:
-            self.first_seen_ms = mtime_ms
-        if size <= self.scanned:
-            return
-        stamp = self.last_ms = max(mtime_ms, self.last_ms)
-        position = self.scanned
-        while position < size:
-            block = os.pread(fd, min(READ_BLOCK, size - position), position)
-            if not block:
-                break
-            newline = block.find(b"\n")
-            while newline >= 0:
-                end = position + newline + 1
-                self._add_line(fd, self.line_start, end, stamp)
-                self.line_start = end
-                newline = block.find(b"\n", newline + 1)
-            position += len(block)
-        self.scanned = position
-
-    def _add_line(self, fd: int, start: int, end: int, stamp: int) -> None:
-        text_end = end - 1
-        if text_end == start:
-            return
-        while text_end - start > MAX_EVENT_BYTES:
-            cut = _character_boundary(fd, start + MAX_EVENT_BYTES)
-            self._append(start, cut, stamp)
-            start = cut
-        self._append(start, end, stamp)
-
-    def _append(self, start: int, end: int, stamp: int) -> None:
-        self.starts.append(start)
-        self.ends.append(end)
-        self.times.append(stamp)
-
-    def size(self, index: int) -> int:
-        return self.ends[index] - self.starts[index]
-
-    def messages(self, fd: int, lo: int, hi: int) -> list[str]:
-        """The messages of events ``lo`` to ``hi`` (exclusive)."""
-        hi = min(hi, len(self))
-        if lo >= hi:
-            return []
-        base, span = self.starts[lo], self.ends[hi - 1] - self.starts[lo]
-        if span <= 4 * MAX_PAGE_BYTES:  # one read, unless long runs of blank lines lie between
-            data = os.pread(fd, span, base)
-            raws = [data[self.starts[i] - base:self.ends[i] - base] for i in range(lo, hi)]
-        else:
-            raws = [os.pread(fd, self.size(i), self.starts[i]) for i in range(lo, hi)]
-        return [_message(raw) for raw in raws]
-
-    def first_at(self, stamp: int | None, default: int, *, after: bool = False) -> int:
-        """The index of the first event timed at or after ``stamp`` (after it: ``after``)."""
-        if stamp is None:
-            return default
-        return (bisect.bisect_right if after else bisect.bisect_left)(self.times, stamp)
-
-    def before(self, name: str, key: tuple[int, str, int], *, inclusive: bool = False) -> int:
-        """How many events sort before ``key`` (or at it: ``inclusive``) in FilterLogEvents'
-        order, (timestamp, stream name, offset), this file being the stream ``name``."""
-        search = bisect.bisect_right if inclusive else bisect.bisect_left
-        return search(range(len(self)), key,
-                      key=lambda i: (self.times[i], name, self.starts[i]))
-
-    def fitting(self, indices: range) -> int:
-        """How many of ``indices`` (in their order) fit in a page: at least one, if any."""
-        count = total = 0
-        for index in indices:
-            total += self.size(index)
-            if count and total > MAX_PAGE_BYTES:
-                break
-            count += 1
-        return count
-
-    def token(self, direction: str, offset: int) -> str:
-        return f"{direction}/{offset}/{self.tag}"
-
-
-def _character_boundary(fd: int, cut: int) -> int:
-    """``cut`` moved back (by at most 3 bytes) to the start of a UTF-8 character."""
-    tail = os.pread(fd, 4, cut - 3)
-    for back in range(min(len(tail), 4)):
-        if tail[len(tail) - 1 - back] & 0xC0 != 0x80:
-            return cut - back
-    return cut
-
-
-def _message(raw: bytes) -> str:
-    return raw.removesuffix(b"\n").decode("utf-8", "replace")
-
-
-# -- listing tokens --------------------------------------------------------------------------
-def _listing_token(kind: str, query: Any, key: Any) -> str:
-    payload = json.dumps([query, key], separators=(",", ":")).encode()
-    return f"{kind}/" + base64.urlsafe_b64encode(payload).decode()
-
-
-def _listing_key(token: str | None, kind: str, query: Any,
-                 valid: Callable[[Any], bool]) -> Any:
-    """The key a listing token resumes after (None: no token); a token of another listing or
-    query, a key ``valid`` refuses, or garbage, is InvalidParameterException."""
-    if token is None:
-        return None
-    try:
-        if not token.startswith(f"{kind}/"):
-            raise ValueError(token)
-        payload = base64.b64decode(token[len(kind) + 1:], altchars=b"-_", validate=True)
-        decoded = json.loads(payload)
-    except (ValueError, binascii.Error, RecursionError):
-        raise InvalidParameterException(_NOT_VALID) from None
-    if not (isinstance(decoded, list) and len(decoded) == 2 and decoded[0] == query
-            and valid(decoded[1])):
-        raise InvalidParameterException(_NOT_VALID)
-    return decoded[1]
-
-
-def _filter_position(token: str) -> tuple[bool, tuple[int, str, int]]:
-    """(newest first?, the last event searched) from a FilterLogEvents token."""
-    key = _listing_key(token, "e", "events", lambda key: (
-        isinstance(key, list) and len(key) == 4 and key[0] in ("f", "b")
-        and _count(key[1]) and isinstance(key[2], str) and _count(key[3])))
-    return key[0] == "b", (key[1], key[2], key[3])
-
-
-def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
 def _name_key(key: Any) -> bool:
     return isinstance(key, str)
 
 
 def _time_key(key: Any) -> bool:
-    return isinstance(key, list) and len(key) == 2 and _count(key[0]) and _name_key(key[1])
+    return isinstance(key, list) and len(key) == 2 and is_count(key[0]) and _name_key(key[1])
 
 
 def _page(items: Sequence[tuple[Any, Any]], after: Any, limit: int,
@@ -354,9 +106,12 @@ def _epoch_ms(value: datetime) -> int:
 # -- the client ------------------------------------------------------------------------------
 class LogsClient(LocalClient):
     """The local ``logs`` client: DescribeLogGroups, DescribeLogStreams, GetLogEvents and
-    FilterLogEvents over the state directory's log files (see the module's docstring).
-    ``settings`` and ``state_dir`` are local mode's own arguments; the others are boto3's client
-    arguments (:class:`local_mode.client_base.LocalClient`)."""
+    FilterLogEvents over the state directory's log files (see the module's docstring). One
+    :class:`~local_mode.log_events.LogFiles` serves all its calls and threads, so an event keeps
+    its timestamp from one call to the next (while the file's record is kept: a bounded number
+    of the files read most recently). ``settings`` and ``state_dir`` are local mode's own
+    arguments; the others are boto3's client arguments
+    (:class:`local_mode.client_base.LocalClient`)."""
 
     SERVICE = SERVICE
 
@@ -365,8 +120,7 @@ class LogsClient(LocalClient):
         super().__init__(**client_args)
         self.settings = settings or Settings.from_environ()
         self.store = StateStore(Path(state_dir) if state_dir else self.settings.local.state_dir)
-        self._files: dict[Path, _LogFile] = {}
-        self._files_lock = threading.Lock()
+        self._files = LogFiles()
 
     # -- operations --------------------------------------------------------------------------
     def describe_log_groups(self, **request: Any) -> dict[str, Any]:
@@ -383,11 +137,11 @@ class LogsClient(LocalClient):
                  and (wanted is None or name in wanted)
                  and request.get("logGroupClass", "STANDARD") == "STANDARD"]
         query = [prefix, pattern, sorted(wanted) if wanted is not None else None]
-        after = _listing_key(request.get("nextToken"), "g", query, _name_key)
+        after = listing_key(request.get("nextToken"), "g", query, _name_key)
         page, last = _page(items, after, request.get("limit", MAX_STREAMS), False)
         response: dict[str, Any] = {"logGroups": page}
         if last is not None:
-            response["nextToken"] = _listing_token("g", query, last)
+            response["nextToken"] = listing_token("g", query, last)
         return response
 
     def describe_log_streams(self, **request: Any) -> dict[str, Any]:
@@ -399,7 +153,7 @@ class LogsClient(LocalClient):
             raise InvalidParameterException(
                 "Cannot order by LastEventTime with a logStreamNamePrefix.")
         query = [group, prefix, order, descending]
-        after = _listing_key(request.get("nextToken"), "s", query,
+        after = listing_key(request.get("nextToken"), "s", query,
                              _name_key if order == "LogStreamName" else _time_key)
         limit = request.get("limit", MAX_STREAMS)
         streams = self._streams(group, prefix)
@@ -415,14 +169,18 @@ class LogsClient(LocalClient):
             infos, last = _page(items, after, limit, descending)
         response: dict[str, Any] = {"logStreams": infos}
         if last is not None:
-            response["nextToken"] = _listing_token("s", query, last)
+            response["nextToken"] = listing_token("s", query, last)
         return response
 
     def get_log_events(self, **request: Any) -> dict[str, Any]:
         stream = self._stream(self._group_of(request), request["logStreamName"])
         try:
             with self._observed(stream) as (record, fd):
-                return _events_page(record, fd, request)
+                return get_events_page(
+                    record, fd, limit=request.get("limit", MAX_EVENTS),
+                    start_time=request.get("startTime"), end_time=request.get("endTime"),
+                    start_from_head=bool(request.get("startFromHead", False)),
+                    token=request.get("nextToken"))
         except FileNotFoundError:
             raise _no_stream() from None
 
@@ -442,7 +200,7 @@ class LogsClient(LocalClient):
         if token is None:
             descending, after = not request.get("startFromHead", True), None
         else:
-            descending, after = _filter_position(token)
+            descending, after = filter_position(token)
         streams = self._streams(group, request.get("logStreamNamePrefix", ""))
         if names is not None:
             chosen = set(names)
@@ -458,9 +216,9 @@ class LogsClient(LocalClient):
                 elif after is not None:
                     lo = max(lo, record.before(stream.name, after, inclusive=True))
                 indices = range(hi - 1, lo - 1, -1) if descending else range(lo, hi)
-                sources.append(self._events(stream, record, indices))
-        return _filtered(heapq.merge(*sources, key=lambda e: e[:3], reverse=descending),
-                         pattern, request.get("limit", MAX_EVENTS), descending)
+                sources.append(read_events(stream.path, stream.name, record, indices))
+        return filter_page(heapq.merge(*sources, key=lambda e: e[:3], reverse=descending),
+                           pattern.matches, request.get("limit", MAX_EVENTS), descending)
 
     # -- groups and streams --------------------------------------------------------------------
     def _group_of(self, request: dict[str, Any]) -> str:
@@ -577,124 +335,11 @@ class LogsClient(LocalClient):
             return None
 
     # -- reading -----------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _observed(self, stream: _Stream) -> Iterator[tuple[_LogFile, int]]:
+    def _observed(self, stream: _Stream) -> contextlib.AbstractContextManager[
+            tuple[LogFile, int]]:
         """The stream's file open and freshly indexed, its record locked; FileNotFoundError
         when the file is gone."""
-        try:
-            fd = os.open(stream.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            with self._files_lock:
-                self._files.pop(stream.path, None)
-            raise
-        try:
-            status = os.fstat(fd)
-            identity = (status.st_dev, status.st_ino)
-            with self._files_lock:
-                record = self._files.get(stream.path)
-                if record is None or record.identity != identity:  # a new file at that path
-                    tag = hashlib.blake2b(f"{stream.group}\n{stream.name}\n{status.st_ino}"
-                                          .encode(), digest_size=6).hexdigest()
-                    record = self._files[stream.path] = _LogFile(identity, tag)
-            with record.lock:
-                # again, under the lock: a size taken before another thread read further
-                # must not look like a truncation
-                status = os.fstat(fd)
-                if status.st_size < record.scanned:
-                    record.reset()
-                record.observe(fd, status.st_size, status.st_mtime_ns // 1_000_000)
-                yield record, fd
-        finally:
-            os.close(fd)
-
-    def _events(self, stream: _Stream, record: _LogFile, indices: range) -> Iterator[_Event]:
-        """The events at ``indices`` (ascending or descending), read a batch at a time."""
-        for first in range(0, len(indices), SEARCH_BATCH):
-            batch = indices[first:first + SEARCH_BATCH]
-            lo, hi = min(batch[0], batch[-1]), max(batch[0], batch[-1]) + 1
-            try:
-                fd = os.open(stream.path, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:
-                return
-            try:
-                with record.lock:
-                    messages = record.messages(fd, lo, hi)
-                    rows = [_Event(record.times[i], stream.name, record.starts[i],
-                                   record.size(i), message, record.tag)
-                            for i, message in zip(range(lo, hi), messages)]
-            finally:
-                os.close(fd)
-            yield from (reversed(rows) if batch.step < 0 else rows)
-
-
-def _filtered(events: Iterator[_Event], pattern: FilterPattern, limit: int,
-              descending: bool) -> dict[str, Any]:
-    """FilterLogEvents' page: the events that match, up to ``limit`` and a megabyte, and a
-    token after the last event searched unless the page is empty and the search complete."""
-    page: list[dict[str, Any]] = []
-    size = searched = 0
-    last: _Event | None = None
-    finished = True
-    for event in events:
-        if searched >= SEARCH_BUDGET:
-            finished = False
-            break
-        if pattern.matches(event.message):
-            if len(page) == limit or size + event.size > MAX_PAGE_BYTES:
-                finished = False
-                break
-            size += event.size
-            page.append({"logStreamName": event.stream, "timestamp": event.timestamp,
-                         "message": event.message, "ingestionTime": event.timestamp,
-                         "eventId": f"{event.tag}-{event.start}"})
-        searched += event.size
-        last = event
-    response: dict[str, Any] = {"events": page, "searchedLogStreams": []}
-    if last is not None and (page or not finished):
-        response["nextToken"] = _listing_token(
-            "e", "events", ["b" if descending else "f", *last[:3]])
-    return response
-
-
-def _events_page(record: _LogFile, fd: int, request: dict[str, Any]) -> dict[str, Any]:
-    """GetLogEvents' answer from a stream's freshly observed file."""
-    limit, token = request.get("limit", MAX_EVENTS), request.get("nextToken")
-    count = len(record)
-    first = record.first_at(request.get("startTime"), 0)
-    stop = record.first_at(request.get("endTime"), count)
-    if token is None:
-        forward, offset = bool(request.get("startFromHead", False)), None
-    else:
-        forward, offset = _stream_position(token, record)
-    if forward:
-        lo = first if offset is None else max(first, bisect.bisect_left(record.starts, offset))
-        hi = lo + record.fitting(range(lo, min(stop, lo + limit)))
-    else:
-        hi = stop if offset is None else \
-            max(first, min(stop, bisect.bisect_left(record.starts, offset)))
-        lo = hi - record.fitting(range(hi - 1, max(first, hi - limit) - 1, -1))
-    events = [{"timestamp": record.times[i], "message": message,
-               "ingestionTime": record.times[i]}
-              for i, message in zip(range(lo, hi), record.messages(fd, lo, hi))]
-    if events:
-        forward_token = record.token("f", record.ends[hi - 1])
-        backward_token = record.token("b", record.starts[lo])
-    else:  # nothing more this way: the token given comes back, as the service's does
-        if offset is None:
-            offset = record.starts[lo] if lo < count else record.line_start
-        forward_token = token if token is not None and forward else record.token("f", offset)
-        backward_token = token if token is not None and not forward else \
-            record.token("b", offset)
-    return {"events": events, "nextForwardToken": forward_token,
-            "nextBackwardToken": backward_token}
-
-
-def _stream_position(token: str, record: _LogFile) -> tuple[bool, int]:
-    """(forward?, byte offset) from a GetLogEvents token of this stream's file."""
-    match = _STREAM_TOKEN.fullmatch(token)
-    if match is None or match[3] != record.tag or int(match[2]) > record.scanned:
-        raise InvalidParameterException(_NOT_VALID)
-    return match[1] == "f", int(match[2])
+        return self._files.observed(stream.path, stream.group, stream.name)
 
 
 def _log_files(resource: ResourceDir, pattern: re.Pattern[str]) -> list[tuple[Path, re.Match[str]]]:

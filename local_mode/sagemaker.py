@@ -1,4 +1,4 @@
-"""Clients shaped like boto3's ``sagemaker`` and ``sagemaker-runtime`` clients.
+"""Clients shaped like boto3's ``sagemaker``, ``sagemaker-runtime``, ``logs`` and ``sts`` clients.
 
 Code written for the service runs locally by swapping the client::
 
@@ -8,7 +8,11 @@ Code written for the service runs locally by swapping the client::
 
 Method names, request shapes, response shapes, errors, waiters and paginators are the service's,
 from the API model inside botocore (see :mod:`local_mode.client_base`). Each resource kind's
-operations live in :mod:`local_mode.api`; this module composes them.
+operations live in :mod:`local_mode.api`; this module composes them. :func:`client` also serves
+``"sagemaker-runtime"`` (:mod:`local_mode.runtime`), ``"logs"`` (the local jobs' logs as
+CloudWatch Logs serves them, :mod:`local_mode.cloudwatch_logs`) and ``"sts"`` (the local
+caller's identity, :mod:`local_mode.sts`), so code that makes all four from one factory runs
+locally too.
 """
 
 from __future__ import annotations

@@ -21,16 +21,13 @@ from sagemaker.session import _flush_log_streams, _live_logging_deploy_done
 from sagemaker.utils import create_paginator_config
 
 import local_mode
-from local_mode import cloudwatch_logs
+from local_mode import log_events
 from local_mode.cloudwatch_logs import (
-    MAX_EVENT_BYTES,
-    MAX_PAGE_BYTES,
-    FilterPattern,
     InvalidParameterException,
     LogsClient,
     ResourceNotFoundException,
-    parse_filter_pattern,
 )
+from local_mode.log_events import MAX_EVENT_BYTES, MAX_PAGE_BYTES
 from local_mode.shapes import response_errors
 from local_mode.state import ResourceDir, StateStore
 
@@ -375,6 +372,30 @@ def test_a_replaced_file_is_a_new_stream_of_events(store: StateStore, logs: Logs
         logs.get_log_events(logGroupName=TRAINING, logStreamName=stream)
 
 
+def test_the_client_remembers_only_the_files_it_read_lately(
+        store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It lives inside a long-running server: the files of deleted jobs, never read again, give
+    way to others, and a file read again after that is timed afresh, as a restarted server
+    would time it."""
+    monkeypatch.setattr(log_events, "KEPT_FILES", 2)
+    logs = LogsClient(state_dir=store.root)
+    first = training_job(store, "first").logs_dir / "algo-1.log"
+    write(first, b"kept\n", T1)
+    assert [e["timestamp"] for e in events(logs, TRAINING, "first/algo-1-1764748800")[
+        "events"]] == [T1]
+    for name in ("gone-1", "gone-2"):
+        write(training_job(store, name).logs_dir / "algo-1.log", b"x\n", T1)
+        assert messages(events(logs, TRAINING, f"{name}/algo-1-1764748800")) == ["x"]
+        store.delete("training-jobs", name)
+    os.utime(first, ns=(T3 * 1_000_000, T3 * 1_000_000))
+    assert [e["timestamp"] for e in events(logs, TRAINING, "first/algo-1-1764748800")[
+        "events"]] == [T3]
+    write(first, b"next\n", T3 + 1)  # kept again now: earlier lines keep their times
+    assert [(e["timestamp"], e["message"]) for e in events(
+        logs, TRAINING, "first/algo-1-1764748800")["events"]] == [(T3, "kept"),
+                                                                  (T3 + 1, "next")]
+
+
 def test_threads_sharing_the_client_read_consistently_while_the_file_grows(
         store: StateStore, logs: LogsClient) -> None:
     path = training_job(store, "j").logs_dir / "algo-1.log"
@@ -489,7 +510,7 @@ def test_filter_resumes_from_its_token_as_the_sdks_live_logging_does(
 
 def test_a_long_search_returns_partial_pages_that_resume(
         two_hosts: ResourceDir, logs: LogsClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cloudwatch_logs, "SEARCH_BUDGET", 12)  # about one event per call
+    monkeypatch.setattr(log_events, "SEARCH_BUDGET", 12)  # about one event per call
     first = call(logs, "filter_log_events", logGroupName=TRAINING, filterPattern="oom")
     assert first["events"] == [] and "nextToken" in first  # searched part, found nothing yet
     pages = list(logs.get_paginator("filter_log_events").paginate(
@@ -590,43 +611,6 @@ def test_the_sdks_live_logging_of_a_deploying_endpoint(
 
 
 # -- properties --------------------------------------------------------------------------------
-WORDS = st.text(alphabet="abcXYZ_019", min_size=1, max_size=4)
-MESSAGES = st.text(alphabet="abcXYZ_019 .", min_size=1, max_size=30)
-
-
-@given(terms=st.lists(WORDS, max_size=4), message=MESSAGES)
-def test_plain_terms_must_all_appear(terms: list[str], message: str) -> None:
-    pattern = parse_filter_pattern(" ".join(terms))
-    assert pattern == FilterPattern(required=tuple(terms))
-    assert pattern.matches(message) == all(term in message for term in terms)
-
-
-@given(alternatives=st.lists(WORDS, min_size=1, max_size=4),
-       excluded=st.lists(WORDS, max_size=2), message=MESSAGES)
-def test_alternatives_and_exclusions(alternatives: list[str], excluded: list[str],
-                                     message: str) -> None:
-    text = " ".join([f"?{t}" for t in alternatives] + [f"-{t}" for t in excluded])
-    assert parse_filter_pattern(text).matches(message) == (
-        any(t in message for t in alternatives) and not any(t in message for t in excluded))
-
-
-@given(phrase=st.text(alphabet="ab :=[]{}%?-", min_size=1, max_size=10), message=MESSAGES)
-def test_quoted_phrases_match_literally(phrase: str, message: str) -> None:
-    pattern = parse_filter_pattern(f' "{phrase}" ')
-    assert pattern == FilterPattern(required=(phrase,))
-    assert pattern.matches(message + phrase) and pattern.matches(message) == (phrase in message)
-
-
-@given(st.text(max_size=60))
-def test_any_pattern_parses_or_is_the_services_invalid_parameter(text: str) -> None:
-    try:
-        pattern = parse_filter_pattern(text)
-    except InvalidParameterException as exc:
-        assert exc.response["Error"]["Code"] == "InvalidParameterException"
-    else:
-        assert isinstance(pattern.matches(text), bool)
-
-
 @pytest.fixture(scope="module")
 def fixed_logs(tmp_path_factory: pytest.TempPathFactory) -> LogsClient:
     root = tmp_path_factory.mktemp("tokens") / "state"
