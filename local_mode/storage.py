@@ -162,8 +162,12 @@ def relative_key(key: str, uri: str) -> str:
         if path.is_file():
             return path.name
         return key  # LocalFileSource keys are already relative to the directory
-    base = location.key if location.key.endswith("/") or not location.key else \
-        posixpath.dirname(location.key) + "/"
+    prefix = location.key
+    if prefix and not prefix.endswith("/") and key.startswith(prefix + "/"):
+        # the prefix names a folder without its slash, as the SDK's upload_data returns it:
+        # its objects land directly in the channel (s3://b/data/train -> data/train/a.csv: a.csv)
+        return key[len(prefix) + 1:]
+    base = prefix if prefix.endswith("/") or not prefix else posixpath.dirname(prefix) + "/"
     base = "" if base == "/" else base
     return key[len(base):] if key.startswith(base) else posixpath.basename(key)
 

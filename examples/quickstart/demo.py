@@ -1,10 +1,12 @@
-"""optml's main demo: train -> deploy -> invoke -> batch transform, all on this machine.
+"""optml's main demo: train -> deploy -> invoke -> batch transform -> the same through the
+service's wire API with plain boto3, all on this machine.
 
 Run it with ``scripts/demo`` (which sets up the virtual environment first) or
 ``python examples/quickstart/demo.py [--backend auto|docker|process] [--output DIR]``.
 
 Everything goes through local mode's boto3-shaped clients, so the same calls work against the
-service with ``boto3.client("sagemaker")``. The data is generated here from a known linear
+service with ``boto3.client("sagemaker")``; the last step reaches the same job and endpoint with
+boto3 itself, through ``local_mode.server()`` (what ``optml local api`` runs). The data is generated here from a known linear
 function, so every prediction printed can be checked against the truth. The run's state, data
 and artifacts stay under ``<output>/run-<time>/`` (printed); the endpoint and every process it
 started are gone when the demo exits, even after an error or Ctrl-C.
@@ -253,7 +255,35 @@ class Run:
                             transform_files=[p.name for p in outputs], transform_rows=rows,
                             transform_max_error=worst, transform_output=str(output))
 
-    # 5. clean up
+    # 5. the same job and endpoint through the service's own wire API, with plain boto3
+    def wire_api(self, state: Path, row: np.ndarray) -> None:
+        """What ``eval "$(optml local api --env)"`` gives unchanged boto3, SageMaker SDK and AWS
+        CLI code: the service's protocols on 127.0.0.1, SigV4-signed with the credentials the
+        server generated, on the same state directory."""
+        import boto3
+
+        import local_mode
+
+        with local_mode.server(state_dir=state, record=False) as api:
+            session = boto3.session.Session()
+            sm = session.client("sagemaker", **api.endpoint.client_args("sagemaker"))
+            runtime = session.client("sagemaker-runtime",
+                                     **api.endpoint.client_args("sagemaker-runtime"))
+            job = sm.describe_training_job(TrainingJobName=self.name)
+            body = ",".join(f"{v:.6f}" for v in row)
+            answer = runtime.invoke_endpoint(EndpointName=self.name, Body=body,
+                                             ContentType="text/csv", Accept="text/csv")
+            prediction = float(answer["Body"].read().decode())
+            self.say(f"[api] optml local api on {api.url}: boto3 describe_training_job -> "
+                     f"{job['TrainingJobStatus']}; boto3 invoke_endpoint -> {prediction:.4f} "
+                     f"(true {float(truth(row.round(6))):.4f})")
+            self.say('[api] eval "$(optml local api --env)" points unchanged boto3, SageMaker '
+                     "SDK and AWS CLI code at local mode (docs/wire-api.md)")
+            self.summary["wire_api"] = {"training_status": job["TrainingJobStatus"],
+                                        "prediction": prediction,
+                                        "variant": answer["InvokedProductionVariant"]}
+
+    # 6. clean up
     def clean_up(self) -> None:
         """Delete the endpoint (stops every instance), its config and the model."""
         steps = [("endpoint", self.sm.delete_endpoint, {"EndpointName": self.name}),
@@ -333,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         test_rows = np.random.default_rng(99).uniform(-1, 1, size=(5, len(TRUE_WEIGHTS)))
         run.invoke(test_rows)
         run.transform(data["batch"])
+        run.wire_api(state, test_rows[0])
     finally:
         run.sm = serving_sm
         run.clean_up()

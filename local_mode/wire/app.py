@@ -66,6 +66,20 @@ class WireApp:
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
+        try:
+            return self._call(environ, start_response)
+        except Exception:
+            log.exception("the wire API failed to answer %s %s", environ.get("REQUEST_METHOD"),
+                          environ.get("RAW_URI") or environ.get("PATH_INFO"))
+            return Response(json.dumps({"__type": "InternalFailure",
+                                        "message": "local mode failed to answer; see the "
+                                                   "server's log"}),
+                            status=500, headers={"Content-Type": "application/json",
+                                                 "x-amzn-ErrorType": "InternalFailure"}
+                            )(environ, start_response)
+
+    def _call(self, environ: dict[str, Any],
+              start_response: Callable[..., Any]) -> Iterable[bytes]:
         headers = EnvironHeaders(environ)
         method = environ["REQUEST_METHOD"]
         raw_target = environ.get("RAW_URI") or environ.get("REQUEST_URI") or \

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "quickstart" / "demo.py"
@@ -98,6 +99,12 @@ def test_scripts_demo_on_the_process_backend(tmp_path: Path) -> None:
             assert line_out.startswith(line_in + ",")
             features = np.array([float(v) for v in line_in.split(",")])
             assert abs(float(line_out.rsplit(",", 1)[1]) - float(demo.truth(features))) < 0.05
+
+    # the same job and endpoint through the wire API, with boto3 itself
+    wire = summary["wire_api"]
+    assert wire["training_status"] == "Completed" and wire["variant"] == "main"
+    assert wire["prediction"] == pytest.approx(summary["predictions"][0]["prediction"], abs=1e-4)
+    assert "[api] optml local api on http://127.0.0.1:" in out
     assert summary["transform_rows"] == 120
 
     # clean-up: endpoint, config and model deleted; no process of the run left

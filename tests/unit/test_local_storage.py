@@ -72,6 +72,10 @@ def test_relative_key_for_s3_prefixes() -> None:
     assert relative_key("data/train/a.csv", "s3://b/data/train/") == "a.csv"
     assert relative_key("data/train-1.csv", "s3://b/data/train") == "train-1.csv"
     assert relative_key("x/y.csv", "s3://b") == "x/y.csv"
+    # a folder named without its trailing slash (what the SDK's upload_data returns)
+    assert relative_key("data/train/a.csv", "s3://b/data/train") == "a.csv"
+    assert relative_key("data/train/sub/a.csv", "s3://b/data/train") == "sub/a.csv"
+    assert relative_key("data/train", "s3://b/data/train") == "train"  # the prefix is an object
 
 
 def test_manifest_file(tree: Path, tmp_path: Path) -> None:
