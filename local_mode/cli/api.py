@@ -45,6 +45,7 @@ LOG_NAME = "api.log"
 @click.option("--region", default="us-east-1", show_default=True,
               help="Region the ARNs carry and clients are told to sign for.")
 @click.option("--s3", "s3_store", default="embedded", show_default=True, metavar="WHERE",
+              callback=lambda _ctx, _param, value: _s3_store(value),
               help="S3 for s3:// URIs: 'embedded' (in the server, in memory), 'aws' (real S3 "
                    "with the server's AWS credentials) or the URL of an S3-compatible server.")
 @click.option("--credentials", type=click.Choice(["generated", "environment"]),
@@ -78,6 +79,16 @@ def api(port: int, region: str, s3_store: str, credentials: str, print_env: bool
         fail(f"an API server already serves {state} at {running.url} (pid {running.pid}); "
              "'optml local api --env' prints its variables", EXIT_INVALID)
     _serve(state, port, region, s3_store, credentials, backend)
+
+
+def _s3_store(value: str) -> str:
+    """``--s3``: refused at once (not in a background server's log) when it is nothing."""
+    from local_mode.wire import s3
+
+    if value in (s3.EMBEDDED, s3.AWS) or s3.is_endpoint_url(value):
+        return value
+    raise click.BadParameter(f"{value!r} is not 'embedded', 'aws' or an http(s):// URL",
+                             param_hint="--s3")
 
 
 def _serve(state: Path, port: int, region: str, s3_store: str, credentials: str,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 from werkzeug.wrappers import Response
@@ -24,6 +25,13 @@ EMBEDDED = "embedded"
 """``--s3`` value for the store inside the server."""
 AWS = "aws"
 """``--s3`` value for the real service (boto3's own endpoint resolution)."""
+
+
+def is_endpoint_url(value: str) -> bool:
+    """Whether ``value`` can be an S3 endpoint URL (``http(s)://host[:port]``)."""
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and \
+        parts.path in ("", "/") and not parts.query
 
 
 def embedded_app() -> WsgiApp:

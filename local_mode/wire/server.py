@@ -59,6 +59,9 @@ class ApiServer:
                  region: str = DEFAULT_REGION, s3_store: str = s3.EMBEDDED,
                  credentials: Credentials | None = None, state_dir: str | Path | None = None,
                  backend: str | None = None, record: bool = True) -> None:
+        if s3_store not in (s3.EMBEDDED, s3.AWS) and not s3.is_endpoint_url(s3_store):
+            raise ValidationException(f"s3 must be '{s3.EMBEDDED}', '{s3.AWS}' or the http(s) "
+                                      f"URL of an S3-compatible server, got {s3_store!r}")
         self.settings = settings or Settings.from_environ()
         self.state_dir = Path(state_dir) if state_dir else self.settings.local.state_dir
         self.port, self.region, self.s3_store = port, region, s3_store

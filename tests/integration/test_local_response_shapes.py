@@ -124,9 +124,15 @@ def _walk_serving(sm: Any, rt: Any, local: Local, tmp_path: Path, data: Path) ->
     tar = make_model_tar(tmp_path / "model" / "model.tar.gz", SUM)
     container = {"Image": "optml-local-test", "ModelDataUrl": tar.as_uri(),
                  "Environment": FAST_ENV}
-    sm.create_model(ModelName="shape-model", PrimaryContainer=container)
+    model_arn = sm.create_model(ModelName="shape-model", PrimaryContainer=container,
+                                Tags=[{"Key": "team", "Value": "a"}])["ModelArn"]
     sm.describe_model(ModelName="shape-model")
     sm.list_models()
+    sm.add_tags(ResourceArn=model_arn, Tags=[{"Key": "stage", "Value": "test"}])
+    assert sm.list_tags(ResourceArn=model_arn)["Tags"] == [
+        {"Key": "stage", "Value": "test"}, {"Key": "team", "Value": "a"}]
+    sm.delete_tags(ResourceArn=model_arn, TagKeys=["team"])
+    sm.list_tags(ResourceArn=model_arn, MaxResults=50)
     for config in ("shape-config-a", "shape-config-b"):
         sm.create_endpoint_config(EndpointConfigName=config, ProductionVariants=[{
             "VariantName": "AllTraffic", "ModelName": "shape-model", "InstanceType": "local",

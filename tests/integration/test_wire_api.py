@@ -262,3 +262,43 @@ def test_health_and_record(api: ApiEndpoint, tmp_path: Path) -> None:
     assert api.environ()["AWS_ENDPOINT_URL_SAGEMAKER"] == api.url
     assert api.environ()["AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"] == api.url
     assert api.environ()["AWS_ENDPOINT_URL_S3"] == api.url
+
+
+def test_a_named_s3_compatible_server_instead_of_the_embedded_store(
+        tmp_path: Path, s3_endpoint: str) -> None:
+    """--s3 URL with --credentials environment: one set of keys for the API and the store; jobs
+    read and write s3:// there, and the server itself serves no S3."""
+    from local_mode.wire.sigv4 import Credentials
+    from tests.fixtures.s3_server import FAKE_ACCESS_KEY, FAKE_SECRET_KEY
+
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SAGEMAKER_", "OPTML_", "AWS_"))}
+    env |= {"AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_KEY}
+    server = ApiServer(Settings.from_environ(env), state_dir=tmp_path / "state",
+                       backend="process", s3_store=s3_endpoint, record=False,
+                       credentials=Credentials(FAKE_ACCESS_KEY, FAKE_SECRET_KEY))
+    with server:
+        api = server.endpoint
+        assert api.environ()["AWS_ENDPOINT_URL_S3"] == s3_endpoint != api.url
+        s3 = client(api, "s3")
+        bucket = f"named-{uuid.uuid4().hex[:8]}"
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key="data/rows.csv", Body=b"1\n2\n")
+        s3.put_object(Bucket=bucket, Key="code/sourcedir.tar.gz",
+                      Body=_tarball({"train.py": TRAIN}))
+        sm = client(api, "sagemaker")
+        name = f"named-{uuid.uuid4().hex[:6]}"
+        sm.create_training_job(**{**_training_request(name, bucket),
+                                  "ResourceConfig": {"InstanceType": "ml.m5.large",
+                                                     "InstanceCount": 1, "VolumeSizeInGB": 1}})
+        sm.get_waiter("training_job_completed_or_stopped").wait(
+            TrainingJobName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 600})
+        described = sm.describe_training_job(TrainingJobName=name)
+        assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
+        key = described["ModelArtifacts"]["S3ModelArtifacts"].split("/", 3)[3]
+        assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
+        own = boto3.session.Session().client("s3", **{**api.client_args("s3"),
+                                                      "endpoint_url": api.url})
+        with pytest.raises(ClientError) as refused:
+            own.list_buckets()
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501

@@ -165,11 +165,12 @@ session.sagemaker_client.create_training_job(
 session.wait_for_job(name, poll=0.2)
 estimator = Estimator.attach(name, sagemaker_session=session)
 session.logs_for_job(name, wait=False)   # the SDK's own log reader over CloudWatch Logs
-print("\nRESULT " + json.dumps({"bucket": bucket, "data": estimator.model_data}), flush=True)
+print("\nRESULT " + json.dumps({"bucket": bucket, "data": estimator.model_data, "name": name}),
+      flush=True)
 '''
 
 
-def test_the_sdk_with_a_normal_session(served: tuple[dict[str, str], Path],
+def test_the_sdk_with_a_normal_session_and_the_cli_reads_its_job(served: tuple[dict[str, str], Path],
                                        tmp_path: Path) -> None:
     env, _ = served
     script = tmp_path / "sdk.py"
@@ -188,3 +189,16 @@ def test_the_sdk_with_a_normal_session(served: tuple[dict[str, str], Path],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
     key = result["data"].split("/", 3)[3]
     assert s3.head_object(Bucket=result["bucket"], Key=key)["ContentLength"] > 0
+
+    # the AWS CLI sees the SDK's job as it would on the service
+    listed = json.loads(_aws(env, "sagemaker", "list-training-jobs", "--name-contains",
+                             "sdk-").stdout)["TrainingJobSummaries"]
+    (summary,) = [s for s in listed if s["TrainingJobName"] == result["name"]]
+    assert summary["TrainingJobStatus"] == "Completed"
+    described = _aws(env, "sagemaker", "describe-training-job", "--training-job-name",
+                     result["name"])
+    assert described.returncode == 0, described.stderr
+    job = json.loads(described.stdout)
+    assert job["ModelArtifacts"]["S3ModelArtifacts"] == result["data"]
+    assert job["OutputDataConfig"] == {"KmsKeyId": "",
+                                       "S3OutputPath": f"s3://{result['bucket']}/sdk/output"}
