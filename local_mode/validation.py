@@ -16,9 +16,12 @@ import botocore.session
 from botocore.model import OperationModel, Shape
 from botocore.validate import validate_parameters
 
-from local_mode.errors import ValidationException
+from local_mode.errors import ValidationException, error_class
 
 LOCAL_INSTANCE_TYPES = frozenset({"local", "local_gpu"})
+INVALID_REQUEST = {"sagemaker": "ValidationException", "sagemaker-runtime": "ValidationError",
+                   "logs": "InvalidParameterException", "sts": "ValidationError"}
+"""Each service's error code for a request that breaks its model's constraints."""
 
 
 @lru_cache(maxsize=1)
@@ -94,13 +97,15 @@ def validate_request(operation: str, params: dict[str, Any], service: str = "sag
 
     botocore's own check comes first and raises what boto3 raises for a bad call
     (:class:`botocore.exceptions.ParamValidationError`: an unknown or missing member, a wrong
-    type, below a minimum); then the service's (patterns, enums, upper bounds) raises
-    :class:`ValidationException` naming every bad field at once.
+    type, below a minimum); then the service's (patterns, enums, upper bounds) raises the
+    service's own code for an invalid request (:data:`INVALID_REQUEST`) naming every bad field
+    at once.
     """
     model = operation_model(operation, service)
     validate_parameters(params, model.input_shape)
     errors: list[str] = []
     _walk(params, model.input_shape, "", errors)
     if errors:
-        raise ValidationException(f"{len(errors)} validation error(s) detected: "
-                                  + "; ".join(errors), operation)
+        invalid = error_class(INVALID_REQUEST.get(service, ValidationException.code))
+        raise invalid(f"{len(errors)} validation error(s) detected: " + "; ".join(errors),
+                      operation)

@@ -12,7 +12,6 @@ from typing import Any
 
 from local_mode.api.base import SageMakerBase
 from local_mode.errors import ResourceNotFound, ValidationException
-from local_mode.listing import list_page
 from local_mode.state import ResourceDir
 
 ARN_KINDS = {"training-job": "training-jobs", "model": "models",
@@ -39,9 +38,11 @@ class TagsAPI(SageMakerBase):
         return {"Tags": resource.update(change)["Tags"]}
 
     def list_tags(self, ResourceArn: str, **page: Any) -> dict[str, Any]:  # noqa: N803 - the service's member name
+        # at most 50 tags, and MaxResults is at least 50: one page always holds them all
+        if page.get("NextToken"):
+            raise ValidationException("NextToken: not a token this service issued")
         resource = self._tagged(ResourceArn)
-        tags = resource.describe().get("Tags", _created_tags(resource))
-        return list_page("ListTags", list(tags), page, result_key="Tags", name_key="Key")
+        return {"Tags": list(resource.describe().get("Tags", _created_tags(resource)))}
 
     def delete_tags(self, ResourceArn: str, TagKeys: list[str]) -> dict[str, Any]:  # noqa: N803 - the service's member names
         resource = self._tagged(ResourceArn)

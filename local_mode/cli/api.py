@@ -70,6 +70,7 @@ def api(port: int, region: str, s3_store: str, credentials: str, print_env: bool
         _stop(state)
         return
     running = ApiEndpoint.read(state)
+    _credentials(credentials, environment.environ)  # refuse missing keys before anything starts
     if print_env:
         endpoint = running or _start_background(state, port, region, s3_store, credentials,
                                                  backend)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ SPOOL_BYTES = 8 * 1024 * 1024
 HEALTH_PATH = "/_optml/health"
 """Unsigned liveness probe (no S3 bucket can be named ``_optml``)."""
 FORM = "application/x-www-form-urlencoded"
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,13 @@ class WireApp:
             environ["CONTENT_LENGTH"] = str(size)
             environ.pop("HTTP_TRANSFER_ENCODING", None)
             environ["wsgi.input_terminated"] = False
-            result = self.services.s3(environ, start_response)
+            try:
+                result = self.services.s3(environ, start_response)
+            except Exception:  # the store failed on a request it should have refused
+                log.exception("the embedded S3 store failed on %s %s",
+                              environ["REQUEST_METHOD"], raw_target)
+                result = s3.error(Fault("InternalError", "We encountered an internal error. "
+                                        "Please try again.", 500))(environ, start_response)
         except BaseException:
             spool.close()
             raise
@@ -228,16 +236,17 @@ def _no_answer(_headers: EnvironHeaders, _body: bytes) -> Response:
 
 
 def _content_length(headers: EnvironHeaders, route: _Route) -> int | None:
+    """The declared body length, None when the body is chunked (chunked wins, as HTTP says) or
+    undeclared; only digits count, as HTTP allows (``int`` would take ``+2`` or ``2_0``)."""
+    if "chunked" in headers.get("Transfer-Encoding", "").lower():
+        return None
     raw = headers.get("Content-Length")
     if raw is None or raw == "":
         return None
-    try:
-        length = int(raw)
-    except ValueError:
+    if not _DIGITS.fullmatch(raw):
         raise _Refused(Fault("SerializationException",
-                             f"Content-Length {raw!r} is not a number")) from None
-    if length < 0:
-        raise _Refused(Fault("SerializationException", "Content-Length is negative"))
+                             f"Content-Length {raw!r} is not a length"))
+    length = int(raw)
     if length > route.limit:
         raise _Refused(route.too_large(length))
     return length

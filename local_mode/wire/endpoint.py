@@ -92,13 +92,17 @@ class ApiEndpoint:
             endpoint = cls(**data)
         except (OSError, ValueError, TypeError):
             return None
+        if not isinstance(endpoint.pid, int) or isinstance(endpoint.pid, bool) or \
+                endpoint.pid <= 0:
+            return None
         return endpoint if pid_alive(endpoint.pid) else None
 
     def forget(self, state_dir: Path) -> None:
         """Remove the record if it is this server's."""
         path = state_dir / RECORD_NAME
         try:
-            if json.loads(path.read_text()).get("pid") == self.pid:
+            data = json.loads(path.read_text())
+            if isinstance(data, dict) and data.get("pid") == self.pid:
                 path.unlink()
         except (OSError, ValueError):
             pass

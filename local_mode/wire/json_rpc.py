@@ -66,7 +66,7 @@ def _request(body: bytes, shape: Any) -> dict[str, Any]:
         return {}
     try:
         parsed = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # nesting deeper than Python's
         raise SerializationError("the request body is not valid JSON") from None
     if not isinstance(parsed, dict):
         raise SerializationError("the request body must be a JSON object")

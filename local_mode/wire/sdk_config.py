@@ -18,6 +18,9 @@ from typing import Any
 
 import yaml
 
+from local_mode.error_text import message_of
+from local_mode.errors import ValidationException
+
 CONFIG_NAME = "sagemaker-sdk-config.yaml"
 OVERRIDE_VARIABLE = "SAGEMAKER_USER_CONFIG_OVERRIDE"
 
@@ -33,10 +36,11 @@ def user_config_path(environ: Mapping[str, str]) -> Path | None:
     if named:
         path = Path(named)
     else:
-        home = environ.get("HOME")
-        if not home:
+        config_home = environ.get("XDG_CONFIG_HOME") or \
+            (str(Path(environ["HOME"]) / ".config") if environ.get("HOME") else None)
+        if not config_home:
             return None
-        path = Path(environ.get("XDG_CONFIG_HOME") or Path(home) / ".config") / "sagemaker"
+        path = Path(config_home) / "sagemaker"
     if path.is_dir():
         path = path / "config.yaml"
     return path if path.is_file() else None
@@ -47,15 +51,28 @@ def write_sdk_config(state_dir: Path, bucket: str, environ: Mapping[str, str]) -
     config: dict[str, Any] = {}
     source = user_config_path(environ)
     if source is not None and source.resolve() != (state_dir / CONFIG_NAME).resolve():
-        loaded = yaml.safe_load(source.read_text()) or {}
+        try:
+            loaded = yaml.safe_load(source.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValidationException(f"{source}: the SageMaker SDK configuration file cannot "
+                                      f"be read: {message_of(exc)}") from None
         if isinstance(loaded, dict):
             config = loaded
     config.setdefault("SchemaVersion", "1.0")
-    modules = config.setdefault("SageMaker", {}).setdefault("PythonSDK", {}).setdefault(
-        "Modules", {})
-    modules.setdefault("Session", {}).setdefault("DefaultS3Bucket", bucket)
+    modules = _mapping(_mapping(_mapping(config, "SageMaker"), "PythonSDK"), "Modules")
+    _mapping(modules, "Session").setdefault("DefaultS3Bucket", bucket)
     modules.setdefault("TelemetryOptOut", True)
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / CONFIG_NAME
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def _mapping(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    """``parent[key]`` as a mapping, made one when it is missing or empty (``SageMaker:``
+    with nothing under it); a member of another kind is the user's mistake, kept as it is in
+    their file and replaced here."""
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        value = parent[key] = {}
+    return value

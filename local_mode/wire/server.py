@@ -125,6 +125,7 @@ class ApiServer:
             self._thread.join(timeout=10)
         if self.record and self._endpoint is not None:
             self._endpoint.forget(self.state_dir)
+        self._endpoint = None
 
     def __enter__(self) -> ApiServer:
         self.start()
