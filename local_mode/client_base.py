@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 from botocore import xform_name
@@ -31,7 +32,9 @@ from botocore.waiter import Waiter
 
 from local_mode import waiters
 from local_mode.errors import ExceptionsNamespace, LocalModeError
+from local_mode.state import StateStore
 from local_mode.validation import service_model, validate_request
+from toolkit.settings import Settings
 
 DEFAULT_REGION = "local"
 DEFAULT_ACCOUNT = "000000000000"
@@ -68,6 +71,8 @@ class LocalClient:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if getattr(cls, "SERVICE", None) is None:  # a base shared by several services
+            return
         operations: dict[str, str] = {}
         for operation in service_model(cls.SERVICE).operation_names:
             name = xform_name(operation)
@@ -123,6 +128,18 @@ class LocalClient:
 
     def get_paginator(self, operation_name: str) -> Paginator:
         return waiters.make_paginator(self, self.SERVICE, self.OPERATIONS, operation_name)
+
+
+class StateDirClient(LocalClient):
+    """A local client over a state directory: ``settings`` and ``state_dir`` are local mode's
+    own arguments (the directory defaults to the settings' one), the others boto3's client
+    arguments. Every client but STS's reads or runs resources kept there."""
+
+    def __init__(self, settings: Settings | None = None, *,
+                 state_dir: str | Path | None = None, **client_args: Any) -> None:
+        super().__init__(**client_args)
+        self.settings = settings or Settings.from_environ()
+        self.store = StateStore(Path(state_dir) if state_dir else self.settings.local.state_dir)
 
 
 @functools.cache

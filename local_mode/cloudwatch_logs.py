@@ -33,7 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from local_mode.client_base import LocalClient
+from local_mode.client_base import StateDirClient
 from local_mode.errors import ResourceNotFound, error_class
 from local_mode.log_events import (
     MAX_EVENTS,
@@ -48,7 +48,7 @@ from local_mode.log_events import (
     read_events,
 )
 from local_mode.log_patterns import InvalidParameterException, parse_filter_pattern
-from local_mode.state import ResourceDir, StateStore
+from local_mode.state import ResourceDir
 from toolkit.settings import Settings
 
 SERVICE = "logs"
@@ -104,7 +104,7 @@ def _epoch_ms(value: datetime) -> int:
 
 
 # -- the client ------------------------------------------------------------------------------
-class LogsClient(LocalClient):
+class LogsClient(StateDirClient):
     """The local ``logs`` client: DescribeLogGroups, DescribeLogStreams, GetLogEvents and
     FilterLogEvents over the state directory's log files (see the module's docstring). One
     :class:`~local_mode.log_events.LogFiles` serves all its calls and threads, so an event keeps
@@ -117,9 +117,7 @@ class LogsClient(LocalClient):
 
     def __init__(self, settings: Settings | None = None, *,
                  state_dir: str | Path | None = None, **client_args: Any) -> None:
-        super().__init__(**client_args)
-        self.settings = settings or Settings.from_environ()
-        self.store = StateStore(Path(state_dir) if state_dir else self.settings.local.state_dir)
+        super().__init__(settings, state_dir=state_dir, **client_args)
         self._files = LogFiles()
 
     # -- operations --------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.response import StreamingBody
 
-from local_mode.client_base import LocalClient
+from local_mode.client_base import StateDirClient
 from local_mode.endpoints.invocation import (
     CONTENT_TYPE,
     CUSTOM_ATTRIBUTES,
@@ -36,7 +36,6 @@ from local_mode.errors import (
     error_class,
 )
 from local_mode.keepalive import KeepAliveClient, NoResponse, Reply
-from local_mode.state import StateStore
 from local_mode.validation import service_model
 from toolkit.settings import Settings
 
@@ -48,7 +47,7 @@ __all__ = ["InternalFailure", "ModelError", "ModelNotReadyException", "RuntimeCl
            "ServiceUnavailable", "ValidationError"]
 
 
-class RuntimeClient(LocalClient):
+class RuntimeClient(StateDirClient):
     """The local ``sagemaker-runtime`` client. ``settings`` and ``state_dir`` are local mode's
     own arguments; the others are boto3's client arguments
     (:class:`local_mode.client_base.LocalClient`)."""
@@ -57,9 +56,7 @@ class RuntimeClient(LocalClient):
 
     def __init__(self, settings: Settings | None = None, *,
                  state_dir: str | Path | None = None, **client_args: Any) -> None:
-        super().__init__(**client_args)
-        self.settings = settings or Settings.from_environ()
-        self.store = StateStore(Path(state_dir) if state_dir else self.settings.local.state_dir)
+        super().__init__(settings, state_dir=state_dir, **client_args)
         self._http = KeepAliveClient(INVOKE_TIMEOUT)
 
     def invoke_endpoint(self, **request: Any) -> dict[str, Any]:

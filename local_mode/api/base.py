@@ -13,9 +13,9 @@ from typing import Any
 
 from local_mode import runners
 from local_mode.backend_choice import choose_backend
-from local_mode.client_base import LocalClient
+from local_mode.client_base import StateDirClient
 from local_mode.errors import ResourceNotFound, ValidationException
-from local_mode.state import ResourceDir, StateStore
+from local_mode.state import ResourceDir
 from toolkit.settings import LOCAL_BACKENDS, Settings
 
 NOT_FOUND = {
@@ -28,7 +28,7 @@ NOT_FOUND = {
 """The service's ValidationException message for a name that does not exist, by kind."""
 
 
-class SageMakerBase(LocalClient):
+class SageMakerBase(StateDirClient):
     """The local ``sagemaker`` client's state and shared helpers.
 
     ``settings``, ``state_dir`` and ``backend`` are local mode's own arguments; the others are
@@ -39,9 +39,7 @@ class SageMakerBase(LocalClient):
 
     def __init__(self, settings: Settings | None = None, *, state_dir: str | Path | None = None,
                  backend: str | None = None, **client_args: Any) -> None:
-        super().__init__(**client_args)
-        self.settings = settings or Settings.from_environ()
-        self.store = StateStore(Path(state_dir) if state_dir else self.settings.local.state_dir)
+        super().__init__(settings, state_dir=state_dir, **client_args)
         self.backend = backend or self.settings.local.backend
         if self.backend not in LOCAL_BACKENDS:
             raise ValidationException(f"backend must be auto, docker or process, got "
