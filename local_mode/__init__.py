@@ -3,7 +3,10 @@ image on this machine, as the service would, with boto3-shaped clients (and ``op
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from local_mode.wire.server import ApiServer
 
 
 def client(service_name: str, **kwargs: Any) -> Any:
@@ -16,10 +19,11 @@ def client(service_name: str, **kwargs: Any) -> Any:
     return make_client(service_name, **kwargs)
 
 
-def server(**kwargs: Any) -> Any:
+def server(**kwargs: Any) -> ApiServer:
     """A wire-API server on 127.0.0.1 (``with local_mode.server() as api:``) that unchanged
     boto3, SageMaker SDK and AWS CLI code reaches through ``api.endpoint.environ()``; takes
-    :class:`local_mode.wire.server.ApiServer`'s arguments."""
+    :class:`local_mode.wire.server.ApiServer`'s arguments (``port``, ``region``, ``s3_store``,
+    ``credentials``, ``state_dir``, ``backend``, ``record``)."""
     from local_mode.wire.server import ApiServer
 
     return ApiServer(**kwargs)

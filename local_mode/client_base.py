@@ -101,6 +101,14 @@ class LocalClient:
         declared = tuple(shape.name for shape in self.meta.service_model.error_shapes)
         self.exceptions = ExceptionsNamespace(declared + self.UNDECLARED_ERRORS)
 
+    @classmethod
+    def method_of(cls, operation: str) -> str | None:
+        """The method that runs ``operation`` here (None: local mode does not run it)."""
+        for method, name in cls.OPERATIONS.items():
+            if name == operation:
+                return method
+        return None
+
     def _arn(self, kind: str, name: str) -> str:
         return arn(kind, name, self.meta.region_name, self.account_id)
 

@@ -12,8 +12,8 @@ import re
 from functools import lru_cache
 from typing import Any
 
-import botocore.session
-from botocore.model import OperationModel, Shape
+from botocore.loaders import Loader, create_loader
+from botocore.model import OperationModel, ServiceModel, Shape
 from botocore.validate import validate_parameters
 
 from local_mode.errors import ValidationException, error_class
@@ -25,15 +25,18 @@ INVALID_REQUEST = {"sagemaker": "ValidationException", "sagemaker-runtime": "Val
 
 
 @lru_cache(maxsize=1)
-def botocore_session() -> botocore.session.Session:
-    """One botocore session for the models it ships (API, waiters, paginators): loading them
-    is the slow part, so every client shares what it loaded."""
-    return botocore.session.get_session()
+def model_loader() -> Loader:
+    """botocore's loader of the models it ships (API, waiters, paginators), shared: loading
+    them is the slow part. A loader and not a session: a session reads the user's AWS
+    configuration first, and a profile named in AWS_PROFILE that does not exist would stop
+    local mode, which needs none of it."""
+    return create_loader()
 
 
-@lru_cache(maxsize=4)
-def service_model(service: str = "sagemaker") -> Any:
-    return botocore_session().get_service_model(service)
+@lru_cache(maxsize=8)
+def service_model(service: str = "sagemaker") -> ServiceModel:
+    return ServiceModel(model_loader().load_service_model(service, "service-2"),
+                        service_name=service)
 
 
 def operation_model(operation: str, service: str = "sagemaker") -> OperationModel:

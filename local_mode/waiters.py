@@ -19,7 +19,7 @@ from botocore.exceptions import OperationNotPageableError
 from botocore.paginate import Paginator, PaginatorModel
 from botocore.waiter import Waiter, WaiterModel, create_waiter_with_client
 
-from local_mode.validation import botocore_session, operation_model
+from local_mode.validation import model_loader, operation_model
 
 
 class OperationClient(Protocol):
@@ -37,12 +37,12 @@ LOCAL_WAITER_DELAY = 0.2
 
 @lru_cache(maxsize=4)
 def waiter_model(service: str) -> WaiterModel:
-    return botocore_session().get_waiter_model(service)
+    return WaiterModel(model_loader().load_service_model(service, "waiters-2"))
 
 
 @lru_cache(maxsize=4)
 def paginator_model(service: str) -> PaginatorModel:
-    return botocore_session().get_paginator_model(service)
+    return PaginatorModel(model_loader().load_service_model(service, "paginators-1"))
 
 
 def waiter_names(service: str, operations: Mapping[str, str]) -> dict[str, str]:

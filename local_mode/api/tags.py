@@ -61,6 +61,9 @@ class TagsAPI(SageMakerBase):
         kind, _, name = (parts[5] if len(parts) == 6 else "").partition("/")
         if parts[:3] != ["arn", "aws", "sagemaker"] or kind not in ARN_KINDS or not name:
             raise ValidationException(f"{arn} is not the ARN of a resource local mode keeps")
+        if parts[3:5] != [self.meta.region_name, self.account_id]:
+            raise ValidationException(f"{arn} belongs to another region or account than this "
+                                      f"one ({self.meta.region_name}, {self.account_id})")
         for resource in self.store.list(ARN_KINDS[kind]):
             if resource.name.lower() == name.lower():
                 return resource

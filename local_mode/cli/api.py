@@ -27,6 +27,7 @@ import click
 
 from local_mode.cli.errors import EXIT_INVALID, fail
 from local_mode.cli.options import backend_option, settings, state_dir_option
+from local_mode.error_text import message_of
 
 if TYPE_CHECKING:
     from local_mode.wire.endpoint import ApiEndpoint
@@ -42,7 +43,7 @@ LOG_NAME = "api.log"
 @click.command("api")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="Port on 127.0.0.1 (0: any free port).")
-@click.option("--region", default="us-east-1", show_default=True,
+@click.option("--region", default="us-east-1", show_default=True, metavar="REGION",
               help="Region the ARNs carry and clients are told to sign for.")
 @click.option("--s3", "s3_store", default="embedded", show_default=True, metavar="WHERE",
               callback=lambda _ctx, _param, value: _s3_store(value),
@@ -69,9 +70,13 @@ def api(port: int, region: str, s3_store: str, credentials: str, print_env: bool
     if stop:
         _stop(state)
         return
+    state = state.absolute()
     running = ApiEndpoint.read(state)
     _credentials(credentials, environment.environ)  # refuse missing keys before anything starts
     if print_env:
+        if running is not None and _options_given():
+            click.echo(f"note: the API server already serving {state} runs with its own "
+                       "options; 'optml local api --stop' first to change them", err=True)
         endpoint = running or _start_background(state, port, region, s3_store, credentials,
                                                  backend)
         click.echo(endpoint.shell(), nl=False)
@@ -82,14 +87,24 @@ def api(port: int, region: str, s3_store: str, credentials: str, print_env: bool
     _serve(state, port, region, s3_store, credentials, backend)
 
 
+def _options_given() -> bool:
+    """Whether the command line set any of the server's own options."""
+    from click.core import ParameterSource
+
+    context = click.get_current_context()
+    return any(context.get_parameter_source(name) == ParameterSource.COMMANDLINE
+               for name in ("port", "region", "s3_store", "credentials", "backend"))
+
+
 def _s3_store(value: str) -> str:
     """``--s3``: refused at once (not in a background server's log) when it is nothing."""
+    from local_mode.errors import ValidationException
     from local_mode.wire import s3
 
-    if value in (s3.EMBEDDED, s3.AWS) or s3.is_endpoint_url(value):
-        return value
-    raise click.BadParameter(f"{value!r} is not 'embedded', 'aws' or an http(s):// URL",
-                             param_hint="--s3")
+    try:
+        return s3.check_store(value)
+    except ValidationException as exc:
+        raise click.BadParameter(exc.message, param_hint="--s3") from None
 
 
 def _serve(state: Path, port: int, region: str, s3_store: str, credentials: str,
@@ -106,8 +121,9 @@ def _serve(state: Path, port: int, region: str, s3_store: str, credentials: str,
     except (ValidationException, OSError) as exc:
         fail(f"cannot start the API server: {exc}")
     done = threading.Event()
+    # SIGHUP too: a closed terminal stops the server cleanly, its record removed
     previous = {number: signal.signal(number, lambda *_: done.set())
-                for number in (signal.SIGINT, signal.SIGTERM)}
+                for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         click.echo(f"optml local api on {endpoint.url} (state {state}); export these, or in "
                    f"another shell: eval \"$(optml local api --env --state-dir {state})\"",
@@ -140,22 +156,29 @@ def _start_background(state: Path, port: int, region: str, s3_store: str, creden
     """Start ``optml local api`` detached for ``state`` and return its endpoint once recorded."""
     from local_mode.wire.endpoint import ApiEndpoint
 
-    state.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "toolkit.cli", "local", "api", "--state-dir", str(state),
             "--port", str(port), "--region", region, "--s3", s3_store,
             "--credentials", credentials]
     if backend:
         argv += ["--backend", backend]
     log_path = state / LOG_NAME
-    with log_path.open("ab") as log, open(os.devnull, "rb") as nothing:
-        child = subprocess.Popen(  # noqa: S603 - our own interpreter and command, no shell
-            argv, stdin=nothing, stdout=subprocess.DEVNULL, stderr=log,
-                                 start_new_session=True)
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        # a fresh log each start, readable by its owner only (it names the server's URL)
+        descriptor = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as log, open(os.devnull, "rb") as nothing:
+            # cwd: the state directory, so `-m` never imports a package of the caller's
+            # directory in place of optml's own
+            child = subprocess.Popen(  # noqa: S603 - our own interpreter and command, no shell
+                argv, stdin=nothing, stdout=subprocess.DEVNULL, stderr=log, cwd=state,
+                start_new_session=True)
+    except OSError as exc:
+        fail(f"cannot start the API server for {state}: {message_of(exc)}")
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         endpoint = ApiEndpoint.read(state)
-        if endpoint is not None and endpoint.pid == child.pid:
-            return endpoint
+        if endpoint is not None and (endpoint.pid == child.pid or child.poll() is not None):
+            return endpoint  # ours, or one started at the same moment that won the lock
         if child.poll() is not None:
             tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
             fail(f"the background API server exited ({child.returncode}): {tail[0]} "
@@ -174,14 +197,45 @@ def _stop(state: Path) -> None:
     if endpoint is None:
         click.echo(f"no API server serves {state}", err=True)
         return
-    os.kill(endpoint.pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while pid_alive(endpoint.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if pid_alive(endpoint.pid):
-        os.kill(endpoint.pid, signal.SIGKILL)
-        endpoint.forget(state)
+    try:  # read() checked that this pid is the server answering at its URL
+        os.kill(endpoint.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while pid_alive(endpoint.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if pid_alive(endpoint.pid):
+            os.kill(endpoint.pid, signal.SIGKILL)
+            endpoint.forget(state)
+    except ProcessLookupError:
+        endpoint.forget(state)  # it exited meanwhile
+    except PermissionError as exc:
+        fail(f"cannot stop the API server at {endpoint.url} (pid {endpoint.pid}): "
+             f"{message_of(exc)}")
     click.echo(f"stopped the API server at {endpoint.url} (pid {endpoint.pid})", err=True)
+    running = _still_running(state)
+    if running:
+        click.echo(f"still running: {', '.join(running)}. Endpoints keep serving (reach them "
+                   "again after 'eval \"$(optml local api --env)\"'); a job reading or writing "
+                   "the embedded S3 store fails, since the store went with the server", err=True)
+
+
+def _still_running(state: Path) -> list[str]:
+    """What the state directory still runs, as ``kind name`` (for --stop to say)."""
+    from local_mode.state import StateStore
+
+    store = StateStore(state)
+    running = []
+    for kind, field, statuses in (
+            ("endpoints", "EndpointStatus", ("Creating", "InService", "Updating")),
+            ("training-jobs", "TrainingJobStatus", ("InProgress", "Stopping")),
+            ("transform-jobs", "TransformJobStatus", ("InProgress", "Stopping"))):
+        for resource in store.list(kind):
+            try:
+                status = resource.describe().get(field)
+            except (OSError, ValueError):
+                continue
+            if status in statuses:
+                running.append(f"{kind[:-1].replace('-', ' ')} {resource.name} ({status})")
+    return running
 
 
 COMMANDS = [api]

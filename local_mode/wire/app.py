@@ -18,7 +18,7 @@ import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.wrappers import Response
@@ -26,11 +26,19 @@ from werkzeug.wsgi import ClosingIterator, get_input_stream
 
 from local_mode.endpoints.invocation import MAX_REQUEST_BYTES
 from local_mode.wire import s3
+from local_mode.wire.endpoint import HEALTH_PATH
 from local_mode.wire.faults import Fault
 from local_mode.wire.json_rpc import JsonService
 from local_mode.wire.query_rpc import QueryService
 from local_mode.wire.runtime_rest import RuntimeService, runtime_operation
-from local_mode.wire.sigv4 import AuthError, Scope, signing_scope, verify
+from local_mode.wire.sigv4 import (
+    AuthError,
+    Scope,
+    declared_sha256,
+    precheck,
+    signing_scope,
+    verify,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +49,7 @@ MAX_S3_PUT_BYTES = 5 * 1024 ** 3
 """S3's limit on a single PUT (larger objects go up in parts)."""
 SPOOL_BYTES = 8 * 1024 * 1024
 """An S3 body above this is spooled to a temporary file while it is hashed, not kept in memory."""
-HEALTH_PATH = "/_optml/health"
-"""Unsigned liveness probe (no S3 bucket can be named ``_optml``)."""
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 FORM = "application/x-www-form-urlencoded"
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
@@ -62,17 +69,18 @@ class WireApp:
     """The WSGI application (see the module docstring). ``keys`` maps every accepted access
     key id to its secret."""
 
-    def __init__(self, services: Services, keys: Mapping[str, str]) -> None:
+    def __init__(self, services: Services, keys: Mapping[str, str], instance: str = "") -> None:
         self.services = services
         self.keys = dict(keys)
+        self.instance = instance
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
         try:
             return self._call(environ, start_response)
-        except Exception:
+        except Exception:  # before the request's protocol was known
             log.exception("the wire API failed to answer %s %s", environ.get("REQUEST_METHOD"),
-                          environ.get("RAW_URI") or environ.get("PATH_INFO"))
+                          environ.get("PATH_INFO"))  # never the query: it may hold a signature
             return Response(json.dumps({"__type": "InternalFailure",
                                         "message": "local mode failed to answer; see the "
                                                    "server's log"}),
@@ -88,7 +96,7 @@ class WireApp:
             environ.get("PATH_INFO", "/")
         path, _, query = raw_target.partition("?")
         if path == HEALTH_PATH and method == "GET":
-            return _health()(environ, start_response)
+            return _health(self.instance)(environ, start_response)
         unreadable: AuthError | None = None
         try:
             scope = signing_scope(headers, query)
@@ -98,17 +106,23 @@ class WireApp:
         try:
             if unreadable is not None:
                 raise unreadable
+            self._admit(scope, route, headers, query)  # before a byte of the body is read
             if route.kind == "s3":
-                return self._s3(route, environ, start_response, headers, raw_target, scope)
+                return self._s3(route, environ, start_response, headers, raw_target)
             body = self._body(environ, headers, route)
-            self._authenticate(scope, route, method, raw_target, headers, body=body)
+            verify(method, raw_target, headers, body, self.keys)
+            answer = route.answer(headers, body)
         except AuthError as exc:
             service = route.signing_name
             return route.refuse(Fault(exc.code_for(service), exc.message_for(service),
                                       exc.status_for(service)))(environ, start_response)
         except _Refused as exc:
             return route.refuse(exc.fault)(environ, start_response)
-        return route.answer(headers, body)(environ, start_response)
+        except Exception:
+            log.exception("the wire API failed to answer %s %s", method, path)
+            return route.refuse(Fault(route.internal_code, "local mode failed to answer; see "
+                                      "the server's log", 500))(environ, start_response)
+        return answer(environ, start_response)
 
     # -- classification ----------------------------------------------------------------------
     def _route(self, method: str, path: str, headers: EnvironHeaders, claimed: str) -> _Route:
@@ -137,8 +151,9 @@ class WireApp:
             sts = services.sts
             return _Route("query", sts.signing_name, MAX_API_BYTES, sts.error,
                           lambda _h, b: sts.handle(b))
-        return _Route("s3", "s3", MAX_S3_PUT_BYTES, s3.error, _no_answer,
-                      too_large_code="EntityTooLarge")
+        return _Route("s3", "s3", MAX_S3_PUT_BYTES, s3.error, _no_answer,  # S3's own codes
+                      too_large_code="EntityTooLarge", too_large_status=400,
+                      bad_request_code="InvalidArgument", internal_code="InternalError")
 
     # -- reading and checking ----------------------------------------------------------------
     def _body(self, environ: dict[str, Any], headers: EnvironHeaders, route: _Route) -> bytes:
@@ -149,21 +164,32 @@ class WireApp:
             raise _Refused(route.too_large(len(data)))
         return data
 
-    def _authenticate(self, scope: Scope | None, route: _Route, method: str, raw_target: str,
-                      headers: EnvironHeaders, *, body: bytes | None,
-                      body_sha256: str | None = None) -> None:
+    def _admit(self, scope: Scope | None, route: _Route, headers: EnvironHeaders,
+               query: str) -> None:
+        """What needs no body: signed, by a key of this server, now, for this service."""
         if scope is None:
             raise AuthError("missing", "Missing Authentication Token")
+        precheck(headers, query, self.keys)
         if route.signing_name and scope.service != route.signing_name:
             raise AuthError("bad_signature", f"Credential should be scoped to correct service: "
                                              f"'{route.signing_name}'.")
-        verify(method, raw_target, headers, body, self.keys, body_sha256=body_sha256)
 
     def _s3(self, route: _Route, environ: dict[str, Any], start_response: Callable[..., Any],
-            headers: EnvironHeaders, raw_target: str, scope: Scope | None) -> Iterable[bytes]:
+            headers: EnvironHeaders, raw_target: str) -> Iterable[bytes]:
+        """Verify the signature over the hash the request declares, then stream the body into
+        a spool while checking it against that hash: a request is refused before its body is
+        read, and a body never reaches the store unless it is the one that was signed."""
         if self.services.s3 is None:
             raise _Refused(Fault("NotImplemented", "this server does not serve S3; its "
                                  "AWS_ENDPOINT_URL_S3 names the S3 it uses", 501))
+        declared = declared_sha256(headers)
+        presigned = "X-Amz-Signature=" in raw_target.partition("?")[2]
+        if declared is None and not presigned and not headers.get("X-Amz-Content-SHA256"):
+            raise _Refused(Fault("InvalidRequest", "Missing required header for this request: "
+                                 "x-amz-content-sha256"))
+        # UNSIGNED-PAYLOAD, STREAMING-* and presigned URLs sign no hash of the body
+        verify(environ["REQUEST_METHOD"], raw_target, headers, None, self.keys,
+               body_sha256=declared or EMPTY_SHA256)
         length = _content_length(headers, route)
         # closed by the response iterator once moto has answered, or below on failure
         spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
@@ -181,8 +207,9 @@ class WireApp:
                 remaining -= len(chunk)
                 if size > route.limit:
                     raise _Refused(route.too_large(size))
-            self._authenticate(scope, route, environ["REQUEST_METHOD"], raw_target, headers,
-                               body=None, body_sha256=digest.hexdigest())
+            if declared is not None and digest.hexdigest() != declared:
+                raise AuthError("payload_mismatch", "The provided 'x-amz-content-sha256' header "
+                                                    "does not match what was computed.")
             spool.seek(0)
             environ["wsgi.input"] = spool
             environ["CONTENT_LENGTH"] = str(size)
@@ -192,7 +219,7 @@ class WireApp:
                 result = self.services.s3(environ, start_response)
             except Exception:  # the store failed on a request it should have refused
                 log.exception("the embedded S3 store failed on %s %s",
-                              environ["REQUEST_METHOD"], raw_target)
+                              environ["REQUEST_METHOD"], environ.get("PATH_INFO"))
                 result = s3.error(Fault("InternalError", "We encountered an internal error. "
                                         "Please try again.", 500))(environ, start_response)
         except BaseException:
@@ -215,16 +242,22 @@ class _Route:
     """Where a request goes: its protocol ``kind``, the service its signature must be scoped
     to, its body limit, how to write a refusal and how to answer it."""
 
-    kind: str
+    kind: Literal["json", "runtime", "query", "s3"]
     signing_name: str
     limit: int
     refuse: Callable[[Fault], Response]
     answer: Answer
     too_large_code: str = "SerializationException"
+    too_large_status: int = 413
+    bad_request_code: str = "SerializationException"
+    internal_code: str = "InternalFailure"
 
     def too_large(self, size: int) -> Fault:
         return Fault(self.too_large_code, f"The request body of {size} bytes exceeds the "
-                                          f"limit of {self.limit} bytes", 413)
+                                          f"limit of {self.limit} bytes", self.too_large_status)
+
+    def bad_request(self, message: str) -> Fault:
+        return Fault(self.bad_request_code, message)
 
 
 def _json_answer(service: JsonService, operation: str) -> Answer:
@@ -244,14 +277,14 @@ def _content_length(headers: EnvironHeaders, route: _Route) -> int | None:
     if raw is None or raw == "":
         return None
     if not _DIGITS.fullmatch(raw):
-        raise _Refused(Fault("SerializationException",
-                             f"Content-Length {raw!r} is not a length"))
+        raise _Refused(route.bad_request(f"Content-Length {raw!r} is not a length"))
     length = int(raw)
     if length > route.limit:
         raise _Refused(route.too_large(length))
     return length
 
 
-def _health() -> Response:
-    return Response(json.dumps({"status": "ok", "service": "optml local api"}),
+def _health(instance: str) -> Response:
+    return Response(json.dumps({"status": "ok", "service": "optml local api",
+                                "instance": instance}),
                     headers={"Content-Type": "application/json"})

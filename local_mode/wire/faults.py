@@ -15,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError, ParamValidationError
 
+from local_mode.validation import INVALID_REQUEST
 from local_mode.wire.codec import SerializationError, error_members
 
 log = logging.getLogger(__name__)
@@ -36,11 +37,13 @@ class Fault:
         return self.status < 500
 
 
-def fault_of(error: Exception, service_model: Any, invalid_parameter: str) -> Fault:
-    """The fault a local client's exception stands for. ``invalid_parameter`` is the service's
-    code for a request botocore itself would have refused (``ValidationException`` for SageMaker,
-    ``InvalidParameterException`` for CloudWatch Logs): a client that skipped botocore's checks
-    (curl, another SDK) gets what the service would answer."""
+def fault_of(error: Exception, service_model: Any) -> Fault:
+    """The fault a local client's exception stands for. A request botocore itself would have
+    refused gets the service's own code for an invalid request (``ValidationException`` for
+    SageMaker, ``InvalidParameterException`` for CloudWatch Logs, :data:`INVALID_REQUEST`): a
+    client that skipped botocore's checks (curl, another SDK) gets what the service would
+    answer. Anything else is local mode's own failure (500, logged)."""
+    invalid_parameter = INVALID_REQUEST.get(service_model.service_name, "ValidationException")
     if isinstance(error, ClientError):
         response = error.response
         details = response.get("Error", {})
@@ -51,8 +54,6 @@ def fault_of(error: Exception, service_model: Any, invalid_parameter: str) -> Fa
         return Fault(invalid_parameter, str(error.kwargs.get("report", error)).strip())
     if isinstance(error, SerializationError):
         return Fault("SerializationException", str(error))
-    if isinstance(error, TypeError):  # a member of the wrong kind reached the implementation
-        return Fault(invalid_parameter, f"invalid request: {error}")
     log.exception("local mode failed to answer a request")
     return Fault("InternalFailure", f"local mode failed: {type(error).__name__}: {error}", 500)
 

@@ -13,6 +13,7 @@ import json
 import uuid
 from typing import Any
 
+from botocore.exceptions import ParamValidationError
 from werkzeug.wrappers import Response
 
 from local_mode.client_base import LocalClient
@@ -23,32 +24,34 @@ CONTENT_TYPE = "application/x-amz-json-1.1"
 
 
 class JsonService:
-    """One JSON-protocol service answered by ``client``. ``invalid_parameter`` is the service's
-    error code for a malformed request (see :func:`local_mode.wire.faults.fault_of`)."""
+    """One JSON-protocol service answered by ``client``."""
 
-    def __init__(self, client: LocalClient, invalid_parameter: str) -> None:
+    def __init__(self, client: LocalClient) -> None:
         self.client = client
         self.model = client.meta.service_model
         self.prefix = self.model.metadata["targetPrefix"] + "."
         self.signing_name = self.model.signing_name
-        self.invalid_parameter = invalid_parameter
-        self._methods = {operation: method for method, operation in client.OPERATIONS.items()}
 
     def operation_of(self, target: str) -> str | None:
         """The operation an ``X-Amz-Target`` value names, if it is addressed to this service."""
         return target[len(self.prefix):] if target.startswith(self.prefix) else None
 
     def handle(self, operation: str, body: bytes) -> Response:
-        method = self._methods.get(operation)
+        method = self.client.method_of(operation)
         if method is None:
             return self.error(unknown_operation(self.model.service_name, operation,
-                                                list(self._methods)))
+                                                list(self.client.OPERATIONS.values())))
         shapes = self.model.operation_model(operation)
         try:
             request = _request(body, shapes.input_shape)
+            unknown = sorted(set(request) - set(shapes.input_shape.members
+                                                if shapes.input_shape else ()))
+            if unknown:  # as botocore would refuse them, and never bound to the method's own
+                raise ParamValidationError(report=f"Unknown parameter(s) in input: "
+                                                  f"{', '.join(unknown)}")
             result = getattr(self.client, method)(**request)
         except Exception as exc:  # noqa: BLE001 - every failure is answered as the service's
-            return self.error(fault_of(exc, self.model, self.invalid_parameter))
+            return self.error(fault_of(exc, self.model))
         result.pop("ResponseMetadata", None)
         payload = encode(result, shapes.output_shape) if shapes.output_shape else {}
         return _response(200, payload)

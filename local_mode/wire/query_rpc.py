@@ -29,7 +29,6 @@ class QueryService:
         self.model = client.meta.service_model
         self.signing_name = self.model.signing_name
         self.namespace = self.model.metadata["xmlNamespace"]
-        self._methods = {operation: method for method, operation in client.OPERATIONS.items()}
 
     def handle(self, body: bytes) -> Response:
         try:
@@ -38,15 +37,16 @@ class QueryService:
             return self.error(Fault("MalformedQueryString", "the form body is not UTF-8"))
         action = form.pop("Action", [""])[0]
         form.pop("Version", None)
-        method = self._methods.get(action)
-        if method is None:
-            return self.error(unknown_operation(self.model.service_name, action or "(none)",
-                                                list(self._methods)))
+        method = self.client.method_of(action)
+        if method is None:  # the query protocol's code for it
+            known = unknown_operation(self.model.service_name, action or "(none)",
+                                      list(self.client.OPERATIONS.values()))
+            return self.error(Fault("InvalidAction", known.message))
         request = {key: values[0] for key, values in form.items()}
         try:
             result = getattr(self.client, method)(**request)
         except Exception as exc:  # noqa: BLE001 - every failure is answered as the service's
-            return self.error(fault_of(exc, self.model, "ValidationError"))
+            return self.error(fault_of(exc, self.model))
         output = self.model.operation_model(action).output_shape
         members = encode({k: v for k, v in result.items() if k != "ResponseMetadata"}, output)
         wrapper = output.serialization.get("resultWrapper", f"{action}Result")

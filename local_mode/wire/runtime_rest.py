@@ -61,7 +61,7 @@ class RuntimeService:
         try:
             result = self.client.invoke_endpoint(**request)
         except Exception as exc:  # noqa: BLE001 - every failure is answered as the service's
-            return self.error(fault_of(exc, self.model, "ValidationError"))
+            return self.error(fault_of(exc, self.model))
         answer = Response(result["Body"].read(), status=200)
         answer.headers["x-amzn-RequestId"] = str(uuid.uuid4())
         for member, name in self._out_headers.items():

@@ -17,6 +17,7 @@ from xml.sax.saxutils import escape
 
 from werkzeug.wrappers import Response
 
+from local_mode.errors import ValidationException
 from local_mode.wire.faults import Fault
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -32,6 +33,15 @@ def is_endpoint_url(value: str) -> bool:
     parts = urlsplit(value)
     return parts.scheme in ("http", "https") and bool(parts.netloc) and \
         parts.path in ("", "/") and not parts.query
+
+
+def check_store(value: str) -> str:
+    """``value`` if it names a store (``embedded``, ``aws`` or an endpoint URL), else the
+    ValidationException that says what would."""
+    if value in (EMBEDDED, AWS) or is_endpoint_url(value):
+        return value
+    raise ValidationException(f"s3 {value!r} is not '{EMBEDDED}', '{AWS}' or the http(s) URL "
+                              "of an S3-compatible server")
 
 
 def embedded_app() -> WsgiApp:

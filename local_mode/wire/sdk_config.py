@@ -46,8 +46,10 @@ def user_config_path(environ: Mapping[str, str]) -> Path | None:
     return path if path.is_file() else None
 
 
-def write_sdk_config(state_dir: Path, bucket: str, environ: Mapping[str, str]) -> Path:
-    """Write the configuration for SDK sessions of this server into ``state_dir``."""
+def write_sdk_config(state_dir: Path, bucket: str | None, environ: Mapping[str, str]) -> Path:
+    """Write the configuration for SDK sessions of this server into ``state_dir``. ``bucket``
+    None (the server uses real S3): the SDK names its bucket from the real account, as it
+    would anyway; a made-up account's bucket name there could belong to anyone."""
     config: dict[str, Any] = {}
     source = user_config_path(environ)
     if source is not None and source.resolve() != (state_dir / CONFIG_NAME).resolve():
@@ -60,7 +62,8 @@ def write_sdk_config(state_dir: Path, bucket: str, environ: Mapping[str, str]) -
             config = loaded
     config.setdefault("SchemaVersion", "1.0")
     modules = _mapping(_mapping(_mapping(config, "SageMaker"), "PythonSDK"), "Modules")
-    _mapping(modules, "Session").setdefault("DefaultS3Bucket", bucket)
+    if bucket is not None:
+        _mapping(modules, "Session").setdefault("DefaultS3Bucket", bucket)
     modules.setdefault("TelemetryOptOut", True)
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / CONFIG_NAME

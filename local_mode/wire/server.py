@@ -2,19 +2,24 @@
 
 :class:`ApiServer` binds a loopback port (never another address: the server starts containers),
 builds one local client per service on the shared state directory, and serves them through
-:class:`local_mode.wire.app.WireApp` on werkzeug's threaded server (HTTP/1.1 keep-alive, a
-thread per connection). The jobs it starts get an environment in which ``s3://`` means the
+:class:`local_mode.wire.app.WireApp` on werkzeug's threaded server (a thread per connection;
+werkzeug closes each connection after its response, so every call is a new loopback
+connection: a fraction of a millisecond, see docs/performance.md). The jobs it starts get an environment in which ``s3://`` means the
 server's S3 with the server's credentials, so a runner stages and uploads through the same store
 the user's code wrote to.
 
-``with local_mode.server() as api: ...`` runs one for a test or a notebook;
+``with local_mode.server() as api: ...`` (an :class:`ApiServer`) runs one for a test or a
+notebook;
 ``optml local api`` runs one in the foreground or, with ``--env``, in the background.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import re
+import secrets
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -42,6 +47,10 @@ from toolkit.settings import Settings
 
 log = logging.getLogger(__name__)
 
+LOCK_NAME = "api.lock"
+"""Held while a server checks for another on its state directory and records itself."""
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
+
 DEFAULT_REGION = "us-east-1"
 """The region ARNs carry and clients are told to sign for (any region a request names is
 accepted; the service's ARNs are the server's)."""
@@ -59,12 +68,20 @@ class ApiServer:
                  region: str = DEFAULT_REGION, s3_store: str = s3.EMBEDDED,
                  credentials: Credentials | None = None, state_dir: str | Path | None = None,
                  backend: str | None = None, record: bool = True) -> None:
-        if s3_store not in (s3.EMBEDDED, s3.AWS) and not s3.is_endpoint_url(s3_store):
-            raise ValidationException(f"s3 must be '{s3.EMBEDDED}', '{s3.AWS}' or the http(s) "
-                                      f"URL of an S3-compatible server, got {s3_store!r}")
+        s3.check_store(s3_store)
+        if s3_store != s3.EMBEDDED and credentials is None:
+            raise ValidationException(
+                f"s3 {s3_store!r}: the user's own S3 calls go to that store with the credentials "
+                "they sign with, so the server must accept the same ones: give the "
+                "environment's credentials (optml local api --credentials environment)")
+        if not 0 <= port <= 65535:
+            raise ValidationException(f"port must be 0 (any free port) to 65535, got {port}")
+        if not REGION.fullmatch(region):
+            raise ValidationException(f"region {region!r} is not a region name (us-east-1)")
         self.settings = settings or Settings.from_environ()
         self.state_dir = Path(state_dir) if state_dir else self.settings.local.state_dir
         self.port, self.region, self.s3_store = port, region, s3_store
+        self.generated_credentials = credentials is None
         self.credentials = credentials or Credentials.generate()
         self.backend, self.record = backend, record
         self._server: BaseWSGIServer | None = None
@@ -82,26 +99,45 @@ class ApiServer:
         return self.endpoint.url
 
     def start(self) -> ApiEndpoint:
-        """Bind, build the clients and serve in a background thread."""
+        """Bind, build the clients and serve in a background thread. With a record, one server
+        per state directory: the check and the record are made under a lock, so two starting
+        at once cannot both win."""
         if self._server is not None:
             return self.endpoint
-        running = ApiEndpoint.read(self.state_dir) if self.record else None
-        if running is not None:
-            raise ValidationException(f"an API server already serves {self.state_dir} at "
-                                      f"{running.url} (pid {running.pid})")
+        if not self.record:
+            return self._start()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.state_dir / LOCK_NAME, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            running = ApiEndpoint.read(self.state_dir)
+            if running is not None:
+                raise ValidationException(f"an API server already serves {self.state_dir} at "
+                                          f"{running.url} (pid {running.pid})")
+            endpoint = self._start()
+            try:
+                endpoint.write(self.state_dir)
+            except BaseException:
+                self.stop()
+                raise
+        return endpoint
+
+    def _start(self) -> ApiEndpoint:
         deferred = _Deferred()
         server = make_server(LOOPBACK, self.port, deferred, threaded=True,
                              request_handler=_QuietHandler)
         url = f"http://{LOOPBACK}:{server.server_port}"
         s3_url = {s3.EMBEDDED: url, s3.AWS: None}.get(self.s3_store, self.s3_store)
         try:
-            sdk_config = write_sdk_config(self.state_dir, default_bucket(
-                self.region, DEFAULT_ACCOUNT), self.settings.environ)
+            bucket = None if self.s3_store == s3.AWS else default_bucket(self.region,
+                                                                         DEFAULT_ACCOUNT)
+            sdk_config = write_sdk_config(self.state_dir, bucket, self.settings.environ)
             endpoint = ApiEndpoint(url, self.region, self.credentials.access_key_id,
                                    self.credentials.secret_access_key, s3_url, os.getpid(),
-                                   str(sdk_config))
+                                   str(sdk_config), secrets.token_hex(16),
+                                   self.generated_credentials)
             deferred.app = WireApp(self._services(endpoint), {
-                self.credentials.access_key_id: self.credentials.secret_access_key})
+                self.credentials.access_key_id: self.credentials.secret_access_key},
+                endpoint.instance)
         except BaseException:
             server.server_close()
             raise
@@ -109,8 +145,6 @@ class ApiServer:
         self._thread = threading.Thread(target=server.serve_forever, name="optml-api",
                                         kwargs={"poll_interval": 0.2}, daemon=True)
         self._thread.start()
-        if self.record:
-            endpoint.write(self.state_dir)
         log.info("optml local api on %s (state %s)", url, self.state_dir)
         return endpoint
 
@@ -136,45 +170,49 @@ class ApiServer:
         self.stop()
 
     def _services(self, endpoint: ApiEndpoint) -> Services:
-        environ = dict(self.settings.environ) | self._job_environ(endpoint)
-        settings = Settings.from_environ(environ)
-        common: dict[str, Any] = {"state_dir": self.state_dir, "region_name": self.region,
-                                  "aws_account_id": DEFAULT_ACCOUNT}
-        return Services(
-            sagemaker=JsonService(SageMakerClient(settings, backend=self.backend, **common),
-                                  "ValidationException"),
-            logs=JsonService(LogsClient(settings, **common), "InvalidParameterException"),
-            runtime=RuntimeService(RuntimeClient(settings, **common)),
-            sts=QueryService(StsClient(region_name=self.region,
-                                       aws_account_id=DEFAULT_ACCOUNT)),
-            s3=s3.embedded_app() if self.s3_store == s3.EMBEDDED else None)
+        return build_services(Settings.from_environ(self._environ_for_jobs(endpoint)),
+                              state_dir=self.state_dir, region=self.region,
+                              backend=self.backend, embedded_s3=self.s3_store == s3.EMBEDDED)
 
     def _job_environ(self, endpoint: ApiEndpoint) -> dict[str, str]:
-        """What the jobs' own S3 access uses: this server's store and credentials, or (real S3)
-        whatever AWS credentials the server itself has."""
-        if endpoint.s3_url is None:
-            return {"AWS_REGION": self.region}
-        return {"AWS_ENDPOINT_URL_S3": endpoint.s3_url,
-                "AWS_ACCESS_KEY_ID": endpoint.access_key_id,
-                "AWS_SECRET_ACCESS_KEY": endpoint.secret_access_key,
-                "AWS_REGION": self.region}
+        """What the jobs' own S3 access uses: the embedded store with the server's generated
+        credentials (and no session token of the environment's beside them), else the store
+        the user named with the environment's own credentials."""
+        env = {"AWS_REGION": self.region}
+        if endpoint.s3_url is not None:
+            env["AWS_ENDPOINT_URL_S3"] = endpoint.s3_url
+        if self.s3_store == s3.EMBEDDED:
+            env |= {"AWS_ACCESS_KEY_ID": endpoint.access_key_id,
+                    "AWS_SECRET_ACCESS_KEY": endpoint.secret_access_key}
+        return env
+
+    def _environ_for_jobs(self, endpoint: ApiEndpoint) -> dict[str, str]:
+        environ = dict(self.settings.environ)
+        if self.s3_store == s3.EMBEDDED:
+            for name in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"):
+                environ.pop(name, None)
+        return environ | self._job_environ(endpoint)
 
 
-def server(**kwargs: Any) -> ApiServer:
-    """``with local_mode.server() as api:`` a running server; ``api.endpoint.environ()`` are the
-    variables for unchanged code, ``api.endpoint.client_args("sagemaker")`` boto3's arguments.
-    Takes :class:`ApiServer`'s arguments."""
-    return ApiServer(**kwargs)
-
-
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+def build_services(settings: Settings, *, state_dir: Path, region: str,
+                   backend: str | None, embedded_s3: bool) -> Services:
+    """One local client per service on ``state_dir``, behind its protocol (what a server
+    answers with; tests build a :class:`WireApp` on the same)."""
+    common: dict[str, Any] = {"state_dir": state_dir, "region_name": region,
+                              "aws_account_id": DEFAULT_ACCOUNT}
+    return Services(
+        sagemaker=JsonService(SageMakerClient(settings, backend=backend, **common)),
+        logs=JsonService(LogsClient(settings, **common)),
+        runtime=RuntimeService(RuntimeClient(settings, **common)),
+        sts=QueryService(StsClient(region_name=region, aws_account_id=DEFAULT_ACCOUNT)),
+        s3=s3.embedded_app() if embedded_s3 else None)
 
 
 class _Deferred:
     """The server's application, set once the bound port is known (the jobs' environment
     names it)."""
 
-    app: WsgiApp | None = None
+    app: s3.WsgiApp | None = None
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -240,16 +240,7 @@ def verify(method: str, raw_target: str, headers: Headers | Mapping[str, str],
     fields = _fields(headers)
     path, _, query = raw_target.partition("?")
     pairs = _query_pairs(query)
-    claim = _claim(fields, pairs)
-    if claim is None:
-        raise AuthError("missing", "Request is missing Authentication Token")
-    secret = keys.get(claim.scope.access_key_id)
-    if secret is None:
-        raise AuthError("unknown_key", "The security token included in the request is invalid.",
-                        s3_message="The AWS Access Key Id you provided does not exist in our "
-                                   "records.")
-    _check_time(claim, now)
-    _check_all_amz_headers_signed(claim, fields)
+    claim, secret = _admitted(fields, pairs, keys, now)
     payload = _payload_line(claim, fields, body, body_sha256)
     signed_fields = _signed_fields(claim, fields)
     host = ",".join(signed_fields["host"])
@@ -280,6 +271,41 @@ def verify(method: str, raw_target: str, headers: Headers | Mapping[str, str],
             presigned=claim.presigned, canonical_request=canonical_request,
             string_to_sign=string_to_sign)
     return claim.scope
+
+
+def precheck(headers: Headers | Mapping[str, str], query: str, keys: Mapping[str, str], *,
+              now: datetime | None = None) -> Scope:
+    """Everything :func:`verify` checks that needs no body: a signature is there and well
+    formed, its key is one of ``keys``, its time is current and every ``x-amz-*`` header is
+    signed. The server runs it before reading a body, so nobody without a key makes it read
+    (or spool) one; :func:`verify` then checks the signature itself."""
+    claim, _secret = _admitted(_fields(headers), _query_pairs(query), keys, now)
+    return claim.scope
+
+
+def declared_sha256(headers: Headers | Mapping[str, str]) -> str | None:
+    """The body's SHA-256 the request says it signed (hex, lower-case), if it names one: S3
+    requests do, so their signature can be checked before the body is read, and the body
+    against that hash while it streams."""
+    values = _fields(headers).get("x-amz-content-sha256")
+    value = ",".join(values) if values else ""
+    return value.lower() if _SHA256.fullmatch(value) else None
+
+
+def _admitted(fields: Mapping[str, list[str]], pairs: list[tuple[str, str]],
+              keys: Mapping[str, str], now: datetime | None) -> tuple[_Claim, str]:
+    """The request's claim and its key's secret, once the claim is one the keys admit."""
+    claim = _claim(fields, pairs)
+    if claim is None:
+        raise AuthError("missing", "Request is missing Authentication Token")
+    secret = keys.get(claim.scope.access_key_id)
+    if secret is None:
+        raise AuthError("unknown_key", "The security token included in the request is invalid.",
+                        s3_message="The AWS Access Key Id you provided does not exist in our "
+                                   "records.")
+    _check_time(claim, now)
+    _check_all_amz_headers_signed(claim, fields)
+    return claim, secret
 
 
 class _Signer(SigV4Auth):

@@ -252,9 +252,12 @@ def test_malformed_and_oversized_bodies_get_the_services_errors(api: ApiEndpoint
     assert "TrainingJobName" in wrong_type.json()["message"]
     unknown = _signed(api, "SageMaker.NoSuchOperation", b"{}")
     assert unknown.json()["__type"] == "UnknownOperationException"
-    huge = requests.post(api.url + "/", data=b"x" * (11 * 1024 * 1024), headers={
+    huge = b"x" * (11 * 1024 * 1024)
+    unsigned = requests.post(api.url + "/", data=huge, headers={
         "X-Amz-Target": "SageMaker.ListTrainingJobs"}, timeout=30)
-    assert huge.status_code == 413 and huge.json()["__type"] == "SerializationException"
+    assert unsigned.status_code == 403  # refused before its body is read
+    signed = _signed(api, "SageMaker.ListTrainingJobs", huge)
+    assert signed.status_code == 413 and signed.json()["__type"] == "SerializationException"
 
 
 def test_health_and_record(api: ApiEndpoint, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from local_mode.cli.api import api
 from local_mode.cli.errors import EXIT_INVALID
 from local_mode.wire.endpoint import RECORD_NAME, ApiEndpoint
 from local_mode.wire.server import ApiServer
+from local_mode.wire.sigv4 import Credentials
 from toolkit.cli import cli
 from toolkit.settings import Settings
 
@@ -103,7 +104,8 @@ def running(tmp_path: Path) -> Any:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AWS_", "SAGEMAKER_", "OPTML_"))}
     server = ApiServer(Settings.from_environ(env | {"HOME": str(tmp_path)}),
-                       state_dir=tmp_path / "state", s3_store="aws", backend="process")
+                       state_dir=tmp_path / "state", s3_store="aws", backend="process",
+                       credentials=Credentials("LOCLTESTKEY", "secret"))
     with server:
         yield server
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import local_mode
 from local_mode.listing import unhandled_members
 from local_mode.sagemaker import SageMakerClient
-from local_mode.validation import botocore_session
+from local_mode.waiters import waiter_model
 
 BOTO3_ARGS: dict[str, Any] = {
     "region_name": "eu-west-1", "api_version": "2017-07-24", "use_ssl": False, "verify": False,
@@ -110,7 +110,7 @@ def test_responses_carry_response_metadata(sm: SageMakerClient) -> None:
 
 
 def test_waiters_are_botocores(sm: SageMakerClient) -> None:
-    model = botocore_session().get_waiter_model("sagemaker")
+    model = waiter_model("sagemaker")
     assert sm.waiter_names == ["endpoint_deleted", "endpoint_in_service",
                                "training_job_completed_or_stopped",
                                "transform_job_completed_or_stopped"]

@@ -39,14 +39,9 @@ from werkzeug.datastructures import Headers
 from werkzeug.test import Client, TestResponse, run_wsgi_app
 
 from local_mode.client_base import DEFAULT_ACCOUNT
-from local_mode.cloudwatch_logs import LogsClient
 from local_mode.endpoints.invocation import MAX_REQUEST_BYTES
-from local_mode.runtime import RuntimeClient
-from local_mode.sagemaker import SageMakerClient
 from local_mode.shapes import response_errors
-from local_mode.sts import StsClient
 from local_mode.wire import app as wire_app
-from local_mode.wire import s3
 from local_mode.wire.app import (
     HEALTH_PATH,
     MAX_API_BYTES,
@@ -56,9 +51,7 @@ from local_mode.wire.app import (
     WireApp,
 )
 from local_mode.wire.json_rpc import CONTENT_TYPE as JSON_TYPE
-from local_mode.wire.json_rpc import JsonService
-from local_mode.wire.query_rpc import QueryService
-from local_mode.wire.runtime_rest import RuntimeService
+from local_mode.wire.server import build_services as server_services
 from local_mode.wire.sigv4 import Credentials
 from toolkit.settings import Settings
 
@@ -81,16 +74,8 @@ def clean_settings(**extra: str) -> Settings:
 
 def build_services(state_dir: Path) -> Services:
     """The services a server on ``state_dir`` answers with (as ApiServer builds them)."""
-    settings = clean_settings()
-    common: dict[str, Any] = {"state_dir": state_dir, "region_name": REGION,
-                              "aws_account_id": DEFAULT_ACCOUNT}
-    return Services(
-        sagemaker=JsonService(SageMakerClient(settings, backend="process", **common),
-                              "ValidationException"),
-        logs=JsonService(LogsClient(settings, **common), "InvalidParameterException"),
-        runtime=RuntimeService(RuntimeClient(settings, **common)),
-        sts=QueryService(StsClient(region_name=REGION, aws_account_id=DEFAULT_ACCOUNT)),
-        s3=s3.embedded_app())
+    return server_services(clean_settings(), state_dir=state_dir, region=REGION,
+                           backend="process", embedded_s3=True)
 
 
 def build_app(services: Services) -> WireApp:
@@ -514,33 +499,54 @@ class _Endless(io.RawIOBase):
         return size
 
 
-ROUTES: dict[str, tuple[str, str, dict[str, str], int, str]] = {
-    # route: method, target, headers, limit, code of the 413
+ROUTES: dict[str, tuple[str, str, dict[str, str], int, str, str]] = {
+    # route: method, target, headers, limit, code of the 413, the service it is signed for
     "json": ("POST", "/", {"X-Amz-Target": "SageMaker.ListModels", "Content-Type": JSON_TYPE},
-             MAX_API_BYTES, "SerializationException"),
-    "query": ("POST", "/", {"Content-Type": FORM}, MAX_API_BYTES, "SerializationException"),
+             MAX_API_BYTES, "SerializationException", "sagemaker"),
+    "query": ("POST", "/", {"Content-Type": FORM}, MAX_API_BYTES, "SerializationException",
+              "sts"),
     "runtime": ("POST", "/endpoints/x/invocations", {"Content-Type": "text/csv"},
-                MAX_REQUEST_BYTES, "ValidationError"),
-    "s3": ("PUT", "/endpoints/huge.bin", {}, MAX_S3_PUT_BYTES, "EntityTooLarge"),
+                MAX_REQUEST_BYTES, "ValidationError", "sagemaker"),
+    "s3": ("PUT", "/endpoints/huge.bin", {}, MAX_S3_PUT_BYTES, "EntityTooLarge", "s3"),
 }
+TOO_LARGE_STATUS = {"json": 413, "query": 413, "runtime": 413, "s3": 400}  # S3 says 400
+BAD_LENGTH_CODE = {"json": "SerializationException", "query": "SerializationException",
+                   "runtime": "SerializationException", "s3": "InvalidArgument"}
+
+
+def _signed_route(route: str) -> tuple[str, str, dict[str, str], int, str]:
+    """The route's request, signed (over an empty body: the sizes are refused before the
+    body would be checked against its signature)."""
+    method, target, headers, limit, code, service = ROUTES[route]
+    return method, target, signed_headers(method, target, service, b"", headers), limit, code
+
+
+@pytest.mark.parametrize("route", list(ROUTES))
+def test_an_unsigned_request_is_refused_before_its_body_is_read(web: Client,
+                                                                route: str) -> None:
+    method, target, headers, limit, _, _ = ROUTES[route]
+    answer = send(web, method, target, headers | {"Content-Length": str(limit)},
+                  environ={"wsgi.input": io.BufferedReader(_Untouchable()),
+                           "CONTENT_LENGTH": str(limit)})
+    assert answer.status_code == 403
 
 
 @pytest.mark.parametrize("over", [1, 10 ** 15])
 @pytest.mark.parametrize("route", list(ROUTES))
 def test_a_declared_length_over_the_routes_limit_is_refused_unread(web: Client, route: str,
                                                                    over: int) -> None:
-    method, target, headers, limit, code = ROUTES[route]
+    method, target, headers, limit, code = _signed_route(route)
     answer = send(web, method, target, headers | {"Content-Length": str(limit + over)},
                   environ={"wsgi.input": io.BufferedReader(_Untouchable()),
                            "CONTENT_LENGTH": str(limit + over)})
-    assert answer.status_code == 413
+    assert answer.status_code == TOO_LARGE_STATUS[route]
     assert error_code(answer) == code
     assert str(limit) in error_message(answer)
 
 
 @pytest.mark.parametrize("route", ["json", "query", "runtime"])
 def test_a_streamed_body_is_cut_one_byte_past_the_limit(web: Client, route: str) -> None:
-    method, target, headers, limit, code = ROUTES[route]
+    method, target, headers, limit, code = _signed_route(route)
     endless = _Endless()
     answer = send(web, method, target, headers, environ={
         "wsgi.input": endless, "wsgi.input_terminated": True, "CONTENT_LENGTH": "",
@@ -550,21 +556,21 @@ def test_a_streamed_body_is_cut_one_byte_past_the_limit(web: Client, route: str)
 
 
 def test_a_body_of_exactly_the_limit_is_read(web: Client) -> None:
-    method, target, headers, limit, _ = ROUTES["runtime"]
+    method, target, headers, limit, _ = _signed_route("runtime")
     answer = send(web, method, target, headers, b"x" * limit)
-    assert answer.status_code == 403  # read and checked: it is unsigned
-    assert answer.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+    assert answer.status_code == 403  # read and checked: it was signed over another body
+    assert answer.headers["x-amzn-ErrorType"] == "InvalidSignatureException"
 
 
 @pytest.mark.parametrize("length", ["-1", "-0000000001", "abc", "1.5", "0x10", "1e3", "\u00b2"])
 @pytest.mark.parametrize("route", list(ROUTES))
 def test_a_content_length_that_is_no_length_is_a_serialization_exception(
         web: Client, route: str, length: str) -> None:
-    method, target, headers, _, _ = ROUTES[route]
+    method, target, headers, _, _ = _signed_route(route)
     answer = send(web, method, target, headers, environ={
         "wsgi.input": io.BufferedReader(_Untouchable()), "CONTENT_LENGTH": length})
     assert answer.status_code == 400
-    assert error_code(answer) == "SerializationException"
+    assert error_code(answer) == BAD_LENGTH_CODE[route]
 
 
 @pytest.mark.parametrize("length", ["+2", "2_0"])
@@ -574,7 +580,7 @@ def test_a_content_length_only_python_reads_as_a_number_is_refused(web: Client,
     werkzeug's input stream (``_plain_int``) takes neither and reads no body at all, so the
     application and the stream disagree about the body: here a correctly signed two-byte body
     is verified as empty. Such a header is garbage like any other."""
-    method, target, headers, _, _ = ROUTES["json"]
+    method, target, headers, _, _, _ = ROUTES["json"]
     signed = signed_headers(method, target, "sagemaker", b"{}", headers)
     answer = send(web, method, target, signed, b"{}", environ={"CONTENT_LENGTH": length})
     assert (answer.status_code, error_code(answer)) == (400, "SerializationException"), \
@@ -594,7 +600,8 @@ def test_deeply_nested_json_is_a_serialization_exception(web: Client) -> None:
 def test_the_health_path_is_unsigned_and_only_a_get(web: Client) -> None:
     answer = send(web, "GET", HEALTH_PATH)
     assert answer.status_code == 200
-    assert answer.get_json(force=True) == {"status": "ok", "service": "optml local api"}
+    assert answer.get_json(force=True) == {"status": "ok", "service": "optml local api",
+                                           "instance": ""}
     assert send(web, "GET", HEALTH_PATH + "?probe=1").status_code == 200
     posted = send(web, "POST", HEALTH_PATH, {}, b"")
     assert posted.status_code == 403 and xml_code(posted) == "AccessDenied"
@@ -603,9 +610,11 @@ def test_the_health_path_is_unsigned_and_only_a_get(web: Client) -> None:
 def test_s3_is_not_implemented_by_a_server_without_the_embedded_store(
         services: Services) -> None:
     web = Client(build_app(dataclasses.replace(services, s3=None)))
-    unsigned = send(web, "GET", "/some-bucket")
-    assert unsigned.status_code == 501 and xml_code(unsigned) == "NotImplemented"
-    assert "AWS_ENDPOINT_URL_S3" in xml_message(unsigned)
+    unsigned = send(web, "GET", "/some-bucket")  # nobody learns anything without a key
+    assert unsigned.status_code == 403 and xml_code(unsigned) == "AccessDenied"
+    signed = send_signed(web, "GET", "/some-bucket", "s3")
+    assert signed.status_code == 501 and xml_code(signed) == "NotImplemented"
+    assert "AWS_ENDPOINT_URL_S3" in xml_message(signed)
 
     client, _ = boto3_client(web, "s3")
     with pytest.raises(ClientError) as refused:

@@ -3,10 +3,12 @@ them), their shell form, and the owner-only record a server keeps in its state d
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import stat
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -14,7 +16,13 @@ from pathlib import Path
 import botocore.session
 import pytest
 
-from local_mode.wire.endpoint import RECORD_NAME, SERVED, ApiEndpoint, endpoint_variable
+from local_mode.wire.endpoint import (
+    HEALTH_PATH,
+    RECORD_NAME,
+    SERVED,
+    ApiEndpoint,
+    endpoint_variable,
+)
 
 URL = "http://127.0.0.1:45678"
 S3_URL = "http://127.0.0.1:45679"
@@ -111,16 +119,53 @@ def test_the_shell_form_round_trips_through_bash(tmp_path: Path) -> None:
     assert not {"AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"} & set(seen)
 
 
-def test_the_record_is_owner_only_and_reads_back(tmp_path: Path) -> None:
+@pytest.fixture()
+def answering() -> Iterator[ApiEndpoint]:
+    """An endpoint whose URL answers the health path as that server (instance ``run-1``): a
+    real HTTP server on the loopback."""
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"status": "ok", "instance": "run-1"}).encode()
+            self.send_response(200 if self.path == HEALTH_PATH else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield _endpoint(url=f"http://127.0.0.1:{server.server_port}", instance="run-1")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_the_record_is_owner_only_and_reads_back(tmp_path: Path,
+                                                 answering: ApiEndpoint) -> None:
     previous = os.umask(0)  # even where new files would be world-writable
     try:
-        path = _endpoint().write(tmp_path / "state")
+        path = answering.write(tmp_path / "state")
     finally:
         os.umask(previous)
     assert path == tmp_path / "state" / RECORD_NAME
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert ApiEndpoint.read(tmp_path / "state") == _endpoint()
+    assert ApiEndpoint.read(tmp_path / "state") == answering
     assert [p.name for p in (tmp_path / "state").iterdir()] == [RECORD_NAME]  # no temp left
+    assert answering.secret_access_key not in repr(answering)
+
+
+def test_a_record_whose_url_answers_as_another_server_is_no_server(
+        tmp_path: Path, answering: ApiEndpoint) -> None:
+    """A live pid is not enough (pids are reused): the URL must answer as that run."""
+    replace(answering, instance="run-0").write(tmp_path)
+    assert ApiEndpoint.read(tmp_path) is None
+    _endpoint(url="http://127.0.0.1:1").write(tmp_path)  # nothing answers there
+    assert ApiEndpoint.read(tmp_path) is None
 
 
 def test_a_record_of_a_dead_server_is_no_server(tmp_path: Path) -> None:
@@ -150,8 +195,8 @@ def test_no_record_or_no_directory_is_no_server(tmp_path: Path) -> None:
     assert ApiEndpoint.read(tmp_path / "missing") is None
 
 
-def test_forget_removes_only_its_own_record(tmp_path: Path) -> None:
-    mine, theirs = _endpoint(), _endpoint(pid=_dead_pid())
+def test_forget_removes_only_its_own_record(tmp_path: Path, answering: ApiEndpoint) -> None:
+    mine, theirs = answering, replace(answering, pid=_dead_pid())
     mine.write(tmp_path)
     theirs.forget(tmp_path)
     assert ApiEndpoint.read(tmp_path) == mine

@@ -32,6 +32,8 @@ def _settings(home: Path) -> Settings:
 
 
 def _server(tmp_path: Path, **kwargs: object) -> ApiServer:
+    # real S3 (not moto's, which takes a second to load), so the credentials are given
+    kwargs.setdefault("credentials", Credentials("LOCLTESTKEY", "secret"))
     return ApiServer(_settings(tmp_path), state_dir=tmp_path / "state", backend="process",
                      s3_store="aws", **kwargs)  # type: ignore[arg-type]
 
