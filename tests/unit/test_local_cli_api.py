@@ -124,3 +124,19 @@ def test_env_prints_the_running_servers_variables(tmp_path: Path, running: ApiSe
     assert result.stdout == running.endpoint.shell()
     assert f"export AWS_ENDPOINT_URL_SAGEMAKER={running.url}" in result.stdout.splitlines()
     assert len(_api_threads()) == 1  # nothing else was started
+
+
+def test_stop_lists_what_still_runs(tmp_path: Path, running: ApiServer) -> None:
+    """Stopping the server stops none of what it started; --stop says what still runs."""
+    from local_mode.state import StateStore, now
+
+    store = StateStore(tmp_path / "state")
+    store.create("endpoints", "still-up", {"EndpointName": "still-up",
+                                           "EndpointStatus": "InService",
+                                           "CreationTime": now()}, {})
+    store.create("training-jobs", "ended", {"TrainingJobName": "ended",
+                                            "TrainingJobStatus": "Completed",
+                                            "CreationTime": now()}, {})
+    from local_mode.cli.api import _still_running
+
+    assert _still_running(tmp_path / "state") == ["endpoint still-up (InService)"]

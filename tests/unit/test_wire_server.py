@@ -4,6 +4,7 @@ thread, port or record behind when it stops."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -157,3 +158,40 @@ def test_local_mode_server_is_a_context_manager(tmp_path: Path) -> None:
         port = int(api.url.rsplit(":", 1)[1])
     assert _api_threads() == [] and not _accepts(port)
     assert not (tmp_path / "state" / RECORD_NAME).exists()
+
+
+def test_servers_starting_at_once_on_one_state_directory_make_one(tmp_path: Path) -> None:
+    """The check for a running server and the record are made under one lock: of servers
+    started together, one serves and the others are refused (none is left unrecorded)."""
+    servers = [_server(tmp_path) for _ in range(4)]
+    barrier = threading.Barrier(len(servers))
+    outcomes: list[str] = []
+
+    def start(server: ApiServer) -> None:
+        barrier.wait()
+        try:
+            server.start()
+            outcomes.append("serving")
+        except ValidationException:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=start, args=(s,)) for s in servers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert sorted(outcomes) == ["refused"] * 3 + ["serving"]
+        (winner,) = [s for s in servers if s._server is not None]
+        assert ApiEndpoint.read(tmp_path / "state") == winner.endpoint
+    finally:
+        for server in servers:
+            server.stop()
+    assert _api_threads() == []
+
+
+def test_the_record_of_another_run_at_the_same_url_is_not_believed(tmp_path: Path) -> None:
+    with _server(tmp_path) as server:
+        impostor = dataclasses.replace(server.endpoint, instance="another-run")
+        impostor.write(tmp_path / "state")
+        assert ApiEndpoint.read(tmp_path / "state") is None  # pid alive, URL answers otherwise
