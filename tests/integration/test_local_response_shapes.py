@@ -130,7 +130,7 @@ def _walk_serving(sm: Any, rt: Any, local: Local, tmp_path: Path, data: Path) ->
     sm.list_models()
     sm.add_tags(ResourceArn=model_arn, Tags=[{"Key": "stage", "Value": "test"}])
     assert sm.list_tags(ResourceArn=model_arn)["Tags"] == [
-        {"Key": "stage", "Value": "test"}, {"Key": "team", "Value": "a"}]
+        {"Key": "team", "Value": "a"}, {"Key": "stage", "Value": "test"}]
     sm.delete_tags(ResourceArn=model_arn, TagKeys=["team"])
     sm.list_tags(ResourceArn=model_arn, MaxResults=50)
     for config in ("shape-config-a", "shape-config-b"):
