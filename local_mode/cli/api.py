@@ -219,22 +219,23 @@ def _stop(state: Path) -> None:
 
 
 def _still_running(state: Path) -> list[str]:
-    """What the state directory still runs, as ``kind name`` (for --stop to say)."""
+    """What the state directory still runs, as ``kind name (status)`` (for --stop to say):
+    every resource whose runner's lifecycle is not settled."""
+    from local_mode import runners
     from local_mode.state import StateStore
 
     store = StateStore(state)
     running = []
-    for kind, field, statuses in (
-            ("endpoints", "EndpointStatus", ("Creating", "InService", "Updating")),
-            ("training-jobs", "TrainingJobStatus", ("InProgress", "Stopping")),
-            ("transform-jobs", "TransformJobStatus", ("InProgress", "Stopping"))):
-        for resource in store.list(kind):
+    for lifecycle in (runners.ENDPOINTS, runners.TRAINING, runners.TRANSFORM):
+        for resource in store.list(lifecycle.kind):
             try:
-                status = resource.describe().get(field)
+                description = resource.describe()
             except (OSError, ValueError):
                 continue
-            if status in statuses:
-                running.append(f"{kind[:-1].replace('-', ' ')} {resource.name} ({status})")
+            if not lifecycle.settled(description):
+                noun = lifecycle.kind[:-1].replace("-", " ")
+                running.append(f"{noun} {resource.name} "
+                               f"({description[lifecycle.status_field]})")
     return running
 
 

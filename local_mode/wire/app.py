@@ -31,14 +31,7 @@ from local_mode.wire.faults import Fault
 from local_mode.wire.json_rpc import JsonService
 from local_mode.wire.query_rpc import QueryService
 from local_mode.wire.runtime_rest import RuntimeService, runtime_operation
-from local_mode.wire.sigv4 import (
-    AuthError,
-    Scope,
-    declared_sha256,
-    precheck,
-    signing_scope,
-    verify,
-)
+from local_mode.wire.sigv4 import AuthError, SignedRequest
 
 log = logging.getLogger(__name__)
 
@@ -98,19 +91,22 @@ class WireApp:
         if path == HEALTH_PATH and method == "GET":
             return _health(self.instance)(environ, start_response)
         unreadable: AuthError | None = None
+        signed: SignedRequest | None = None
         try:
-            scope = signing_scope(headers, query)
+            signed = SignedRequest(headers, query)  # parsed once, for routing and checking
         except AuthError as exc:
-            scope, unreadable = None, exc
+            unreadable = exc
+        scope = signed.scope if signed is not None else None
         route = self._route(method, path, headers, scope.service if scope else "")
         try:
             if unreadable is not None:
                 raise unreadable
-            self._admit(scope, route, headers, query)  # before a byte of the body is read
+            assert signed is not None
+            self._admit(signed, route)  # before a byte of the body is read
             if route.kind == "s3":
-                return self._s3(route, environ, start_response, headers, raw_target)
+                return self._s3(route, environ, start_response, headers, signed, path)
             body = self._body(environ, headers, route)
-            verify(method, raw_target, headers, body, self.keys)
+            signed.verify(method, path, body, self.keys)
             answer = route.answer(headers, body)
         except AuthError as exc:
             service = route.signing_name
@@ -164,32 +160,28 @@ class WireApp:
             raise _Refused(route.too_large(len(data)))
         return data
 
-    def _admit(self, scope: Scope | None, route: _Route, headers: EnvironHeaders,
-               query: str) -> None:
+    def _admit(self, signed: SignedRequest, route: _Route) -> None:
         """What needs no body: signed, by a key of this server, now, for this service."""
-        if scope is None:
-            raise AuthError("missing", "Missing Authentication Token")
-        precheck(headers, query, self.keys)
+        scope = signed.admit(self.keys)
         if route.signing_name and scope.service != route.signing_name:
             raise AuthError("bad_signature", f"Credential should be scoped to correct service: "
                                              f"'{route.signing_name}'.")
 
     def _s3(self, route: _Route, environ: dict[str, Any], start_response: Callable[..., Any],
-            headers: EnvironHeaders, raw_target: str) -> Iterable[bytes]:
+            headers: EnvironHeaders, signed: SignedRequest, path: str) -> Iterable[bytes]:
         """Verify the signature over the hash the request declares, then stream the body into
         a spool while checking it against that hash: a request is refused before its body is
         read, and a body never reaches the store unless it is the one that was signed."""
         if self.services.s3 is None:
             raise _Refused(Fault("NotImplemented", "this server does not serve S3; its "
                                  "AWS_ENDPOINT_URL_S3 names the S3 it uses", 501))
-        declared = declared_sha256(headers)
-        presigned = "X-Amz-Signature=" in raw_target.partition("?")[2]
-        if declared is None and not presigned and not headers.get("X-Amz-Content-SHA256"):
+        declared = signed.declared_sha256
+        if declared is None and not signed.presigned and not headers.get("X-Amz-Content-SHA256"):
             raise _Refused(Fault("InvalidRequest", "Missing required header for this request: "
                                  "x-amz-content-sha256"))
         # UNSIGNED-PAYLOAD, STREAMING-* and presigned URLs sign no hash of the body
-        verify(environ["REQUEST_METHOD"], raw_target, headers, None, self.keys,
-               body_sha256=declared or EMPTY_SHA256)
+        signed.verify(environ["REQUEST_METHOD"], path, None, self.keys,
+                      body_sha256=declared or EMPTY_SHA256)
         length = _content_length(headers, route)
         # closed by the response iterator once moto has answered, or below on failure
         spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115

@@ -207,105 +207,125 @@ class _Claim:
     expires: int = 0  # seconds a presigned URL stays valid
 
 
-def signing_scope(headers: Headers | Mapping[str, str], query: str) -> Scope | None:
-    """The credential scope a request claims (Authorization header or presigned query), or None
-    if unsigned; raises AuthError("malformed") for a present but unparsable one.
+class SignedRequest:
+    """A request's signature, read once: its header fields and query are parsed a single
+    time, then the server asks of the same reading where it is addressed (:attr:`scope`),
+    whether its key, time and signed headers admit it before any body is read (:meth:`admit`)
+    and whether the signature holds (:meth:`verify`).
 
-    ``query`` is the raw query string (what follows ``?`` in the request-target). Nothing is
-    verified: this is for routing a request by the service it is signed for, before reading its
-    body; :func:`verify` decides whether to believe it.
+    ``headers``: case-insensitive access (any Mapping, or an object with ``items()`` that
+    repeats a name per value). ``query``: the raw query string. A present but unparsable
+    signature raises AuthError("malformed") here.
     """
-    claim = _claim(_fields(headers), _query_pairs(query))
-    return None if claim is None else claim.scope
+
+    def __init__(self, headers: Headers | Mapping[str, str], query: str) -> None:
+        self.fields = _fields(headers)
+        self.query = query
+        self.pairs = _query_pairs(query)
+        self.claim = _claim(self.fields, self.pairs)
+
+    @property
+    def scope(self) -> Scope | None:
+        """The credential scope claimed (None: unsigned). Nothing is verified by it."""
+        return None if self.claim is None else self.claim.scope
+
+    @property
+    def presigned(self) -> bool:
+        """Signed in the query string (a presigned URL) rather than the Authorization header."""
+        return self.claim is not None and self.claim.presigned
+
+    @property
+    def declared_sha256(self) -> str | None:
+        """The body's SHA-256 the request says it signed (hex, lower-case), if it names one:
+        S3 requests do, so their signature can be checked before the body is read, and the
+        body against that hash while it streams."""
+        values = self.fields.get("x-amz-content-sha256")
+        value = ",".join(values) if values else ""
+        return value.lower() if _SHA256.fullmatch(value) else None
+
+    def admit(self, keys: Mapping[str, str], *, now: datetime | None = None) -> Scope:
+        """Everything :meth:`verify` checks that needs no body: a signature is there and well
+        formed, its key is one of ``keys``, its time is current and every ``x-amz-*`` header
+        is signed. The server runs it before reading a body, so nobody without a key makes it
+        read (or spool) one."""
+        claim, _secret = self._admitted(keys, now)
+        return claim.scope
+
+    def verify(self, method: str, path: str, body: bytes | None, keys: Mapping[str, str], *,
+               now: datetime | None = None, body_sha256: str | None = None) -> Scope:
+        """Check the signature; return its scope or raise AuthError.
+
+        path: the request-target's path exactly as received (percent-encoding untouched).
+        body: the raw body, or None when the caller hashed it itself and passes body_sha256
+        (hex) instead (the server streams big S3 uploads to a temp file while hashing). When
+        both are given, body_sha256 is used. now: the server's time (aware, or naive UTC).
+        """
+        if body is None and body_sha256 is None:
+            raise ValueError("verify needs the body or its SHA-256")
+        claim, secret = self._admitted(keys, now)
+        fields = self.fields
+        payload = _payload_line(claim, fields, body, body_sha256)
+        signed_fields = _signed_fields(claim, fields)
+        host = ",".join(signed_fields["host"])
+        url = _url(host, path, self.query)
+        canonical_query = _canonical_query(self.pairs, presigned=claim.presigned)
+        _require_text(method, url, *(v for values in signed_fields.values() for v in values))
+
+        request = AWSRequest(method=method, url=url, data=b"" if body is None else body)
+        for name, values in signed_fields.items():
+            for value in values:
+                request.headers[name] = value  # repeated values stay repeated: joined with ","
+        request.context["timestamp"] = claim.timestamp
+        signer_class = _S3Signer if claim.scope.service == "s3" else _Signer
+        signer = signer_class(BotocoreCredentials(claim.scope.access_key_id, secret),
+                              claim.scope.service, claim.scope.region,
+                              payload=payload, canonical_query=canonical_query)
+        canonical_request = signer.canonical_request(request)
+        string_to_sign = signer.string_to_sign(request, canonical_request)
+        expected = signer.signature(string_to_sign, request)
+        if not hmac.compare_digest(expected, claim.signature.lower()):
+            raise AuthError(
+                "bad_signature",
+                "The request signature we calculated does not match the signature you "
+                "provided. Check your AWS Secret Access Key and signing method. Consult the "
+                "service documentation for details.",
+                s3_message="The request signature we calculated does not match the signature "
+                           "you provided. Check your key and signing method.",
+                presigned=claim.presigned, canonical_request=canonical_request,
+                string_to_sign=string_to_sign)
+        return claim.scope
+
+    def _admitted(self, keys: Mapping[str, str],
+                  now: datetime | None) -> tuple[_Claim, str]:
+        """The request's claim and its key's secret, once the claim is one the keys admit."""
+        claim = self.claim
+        if claim is None:
+            raise AuthError("missing", "Request is missing Authentication Token")
+        secret = keys.get(claim.scope.access_key_id)
+        if secret is None:
+            raise AuthError("unknown_key", "The security token included in the request is "
+                                           "invalid.",
+                            s3_message="The AWS Access Key Id you provided does not exist in "
+                                       "our records.")
+        _check_time(claim, now)
+        _check_all_amz_headers_signed(claim, self.fields)
+        return claim, secret
+
+
+def signing_scope(headers: Headers | Mapping[str, str], query: str) -> Scope | None:
+    """The credential scope a request claims, or None if unsigned (see
+    :class:`SignedRequest`)."""
+    return SignedRequest(headers, query).scope
 
 
 def verify(method: str, raw_target: str, headers: Headers | Mapping[str, str],
            body: bytes | None, keys: Mapping[str, str], *, now: datetime | None = None,
            body_sha256: str | None = None) -> Scope:
-    """Check the request's SigV4 signature; return its scope or raise AuthError.
-
-    raw_target: the request-target exactly as received on the request line (path + '?' + query,
-    percent-encoding untouched).
-    headers: case-insensitive access required (accept any Mapping; normalise internally). Values
-    are text as the HTTP server decoded it (latin-1 for WSGI); repeated headers may come as one
-    comma-joined value or as repeated items.
-    keys: {access_key_id: secret_access_key} of every accepted credential.
-    body: the raw body, or None when the caller hashed it itself and passes body_sha256 (hex)
-    instead (the server streams big S3 uploads to a temp file while hashing). When both are
-    given, body_sha256 is used.
-    now: the server's time (aware, or naive UTC); the clock by default.
-    """
-    if body is None and body_sha256 is None:
-        raise ValueError("verify needs the body or its SHA-256")
-    fields = _fields(headers)
+    """Check a request's SigV4 signature in one call (``raw_target``: path and query as
+    received); see :meth:`SignedRequest.verify`."""
     path, _, query = raw_target.partition("?")
-    pairs = _query_pairs(query)
-    claim, secret = _admitted(fields, pairs, keys, now)
-    payload = _payload_line(claim, fields, body, body_sha256)
-    signed_fields = _signed_fields(claim, fields)
-    host = ",".join(signed_fields["host"])
-    url = _url(host, path, query)
-    canonical_query = _canonical_query(pairs, presigned=claim.presigned)
-    _require_text(method, url, *(v for values in signed_fields.values() for v in values))
-
-    request = AWSRequest(method=method, url=url, data=b"" if body is None else body)
-    for name, values in signed_fields.items():
-        for value in values:
-            request.headers[name] = value  # repeated values stay repeated: joined with ","
-    request.context["timestamp"] = claim.timestamp
-    signer_class = _S3Signer if claim.scope.service == "s3" else _Signer
-    signer = signer_class(BotocoreCredentials(claim.scope.access_key_id, secret),
-                          claim.scope.service, claim.scope.region,
-                          payload=payload, canonical_query=canonical_query)
-    canonical_request = signer.canonical_request(request)
-    string_to_sign = signer.string_to_sign(request, canonical_request)
-    expected = signer.signature(string_to_sign, request)
-    if not hmac.compare_digest(expected, claim.signature.lower()):
-        raise AuthError(
-            "bad_signature",
-            "The request signature we calculated does not match the signature you provided. "
-            "Check your AWS Secret Access Key and signing method. Consult the service "
-            "documentation for details.",
-            s3_message="The request signature we calculated does not match the signature you "
-                       "provided. Check your key and signing method.",
-            presigned=claim.presigned, canonical_request=canonical_request,
-            string_to_sign=string_to_sign)
-    return claim.scope
-
-
-def precheck(headers: Headers | Mapping[str, str], query: str, keys: Mapping[str, str], *,
-              now: datetime | None = None) -> Scope:
-    """Everything :func:`verify` checks that needs no body: a signature is there and well
-    formed, its key is one of ``keys``, its time is current and every ``x-amz-*`` header is
-    signed. The server runs it before reading a body, so nobody without a key makes it read
-    (or spool) one; :func:`verify` then checks the signature itself."""
-    claim, _secret = _admitted(_fields(headers), _query_pairs(query), keys, now)
-    return claim.scope
-
-
-def declared_sha256(headers: Headers | Mapping[str, str]) -> str | None:
-    """The body's SHA-256 the request says it signed (hex, lower-case), if it names one: S3
-    requests do, so their signature can be checked before the body is read, and the body
-    against that hash while it streams."""
-    values = _fields(headers).get("x-amz-content-sha256")
-    value = ",".join(values) if values else ""
-    return value.lower() if _SHA256.fullmatch(value) else None
-
-
-def _admitted(fields: Mapping[str, list[str]], pairs: list[tuple[str, str]],
-              keys: Mapping[str, str], now: datetime | None) -> tuple[_Claim, str]:
-    """The request's claim and its key's secret, once the claim is one the keys admit."""
-    claim = _claim(fields, pairs)
-    if claim is None:
-        raise AuthError("missing", "Request is missing Authentication Token")
-    secret = keys.get(claim.scope.access_key_id)
-    if secret is None:
-        raise AuthError("unknown_key", "The security token included in the request is invalid.",
-                        s3_message="The AWS Access Key Id you provided does not exist in our "
-                                   "records.")
-    _check_time(claim, now)
-    _check_all_amz_headers_signed(claim, fields)
-    return claim, secret
+    return SignedRequest(headers, query).verify(method, path, body, keys, now=now,
+                                                body_sha256=body_sha256)
 
 
 class _Signer(SigV4Auth):
