@@ -25,6 +25,7 @@ from typing import Any
 from local_mode.check.errors import CheckInputError
 from local_mode.check.jobs import JOB_NAME_PREFIX
 from local_mode.client_base import arn
+from local_mode.cluster.docker import ContainerStartFailed, DockerBackend
 from local_mode.docker_engine import (
     CHECK_LABEL,
     JOB_LABEL,
@@ -37,8 +38,8 @@ from local_mode.docker_engine import sweep as sweep_labelled
 from local_mode.endpoints.backends.docker import DockerServeContainer, DockerServingBackend
 from local_mode.endpoints.spec import ContainerSpec
 from local_mode.training import hosts as hostlib
-from local_mode.training.backends.docker import ContainerStartFailed, DockerBackend
 from local_mode.training.spec import TrainingJobSpec, platform_environment
+from local_mode.training.workload import TrainingWorkload
 from toolkit.layout import Layout
 from toolkit.settings import Settings
 
@@ -128,10 +129,10 @@ class TrainingRunner:
         run = None
         try:
             self._lay_out(spec, host, backend)
-            backend.prepare(spec, spec.name)
+            backend.prepare(TrainingWorkload(spec))
             env = platform_environment(spec, arn("training-job", spec.name))
             try:
-                run = backend.start(spec, host, [HOST], env)
+                run = backend.start(TrainingWorkload(spec), host, [HOST], env)
             except ContainerStartFailed as exc:
                 return TrainingOutcome(exit_code=None, seconds=0.0, model_files=(),
                                        failure_text=None, log_tail="", start_error=exc.message)
@@ -157,7 +158,7 @@ class TrainingRunner:
 
     def _lay_out(self, spec: TrainingJobSpec, host: hostlib.Host, backend: DockerBackend) -> None:
         hostlib.write_config(spec, host, [HOST], backend.network_interface,
-                             backend.checkpoint_local_path(spec, host))
+                             backend.path_seen_by(host, hostlib.container_checkpoint_path(spec)))
         for channel in spec.channels:
             try:
                 hostlib.stage_files(channel, host, self.settings.environ)

@@ -13,8 +13,8 @@ import tarfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from local_mode.cluster.tree import WRITABLE_DIR_MODE, WRITABLE_FILE_MODE, place
 from local_mode.storage import Location, open_prefix, upload_file
-from local_mode.training.tree import WRITABLE_DIR_MODE, WRITABLE_FILE_MODE, place
 
 log = logging.getLogger(__name__)
 

@@ -13,18 +13,19 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from local_mode.cluster import Backend, HostRun
+from local_mode.cluster.choice import make_backend
+from local_mode.cluster.supervisor import PLATFORM, Periodic, Supervisor, out_of_memory_reason
 from local_mode.error_text import message_of
 from local_mode.runners import TRAINING, runner_main
 from local_mode.state import ResourceDir, now
 from local_mode.storage import upload_file
 from local_mode.training import artifacts
 from local_mode.training import hosts as hostlib
-from local_mode.training.backends import Backend, HostRun
-from local_mode.training.backends.choice import make_backend
 from local_mode.training.metrics import MetricExtractor
 from local_mode.training.spec import (
     MODEL_ARTIFACT,
@@ -32,15 +33,13 @@ from local_mode.training.spec import (
     TrainingJobSpec,
     platform_environment,
 )
+from local_mode.training.workload import TrainingWorkload
 from toolkit.layout import Layout
 from toolkit.settings import Settings
 
 log = logging.getLogger("optml.local")
 
 FAILURE_REASON_CHARS = 1024
-POLL_INTERVAL = 0.05
-"""Longest the supervisor sleeps between looks at timers (max runtime, stop grace, spot)."""
-EXIT_POLL_INTERVAL = 0.001
 STAGING_PROGRESS_INTERVAL = 1.0
 
 
@@ -65,13 +64,19 @@ class JobRunner:
     spec: TrainingJobSpec
     settings: Settings
     backend: Backend
-    stop_event: threading.Event = field(default_factory=threading.Event)
-    stop_kind: str | None = None
-    _log_lock: threading.Lock = field(default_factory=threading.Lock)
-    _wake: threading.Event = field(default_factory=threading.Event)
-    """Set on anything the supervisor must react to at once (a stop request, a host's output
-    ending because its process is exiting): supervision waits on it instead of sleeping."""
-    _output_ended: set[str] = field(default_factory=set)
+    supervisor: Supervisor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.supervisor = Supervisor.for_job(self.resource.logs_dir, self.settings)
+        self.workload = TrainingWorkload(self.spec)
+
+    @property
+    def stop_event(self) -> threading.Event:
+        return self.supervisor.stop_event
+
+    @property
+    def stop_kind(self) -> str | None:
+        return self.supervisor.stop_kind
 
     # -- state -----------------------------------------------------------------------------
     def transition(self, secondary: str, message: str, status: str | None = None,
@@ -90,7 +95,7 @@ class JobRunner:
             d.update(fields)
 
         self.resource.update(change)
-        self._log_line("optml", f"{secondary}: {message}".encode())
+        self._log_line(PLATFORM, f"{secondary}: {message}".encode())
 
     def _close_transitions(self) -> None:
         def change(d: dict[str, Any]) -> None:
@@ -99,34 +104,12 @@ class JobRunner:
                 transitions[-1]["EndTime"] = now()
         self.resource.update(change)
 
-    # -- logs ------------------------------------------------------------------------------
+    # -- logs and stop --------------------------------------------------------------------
     def _log_line(self, host: str, line: bytes) -> None:
-        if not line.endswith(b"\n"):
-            line += b"\n"
-        with self._log_lock:
-            self.resource.logs_dir.mkdir(parents=True, exist_ok=True)
-            with (self.resource.logs_dir / "all.log").open("ab") as handle:
-                handle.write(host.encode() + b" | " + line)
-            if host != "optml":
-                with (self.resource.logs_dir / f"{host}.log").open("ab") as handle:
-                    handle.write(line)
+        self.supervisor.log.line(host, line)
 
-    def _pump(self, run: HostRun, metrics: MetricExtractor) -> None:
-        try:
-            for line in run.output():
-                self._log_line(run.host.name, line)
-                metrics.feed(line.decode("utf-8", "replace"), now())
-        finally:
-            self._output_ended.add(run.host.name)
-            self._wake.set()
-
-    # -- stop ------------------------------------------------------------------------------
     def request_stop(self, kind: str) -> None:
-        if self.stop_kind is None:
-            self.stop_kind = kind
-        if not self.stop_event.is_set():  # timers re-request every pass: wake only once
-            self.stop_event.set()
-            self._wake.set()
+        self.supervisor.request_stop(kind)
 
     # -- the job ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -145,11 +128,11 @@ class JobRunner:
         try:
             self.transition("Starting", "Preparing the instances for training",
                             status="InProgress")
-            self.backend.check(self.spec)
+            self.backend.check(self.workload)
             names = self.backend.host_names(self.spec.instance_count)
             hosts = [hostlib.Host(name, index, len(names), Layout(work / name))
                      for index, name in enumerate(names)]
-            self.backend.prepare(self.spec, self.resource.name)
+            self.backend.prepare(self.workload)
             attempt = 0
             spot_after = self.settings.local.spot_interruption_after_seconds \
                 if self.spec.managed_spot else None
@@ -165,8 +148,7 @@ class JobRunner:
                 billable += result.training_seconds
                 if result.stop != StopKind.SPOT:
                     break
-                self.stop_kind = None
-                self.stop_event.clear()
+                self.supervisor.reset()
                 self.transition("Interrupted", "Training job interrupted by a (simulated) spot "
                                 "capacity reclaim; restarting from the last checkpoint")
                 self.transition("Restarting", "Restarting training job with restored "
@@ -184,13 +166,14 @@ class JobRunner:
         environ = self.settings.environ
         for host in hosts:
             hostlib.write_config(self.spec, host, names, self.backend.network_interface,
-                                 self.backend.checkpoint_local_path(self.spec, host))
+                                 self.backend.path_seen_by(
+                                     host, hostlib.container_checkpoint_path(self.spec)))
         if self.spec.checkpoint_uri:
             restored = artifacts.restore_checkpoints(
                 self.spec.checkpoint_uri,
                 [hostlib.host_checkpoint_dir(self.spec, h) for h in hosts], environ)
             if restored:
-                self._log_line("optml", f"restored {restored} checkpoint file(s) from "
+                self._log_line(PLATFORM, f"restored {restored} checkpoint file(s) from "
                                         f"{self.spec.checkpoint_uri}".encode())
         for channel in self.spec.channels:
             if channel.input_mode == "Pipe":
@@ -200,7 +183,7 @@ class JobRunner:
                 shutil.rmtree(host.layout.channel_dir(channel.name), ignore_errors=True)
                 copied = hostlib.stage_files(channel, host, environ,
                                              progress=self._staging_progress(host.name))
-                self._log_line("optml", f"{host.name}: channel {channel.name}: "
+                self._log_line(PLATFORM, f"{host.name}: channel {channel.name}: "
                                         f"{copied} bytes staged".encode())
 
     def _staging_progress(self, host: str) -> Callable[[str, int], None]:
@@ -212,7 +195,7 @@ class JobRunner:
             nonlocal next_report
             if time.monotonic() >= next_report:
                 next_report = time.monotonic() + STAGING_PROGRESS_INTERVAL
-                self._log_line("optml", f"{host}: channel {channel}: {copied} bytes staged "
+                self._log_line(PLATFORM, f"{host}: channel {channel}: {copied} bytes staged "
                                         "so far".encode())
         return report
 
@@ -225,6 +208,7 @@ class JobRunner:
         feeders = []
         runs: list[HostRun] = []
         pumps: list[threading.Thread] = []
+        exit_codes: dict[str, int] = {}
         metrics = MetricExtractor(self.spec.metric_definitions, self.resource.metrics_file)
         sync = artifacts.CheckpointSync(
             self.spec.checkpoint_uri, [hostlib.host_checkpoint_dir(self.spec, h) for h in hosts],
@@ -239,12 +223,15 @@ class JobRunner:
                                                            reader_timeout=timeout).start())
             env = self._environment()
             for host in hosts:
-                run = self.backend.start(self.spec, host, names, env)
+                run = self.backend.start(self.workload, host, names, env)
                 runs.append(run)
-                pump = threading.Thread(target=self._pump, args=(run, metrics), daemon=True)
-                pump.start()
-                pumps.append(pump)
-            exit_codes = self._supervise(runs, began, job_started, spot_after, sync)
+                pumps.append(self.supervisor.pump(
+                    run, lambda line: metrics.feed(line.decode("utf-8", "replace"), now())))
+            exit_codes = self.supervisor.supervise(
+                runs, timers=self._timers(began, job_started, spot_after),
+                on_stopping=self._on_stopping,
+                periodic=[Periodic(self.settings.local.checkpoint_sync_seconds, sync.sync)]
+                if sync is not None else [])
             for pump in pumps:
                 pump.join(timeout=10)
             if sync is not None:
@@ -265,62 +252,26 @@ class JobRunner:
                                          self.spec.instance_type)
         return AttemptResult(exit_codes, self.stop_kind, reason, time.monotonic() - began)
 
-    def _supervise(self, runs: Sequence[HostRun], began: float, job_started: float,
-                   spot_after: float | None, sync: artifacts.CheckpointSync | None
-                   ) -> dict[str, int]:
-        exit_codes: dict[str, int] = {}
-        kill_at: float | None = None
-        next_sync = time.monotonic() + self.settings.local.checkpoint_sync_seconds
-        terminated = False
-        while len(exit_codes) < len(runs):
-            for run in runs:
-                if run.host.name not in exit_codes:
-                    code = run.poll()
-                    if code is not None:
-                        exit_codes[run.host.name] = code
+    def _timers(self, began: float, job_started: float, spot_after: float | None
+                ) -> Callable[[], str | None]:
+        """The stopping conditions: max runtime (of this attempt), max wait (since the job was
+        created), and the simulated spot interruption."""
+        def due() -> str | None:
             elapsed = time.monotonic() - began
             if self.spec.max_runtime_seconds and elapsed > self.spec.max_runtime_seconds:
-                self.request_stop(StopKind.MAX_RUNTIME)
+                return StopKind.MAX_RUNTIME
             if self.spec.max_wait_seconds and \
                     time.monotonic() - job_started > self.spec.max_wait_seconds:
-                self.request_stop(StopKind.MAX_WAIT)
+                return StopKind.MAX_WAIT
             if spot_after is not None and elapsed > spot_after:
-                self.request_stop(StopKind.SPOT)
-            # a host that failed ends the job: the service stops the others
-            if not self.stop_event.is_set() and any(c != 0 for c in exit_codes.values()):
-                self.stop_event.set()
-            if self.stop_event.is_set() and not terminated:
-                terminated = True
-                if self.stop_kind is not None:
-                    self.transition("Stopping", f"Stopping the training job ({self.stop_kind})",
-                                    status="Stopping" if self.stop_kind == StopKind.USER
-                                    else None)
-                for run in runs:
-                    if run.host.name not in exit_codes:
-                        run.terminate()
-                kill_at = time.monotonic() + self.settings.local.stop_grace_seconds
-            if kill_at is not None and time.monotonic() > kill_at:
-                for run in runs:
-                    if run.host.name not in exit_codes:
-                        run.kill()
-                kill_at = None
-            if sync is not None and time.monotonic() > next_sync:
-                sync.sync()
-                next_sync = time.monotonic() + self.settings.local.checkpoint_sync_seconds
-            if len(exit_codes) < len(runs):
-                self._wait_for_news(runs, exit_codes)
-        return exit_codes
+                return StopKind.SPOT
+            return None
+        return due
 
-    def _wait_for_news(self, runs: Sequence[HostRun], exit_codes: Mapping[str, int]) -> None:
-        """Sleep until something happens, at most :data:`POLL_INTERVAL` (timers, stop grace).
-
-        A host whose output just ended is exiting: its exit status follows within moments, so
-        it is polled every :data:`EXIT_POLL_INTERVAL` instead of waiting a whole interval.
-        """
-        exiting = any(run.host.name in self._output_ended and run.host.name not in exit_codes
-                      for run in runs)
-        self._wake.wait(EXIT_POLL_INTERVAL if exiting else POLL_INTERVAL)
-        self._wake.clear()
+    def _on_stopping(self, kind: str | None) -> None:
+        if kind is not None:
+            self.transition("Stopping", f"Stopping the training job ({kind})",
+                            status="Stopping" if kind == StopKind.USER else None)
 
     # -- the end ---------------------------------------------------------------------------
     def _finish(self, hosts: Sequence[hostlib.Host], result: AttemptResult | None,
@@ -393,9 +344,7 @@ def _failure_reason(host: hostlib.Host, code: int, out_of_memory: bool = False,
     except FileNotFoundError:
         text = ""
     if out_of_memory:
-        limit = f" of {instance_type}" if instance_type.startswith("ml.") else ""
-        oom = (f"OutOfMemoryError: host {host.name} went over the memory{limit} and was killed; "
-               "use an instance type with more memory, or process less data per host.")
+        oom = out_of_memory_reason(host.name, instance_type)
         return (f"{oom} {text}" if text else oom)[:FAILURE_REASON_CHARS]
     if text:
         return text[:FAILURE_REASON_CHARS]

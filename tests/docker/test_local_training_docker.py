@@ -25,17 +25,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from local_mode.cluster.docker import reclaim_ownership
 from local_mode.docker_engine import JOB_LABEL, LineAssembler, sweep
 from local_mode.errors import ValidationException
 from local_mode.instance_types import GIB, INSTANCE_TYPES, Machine, limits_for, lookup
 from local_mode.sagemaker import SageMakerClient
-from local_mode.training.backends.docker import (
-    container_command,
-    host_mounts,
-    reclaim_ownership,
-)
 from local_mode.training.hosts import Host
 from local_mode.training.spec import TrainingJobSpec
+from local_mode.training.workload import container_command, host_mounts
 from tests.docker import harness, sdk_local
 from toolkit.layout import Layout
 from toolkit.settings import Settings

@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
+from local_mode.cluster.choice import make_backend as make_training_backend
+from local_mode.cluster.process import ProcessBackend
 from local_mode.endpoints.backends.choice import make_backend as make_serving_backend
 from local_mode.errors import BackendUnsupported, ValidationException
-from local_mode.training.backends.choice import make_backend as make_training_backend
-from local_mode.training.backends.process import ProcessBackend
 from local_mode.training.spec import TrainingJobSpec
+from local_mode.training.workload import TrainingWorkload
 from toolkit.settings import Settings
 
 
@@ -33,17 +34,17 @@ def _spec(**changes: Any) -> TrainingJobSpec:
     {"Environment": {"SAGEMAKER_PROGRAM": "fit.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/code"}},
 ])
 def test_code_or_a_program_is_enough(changes: dict[str, Any]) -> None:
-    ProcessBackend({}, 5.0).check(_spec(**changes))
+    ProcessBackend({}, 5.0).check(TrainingWorkload(_spec(**changes)))
 
 
 def test_an_image_alone_is_refused_saying_what_to_give() -> None:
     with pytest.raises(BackendUnsupported, match="sagemaker_submit_directory"):
-        ProcessBackend({}, 5.0).check(_spec())
+        ProcessBackend({}, 5.0).check(TrainingWorkload(_spec()))
 
 
 def test_both_backend_choices_refuse_an_unknown_name_with_the_one_error() -> None:
     """Training and serving share one BackendUnsupported, the service's ValidationException."""
-    with pytest.raises(BackendUnsupported, match="cannot run training jobs") as training:
+    with pytest.raises(BackendUnsupported, match="cannot run training or processing jobs") as training:
         make_training_backend(Settings.from_environ({}), "podman")
     with pytest.raises(BackendUnsupported, match="cannot run endpoints") as serving:
         make_serving_backend("podman", {})

@@ -1,4 +1,4 @@
-"""local_mode.training.tree: where an object lands below a directory, and with which modes."""
+"""local_mode.cluster.tree: where an object lands below a directory, and with which modes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from local_mode.training.tree import WRITABLE_DIR_MODE, make_dir, place
+from local_mode.cluster.tree import WRITABLE_DIR_MODE, make_dir, place
 
 
 def test_place_makes_the_directories_between_with_the_mode_whatever_the_umask(

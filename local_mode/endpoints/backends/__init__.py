@@ -5,7 +5,7 @@ listening on its own 127.0.0.1 port -- never a fixed 8080, so any number of endp
 once. A backend checks a model once, starts its containers and removes what it made; the runner
 does everything else (staging, health, routing) the same way for both.
 
-This package's ``__init__`` holds the protocols only, as :mod:`local_mode.training.backends`
+This package's ``__init__`` holds the protocols only, as :mod:`local_mode.cluster`
 does: :mod:`.process` and :mod:`.docker` implement them, :mod:`.choice` picks one by name
 (importing both, which therefore cannot be imported from here).
 """

@@ -1,9 +1,11 @@
-"""Run a job's hosts as ``optml train`` processes on relocated /opt/ml roots (no Docker).
+"""Run a job's hosts as processes on relocated /opt/ml roots (no Docker).
 
 Hosts are loopback addresses (127.0.0.1, 127.0.0.2, ...): they resolve without DNS and keep every
-packet on this machine. Only toolkit-based code can run this way: the job must say what to run
-(``sagemaker_program`` / ``SAGEMAKER_PROGRAM``, code from ``sagemaker_submit_directory`` /
-``SAGEMAKER_SUBMIT_DIRECTORY``); an image's own entrypoint cannot be honoured without Docker.
+packet on this machine. What each host runs is the workload's :meth:`process_argv
+<local_mode.cluster.Workload.process_argv>` (a training job's is ``optml train``'s module); an
+image's own entrypoint cannot be honoured without Docker, and a workload says so in its
+:meth:`process_refusal <local_mode.cluster.Workload.process_refusal>`. Every process gets
+``SAGEMAKER_BASE_DIR`` pointing at its host's tree, so toolkit-based code finds its files there.
 """
 
 from __future__ import annotations
@@ -12,14 +14,12 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from local_mode.cluster import Host, Workload, host_path
 from local_mode.errors import BackendUnsupported
 from local_mode.loopback import free_port
-from local_mode.training.hosts import Host, host_checkpoint_dir
-from local_mode.training.spec import TrainingJobSpec
 
 
 def _toolkit_grace(runner_grace: float) -> float:
@@ -82,34 +82,18 @@ class ProcessBackend:
             raise BackendUnsupported("the process backend supports at most 254 hosts")
         return [f"127.0.0.{index + 1}" for index in range(count)]
 
-    def checkpoint_local_path(self, spec: TrainingJobSpec, host: Host) -> str:
-        return str(host_checkpoint_dir(spec, host))
+    def path_seen_by(self, host: Host, container_path: str) -> str:
+        return str(host_path(host, container_path))
 
-    def check(self, spec: TrainingJobSpec) -> None:
-        image = spec.image or "(none)"
-        if spec.entrypoint is not None:
-            raise BackendUnsupported(
-                f"the process backend runs toolkit-based code only and cannot honour "
-                f"ContainerEntrypoint of image {image}; use the Docker backend")
-        if spec.arguments is not None and list(spec.arguments[:1]) != ["train"]:
-            raise BackendUnsupported(
-                "the process backend runs `optml train` and cannot honour ContainerArguments "
-                f"{list(spec.arguments)}; use the Docker backend")
-        program = spec.hyperparameters.get("sagemaker_program") or \
-            spec.environment.get("SAGEMAKER_PROGRAM")
-        code = spec.hyperparameters.get("sagemaker_submit_directory") or \
-            spec.environment.get("SAGEMAKER_SUBMIT_DIRECTORY")
-        if not program and not code:  # with code alone, `train` runs its train.py
-            raise BackendUnsupported(
-                f"the process backend runs toolkit-based code only: it cannot run image {image} "
-                "by itself. Say where the code is with sagemaker_submit_directory (or "
-                "Environment SAGEMAKER_SUBMIT_DIRECTORY) and, unless it is train.py, what to "
-                "run with sagemaker_program / SAGEMAKER_PROGRAM, or use the Docker backend")
+    def check(self, workload: Workload) -> None:
+        reason = workload.process_refusal()
+        if reason is not None:
+            raise BackendUnsupported(reason)
 
-    def prepare(self, spec: TrainingJobSpec, job_id: str) -> None:
+    def prepare(self, workload: Workload) -> None:
         return None
 
-    def start(self, spec: TrainingJobSpec, host: Host, hosts: Sequence[str],
+    def start(self, workload: Workload, host: Host, hosts: Sequence[str],
               environment: Mapping[str, str]) -> ProcessHostRun:
         env = {k: v for k, v in self.base_environ.items()
                if not k.startswith(("SM_", "SAGEMAKER_", "OPTML_"))}
@@ -121,11 +105,8 @@ class ProcessBackend:
             "OPTML_MASTER_PORT": str(self._master_port),
             "OPTML_HOST_RESOLVE_TIMEOUT": "30",
         })
-        extra = list(spec.arguments[1:]) if spec.arguments else []
-        # ``optml train`` minus the click front end (what the ``train`` command calls): one
-        # import layer less on every job's critical path.
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter; the job's arguments
-            [sys.executable, "-m", "toolkit.training.main", *extra], env=env,
+        process = subprocess.Popen(  # noqa: S603 - an argv list: the workload's command, no shell
+            workload.process_argv(host), env=env,
             cwd=str(host.layout.root), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, start_new_session=True)
         return ProcessHostRun(host, process)

@@ -1,4 +1,4 @@
-"""Pick the backend that runs a training job's hosts, by name.
+"""Pick the backend that runs a job's hosts, by name.
 
 Apart from the protocols (the package's ``__init__``), which both backends import: a module that
 offered the choice there would import the backends that import it.
@@ -6,10 +6,10 @@ offered the choice there would import the backends that import it.
 
 from __future__ import annotations
 
+from local_mode.cluster import Backend
+from local_mode.cluster.docker import DockerBackend
+from local_mode.cluster.process import ProcessBackend
 from local_mode.errors import BackendUnsupported
-from local_mode.training.backends import Backend
-from local_mode.training.backends.docker import DockerBackend
-from local_mode.training.backends.process import ProcessBackend
 from toolkit.settings import Settings
 
 
@@ -20,5 +20,5 @@ def make_backend(name: str, settings: Settings) -> Backend:
         return ProcessBackend(settings.environ, settings.local.stop_grace_seconds)
     if name == "docker":
         return DockerBackend(settings)
-    raise BackendUnsupported(f"backend {name!r} cannot run training jobs; use docker or process "
+    raise BackendUnsupported(f"backend {name!r} cannot run training or processing jobs; use docker or process "
                              "(OPTML_LOCAL_BACKEND)")

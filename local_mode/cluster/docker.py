@@ -6,18 +6,16 @@ so concurrent jobs never clash), so the hosts find each other by name through Do
 they do on the service. Each host also gets a fixed address on that network, written into every
 container's /etc/hosts: Docker's DNS forgets a container as soon as it exits, and a host that
 finishes early (or has not started yet) must still resolve for its peers, as instances do.
-Each container gets only the directories the platform owns, bind-mounted from its host's tree
-(laid out by the runner): ``/opt/ml/input`` (config files and channel data; Pipe FIFOs live in
-``input/data`` and are fed from this side), ``/opt/ml/model``, ``/opt/ml/output`` and, when the
-job configures checkpoints, the checkpoint path. Nothing else under ``/opt/ml`` is covered, so what
-the image keeps there -- ``/opt/ml/code`` above all -- stays visible, as on the service. FastFile
-channels are mounted again read-only on top. ``docs/contract.md`` lists the mounts and why.
+Each container gets only the directories the workload names (:meth:`Workload.mounts
+<local_mode.cluster.Workload.mounts>`: the parts of ``/opt/ml`` the platform owns for that kind
+of job), bind-mounted from its host's tree as laid out by the runner; what the image keeps
+elsewhere under ``/opt/ml`` -- ``/opt/ml/code`` above all -- stays visible, as on the service.
+``docs/contract.md`` lists the mounts of each kind and why.
 
-The command is the image's ENTRYPOINT with ``train``, or ``ContainerEntrypoint``
-(which replaces the ENTRYPOINT and, as in ``docker run --entrypoint``, drops the default
-argument) and/or ``ContainerArguments`` (which replace ``train``). The environment is exactly the
-job's ``Environment`` plus ``TRAINING_JOB_NAME`` and ``TRAINING_JOB_ARN``; no port is published.
-CPU and memory are limited to the instance type's (:mod:`local_mode.instance_types`).
+The command is the workload's (:meth:`Workload.container_command
+<local_mode.cluster.Workload.container_command>`); the environment is exactly the one the runner
+gives; no port is published. CPU and memory are limited to the instance type's
+(:mod:`local_mode.instance_types`).
 
 Images are never pulled: no registry is reachable from local mode's machines, so an image that is
 not in the local engine fails the job with a reason that names it. Everything created carries the
@@ -38,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local_mode.cluster import Host, Workload
 from local_mode.docker_engine import (
     JOB_LABEL,
     RUN_LABEL,
@@ -51,9 +50,6 @@ from local_mode.docker_engine import (
 )
 from local_mode.errors import BackendUnsupported, LocalModeError
 from local_mode.instance_types import Machine, ResourceLimits, limits_for
-from local_mode.training.hosts import Host, container_checkpoint_path, host_checkpoint_dir
-from local_mode.training.spec import TrainingJobSpec
-from toolkit.layout import Layout
 from toolkit.settings import Settings
 
 log = logging.getLogger("optml.local")
@@ -69,59 +65,6 @@ class ContainerStartFailed(LocalModeError):
 
     code = "ClientError"
     http_status = 400
-
-
-# -- pure helpers (what to run, what to mount) -----------------------------------------------
-
-def container_command(spec: TrainingJobSpec) -> tuple[list[str] | None, list[str]]:
-    """``(entrypoint override or None, command)`` for the job: the image's ENTRYPOINT with
-    ``train`` unless the job's AlgorithmSpecification overrides either."""
-    if spec.entrypoint is not None:
-        return list(spec.entrypoint), list(spec.arguments or ())
-    return None, list(spec.arguments) if spec.arguments is not None else ["train"]
-
-
-@dataclass(frozen=True)
-class BindMount:
-    source: Path
-    target: str
-    read_only: bool = False
-
-    def as_docker(self) -> Any:
-        from docker.types import Mount
-
-        return Mount(target=self.target, source=str(self.source), type="bind",
-                     read_only=self.read_only)
-
-
-CONTAINER_LAYOUT = Layout()
-"""The ``/opt/ml`` tree as a training container sees it."""
-
-
-def platform_directories(layout: Layout) -> tuple[Path, ...]:
-    """The parts of ``/opt/ml`` the platform owns in a training container (each is mounted)."""
-    return layout.input_dir, layout.model_dir, layout.output_dir
-
-
-def host_mounts(spec: TrainingJobSpec, host: Host) -> list[BindMount]:
-    """The platform's directories, FastFile channels read-only, the checkpoint directory.
-
-    Never the whole ``/opt/ml``: that would hide what the image keeps there (its code).
-    """
-    mounts = [BindMount(source.resolve(), str(target)) for source, target in
-              zip(platform_directories(host.layout), platform_directories(CONTAINER_LAYOUT),
-                  strict=True)]
-    for channel in spec.channels:
-        if channel.input_mode == "FastFile":
-            mounts.append(BindMount(host.layout.channel_dir(channel.name).resolve(),
-                                    str(CONTAINER_LAYOUT.channel_dir(channel.name)),
-                                    read_only=True))
-    if spec.checkpoint_uri or spec.checkpoint_local_path:
-        checkpoint = container_checkpoint_path(spec).rstrip("/") or "/"
-        if not any(checkpoint == m.target or checkpoint.startswith(m.target + "/")
-                   for m in mounts):
-            mounts.append(BindMount(host_checkpoint_dir(spec, host).resolve(), checkpoint))
-    return mounts
 
 
 # -- the engine --------------------------------------------------------------------------------
@@ -245,7 +188,7 @@ class DockerHostRun:
 
 
 class DockerBackend:
-    """The :class:`~local_mode.training.backends.Backend` that runs containers."""
+    """The :class:`~local_mode.cluster.Backend` that runs containers."""
 
     name = "docker"
     network_interface = "eth0"
@@ -276,39 +219,39 @@ class DockerBackend:
     def host_names(self, count: int) -> list[str]:
         return [f"algo-{index + 1}" for index in range(count)]
 
-    def checkpoint_local_path(self, spec: TrainingJobSpec, host: Host) -> str:
-        return container_checkpoint_path(spec)
+    def path_seen_by(self, host: Host, container_path: str) -> str:
+        return container_path
 
-    def check(self, spec: TrainingJobSpec) -> None:
-        """Refuse, at CreateTrainingJob, a job without an image or whose image the engine does
+    def check(self, workload: Workload) -> None:
+        """Refuse, at the Create call, a job without an image or whose image the engine does
         not have (:class:`~local_mode.docker_engine.ImageNotFound` naming the field)."""
-        if not spec.image:
-            raise BackendUnsupported("the Docker backend needs AlgorithmSpecification."
-                                     "TrainingImage")
+        if not workload.image:
+            raise BackendUnsupported(f"the Docker backend needs {workload.image_field}")
         opened_here = self._client is None
         try:
-            require_image(self.client, spec.image, "AlgorithmSpecification.TrainingImage",
-                          "CreateTrainingJob")
+            require_image(self.client, workload.image, workload.image_field,
+                          workload.operation)
         finally:
-            # create_training_job checks in the caller's process, which never tears down
+            # a Create call checks in the caller's process, which never tears down
             if opened_here and self._network is None and self._owns_client and \
                     self._client is not None:
                 self._client.close()
                 self._client = None
 
-    def limits(self, spec: TrainingJobSpec) -> ResourceLimits:
+    def limits(self, workload: Workload) -> ResourceLimits:
         """The per-container limits for the job's instance type, capped to this machine."""
         if self._limits is None:
-            self._limits = limits_for(spec.instance_type, self._machine or Machine.current())
+            self._limits = limits_for(workload.instance_type,
+                                      self._machine or Machine.current())
             if self._limits.warning:
                 log.warning("%s", self._limits.warning)
         return self._limits
 
-    def prepare(self, spec: TrainingJobSpec, job_id: str) -> None:
-        self._job = job_id
-        self._network = f"optml-{job_id}-{secrets.token_hex(3)}"
-        self._addresses = self._create_network(self.host_names(spec.instance_count))
-        self.limits(spec)
+    def prepare(self, workload: Workload) -> None:
+        self._job = workload.name
+        self._network = f"optml-{workload.name}-{secrets.token_hex(3)}"
+        self._addresses = self._create_network(self.host_names(workload.instance_count))
+        self.limits(workload)
 
     def _create_network(self, hosts: Sequence[str]) -> dict[str, str]:
         """Create the job's network with a subnet of its own; return each host's address.
@@ -354,19 +297,20 @@ class DockerBackend:
             return addresses
         raise ContainerStartFailed(f"could not create the job network: {last_error}")
 
-    def start(self, spec: TrainingJobSpec, host: Host, hosts: Sequence[str],
+    def start(self, workload: Workload, host: Host, hosts: Sequence[str],
               environment: Mapping[str, str]) -> DockerHostRun:
         import docker.errors
 
         if self._network is None:
-            self.prepare(spec, spec.name)
-        assert self._network is not None and spec.image is not None
+            self.prepare(workload)
+        assert self._network is not None and workload.image is not None
+        image = workload.image
         api = self.client.api
-        mounts = host_mounts(spec, host)
+        mounts = workload.mounts(host)
         for mount in mounts:
             mount.source.mkdir(parents=True, exist_ok=True)
-        limits = self.limits(spec)
-        entrypoint, command = container_command(spec)
+        limits = self.limits(workload)
+        entrypoint, command = workload.container_command()
         host_config = api.create_host_config(
             mounts=[m.as_docker() for m in mounts], network_mode=self._network,
             extra_hosts=dict(self._addresses) or None, **limits_host_config(limits))
@@ -374,22 +318,22 @@ class DockerBackend:
             aliases=[host.name], ipv4_address=self._addresses.get(host.name))})
         try:
             created = api.create_container(
-                spec.image, command=command, entrypoint=entrypoint, hostname=host.name,
+                image, command=command, entrypoint=entrypoint, hostname=host.name,
                 environment=dict(environment), labels=self._labels(),
                 name=f"{self._network}-{host.name}", host_config=host_config,
                 networking_config=networking, stdin_open=False, tty=False)
         except docker.errors.APIError as exc:
             raise ContainerStartFailed(f"{host.name}: the engine refused to create a container "
-                                       f"of {spec.image}: {exc.explanation or exc}") from None
+                                       f"of {image}: {exc.explanation or exc}") from None
         container_id = created["Id"]
         self._containers.append(container_id)
-        run = DockerHostRun(host, container_id, spec.image, self._labels(), self.client,
+        run = DockerHostRun(host, container_id, image, self._labels(), self.client,
                             connect(timeout=None, version=api.api_version))
         try:
             run.begin()
         except docker.errors.APIError as exc:
             run.cleanup()
-            raise ContainerStartFailed(f"{host.name}: container of {spec.image} did not start "
+            raise ContainerStartFailed(f"{host.name}: container of {image} did not start "
                                        f"({_describe_command(entrypoint, command)}): "
                                        f"{exc.explanation or exc}") from None
         return run

@@ -1,0 +1,75 @@
+"""Input data on a host: copied in before the program starts (File) or streamed into FIFOs while
+it runs (Pipe), each host taking its share when the data is sharded.
+
+Training channels and processing inputs are the same thing to a host: a source of objects (an
+``s3://`` or ``file://`` prefix, or a manifest), a distribution across the job's hosts and a
+directory. Only where the directory is and what the FIFOs are called differ, and the callers say.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from local_mode.cluster import Host
+from local_mode.cluster.tree import READABLE_DIR_MODE, READABLE_FILE_MODE, make_dir, place
+from local_mode.storage import ManifestSource, open_prefix, relative_key
+from toolkit.channels.plan import Distribution, epoch_order
+from toolkit.channels.sources import ObjectSource
+
+PIPE_EPOCHS = 1_000_000
+"""The service keeps making FIFOs for as long as the program reads them."""
+
+
+def object_source(uri: str, data_type: str, environ: Mapping[str, str]) -> ObjectSource:
+    """The objects behind ``uri``: a prefix, or the keys a manifest lists."""
+    if data_type == "ManifestFile":
+        return ManifestSource(uri, environ)
+    return open_prefix(uri, environ)
+
+
+def _copy_object(source: ObjectSource, key: str, target: Path) -> int:
+    """Copy one object (its directories exist); readable by any user."""
+    with source.open_object(key) as reader, target.open("wb") as writer:
+        shutil.copyfileobj(reader, writer, 1 << 20)
+    target.chmod(READABLE_FILE_MODE)
+    return target.stat().st_size
+
+
+def stage_objects(uri: str, data_type: str, distribution: str, host: Host, target_dir: Path,
+                  environ: Mapping[str, str], *, shuffle_seed: int | None = None,
+                  progress: Callable[[int], None] | None = None) -> int:
+    """Copy this host's share of the objects under ``uri`` into ``target_dir``, keeping their
+    paths relative to the prefix (a manifest's keys as listed); bytes copied."""
+    source = object_source(uri, data_type, environ)
+    objects = epoch_order(source.list_objects(), 0, seed=shuffle_seed,
+                          distribution=Distribution(distribution), host_index=host.index,
+                          host_count=host.count)
+    make_dir(target_dir, READABLE_DIR_MODE)
+    total = 0
+    for info in objects:
+        key = info.key if data_type == "ManifestFile" else relative_key(info.key, uri)
+        target = place(target_dir, key, READABLE_DIR_MODE)
+        total += _copy_object(source, info.key, target)
+        if progress is not None:
+            progress(total)
+    return total
+
+
+def pipe_feeder(uri: str, data_type: str, distribution: str, host: Host, directory: Path,
+                name: str, environ: Mapping[str, str], *, reader_timeout: float,
+                compression: str = "None", record_wrapper: str = "None",
+                shuffle_seed: int | None = None,
+                attribute_names: tuple[str, ...] | None = None) -> Any:
+    """A feeder (not yet started) that streams this host's share into ``<directory>/<name>_0``,
+    ``<name>_1``, ... while the program reads them."""
+    from toolkit.channels.feeder import PipeFeeder
+
+    return PipeFeeder(object_source(uri, data_type, environ), directory, name,
+                      epochs=PIPE_EPOCHS, record_wrapper=record_wrapper,
+                      compression=compression, distribution=distribution,
+                      host_index=host.index, host_count=host.count,
+                      shuffle_seed=shuffle_seed, attribute_names=attribute_names,
+                      reader_timeout=reader_timeout)

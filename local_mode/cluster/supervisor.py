@@ -1,0 +1,175 @@
+"""Watching a job's running hosts until every one has exited: their output into the job's log
+files, stop requests (the user's, a time limit's, a failed peer's), SIGTERM then SIGKILL after the
+grace period, and work that must happen every so often while they run (checkpoint sync,
+continuous output upload).
+
+Every kind of job that runs hosts (training, processing) supervises them this way; what a kind
+adds is data: which timers stop it, what to do on a pass, what to write when it starts stopping.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from local_mode.cluster import HostRun
+from toolkit.settings import Settings
+
+POLL_INTERVAL = 0.05
+"""Longest the supervisor sleeps between looks at timers (time limits, stop grace)."""
+EXIT_POLL_INTERVAL = 0.001
+PLATFORM = "optml"
+"""The log 'host' of local mode's own lines (status changes, staging progress)."""
+
+
+class JobLog:
+    """A job's logs: ``logs/all.log`` (every line, prefixed with its host) and one
+    ``logs/<host>.log`` per host, appended line by line from any thread."""
+
+    def __init__(self, logs_dir: Path) -> None:
+        self.logs_dir = logs_dir
+        self._lock = threading.Lock()
+
+    def line(self, host: str, line: bytes) -> None:
+        if not line.endswith(b"\n"):
+            line += b"\n"
+        with self._lock:
+            self.logs_dir.mkdir(parents=True, exist_ok=True)
+            with (self.logs_dir / "all.log").open("ab") as handle:
+                handle.write(host.encode() + b" | " + line)
+            if host != PLATFORM:
+                with (self.logs_dir / f"{host}.log").open("ab") as handle:
+                    handle.write(line)
+
+
+@dataclass
+class Periodic:
+    """``action`` every ``seconds`` while the hosts run."""
+
+    seconds: float
+    action: Callable[[], object]
+    _due: float = 0.0
+
+    def start(self) -> None:
+        self._due = time.monotonic() + self.seconds
+
+    def maybe_run(self) -> None:
+        if time.monotonic() >= self._due:
+            self.action()
+            self._due = time.monotonic() + self.seconds
+
+
+@dataclass
+class Supervisor:
+    """One job's supervision; :meth:`request_stop` may be called from any thread (a signal
+    handler's callback, a timer)."""
+
+    log: JobLog
+    grace_seconds: float
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    stop_kind: str | None = None
+    """Why the job stops (the kind's own words: ``Stopped``, ``MaxRuntimeExceeded``), or None
+    while nothing asked it to (a failed host stops its peers without a kind)."""
+    _wake: threading.Event = field(default_factory=threading.Event)
+    """Set on anything the loop must react to at once (a stop request, a host's output ending
+    because its process is exiting): supervision waits on it instead of sleeping."""
+    _output_ended: set[str] = field(default_factory=set)
+
+    @classmethod
+    def for_job(cls, logs_dir: Path, settings: Settings) -> Supervisor:
+        return cls(JobLog(logs_dir), settings.local.stop_grace_seconds)
+
+    def request_stop(self, kind: str) -> None:
+        if self.stop_kind is None:
+            self.stop_kind = kind
+        if not self.stop_event.is_set():  # timers re-request every pass: wake only once
+            self.stop_event.set()
+            self._wake.set()
+
+    def reset(self) -> None:
+        """Forget a stop (a spot interruption restarts the hosts)."""
+        self.stop_kind = None
+        self.stop_event.clear()
+
+    def pump(self, run: HostRun, on_line: Callable[[bytes], None] | None = None
+             ) -> threading.Thread:
+        """Start copying ``run``'s output into the log (and to ``on_line``) until it ends."""
+        def copy() -> None:
+            try:
+                for line in run.output():
+                    self.log.line(run.host.name, line)
+                    if on_line is not None:
+                        on_line(line)
+            finally:
+                self._output_ended.add(run.host.name)
+                self._wake.set()
+        thread = threading.Thread(target=copy, name=f"log-{run.host.name}", daemon=True)
+        thread.start()
+        return thread
+
+    def supervise(self, runs: Sequence[HostRun], *,
+                  timers: Callable[[], str | None] = lambda: None,
+                  on_stopping: Callable[[str | None], None] = lambda kind: None,
+                  periodic: Sequence[Periodic] = ()) -> dict[str, int]:
+        """Wait until every host has exited; their exit statuses by host name.
+
+        ``timers`` is asked on every pass and names a stop kind when a limit is reached. A host
+        that exits non-zero stops the others (the service ends the job). ``on_stopping`` is
+        called once, with the stop kind, when the hosts are sent SIGTERM; SIGKILL follows after
+        the grace period.
+        """
+        exit_codes: dict[str, int] = {}
+        kill_at: float | None = None
+        terminated = False
+        for task in periodic:
+            task.start()
+        while len(exit_codes) < len(runs):
+            for run in runs:
+                if run.host.name not in exit_codes:
+                    code = run.poll()
+                    if code is not None:
+                        exit_codes[run.host.name] = code
+            kind = timers()
+            if kind is not None:
+                self.request_stop(kind)
+            if not self.stop_event.is_set() and any(c != 0 for c in exit_codes.values()):
+                self.stop_event.set()
+            if self.stop_event.is_set() and not terminated:
+                terminated = True
+                on_stopping(self.stop_kind)
+                for run in runs:
+                    if run.host.name not in exit_codes:
+                        run.terminate()
+                kill_at = time.monotonic() + self.grace_seconds
+            if kill_at is not None and time.monotonic() > kill_at:
+                for run in runs:
+                    if run.host.name not in exit_codes:
+                        run.kill()
+                kill_at = None
+            for task in periodic:
+                task.maybe_run()
+            if len(exit_codes) < len(runs):
+                self._wait_for_news(runs, exit_codes)
+        return exit_codes
+
+    def _wait_for_news(self, runs: Sequence[HostRun], exit_codes: dict[str, int]) -> None:
+        """Sleep until something happens, at most :data:`POLL_INTERVAL` (timers, stop grace).
+
+        A host whose output just ended is exiting: its exit status follows within moments, so
+        it is polled every :data:`EXIT_POLL_INTERVAL` instead of waiting a whole interval.
+        """
+        exiting = any(run.host.name in self._output_ended and run.host.name not in exit_codes
+                      for run in runs)
+        self._wake.wait(EXIT_POLL_INTERVAL if exiting else POLL_INTERVAL)
+        self._wake.clear()
+
+
+def out_of_memory_reason(host: str, instance_type: str) -> str:
+    """What a job's FailureReason says first when the kernel killed a host for going over its
+    memory limit (the program itself can only tell that it got SIGKILL)."""
+    limit = f" of {instance_type}" if instance_type.startswith("ml.") else ""
+    return (f"OutOfMemoryError: host {host} went over the memory{limit} and was killed; "
+            "use an instance type with more memory, or process less data per host.")
