@@ -30,6 +30,14 @@ def check_training_channels(request: Mapping[str, Any], environ: Mapping[str, st
                                environ)
 
 
+def check_processing_inputs(request: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    """Every S3 (or file://) input of a CreateProcessingJob request has data."""
+    for index, entry in enumerate(request.get("ProcessingInputs") or []):
+        source = entry.get("S3Input")
+        if source:
+            _check_data_source(source, f"ProcessingInputs[{index}].S3Input", environ)
+
+
 def check_transform_input(request: Mapping[str, Any], environ: Mapping[str, str]) -> None:
     """The input of a CreateTransformJob request has data."""
     source = request["TransformInput"]["DataSource"]["S3DataSource"]

@@ -70,6 +70,8 @@ TRAINING = Lifecycle("training-jobs", "local_mode.training.runner", "TrainingJob
 ENDPOINTS = Lifecycle("endpoints", "local_mode.endpoints.runner", "EndpointStatus",
                       frozenset({"Creating", "Updating", "InService", "SystemUpdating",
                                  "RollingBack"}), "endpoint")
+PROCESSING = Lifecycle("processing-jobs", "local_mode.processing.runner", "ProcessingJobStatus",
+                       frozenset({"InProgress", "Stopping"}), "processing job")
 TRANSFORM = Lifecycle("transform-jobs", "local_mode.transform.runner", "TransformJobStatus",
                       frozenset({"InProgress", "Stopping"}), "transform")
 

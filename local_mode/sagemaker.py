@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from local_mode.api.endpoints import EndpointsAPI
+from local_mode.api.processing import ProcessingAPI
 from local_mode.api.tags import TagsAPI
 from local_mode.api.training import TrainingAPI
 from local_mode.api.transform import TransformAPI
@@ -31,9 +32,9 @@ from local_mode.sts import StsClient
 __all__ = ["SageMakerClient", "arn", "client"]
 
 
-class SageMakerClient(TrainingAPI, EndpointsAPI, TransformAPI, TagsAPI):
-    """The local ``sagemaker`` client: training jobs, models, endpoint configs, endpoints and
-    transform jobs, and their tags, on one state directory.
+class SageMakerClient(TrainingAPI, ProcessingAPI, EndpointsAPI, TransformAPI, TagsAPI):
+    """The local ``sagemaker`` client: training and processing jobs, models, endpoint configs,
+    endpoints and transform jobs, and their tags, on one state directory.
 
     ``settings``, ``state_dir`` and ``backend`` are local mode's own arguments; the others are
     boto3's client arguments (:class:`local_mode.client_base.LocalClient`)."""

@@ -30,7 +30,8 @@ from typing import Any
 from local_mode.errors import ResourceInUse, ResourceNotFound
 from toolkit.pids import pid_alive
 
-KINDS = ("training-jobs", "models", "endpoint-configs", "endpoints", "transform-jobs")
+KINDS = ("training-jobs", "processing-jobs", "models", "endpoint-configs", "endpoints",
+         "transform-jobs")
 RUNNER_START_GRACE = 60.0
 """Seconds a new resource's runner has to write its pid file before it counts as lost."""
 

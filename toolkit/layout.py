@@ -93,3 +93,27 @@ class Layout:
     @property
     def default_checkpoint_dir(self) -> Path:
         return self.root / "checkpoints"
+
+    # -- processing jobs ---------------------------------------------------------------------
+    @property
+    def config_dir(self) -> Path:
+        """Processing: the platform's configuration (not ``input/config``, as for training)."""
+        return self.root / "config"
+
+    @property
+    def processing_job_config_file(self) -> Path:
+        return self.config_dir / "processingjobconfig.json"
+
+    @property
+    def processing_resource_config_file(self) -> Path:
+        return self.config_dir / "resourceconfig.json"
+
+    @property
+    def processing_dir(self) -> Path:
+        """Every processing input and output lives below it."""
+        return self.root / "processing"
+
+    @property
+    def exit_message_file(self) -> Path:
+        """Processing: what the program leaves here becomes the job's ExitMessage."""
+        return self.output_dir / "message"

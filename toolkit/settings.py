@@ -259,6 +259,9 @@ class LocalModeSettings:
     checkpoint_sync_seconds: float = 5.0
     """``OPTML_LOCAL_CHECKPOINT_SYNC_SECONDS``: how often checkpoints are synced while a job
     runs (they are always synced once more at the end)."""
+    continuous_upload_seconds: float = 1.0
+    """``OPTML_LOCAL_CONTINUOUS_UPLOAD_SECONDS``: how often a processing job's Continuous
+    outputs are uploaded while it runs (and once more at its end)."""
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> LocalModeSettings:
@@ -277,6 +280,8 @@ class LocalModeSettings:
                 None if not spot else _get_float(env, "OPTML_LOCAL_SPOT_INTERRUPTION_AFTER", 0.0)),
             checkpoint_sync_seconds=_get_float(env, "OPTML_LOCAL_CHECKPOINT_SYNC_SECONDS", 5.0,
                                                minimum=0.1),
+            continuous_upload_seconds=_get_float(env, "OPTML_LOCAL_CONTINUOUS_UPLOAD_SECONDS",
+                                                 1.0, minimum=0.1),
         )
 
 

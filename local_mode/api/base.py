@@ -24,6 +24,7 @@ NOT_FOUND = {
     "endpoint-configs": 'Could not find endpoint configuration "{name}".',
     "endpoints": 'Could not find endpoint "{name}".',
     "transform-jobs": "Could not find requested job with name {name}",
+    "processing-jobs": "Could not find requested job with name {name}",
 }
 """The service's ValidationException message for a name that does not exist, by kind."""
 

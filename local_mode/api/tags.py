@@ -16,7 +16,7 @@ from local_mode.state import ResourceDir
 
 ARN_KINDS = {"training-job": "training-jobs", "model": "models",
              "endpoint-config": "endpoint-configs", "endpoint": "endpoints",
-             "transform-job": "transform-jobs"}
+             "transform-job": "transform-jobs", "processing-job": "processing-jobs"}
 """The resource type an ARN names -> the state store's kind."""
 MAX_TAGS = 50
 

@@ -226,7 +226,8 @@ def _still_running(state: Path) -> list[str]:
 
     store = StateStore(state)
     running = []
-    for lifecycle in (runners.ENDPOINTS, runners.TRAINING, runners.TRANSFORM):
+    for lifecycle in (runners.ENDPOINTS, runners.TRAINING, runners.PROCESSING,
+                      runners.TRANSFORM):
         for resource in store.list(lifecycle.kind):
             try:
                 description = resource.describe()

@@ -89,8 +89,9 @@ class Workload(Protocol):
     @property
     def instance_count(self) -> int: ...
 
-    def container_command(self) -> tuple[list[str] | None, list[str]]:
-        """``(entrypoint override or None, command)`` of each host's container."""
+    def container_command(self) -> tuple[list[str] | None, list[str] | None]:
+        """``(entrypoint override or None, command or None)`` of each host's container (None:
+        the image's own)."""
 
     def mounts(self, host: Host) -> list[BindMount]:
         """What of the host's tree a container sees, and where."""

@@ -363,7 +363,7 @@ class DockerBackend:
                 self._client = None
 
 
-def _describe_command(entrypoint: list[str] | None, command: list[str]) -> str:
+def _describe_command(entrypoint: list[str] | None, command: list[str] | None) -> str:
     if entrypoint is None:
         return f"image entrypoint with arguments {command}"
     return f"entrypoint {entrypoint} with arguments {command}"

@@ -106,7 +106,7 @@ class TrainingWorkload:
     def instance_count(self) -> int:
         return self.spec.instance_count
 
-    def container_command(self) -> tuple[list[str] | None, list[str]]:
+    def container_command(self) -> tuple[list[str] | None, list[str] | None]:
         return container_command(self.spec)
 
     def mounts(self, host: Host) -> list[BindMount]:

@@ -1,0 +1,99 @@
+"""What a processing job asks of its hosts (:class:`local_mode.cluster.Workload`).
+
+The command is the image's own (ENTRYPOINT and CMD), ``ContainerEntrypoint`` replacing the
+ENTRYPOINT (and, as in ``docker run --entrypoint``, dropping the CMD) and ``ContainerArguments``
+replacing the CMD. Nothing is added: a processing container gets no ``train``/``serve`` argument.
+
+A container sees ``/opt/ml/config`` (read-only: ``processingjobconfig.json`` and
+``resourceconfig.json``), ``/opt/ml/output`` (where the program may leave ``message``) and every
+input's and output's ``LocalPath``, each bound from the host's tree; a path inside another is
+already inside its mount. Nothing else under ``/opt/ml`` or ``/opt/ml/processing`` is covered, so
+what the image keeps there stays visible, as on the service.
+
+On the process backend there is no image: the job must give ``ContainerEntrypoint``, which runs
+on this machine with every argument that is an ``/opt/ml`` path (or ``--flag=/opt/ml/...``)
+mapped to its place in the host's tree; the config files name the mapped paths too, and
+``SAGEMAKER_BASE_DIR`` is set, so a program that reads its paths from its arguments or its config
+runs unchanged. A program that hard-codes ``/opt/ml/...`` needs the Docker backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from local_mode.cluster import CONTAINER_ROOT, BindMount, Host, covered, host_path
+from local_mode.processing.spec import OPERATION, ProcessingJobSpec
+from toolkit.layout import Layout
+
+CONTAINER_LAYOUT = Layout()
+
+
+def map_argument(argument: str, host: Host) -> str:
+    """``argument`` with an ``/opt/ml`` path in it (the whole argument, or the value of
+    ``--flag=``) replaced by the path's place in ``host``'s tree."""
+    flag, equals, value = argument.partition("=")
+    if equals and _in_root(value):
+        return f"{flag}={host_path(host, value)}"
+    if _in_root(argument):
+        return str(host_path(host, argument))
+    return argument
+
+
+def _in_root(path: str) -> bool:
+    return path == CONTAINER_ROOT or path.startswith(CONTAINER_ROOT + "/")
+
+
+@dataclass(frozen=True)
+class ProcessingWorkload:
+    """A processing job as its hosts see it."""
+
+    spec: ProcessingJobSpec
+    image_field: str = "AppSpecification.ImageUri"
+    operation: str = OPERATION
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def image(self) -> str | None:
+        return self.spec.image
+
+    @property
+    def instance_type(self) -> str:
+        return self.spec.instance_type
+
+    @property
+    def instance_count(self) -> int:
+        return self.spec.instance_count
+
+    def container_command(self) -> tuple[list[str] | None, list[str] | None]:
+        entrypoint = list(self.spec.entrypoint) if self.spec.entrypoint is not None else None
+        arguments = list(self.spec.arguments) if self.spec.arguments is not None else None
+        if entrypoint is not None:
+            return entrypoint, arguments or []
+        return None, arguments
+
+    def mounts(self, host: Host) -> list[BindMount]:
+        mounts = [
+            BindMount(host.layout.config_dir.resolve(), str(CONTAINER_LAYOUT.config_dir),
+                      read_only=True),
+            BindMount(host.layout.output_dir.resolve(), str(CONTAINER_LAYOUT.output_dir)),
+        ]
+        for path in sorted(self.spec.local_paths):  # a parent before what lies inside it
+            if not covered(mounts, path):
+                mounts.append(BindMount(host_path(host, path).resolve(), path))
+        return mounts
+
+    def process_refusal(self) -> str | None:
+        if self.spec.entrypoint is None:
+            return (f"the process backend cannot run the ENTRYPOINT of image {self.spec.image}: "
+                    "give AppSpecification.ContainerEntrypoint (it runs on this machine, "
+                    "with /opt/ml paths in it mapped to the host's tree) or use the Docker "
+                    "backend")
+        return None
+
+    def process_argv(self, host: Host) -> list[str]:
+        assert self.spec.entrypoint is not None  # process_refusal said so
+        return [map_argument(a, host)
+                for a in (*self.spec.entrypoint, *(self.spec.arguments or ()))]
