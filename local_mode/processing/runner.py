@@ -140,8 +140,9 @@ class ProcessingRunner:
                 feeder.stop()
             for run in runs:
                 run.cleanup()
-        for run in runs:
-            code = outcome.exit_codes.get(run.host.name, 0)
+        by_name = {run.host.name: run for run in runs}
+        for host_name, code in outcome.exit_codes.items():  # in the order the hosts exited:
+            run = by_name[host_name]                       # the first failure is the cause
             if code != 0 and self.supervisor.stop_kind is None:
                 detail = out_of_memory_reason(run.host.name, self.spec.instance_type) \
                     if run.out_of_memory() else f"host {run.host.name} exited with code {code}"

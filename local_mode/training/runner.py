@@ -245,8 +245,9 @@ class JobRunner:
             self.resource.update(
                 lambda d: d.__setitem__("FinalMetricDataList", metrics.final_metric_data()))
         reason = None
-        for host, run in zip(hosts, runs):
-            code = exit_codes.get(run.host.name, 0)
+        by_name = {run.host.name: (host, run) for host, run in zip(hosts, runs)}
+        for host_name, code in exit_codes.items():  # in the order the hosts exited: the first
+            host, run = by_name[host_name]          # failure is the cause, not a stopped peer
             if code != 0 and reason is None:
                 reason = _failure_reason(host, code, run.out_of_memory(),
                                          self.spec.instance_type)

@@ -198,8 +198,10 @@ def assert_nothing_left(state_dir: Path) -> None:
         time.sleep(0.05)
     assert not leftovers, f"processes left behind: {leftovers}"
     assert not fifos_below(state_dir), f"FIFOs left behind: {fifos_below(state_dir)}"
-    jobs = state_dir / "training-jobs"
-    if jobs.is_dir():
+    for kind in ("training-jobs", "processing-jobs"):
+        jobs = state_dir / kind
+        if not jobs.is_dir():
+            continue
         works = [p / "work" for p in jobs.iterdir() if (p / "work").exists()]
         assert not works, f"work directories left behind: {works}"
         scratch = [p / "artifacts" for p in jobs.iterdir() if (p / "artifacts").exists()]

@@ -21,6 +21,14 @@ import pytest
 from local_mode.client_base import LocalClient
 from local_mode.shapes import response_errors
 from tests.integration.local_training_support import LocalEnv, channel, request, write_code
+from tests.integration.processing_support import (
+    job_log,
+    processing_request,
+    s3_input,
+    s3_output,
+    wait_ended,
+    write_script,
+)
 from tests.integration.test_local_endpoints_support import FAST_ENV, Local, make_model_tar
 
 TRAIN_OK = """
@@ -35,6 +43,12 @@ TRAIN_FAIL = """
 TRAIN_SLOW = """
     import time
     time.sleep(60)
+"""
+PROCESS_OK = """
+    import os, sys
+    from pathlib import Path
+    Path(sys.argv[1], "out.txt").write_text("ok")
+    Path(os.environ["SAGEMAKER_BASE_DIR"], "output", "message").write_text("done")
 """
 SUM = """
     def model_fn(model_dir):
@@ -91,6 +105,7 @@ def walked(tmp_path: Path) -> Iterator[dict[str, int]]:
     (data / "part-0.csv").write_text("1,2\n3,4\n")
     try:
         _walk_training(sm, training, tmp_path, data)
+        _walk_processing(sm, training, tmp_path, data)
         _walk_serving(sm, rt, local, tmp_path, data)
         yield seen
     finally:
@@ -118,6 +133,30 @@ def _walk_training(sm: Any, training: LocalEnv, tmp_path: Path, data: Path) -> N
     assert sm.describe_training_job(TrainingJobName=jobs["fail"])["FailureReason"]
     sm.list_training_jobs()
     sm.list_training_jobs(MaxResults=1, SortBy="Status", SortOrder="Descending")
+
+
+def _walk_processing(sm: Any, training: LocalEnv, tmp_path: Path, data: Path) -> None:
+    out = tmp_path / "processed"
+    jobs = {}
+    for kind, script in (("ok", PROCESS_OK), ("fail", TRAIN_FAIL), ("slow", TRAIN_SLOW)):
+        name = f"shape-processing-{kind}"
+        jobs[kind] = name
+        code = write_script(tmp_path / f"processing-code-{kind}", script)
+        sm.create_processing_job(**processing_request(
+            name, code, arguments=["/opt/ml/processing/output"],
+            inputs=[s3_input("data", data.as_uri(), "/opt/ml/processing/input/data")],
+            outputs=[s3_output("out", out.as_uri(), "/opt/ml/processing/output")]))
+        sm.describe_processing_job(ProcessingJobName=name)  # InProgress
+    _until(lambda: "Processing" in job_log(training.client, jobs["slow"]),
+           "the slow processing job to run")
+    sm.stop_processing_job(ProcessingJobName=jobs["slow"])
+    for name in jobs.values():
+        wait_ended(training.client, name)
+        sm.describe_processing_job(ProcessingJobName=name)  # Completed, Failed, Stopped
+    assert sm.describe_processing_job(ProcessingJobName=jobs["ok"])["ExitMessage"] == "done"
+    assert sm.describe_processing_job(ProcessingJobName=jobs["fail"])["FailureReason"]
+    sm.list_processing_jobs()
+    sm.list_processing_jobs(MaxResults=1, SortBy="Status", SortOrder="Descending")
 
 
 def _walk_serving(sm: Any, rt: Any, local: Local, tmp_path: Path, data: Path) -> None:
