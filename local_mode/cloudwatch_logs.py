@@ -10,6 +10,8 @@ is :mod:`local_mode.log_patterns`. Log groups are the service's:
 
 - ``/aws/sagemaker/TrainingJobs``: every training job's per-host log, stream
   ``<job>/<host>-<CreationTime in epoch seconds>`` (``myjob/algo-1-1764748800``);
+- ``/aws/sagemaker/ProcessingJobs``: every processing job's per-host log, streams named as
+  training's (``prep/algo-2-1764748800``);
 - ``/aws/sagemaker/TransformJobs``: every transform job's per-instance log, stream
   ``<job>/instance-<n>``;
 - ``/aws/sagemaker/Endpoints/<endpoint>``: that endpoint's per-instance logs, stream
@@ -53,9 +55,9 @@ from toolkit.settings import Settings
 
 SERVICE = "logs"
 TRAINING_GROUP = "/aws/sagemaker/TrainingJobs"
+PROCESSING_GROUP = "/aws/sagemaker/ProcessingJobs"
 TRANSFORM_GROUP = "/aws/sagemaker/TransformJobs"
 ENDPOINT_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
-JOB_GROUPS = {TRAINING_GROUP: "training-jobs", TRANSFORM_GROUP: "transform-jobs"}
 
 MAX_STREAMS = 50
 """DescribeLogStreams / DescribeLogGroups: the default and largest page."""
@@ -65,9 +67,32 @@ DESCENDING_SINCE = 1_704_067_200_000
 ResourceNotFoundException = error_class("ResourceNotFoundException")
 
 _RESOURCE_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
-_HOST_LOG = re.compile(r"(.+)\.log")
+_HOST_LOG = re.compile(r"(?!all\.log\Z)(.+)\.log")
+"""A host's log (``all.log``, every host's lines merged, is no stream)."""
 _INSTANCE_LOG = re.compile(r"(instance-[0-9]+)\.log")
 _VARIANT_LOG = re.compile(r"((.+)-[0-9]+)\.log")
+
+
+@dataclass(frozen=True)
+class _JobGroup:
+    """A job kind's log group: where its jobs are in the state directory, which of a job's
+    log files are streams, and how a stream is named after its file."""
+
+    kind: str
+    log_file: re.Pattern[str]
+    """Which files of the job's ``logs`` directory are streams; group 1 names the stream
+    within the job."""
+    timestamped: bool
+    """Whether the stream's name ends ``-<the job's CreationTime in epoch seconds>``, as the
+    service names a host's stream (``<job>/algo-1-1764748800``)."""
+
+
+JOB_GROUPS = {
+    TRAINING_GROUP: _JobGroup("training-jobs", _HOST_LOG, timestamped=True),
+    PROCESSING_GROUP: _JobGroup("processing-jobs", _HOST_LOG, timestamped=True),
+    TRANSFORM_GROUP: _JobGroup("transform-jobs", _INSTANCE_LOG, timestamped=False),
+}
+"""The job kinds' log groups, by name."""
 
 __all__ = ["InvalidParameterException", "LogsClient", "ResourceNotFoundException"]
 
@@ -253,8 +278,8 @@ class LogsClient(StateDirClient):
     def _groups(self) -> list[tuple[str, int]]:
         """``(name, creation ms)`` of every log group that exists."""
         groups = []
-        for group, kind in JOB_GROUPS.items():
-            resources = self.store.list(kind)
+        for group, job_group in JOB_GROUPS.items():
+            resources = self.store.list(job_group.kind)
             if resources:
                 created = [c for c in map(_created, resources) if c is not None]
                 groups.append((group, _epoch_ms(min(created)) if created else 0))
@@ -275,14 +300,15 @@ class LogsClient(StateDirClient):
         """The streams of ``group`` whose names start with ``prefix``, by name;
         ResourceNotFoundException when the group does not exist."""
         streams: list[_Stream] = []
-        if group in JOB_GROUPS:
-            resources = self.store.list(JOB_GROUPS[group])
+        job_group = JOB_GROUPS.get(group)
+        if job_group is not None:
+            resources = self.store.list(job_group.kind)
             if not resources:
                 raise _no_group()
             for resource in resources:
                 job = resource.name + "/"
                 if job.startswith(prefix) or prefix.startswith(job):
-                    streams += self._job_streams(group, resource)
+                    streams += _job_streams(group, job_group, resource)
         elif group.startswith(ENDPOINT_GROUP_PREFIX):
             name = group[len(ENDPOINT_GROUP_PREFIX):]
             if not _RESOURCE_NAME.fullmatch(name):
@@ -296,18 +322,6 @@ class LogsClient(StateDirClient):
         else:
             raise _no_group()
         return sorted((s for s in streams if s.name.startswith(prefix)), key=lambda s: s.name)
-
-    def _job_streams(self, group: str, resource: ResourceDir) -> list[_Stream]:
-        job = resource.name
-        if group == TRANSFORM_GROUP:
-            return [_Stream(group, f"{job}/{match[1]}", file)
-                    for file, match in _log_files(resource, _INSTANCE_LOG)]
-        created = _created(resource)
-        if created is None:  # half written, or being deleted
-            return []
-        seconds = int(created.timestamp())
-        return [_Stream(group, f"{job}/{match[1]}-{seconds}", file)
-                for file, match in _log_files(resource, _HOST_LOG) if match[1] != "all"]
 
     def _stream(self, group: str, name: str) -> _Stream:
         for stream in self._streams(group, name):
@@ -338,6 +352,18 @@ class LogsClient(StateDirClient):
         """The stream's file open and freshly indexed, its record locked; FileNotFoundError
         when the file is gone."""
         return self._files.observed(stream.path, stream.group, stream.name)
+
+
+def _job_streams(group: str, job_group: _JobGroup, resource: ResourceDir) -> list[_Stream]:
+    """The streams of one job of ``job_group`` (the group named ``group``)."""
+    suffix = ""
+    if job_group.timestamped:
+        created = _created(resource)
+        if created is None:  # half written, or being deleted
+            return []
+        suffix = f"-{int(created.timestamp())}"
+    return [_Stream(group, f"{resource.name}/{match[1]}{suffix}", file)
+            for file, match in _log_files(resource, job_group.log_file)]
 
 
 def _log_files(resource: ResourceDir, pattern: re.Pattern[str]) -> list[tuple[Path, re.Match[str]]]:

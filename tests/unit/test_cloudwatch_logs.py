@@ -1,13 +1,14 @@
 """The local ``logs`` client: the service's log groups and streams over the state directory's
 log files, read while they grow, with the service's paging, tokens, errors and shapes, and read
-by the SageMaker SDK's own log reader as fit(logs=True) reads it."""
+by the SageMaker SDK's own log reader as fit(logs=True) and ProcessingJob.wait(logs=True) read
+it."""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sagemaker.logs import Position, multi_stream_iter
-from sagemaker.session import _flush_log_streams, _live_logging_deploy_done
+from sagemaker.session import _flush_log_streams, _live_logging_deploy_done, _logs_init
 from sagemaker.utils import create_paginator_config
 
 import local_mode
@@ -32,6 +33,7 @@ from local_mode.shapes import response_errors
 from local_mode.state import ResourceDir, StateStore
 
 TRAINING = "/aws/sagemaker/TrainingJobs"
+PROCESSING = "/aws/sagemaker/ProcessingJobs"
 TRANSFORM = "/aws/sagemaker/TransformJobs"
 CREATED = datetime(2025, 12, 3, 8, 0, tzinfo=timezone.utc)  # epoch seconds 1764748800
 T1 = 1_764_748_801_000  # file modification times the tests set, in epoch ms
@@ -47,6 +49,21 @@ def training_job(store: StateStore, name: str, created: datetime = CREATED) -> R
         "SecondaryStatus": "Starting", "CreationTime": created, "LastModifiedTime": created,
         "ResourceConfig": {"InstanceType": "local", "InstanceCount": 2,
                            "VolumeSizeInGB": 1}}, {"TrainingJobName": name})
+
+
+def processing_job(store: StateStore, name: str, created: datetime = CREATED) -> ResourceDir:
+    arn = f"arn:aws:sagemaker:local:000000000000:processing-job/{name}"
+    return store.create("processing-jobs", name, {
+        "ProcessingJobName": name, "ProcessingJobArn": arn, "ProcessingJobStatus": "InProgress",
+        "CreationTime": created, "LastModifiedTime": created,
+        "ProcessingResources": {"ClusterConfig": {"InstanceType": "local", "InstanceCount": 2,
+                                                  "VolumeSizeInGB": 1}}},
+        {"ProcessingJobName": name})
+
+
+HOST_JOBS: dict[str, Callable[..., ResourceDir]] = {TRAINING: training_job,
+                                                    PROCESSING: processing_job}
+"""The groups whose streams are a job's hosts' logs, and how a test makes a job of each."""
 
 
 def transform_job(store: StateStore, name: str) -> ResourceDir:
@@ -151,16 +168,35 @@ def test_log_groups_are_the_services_and_exist_with_their_resources(
         assert "The specified log group does not exist." in str(info.value)
 
 
-def test_training_streams_are_each_hosts_log_named_as_the_service_names_them(
-        store: StateStore, logs: LogsClient) -> None:
-    job = training_job(store, "myjob")
-    training_job(store, "myjob2", datetime(2025, 12, 4, tzinfo=timezone.utc))
+def test_the_processing_group_exists_with_a_processing_job(store: StateStore,
+                                                           logs: LogsClient) -> None:
+    training_job(store, "train")
+    with pytest.raises(ResourceNotFoundException, match="log group does not exist"):
+        logs.describe_log_streams(logGroupName=PROCESSING)
+    processing_job(store, "prep", datetime(2025, 12, 2, tzinfo=timezone.utc))
+    processing_job(store, "prep-2")
+    groups = call(logs, "describe_log_groups", logGroupNamePrefix="/aws/sagemaker/")
+    assert [(g["logGroupName"], g["creationTime"]) for g in groups["logGroups"]] == [
+        (PROCESSING, 1_764_633_600_000), (TRAINING, int(CREATED.timestamp() * 1000))]
+    assert call(logs, "describe_log_streams", logGroupName=PROCESSING)["logStreams"] == []
+    store.delete("processing-jobs", "prep")
+    store.delete("processing-jobs", "prep-2")
+    with pytest.raises(ResourceNotFoundException, match="log group does not exist"):
+        logs.get_log_events(logGroupName=PROCESSING, logStreamName="prep/algo-1-1764633600")
+
+
+@pytest.mark.parametrize("group", sorted(HOST_JOBS))
+def test_host_streams_are_each_hosts_log_named_as_the_service_names_them(
+        store: StateStore, logs: LogsClient, group: str) -> None:
+    """Training and processing jobs: a stream per host, ``<job>/<host>-<creation epoch>``."""
+    job = HOST_JOBS[group](store, "myjob")
+    other = HOST_JOBS[group](store, "myjob2", datetime(2025, 12, 4, tzinfo=timezone.utc))
     write(job.logs_dir / "all.log", b"algo-1 | merged view\n")
-    assert call(logs, "describe_log_streams", logGroupName=TRAINING)["logStreams"] == []
+    assert call(logs, "describe_log_streams", logGroupName=group)["logStreams"] == []
     write(job.logs_dir / "algo-1.log", b"one\n", T1)
     write(job.logs_dir / "algo-2.log", b"", T1)
-    write(store.get("training-jobs", "myjob2").logs_dir / "algo-1.log", b"x\n", T2)
-    streams = call(logs, "describe_log_streams", logGroupName=TRAINING,
+    write(other.logs_dir / "algo-1.log", b"x\n", T2)
+    streams = call(logs, "describe_log_streams", logGroupName=group,
                    logStreamNamePrefix="myjob/", orderBy="LogStreamName", limit=2)
     assert "nextToken" not in streams  # the SDK loops while there is one, without passing it
     first, second = streams["logStreams"]
@@ -168,18 +204,23 @@ def test_training_streams_are_each_hosts_log_named_as_the_service_names_them(
         "logStreamName": "myjob/algo-1-1764748800", "creationTime": T1,
         "firstEventTimestamp": T1, "lastEventTimestamp": T1, "lastIngestionTime": T1,
         "storedBytes": 0,
-        "arn": f"arn:aws:logs:local:000000000000:log-group:{TRAINING}:log-stream:"
+        "arn": f"arn:aws:logs:local:000000000000:log-group:{group}:log-stream:"
                "myjob/algo-1-1764748800"}
     assert second["logStreamName"] == "myjob/algo-2-1764748800"
     assert "firstEventTimestamp" not in second and "lastEventTimestamp" not in second
-    everything = call(logs, "describe_log_streams", logGroupName=TRAINING)["logStreams"]
+    everything = call(logs, "describe_log_streams", logGroupName=group)["logStreams"]
     assert [s["logStreamName"] for s in everything] == [
         "myjob/algo-1-1764748800", "myjob/algo-2-1764748800", "myjob2/algo-1-1764806400"]
+    assert messages(events(logs, group, "myjob/algo-1-1764748800")) == ["one"]
     with pytest.raises(ResourceNotFoundException,
                        match="The specified log stream does not exist."):
-        logs.get_log_events(logGroupName=TRAINING, logStreamName="myjob/algo-3-1764748800")
+        logs.get_log_events(logGroupName=group, logStreamName="myjob/algo-3-1764748800")
     with pytest.raises(ResourceNotFoundException, match="log stream"):
-        logs.get_log_events(logGroupName=TRAINING, logStreamName="myjob/all-1764748800")
+        logs.get_log_events(logGroupName=group, logStreamName="myjob/all-1764748800")
+    # each kind's streams are its own group's only
+    (elsewhere,) = set(HOST_JOBS) - {group}
+    with pytest.raises(ResourceNotFoundException, match="log group does not exist"):
+        logs.describe_log_streams(logGroupName=elsewhere)
 
 
 def test_endpoint_and_transform_streams(store: StateStore, logs: LogsClient) -> None:
@@ -563,19 +604,39 @@ def test_the_sdks_multi_stream_iter_reads_each_line_once(store: StateStore,
     assert poll() == []
 
 
-def test_the_sdks_flush_log_streams_prints_a_growing_job_once(store: StateStore,
-                                                              logs: LogsClient) -> None:
-    job = training_job(store, "myjob")
-    printed: list[tuple[int, str]] = []
-    positions: dict[str, Position] = {}
+class _BotoSession:
+    """What the SDK's ``_logs_init`` asks of its boto3 session: a ``logs`` client."""
 
-    def flush() -> None:  # fit(logs=True)'s poll, unchanged
-        _flush_log_streams([], 2, logs, TRAINING, "myjob", positions, False,
+    def __init__(self, logs: LogsClient) -> None:
+        self.logs = logs
+
+    def client(self, service: str, config: Any = None) -> LogsClient:
+        assert service == "logs"
+        return self.logs
+
+
+@pytest.mark.parametrize(("kind", "description"), [
+    ("Training", {"ResourceConfig": {"InstanceCount": 2}}),
+    ("Processing", {"ProcessingResources": {"ClusterConfig": {"InstanceCount": 2}}})])
+def test_the_sdks_flush_log_streams_prints_a_growing_job_once(
+        store: StateStore, logs: LogsClient, kind: str, description: dict[str, Any]) -> None:
+    """fit(logs=True)'s and ProcessingJob.wait(logs=True)'s poll, unchanged: the group and the
+    instance count are the SDK's own (``_logs_init``), the streams those prefixed ``<job>/``."""
+    count, _, positions, client, group, _, _ = _logs_init(_BotoSession(logs), description, kind)
+    assert (count, group) == (2, {"Training": TRAINING, "Processing": PROCESSING}[kind])
+    job = HOST_JOBS[group](store, "myjob")
+    other = HOST_JOBS[group](store, "myjob-2")  # another job whose name starts the same
+    printed: list[tuple[int, str]] = []
+
+    def flush() -> None:
+        _flush_log_streams([], count, client, group, "myjob", positions, False,
                            lambda index, text: printed.append((index, text)))
 
     flush()
     assert printed == []
     write(job.logs_dir / "algo-1.log", b"starting\n", T1)
+    write(other.logs_dir / "algo-1.log", b"not mine\n", T1)
+    write(job.logs_dir / "all.log", b"optml | Starting\nalgo-1 | starting\n", T1)
     flush()
     write(job.logs_dir / "algo-2.log", b"starting\n", T2)
     write(job.logs_dir / "algo-1.log", b"epoch 1\n", T3)
