@@ -1,0 +1,83 @@
+"""local_mode.cluster.supervisor: logs, stop requests, a failed host stopping its peers, time
+limits, SIGTERM then SIGKILL after the grace period, periodic work. Hosts are real processes
+(``sh``), supervised through the process backend's HostRun."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from local_mode.cluster import Host
+from local_mode.cluster.process import ProcessHostRun
+from local_mode.cluster.supervisor import JobLog, Periodic, Supervisor, out_of_memory_reason
+from toolkit.layout import Layout
+
+
+def _run(tmp_path: Path, name: str, script: str) -> ProcessHostRun:
+    process = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    return ProcessHostRun(Host(name, 0, 1, Layout(tmp_path / name)), process)
+
+
+def _supervisor(tmp_path: Path, grace: float = 5.0) -> Supervisor:
+    return Supervisor(JobLog(tmp_path / "logs"), grace)
+
+
+def test_lines_land_in_both_logs_and_exit_codes_are_returned(tmp_path: Path) -> None:
+    supervisor = _supervisor(tmp_path)
+    runs = [_run(tmp_path, "h1", "echo one; echo two"), _run(tmp_path, "h2", "echo three")]
+    seen: list[bytes] = []
+    pumps = [supervisor.pump(runs[0], seen.append), supervisor.pump(runs[1])]
+    assert supervisor.supervise(runs) == {"h1": 0, "h2": 0}
+    for pump in pumps:
+        pump.join(5)
+    assert seen == [b"one\n", b"two\n"]
+    assert (tmp_path / "logs" / "h1.log").read_text() == "one\ntwo\n"
+    assert sorted((tmp_path / "logs" / "all.log").read_text().splitlines()) == \
+        ["h1 | one", "h1 | two", "h2 | three"]
+    supervisor.log.line("optml", b"status")
+    assert not (tmp_path / "logs" / "optml.log").exists()  # local mode's own lines: all.log
+
+
+def test_a_failed_host_stops_its_peers_without_a_stop_kind(tmp_path: Path) -> None:
+    supervisor = _supervisor(tmp_path)
+    stopping: list[str | None] = []
+    runs = [_run(tmp_path, "h1", "exec sleep 30"), _run(tmp_path, "h2", "exit 4")]
+    codes = supervisor.supervise(runs, on_stopping=stopping.append)
+    assert codes["h2"] == 4 and codes["h1"] != 0
+    assert list(codes) == ["h2", "h1"]  # the order they exited in: the cause first
+    assert stopping == [None] and supervisor.stop_kind is None
+
+
+def test_a_timer_stops_the_job_with_its_kind_and_grace_ends_in_sigkill(tmp_path: Path) -> None:
+    supervisor = _supervisor(tmp_path, grace=0.3)
+    began = time.monotonic()
+    run = _run(tmp_path, "h1", "trap '' TERM; while true; do sleep 0.05; done")
+    codes = supervisor.supervise(
+        [run], timers=lambda: "MaxRuntimeExceeded" if time.monotonic() - began > 0.2 else None)
+    assert supervisor.stop_kind == "MaxRuntimeExceeded"
+    assert codes == {"h1": 128 + 9}  # killed by SIGKILL after the grace period
+    run.cleanup()
+
+
+def test_request_stop_keeps_the_first_kind(tmp_path: Path) -> None:
+    supervisor = _supervisor(tmp_path)
+    supervisor.request_stop("Stopped")
+    supervisor.request_stop("MaxRuntimeExceeded")
+    assert supervisor.stop_kind == "Stopped" and supervisor.stop_event.is_set()
+    supervisor.reset()
+    assert supervisor.stop_kind is None and not supervisor.stop_event.is_set()
+
+
+def test_periodic_work_runs_while_hosts_run(tmp_path: Path) -> None:
+    supervisor = _supervisor(tmp_path)
+    ticks: list[float] = []
+    supervisor.supervise([_run(tmp_path, "h1", "sleep 0.5")],
+                         periodic=[Periodic(0.1, lambda: ticks.append(time.monotonic()))])
+    assert 2 <= len(ticks) <= 6
+
+
+def test_out_of_memory_reason_names_the_instance_type_only_when_it_is_one() -> None:
+    assert "memory of ml.m5.large" in out_of_memory_reason("algo-1", "ml.m5.large")
+    assert "memory and was killed" in out_of_memory_reason("algo-1", "local")
