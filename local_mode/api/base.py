@@ -8,6 +8,7 @@ lifecycle (:mod:`local_mode.runners`), and nothing else: no kind calls another k
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,18 @@ class SageMakerBase(StateDirClient):
         except ResourceNotFound:
             return False
         return True
+
+    def _stop_job(self, lifecycle: runners.Lifecycle, name: str, noun: str) -> dict[str, Any]:
+        """Stop{Training,Processing}Job: SIGTERM to the job's runner, which takes it through
+        Stopping to Stopped; the service's ValidationException when the job has already
+        ended."""
+        resource = self._resource(lifecycle.kind, name)
+        description = runners.describe_live(resource, lifecycle)
+        if lifecycle.settled(description):
+            raise ValidationException(f"The {noun} {name} has already "
+                                      f"{description[lifecycle.status_field].lower()}")
+        runners.signal_runner(resource, signal.SIGTERM)
+        return {}
 
     def _spawn(self, resource: ResourceDir, lifecycle: runners.Lifecycle, backend: str) -> None:
         runners.spawn(self.store, resource, lifecycle, backend, self.settings.environ)

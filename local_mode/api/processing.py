@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import signal
 from typing import Any
 
 from local_mode import preflight, runners
 from local_mode.api.base import SageMakerBase
 from local_mode.cluster.choice import make_backend
-from local_mode.errors import ValidationException
 from local_mode.listing import list_page
 from local_mode.processing.spec import ProcessingJobSpec
 from local_mode.processing.workload import ProcessingWorkload
@@ -59,10 +57,4 @@ class ProcessingAPI(SageMakerBase):
                          status_key="ProcessingJobStatus")
 
     def stop_processing_job(self, ProcessingJobName: str) -> dict[str, Any]:  # noqa: N803 - the service's member name
-        resource = self._resource("processing-jobs", ProcessingJobName)
-        description = runners.describe_live(resource, runners.PROCESSING)
-        if runners.PROCESSING.settled(description):
-            raise ValidationException(f"The processing job {ProcessingJobName} has already "
-                                      f"{description['ProcessingJobStatus'].lower()}")
-        runners.signal_runner(resource, signal.SIGTERM)
-        return {}
+        return self._stop_job(runners.PROCESSING, ProcessingJobName, "processing job")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import signal
 from typing import Any
 
 from local_mode import preflight, runners
 from local_mode.api.base import SageMakerBase
 from local_mode.cluster.choice import make_backend
-from local_mode.errors import ValidationException
 from local_mode.listing import list_page
 from local_mode.shapes import public_view
 from local_mode.state import now
@@ -68,10 +66,4 @@ class TrainingAPI(SageMakerBase):
                          status_key="TrainingJobStatus")
 
     def stop_training_job(self, TrainingJobName: str) -> dict[str, Any]:  # noqa: N803 - the service's member name
-        resource = self._resource("training-jobs", TrainingJobName)
-        description = runners.describe_live(resource, runners.TRAINING)
-        if runners.TRAINING.settled(description):
-            raise ValidationException(f"The training job {TrainingJobName} has already "
-                                      f"{description['TrainingJobStatus'].lower()}")
-        runners.signal_runner(resource, signal.SIGTERM)
-        return {}
+        return self._stop_job(runners.TRAINING, TrainingJobName, "training job")

@@ -104,6 +104,29 @@ class Workload(Protocol):
         :meth:`process_refusal` said None)."""
 
 
+class SpecWorkload:
+    """The members of a :class:`Workload` that a job's spec holds under the same names (a
+    training or processing spec): a kind's workload subclasses it and adds what differs."""
+
+    spec: Any
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def image(self) -> str | None:
+        return self.spec.image
+
+    @property
+    def instance_type(self) -> str:
+        return self.spec.instance_type
+
+    @property
+    def instance_count(self) -> int:
+        return self.spec.instance_count
+
+
 class HostRun(Protocol):
     host: Host
 

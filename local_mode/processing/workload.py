@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from local_mode.cluster import CONTAINER_ROOT, BindMount, Host, covered, host_path
+from local_mode.cluster import CONTAINER_ROOT, BindMount, Host, SpecWorkload, covered, host_path
 from local_mode.processing.spec import OPERATION, ProcessingJobSpec
 from toolkit.layout import Layout
 
@@ -44,28 +44,12 @@ def _in_root(path: str) -> bool:
 
 
 @dataclass(frozen=True)
-class ProcessingWorkload:
+class ProcessingWorkload(SpecWorkload):
     """A processing job as its hosts see it."""
 
     spec: ProcessingJobSpec
     image_field: str = "AppSpecification.ImageUri"
     operation: str = OPERATION
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def image(self) -> str | None:
-        return self.spec.image
-
-    @property
-    def instance_type(self) -> str:
-        return self.spec.instance_type
-
-    @property
-    def instance_count(self) -> int:
-        return self.spec.instance_count
 
     def container_command(self) -> tuple[list[str] | None, list[str] | None]:
         entrypoint = list(self.spec.entrypoint) if self.spec.entrypoint is not None else None

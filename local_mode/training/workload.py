@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from local_mode.cluster import BindMount, Host, covered
+from local_mode.cluster import BindMount, Host, SpecWorkload, covered
 from local_mode.training.hosts import container_checkpoint_path, host_checkpoint_dir
 from local_mode.training.spec import TrainingJobSpec
 from toolkit.layout import Layout
@@ -83,28 +83,12 @@ def process_refusal(spec: TrainingJobSpec) -> str | None:
 
 
 @dataclass(frozen=True)
-class TrainingWorkload:
+class TrainingWorkload(SpecWorkload):
     """A training job as its hosts see it."""
 
     spec: TrainingJobSpec
     image_field: str = "AlgorithmSpecification.TrainingImage"
     operation: str = "CreateTrainingJob"
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def image(self) -> str | None:
-        return self.spec.image
-
-    @property
-    def instance_type(self) -> str:
-        return self.spec.instance_type
-
-    @property
-    def instance_count(self) -> int:
-        return self.spec.instance_count
 
     def container_command(self) -> tuple[list[str] | None, list[str] | None]:
         return container_command(self.spec)

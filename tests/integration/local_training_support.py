@@ -89,13 +89,7 @@ class LocalEnv:
 
     def wait(self, name: str, timeout: float = END_TIMEOUT) -> dict[str, Any]:
         """Wait until the job is terminal *and* its runner has exited; return describe."""
-        resource = self.client.store.get("training-jobs", name)
-        deadline = time.monotonic() + timeout
-        while not runners.ended(resource, runners.TRAINING):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"job {name} did not end within {timeout} s: "
-                                     f"{self.client.describe_training_job(TrainingJobName=name)}")
-            time.sleep(0.05)
+        wait_until_ended(self.client, runners.TRAINING, name, timeout)
         return self.client.describe_training_job(TrainingJobName=name)
 
     def wait_for_log(self, name: str, text: str, timeout: float = END_TIMEOUT) -> None:
@@ -111,6 +105,18 @@ class LocalEnv:
 
     def artifacts(self, name: str, which: str = "model.tar.gz") -> dict[str, bytes]:
         return read_tarball(self.output_dir / name / "output" / which)
+
+
+def wait_until_ended(client: SageMakerClient, lifecycle: runners.Lifecycle, name: str,
+                     timeout: float = END_TIMEOUT) -> None:
+    """Wait until a job of ``lifecycle``'s kind is terminal *and* its runner has exited."""
+    resource = client.store.get(lifecycle.kind, name)
+    deadline = time.monotonic() + timeout
+    while not runners.ended(resource, lifecycle):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{lifecycle.what} {name} did not end within {timeout} s: "
+                                 f"{runners.describe_live(resource, lifecycle)}")
+        time.sleep(0.05)
 
 
 def make_env(root: Path, extra_environ: Mapping[str, str] | None = None,

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import sys
 import textwrap
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from local_mode import runners
 from local_mode.sagemaker import SageMakerClient
-from tests.integration.local_training_support import END_TIMEOUT, ROLE
+from tests.integration.local_training_support import END_TIMEOUT, ROLE, wait_until_ended
 
 CODE_PATH = "/opt/ml/processing/input/code"
 
@@ -64,13 +63,7 @@ def write_script(directory: Path, text: str, name: str = "process.py") -> Path:
 def wait_ended(client: SageMakerClient, name: str, timeout: float = END_TIMEOUT
                ) -> dict[str, Any]:
     """Wait until the job is terminal *and* its runner has exited; return describe."""
-    resource = client.store.get("processing-jobs", name)
-    deadline = time.monotonic() + timeout
-    while not runners.ended(resource, runners.PROCESSING):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"processing job {name} did not end within {timeout} s: "
-                                 f"{client.describe_processing_job(ProcessingJobName=name)}")
-        time.sleep(0.05)
+    wait_until_ended(client, runners.PROCESSING, name, timeout)
     return client.describe_processing_job(ProcessingJobName=name)
 
 
