@@ -1,5 +1,5 @@
-"""Following a local training job's log from a shell (``train --wait``, ``logs -f``,
-``stop --wait``): the lines appended so far, until the job has ended and all of it was read.
+"""Following a local job's log from a shell (``train --wait``, ``logs -f``, ``process --wait``,
+...): the lines appended so far, until the job has ended and all of it was read.
 
 Nothing beyond the standard library is imported up front; the runner bookkeeping loads when a
 job is looked at.
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from local_mode.runners import Lifecycle
     from local_mode.state import ResourceDir
 
 FOLLOW_INTERVAL = 0.1
@@ -86,14 +87,15 @@ class LinePrinter:
         self.stream.flush()
 
 
-def follow(resource: ResourceDir, tail: LogTail | None = None,
+def follow(resource: ResourceDir, lifecycle: Lifecycle, tail: LogTail | None = None,
            printer: LinePrinter | None = None) -> None:
-    """Print the job's log (``all.log``) as it grows, until the job has ended."""
+    """Print the job's log (``all.log``) as it grows, until the job (a resource of
+    ``lifecycle``'s kind) has ended."""
     from local_mode import runners  # with the state store: botocore loads only when used
 
     tail = tail or LogTail(resource.logs_dir / "all.log")
     printer = printer or LinePrinter()
-    for line in follow_lines(tail, lambda: runners.ended(resource, runners.TRAINING)):
+    for line in follow_lines(tail, lambda: runners.ended(resource, lifecycle)):
         printer(line)
 
 
