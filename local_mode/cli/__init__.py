@@ -7,8 +7,11 @@ the toolkit never names this package and an install without it simply has no suc
 ``errors``         the exit-code table, the error prefix, :func:`~.errors.fail` and
                    :func:`~.errors.request_errors` (bad input: one line, exit 2)
 ``options``        ``--state-dir``, ``--backend``, ``KEY=VALUE`` pairs, the client factories
-``follow``         following a training job's log to its end
+``follow``         following a job's log to its end
+``jobs``           the commands every job kind has (create and wait, list, describe, logs, stop)
 ``training``       ``train``, ``jobs``, ``describe``, ``logs``, ``stop``, ``metrics``
+``processing``     ``process``, ``processing-jobs``, ``describe-processing-job``,
+                   ``processing-logs``, ``stop-processing-job``
 ``endpoints``      ``deploy``, ``endpoints``, ``invoke``, ``delete-endpoint``, ``transform``
 ``api``            ``api``: the service's wire API on 127.0.0.1 for unchanged SDK/boto3/CLI code
 ``image_check``    ``optml check IMAGE``
@@ -22,13 +25,14 @@ from __future__ import annotations
 
 import click
 
-from local_mode.cli import api, endpoints, training
+from local_mode.cli import api, endpoints, processing, training
 from local_mode.cli.image_check import check
 
 local = click.Group(
-    "local", commands=[*training.COMMANDS, *endpoints.COMMANDS, *api.COMMANDS],
-    help="Run training jobs, endpoints and batch transform locally, exactly as the service "
-         "would (see docs/local-mode.md and docs/local-endpoints.md).")
+    "local", commands=[*training.COMMANDS, *processing.COMMANDS, *endpoints.COMMANDS,
+                       *api.COMMANDS],
+    help="Run training jobs, processing jobs, endpoints and batch transform locally, exactly as "
+         "the service would (see docs/local-mode.md and docs/local-endpoints.md).")
 """``optml local``."""
 
 __all__ = ["check", "local"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from local_mode.cli import local
 from local_mode.cli.errors import EXIT_INVALID
 from local_mode.cli.follow import LinePrinter, LogTail, follow_lines
+from local_mode.cli.processing import PROCESSING_JOBS
 
 ROLE = "arn:aws:iam::000000000000:role/optml-local"
 
@@ -84,6 +86,61 @@ def test_bad_backend_choice_is_a_usage_error(tmp_path: Path) -> None:
     path.write_text(json.dumps(_job()))
     result = _invoke(tmp_path, "train", str(path), "--backend", "kubernetes")
     assert result.exit_code == 2 and "kubernetes" in result.output
+
+
+@pytest.mark.parametrize(("training", "processing"), [
+    ("train", "process"), ("jobs", "processing-jobs"), ("describe", "describe-processing-job"),
+    ("logs", "processing-logs"), ("stop", "stop-processing-job")])
+def test_processing_commands_take_what_their_training_twins_take(training: str,
+                                                                 processing: str) -> None:
+    def options(name: str) -> list[tuple[str, ...]]:
+        return [(*p.opts, *p.secondary_opts) for p in local.commands[name].params]
+    assert options(processing) == options(training)
+
+
+def test_a_processing_job_file_missing_a_member_names_the_file_and_member(
+        tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text(f"ProcessingJobName: p\nRoleArn: {ROLE}\nProcessingResources:\n"
+                    "  ClusterConfig: {InstanceCount: 1, InstanceType: ml.m5.large, "
+                    "VolumeSizeInGB: 1}\n")
+    result = _invoke(tmp_path, "process", str(path), "--backend", "process")
+    assert result.exit_code == EXIT_INVALID
+    assert result.output.startswith(f"Error: {path}: ")
+    assert '"AppSpecification"' in result.output and len(result.output.splitlines()) == 1
+    assert not (tmp_path / "state" / "processing-jobs").exists() or \
+        not any((tmp_path / "state" / "processing-jobs").iterdir())
+
+
+@pytest.mark.parametrize("command", ["describe-processing-job", "processing-logs",
+                                     "stop-processing-job"])
+def test_unknown_processing_job_names(tmp_path: Path, command: str) -> None:
+    result = _invoke(tmp_path, command, "ghost")
+    assert result.exit_code == 1
+    assert "no local processing job named 'ghost'" in result.output
+
+
+def test_processing_jobs_on_an_empty_state_dir(tmp_path: Path) -> None:
+    result = _invoke(tmp_path, "processing-jobs")
+    assert result.exit_code == 0 and "no processing jobs" in result.output
+
+
+def test_how_a_finished_processing_job_reads() -> None:
+    started = datetime(2024, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    outputs = {"Outputs": [{"OutputName": "train", "S3Output": {"S3Uri": "s3://b/train"}},
+                           {"OutputName": "app", "AppManaged": True}]}
+    completed = {"ProcessingJobName": "p", "ProcessingJobStatus": "Completed",
+                 "ProcessingStartTime": started,
+                 "ProcessingEndTime": started + timedelta(seconds=41.6),
+                 "ExitMessage": "done", "ProcessingOutputConfig": outputs}
+    assert PROCESSING_JOBS.outcome(completed) == (
+        "Processing job p: Completed after 42 s",
+        ["ExitMessage: done", "Output train: s3://b/train"])
+    timed_out = {"ProcessingJobName": "p", "ProcessingJobStatus": "Stopped",
+                 "FailureReason": "MaxRuntimeExceeded: the job ran longer than ...",
+                 "ProcessingOutputConfig": outputs}  # stopped before it started: no duration
+    assert PROCESSING_JOBS.outcome(timed_out) == (
+        "Processing job p: Stopped (MaxRuntimeExceeded: the job ran longer than ...)", [])
 
 
 def test_log_tail_returns_only_complete_lines_and_the_rest_at_the_end(tmp_path: Path) -> None:
