@@ -8,19 +8,14 @@ local mode is the environment ``optml local api --env`` prints."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
-from local_mode.wire.server import ApiServer
 from tests.docker.conformance.local import LocalMode
 from tests.docker.conformance.test_plain_images import THREE_LINE
-from toolkit.settings import Settings
+from tests.docker.conformance.wire import ROLE, run_sdk, sdk_result, wire_server
 
 SDK_SCRIPT = r'''
 import json, sys
@@ -65,13 +60,6 @@ print("\nRESULT " + json.dumps({
     "endpoint": endpoint, "endpoints_left": endpoints}, default=str), flush=True)
 '''
 
-def _sdk_environment(variables: dict[str, str]) -> dict[str, str]:
-    """A clean environment: nothing AWS-, SDK- or local-mode-related but what the server
-    printed (its SDK configuration file included)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AWS_", "SAGEMAKER_", "OPTML_"))}
-    return env | variables | {"SAGEMAKER_SUPPRESS_V2_WARNING": "1", "PYTHONUNBUFFERED": "1"}
-
 
 @pytest.mark.docker
 def test_the_sdk_trains_deploys_predicts_and_transforms_unchanged(
@@ -86,20 +74,14 @@ def test_the_sdk_trains_deploys_predicts_and_transforms_unchanged(
     (tmp_path / "batch").mkdir()
     (tmp_path / "batch" / "rows.csv").write_text("".join(
         ",".join(repr(float(v)) for v in row) + "\n" for row in features[:5]))
-    settings = Settings.from_environ({k: v for k, v in os.environ.items()
-                                      if not k.startswith(("SAGEMAKER_", "OPTML_", "AWS_"))}
-                                     | {"OPTML_LOCAL_STOP_GRACE_SECONDS": "2"})
-    with ApiServer(settings, state_dir=local.state, backend="docker") as server:
+    with wire_server(local) as server:
         script = tmp_path / "sdk_run.py"
         script.write_text(SDK_SCRIPT)
-        args = {"image": THREE_LINE, "role": "arn:aws:iam::000000000000:role/sdk",
+        args = {"image": THREE_LINE, "role": ROLE,
                 "train_dir": str(tmp_path / "train"), "batch_dir": str(tmp_path / "batch"),
                 "query": features[:2].tolist()}
-        run = subprocess.run([sys.executable, str(script), json.dumps(args)],
-                             env=_sdk_environment(server.endpoint.environ()),
-                             capture_output=True, text=True, timeout=600, check=False)
-    assert run.returncode == 0, f"{run.stdout[-4000:]}\n{run.stderr[-6000:]}"
-    result: dict[str, Any] = json.loads(run.stdout.rsplit("\nRESULT ", 1)[1])
+        run = run_sdk(server, script, args)
+    result = sdk_result(run)
     assert result["status"] == "Completed"
     assert result["bucket"] == "sagemaker-us-east-1-000000000000"  # STS's account, S3's bucket
     assert result["artifact"].startswith(f"s3://{result['bucket']}/wire/output/")
