@@ -14,11 +14,15 @@ On the process backend there is no image: the job must give ``ContainerEntrypoin
 on this machine with every argument that is an ``/opt/ml`` path (or ``--flag=/opt/ml/...``)
 mapped to its place in the host's tree; the config files name the mapped paths too, and
 ``SAGEMAKER_BASE_DIR`` is set, so a program that reads its paths from its arguments or its config
-runs unchanged. A program that hard-codes ``/opt/ml/...`` needs the Docker backend.
+runs unchanged. A program that hard-codes ``/opt/ml/...`` needs the Docker backend. An entrypoint
+that is a bare ``python``/``python3`` runs with local mode's own interpreter (the one whose
+packages the process backend stands in for the image's), not whatever comes first on ``PATH``.
 """
 
 from __future__ import annotations
 
+import re
+import sys
 from dataclasses import dataclass
 
 from local_mode.cluster import CONTAINER_ROOT, BindMount, Host, SpecWorkload, covered, host_path
@@ -26,6 +30,8 @@ from local_mode.processing.spec import OPERATION, ProcessingJobSpec
 from toolkit.layout import Layout
 
 CONTAINER_LAYOUT = Layout()
+BARE_PYTHON = re.compile(r"python(3(\.\d+)?)?")
+"""An entrypoint's interpreter named without a path (``python3``, ``python3.11``)."""
 
 
 def map_argument(argument: str, host: Host) -> str:
@@ -79,5 +85,7 @@ class ProcessingWorkload(SpecWorkload):
 
     def process_argv(self, host: Host) -> list[str]:
         assert self.spec.entrypoint is not None  # process_refusal said so
-        return [map_argument(a, host)
-                for a in (*self.spec.entrypoint, *(self.spec.arguments or ()))]
+        program, *rest = self.spec.entrypoint
+        if BARE_PYTHON.fullmatch(program):
+            program = sys.executable
+        return [map_argument(a, host) for a in (program, *rest, *(self.spec.arguments or ()))]

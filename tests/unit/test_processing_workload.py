@@ -80,6 +80,14 @@ def test_the_process_backend_needs_an_entrypoint_and_maps_paths(tmp_path: Path) 
         f"--data={root / 'processing/input'}", str(root), "-n", "/tmp/x"]
 
 
+def test_a_bare_python_entrypoint_is_local_modes_interpreter(tmp_path: Path) -> None:
+    for name in ("python", "python3", "python3.11"):
+        workload = ProcessingWorkload(_spec({"ContainerEntrypoint": [name, "-c", "pass"]}))
+        assert workload.process_argv(_host(tmp_path))[0] == sys.executable
+    workload = ProcessingWorkload(_spec({"ContainerEntrypoint": ["/usr/bin/python3", "x"]}))
+    assert workload.process_argv(_host(tmp_path))[0] == "/usr/bin/python3"
+
+
 @given(st.text(alphabet="/=-abmlopt.", max_size=30))
 def test_map_argument_only_touches_opt_ml_paths(argument: str) -> None:
     host = Host("h", 0, 1, Layout(Path("/work/h")))
