@@ -120,3 +120,23 @@ def test_config_files_name_paths_as_the_program_sees_them(tmp_path: Path) -> Non
     assert resources["current_host"] == "algo-1" and resources["hosts"] == ["algo-1"]
     assert (host.layout.root / "processing" / "out").is_dir()
     assert host.layout.output_dir.stat().st_mode & 0o777 == 0o777  # any image user writes
+
+
+def test_a_staged_input_stays_writable_by_any_user(tmp_path: Path) -> None:
+    """A non-root image may write scratch files next to its input, as the config promised."""
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "a.csv").write_text("1\n")
+    spec = ProcessingJobSpec.from_request({
+        "ProcessingJobName": "p", "RoleArn": "r", "AppSpecification": {"ImageUri": "img"},
+        "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1,
+                                                  "InstanceType": "ml.m5.large",
+                                                  "VolumeSizeInGB": 1}},
+        "ProcessingInputs": [{"InputName": "d", "S3Input": {
+            "S3Uri": data.as_uri(), "LocalPath": "/opt/ml/processing/d",
+            "S3DataType": "S3Prefix"}}]})
+    host = _host(tmp_path)
+    assert hostlib.stage_input(spec.inputs[0], host, {}) == 2
+    target = host.layout.root / "processing" / "d"
+    assert (target / "sub" / "a.csv").read_text() == "1\n"
+    assert target.stat().st_mode & 0o777 == 0o777

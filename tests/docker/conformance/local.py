@@ -213,7 +213,7 @@ class LocalMode:
         return found
 
     def close(self) -> list[str]:
-        """Delete endpoints, stop transforms, wait for their containers to go; then remove by
+        """Delete endpoints, stop transforms and jobs, wait for their containers to go; then remove by
         label whatever is left. Returns what had to be removed by force (a test asserts [])."""
         for resource in self.sm.store.list("endpoints"):
             self.sm.delete_endpoint(EndpointName=resource.name)
@@ -223,6 +223,9 @@ class LocalMode:
         for resource in self.sm.store.list("training-jobs"):
             if resource.describe()["TrainingJobStatus"] not in TERMINAL:
                 self.sm.stop_training_job(TrainingJobName=resource.name)
+        for resource in self.sm.store.list("processing-jobs"):
+            if resource.describe()["ProcessingJobStatus"] not in TERMINAL:
+                self.sm.stop_processing_job(ProcessingJobName=resource.name)
         deadline = time.monotonic() + 60  # a stopped runner tears down on its own
         while (left := self.leftovers()) and time.monotonic() < deadline:
             time.sleep(0.2)
