@@ -6,7 +6,7 @@ from typing import Any
 
 from local_mode import preflight, runners
 from local_mode.api.base import SageMakerBase
-from local_mode.cluster.choice import make_backend
+from local_mode.cluster.choice import check_at_create
 from local_mode.listing import list_page
 from local_mode.processing.spec import ProcessingJobSpec
 from local_mode.processing.workload import ProcessingWorkload
@@ -29,7 +29,7 @@ class ProcessingAPI(SageMakerBase):
         backend = self._chosen_backend()
         # refuse at create, not once the runner has started: an image the engine lacks, an
         # entrypoint the process backend cannot honour, inputs without data
-        make_backend(backend, self.settings).check(ProcessingWorkload(spec))
+        check_at_create(backend, self.settings, ProcessingWorkload(spec))
         preflight.check_processing_inputs(request, self.settings.environ)
         created = now()
         description = {

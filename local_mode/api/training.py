@@ -6,7 +6,7 @@ from typing import Any
 
 from local_mode import preflight, runners
 from local_mode.api.base import SageMakerBase
-from local_mode.cluster.choice import make_backend
+from local_mode.cluster.choice import check_at_create
 from local_mode.listing import list_page
 from local_mode.shapes import public_view
 from local_mode.state import now
@@ -30,7 +30,7 @@ class TrainingAPI(SageMakerBase):
     def create_training_job(self, **request: Any) -> dict[str, Any]:
         spec = TrainingJobSpec.from_request(request)
         backend = self._chosen_backend()
-        make_backend(backend, self.settings).check(TrainingWorkload(spec))  # refuse at create, not minutes later
+        check_at_create(backend, self.settings, TrainingWorkload(spec))  # refuse at create, not minutes later
         preflight.check_training_channels(request, self.settings.environ)
         created = now()
         description = {

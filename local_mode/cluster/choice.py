@@ -6,7 +6,7 @@ offered the choice there would import the backends that import it.
 
 from __future__ import annotations
 
-from local_mode.cluster import Backend
+from local_mode.cluster import Backend, Workload
 from local_mode.cluster.docker import DockerBackend
 from local_mode.cluster.process import ProcessBackend
 from local_mode.errors import BackendUnsupported
@@ -22,3 +22,14 @@ def make_backend(name: str, settings: Settings) -> Backend:
         return DockerBackend(settings)
     raise BackendUnsupported(f"backend {name!r} cannot run training or processing jobs; use docker or process "
                              "(OPTML_LOCAL_BACKEND)")
+
+
+def check_at_create(name: str, settings: Settings, workload: Workload) -> None:
+    """Refuse at the Create call, in the caller's process, what the backend called ``name``
+    could not run (an image the engine lacks, an entrypoint the process backend cannot honour)
+    rather than minutes later in the runner; what the check opened is closed again."""
+    backend = make_backend(name, settings)
+    try:
+        backend.check(workload)
+    finally:
+        backend.teardown()

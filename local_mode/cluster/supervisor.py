@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from local_mode.cluster import HostRun
+from local_mode.cluster import Backend, Host, HostRun, Workload
 from toolkit.settings import Settings
 
 POLL_INTERVAL = 0.05
@@ -173,3 +174,29 @@ def out_of_memory_reason(host: str, instance_type: str) -> str:
     limit = f" of {instance_type}" if instance_type.startswith("ml.") else ""
     return (f"OutOfMemoryError: host {host} went over the memory{limit} and was killed; "
             "use an instance type with more memory, or process less data per host.")
+
+
+def start_hosts(backend: Backend, workload: Workload, hosts: Sequence[Host],
+                names: Sequence[str], environment: Mapping[str, str],
+                started: list[HostRun]) -> None:
+    """Start every host's program at the same time, as the service starts a job's instances
+    (one after the other, a container start each, a job of several hosts would wait for the sum).
+
+    Each run that started is appended to ``started`` in host order, even when another host
+    failed to start, so the caller's cleanup finds it; then the first failure is raised.
+    """
+    if len(hosts) == 1:
+        started.append(backend.start(workload, hosts[0], names, environment))
+        return
+    with ThreadPoolExecutor(max_workers=len(hosts), thread_name_prefix="start") as pool:
+        futures = [pool.submit(backend.start, workload, host, names, environment)
+                   for host in hosts]
+    failure: BaseException | None = None
+    for future in futures:
+        error = future.exception()
+        if error is None:
+            started.append(future.result())
+        elif failure is None:
+            failure = error
+    if failure is not None:
+        raise failure

@@ -20,7 +20,13 @@ from typing import Any
 
 from local_mode.cluster import Backend, Host, HostRun
 from local_mode.cluster.choice import make_backend
-from local_mode.cluster.supervisor import PLATFORM, Periodic, Supervisor, out_of_memory_reason
+from local_mode.cluster.supervisor import (
+    PLATFORM,
+    Periodic,
+    Supervisor,
+    out_of_memory_reason,
+    start_hosts,
+)
 from local_mode.cluster.tree import make_removable
 from local_mode.error_text import message_of
 from local_mode.processing import hosts as hostlib
@@ -123,10 +129,8 @@ class ProcessingRunner:
             environment = dict(self.spec.environment)
             self.resource.update(lambda d: d.__setitem__("ProcessingStartTime", now()))
             self.log_line("Processing: running the container on every instance")
-            for host in hosts:
-                run = self.backend.start(self.workload, host, names, environment)
-                runs.append(run)
-                pumps.append(self.supervisor.pump(run))
+            start_hosts(self.backend, self.workload, hosts, names, environment, runs)
+            pumps = [self.supervisor.pump(run) for run in runs]
             periodic = [Periodic(self.settings.local.continuous_upload_seconds,
                                  uploader.sync_continuous)] \
                 if any(o.continuous for o in self.spec.outputs) else []

@@ -19,7 +19,13 @@ from typing import Any
 
 from local_mode.cluster import Backend, HostRun
 from local_mode.cluster.choice import make_backend
-from local_mode.cluster.supervisor import PLATFORM, Periodic, Supervisor, out_of_memory_reason
+from local_mode.cluster.supervisor import (
+    PLATFORM,
+    Periodic,
+    Supervisor,
+    out_of_memory_reason,
+    start_hosts,
+)
 from local_mode.error_text import message_of
 from local_mode.runners import TRAINING, runner_main
 from local_mode.state import ResourceDir, now
@@ -222,11 +228,10 @@ class JobRunner:
                         feeders.append(hostlib.pipe_feeder(channel, host, self.settings.environ,
                                                            reader_timeout=timeout).start())
             env = self._environment()
-            for host in hosts:
-                run = self.backend.start(self.workload, host, names, env)
-                runs.append(run)
-                pumps.append(self.supervisor.pump(
-                    run, lambda line: metrics.feed(line.decode("utf-8", "replace"), now())))
+            start_hosts(self.backend, self.workload, hosts, names, env, runs)
+            pumps = [self.supervisor.pump(
+                run, lambda line: metrics.feed(line.decode("utf-8", "replace"), now()))
+                for run in runs]
             exit_codes = self.supervisor.supervise(
                 runs, timers=self._timers(began, job_started, spot_after),
                 on_stopping=self._on_stopping,
