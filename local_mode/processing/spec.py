@@ -75,6 +75,8 @@ class ProcessingJobSpec:
         inputs = tuple(_inputs(request.get("ProcessingInputs") or []))
         outputs = tuple(_outputs((request.get("ProcessingOutputConfig") or {})
                                  .get("Outputs") or []))
+        _unique([*(i.local_path for i in inputs), *(o.local_path for o in outputs)],
+                 "the LocalPath of every input and output")
         cluster = request["ProcessingResources"]["ClusterConfig"]
         count = int(cluster["InstanceCount"])
         if count < 1:

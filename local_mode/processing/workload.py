@@ -49,6 +49,20 @@ def _in_root(path: str) -> bool:
     return path == CONTAINER_ROOT or path.startswith(CONTAINER_ROOT + "/")
 
 
+def _opt_ml_path(argument: str) -> str | None:
+    """The ``/opt/ml`` path an argument names (whole, or as ``--flag=``), if any."""
+    value = argument.partition("=")[2] if "=" in argument else argument
+    return value if _in_root(value) else None
+
+
+def _platform_made(path: str) -> bool:
+    """Whether ``path`` lies where the platform makes directories in a processing host's tree
+    (config, output, processing), so that it can exist on the process backend."""
+    return path == CONTAINER_ROOT or any(path == str(d) or path.startswith(f"{d}/")
+               for d in (CONTAINER_LAYOUT.config_dir, CONTAINER_LAYOUT.output_dir,
+                         CONTAINER_LAYOUT.processing_dir))
+
+
 @dataclass(frozen=True)
 class ProcessingWorkload(SpecWorkload):
     """A processing job as its hosts see it."""
@@ -81,6 +95,15 @@ class ProcessingWorkload(SpecWorkload):
                     "give AppSpecification.ContainerEntrypoint (it runs on this machine, "
                     "with /opt/ml paths in it mapped to the host's tree) or use the Docker "
                     "backend")
+        for argument in (*self.spec.entrypoint, *(self.spec.arguments or ())):
+            path = _opt_ml_path(argument)
+            if path is not None and not _platform_made(path):
+                return (f"AppSpecification names {path}, which only the image of "
+                        f"{self.spec.image} has: the process backend runs on this machine, "
+                        "where nothing but the job's config, output and processing "
+                        "directories exist under /opt/ml. Give the code as a ProcessingInput "
+                        "(as the SDK's ScriptProcessor does, at /opt/ml/processing/input/code) "
+                        "or use the Docker backend")
         return None
 
     def process_argv(self, host: Host) -> list[str]:

@@ -89,6 +89,11 @@ def test_app_managed_entries_stage_and_upload_nothing() -> None:
                                          "LocalPath": "/opt/ml/processing/a/",
                                          "S3UploadMode": "EndOfJob"}}]}},
      "LocalPath must be unique"),
+    ({"ProcessingOutputConfig": {"Outputs": [
+        {"OutputName": "o", "S3Output": {"S3Uri": "s3://b/1",
+                                         "LocalPath": "/opt/ml/processing/input/raw",
+                                         "S3UploadMode": "EndOfJob"}}]}},
+     "the LocalPath of every input and output must be unique"),
 ])
 def test_the_services_rules_name_the_member(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationException, match=message):

@@ -80,6 +80,23 @@ def test_the_process_backend_needs_an_entrypoint_and_maps_paths(tmp_path: Path) 
         f"--data={root / 'processing/input'}", str(root), "-n", "/tmp/x"]
 
 
+def test_the_process_backend_refuses_paths_only_an_image_has() -> None:
+    """``python3 /opt/ml/code/x.py`` works on Docker (the image's code) and would fail minutes
+    later on the process backend: it is refused at create, naming the path."""
+    reason = ProcessingWorkload(_spec({"ContainerEntrypoint": [
+        "python3", "/opt/ml/code/preprocess.py"]})).process_refusal()
+    assert reason is not None and "/opt/ml/code/preprocess.py" in reason
+    assert "ProcessingInput" in reason
+    assert ProcessingWorkload(_spec({"ContainerEntrypoint": ["python3", "x.py"],
+                                     "ContainerArguments": ["--model=/opt/ml/model"]})
+                              ).process_refusal() is not None
+    for fine in ("/opt/ml/processing/input/code/x.py", "/opt/ml/config/resourceconfig.json",
+                 "/opt/ml/output/message", "/opt/ml", "--out=/opt/ml/processing/out"):
+        assert ProcessingWorkload(_spec({"ContainerEntrypoint": ["python3", "x.py"],
+                                         "ContainerArguments": [fine]})
+                                  ).process_refusal() is None, fine
+
+
 def test_a_bare_python_entrypoint_is_local_modes_interpreter(tmp_path: Path) -> None:
     for name in ("python", "python3", "python3.11"):
         workload = ProcessingWorkload(_spec({"ContainerEntrypoint": [name, "-c", "pass"]}))
