@@ -25,7 +25,8 @@ from typing import Any
 from local_mode.check.errors import CheckInputError
 from local_mode.check.jobs import JOB_NAME_PREFIX
 from local_mode.client_base import arn
-from local_mode.cluster.docker import ContainerStartFailed, DockerBackend
+from local_mode.cluster import ContainerStartFailed
+from local_mode.cluster.docker import DockerBackend
 from local_mode.docker_engine import (
     CHECK_LABEL,
     JOB_LABEL,

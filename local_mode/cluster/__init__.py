@@ -17,10 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from local_mode.errors import LocalModeError
 from toolkit.layout import DEFAULT_ROOT, Layout
 
 CONTAINER_ROOT = str(DEFAULT_ROOT)
 """Where a container sees a host's tree (relative paths of the host tree map onto it)."""
+
+
+class ContainerStartFailed(LocalModeError):
+    """A host's program could not be started: the engine refused its container (bad entrypoint,
+    bad mount), or on the process backend its entrypoint is not there."""
+
+    code = "ClientError"
+    http_status = 400
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local_mode.cluster import Host, Workload
+from local_mode.cluster import ContainerStartFailed, Host, Workload
 from local_mode.docker_engine import (
     JOB_LABEL,
     RUN_LABEL,
@@ -51,7 +51,7 @@ from local_mode.docker_engine import (
     require_image,
     sweep,
 )
-from local_mode.errors import BackendUnsupported, LocalModeError
+from local_mode.errors import BackendUnsupported
 from local_mode.instance_types import Machine, ResourceLimits, limits_for
 from toolkit.settings import Settings
 
@@ -63,13 +63,6 @@ DEFAULT_NETWORK = "bridge"
 """The engine's default network, where a job of one host runs."""
 NETWORK_ATTEMPTS = 5
 """Tries to create a job network when a concurrent job takes the same subnet first."""
-
-
-class ContainerStartFailed(LocalModeError):
-    """The engine refused to create or start a host's container (bad entrypoint, bad mount)."""
-
-    code = "ClientError"
-    http_status = 400
 
 
 # -- the engine --------------------------------------------------------------------------------

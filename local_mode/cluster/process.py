@@ -17,7 +17,7 @@ import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from local_mode.cluster import Host, Workload, host_path
+from local_mode.cluster import ContainerStartFailed, Host, Workload, host_path
 from local_mode.errors import BackendUnsupported
 from local_mode.loopback import free_port
 
@@ -105,10 +105,15 @@ class ProcessBackend:
             "OPTML_MASTER_PORT": str(self._master_port),
             "OPTML_HOST_RESOLVE_TIMEOUT": "30",
         })
-        process = subprocess.Popen(  # noqa: S603 - an argv list: the workload's command, no shell
-            workload.process_argv(host), env=env,
-            cwd=str(host.layout.root), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, start_new_session=True)
+        argv = workload.process_argv(host)
+        try:
+            process = subprocess.Popen(  # noqa: S603 - an argv list: the workload's command, no shell
+                argv, env=env, cwd=str(host.layout.root), stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as exc:  # no such program, not executable
+            raise ContainerStartFailed(f"{host.name}: cannot start {argv[0]!r} "
+                                       f"({exc.strerror or exc}); the process backend runs the "
+                                       "entrypoint on this machine") from None
         return ProcessHostRun(host, process)
 
     def teardown(self) -> None:

@@ -40,18 +40,20 @@ def _copy_object(source: ObjectSource, key: str, target: Path) -> int:
 
 def stage_objects(uri: str, data_type: str, distribution: str, host: Host, target_dir: Path,
                   environ: Mapping[str, str], *, shuffle_seed: int | None = None,
-                  progress: Callable[[int], None] | None = None) -> int:
+                  progress: Callable[[int], None] | None = None,
+                  dir_mode: int = READABLE_DIR_MODE) -> int:
     """Copy this host's share of the objects under ``uri`` into ``target_dir``, keeping their
-    paths relative to the prefix (a manifest's keys as listed); bytes copied."""
+    paths relative to the prefix (a manifest's keys as listed), with directories of
+    ``dir_mode``; bytes copied."""
     source = object_source(uri, data_type, environ)
     objects = epoch_order(source.list_objects(), 0, seed=shuffle_seed,
                           distribution=Distribution(distribution), host_index=host.index,
                           host_count=host.count)
-    make_dir(target_dir, READABLE_DIR_MODE)
+    make_dir(target_dir, dir_mode)
     total = 0
     for info in objects:
         key = info.key if data_type == "ManifestFile" else relative_key(info.key, uri)
-        target = place(target_dir, key, READABLE_DIR_MODE)
+        target = place(target_dir, key, dir_mode)
         total += _copy_object(source, info.key, target)
         if progress is not None:
             progress(total)

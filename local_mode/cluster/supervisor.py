@@ -9,6 +9,7 @@ adds is data: which timers stop it, what to do on a pass, what to write when it 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,9 +20,13 @@ from pathlib import Path
 from local_mode.cluster import Backend, Host, HostRun, Workload
 from toolkit.settings import Settings
 
+logger = logging.getLogger("optml.local")
+
 POLL_INTERVAL = 0.05
 """Longest the supervisor sleeps between looks at timers (time limits, stop grace)."""
 EXIT_POLL_INTERVAL = 0.001
+MAX_CONCURRENT_STARTS = 8
+"""Hosts started at once (the Docker client's connection pool holds 10)."""
 PLATFORM = "optml"
 """The log 'host' of local mode's own lines (status changes, staging progress)."""
 
@@ -57,10 +62,20 @@ class Periodic:
     def start(self) -> None:
         self._due = time.monotonic() + self.seconds
 
-    def maybe_run(self) -> None:
-        if time.monotonic() >= self._due:
+    def maybe_run(self, log: JobLog) -> None:
+        """Run the action if it is due. A failure is logged (to the job's log too) and tried
+        again next time: work done while the hosts run (a checkpoint sync, a Continuous upload)
+        must never end the job; its last run at the end of the job decides."""
+        if time.monotonic() < self._due:
+            return
+        try:
             self.action()
-            self._due = time.monotonic() + self.seconds
+        except Exception as exc:
+            logger.warning("periodic work failed; trying again in %.1f s", self.seconds,
+                           exc_info=True)
+            log.line(PLATFORM, f"warning: {type(exc).__name__}: {exc}; trying again in "
+                               f"{self.seconds:g} s".encode())
+        self._due = time.monotonic() + self.seconds
 
 
 @dataclass
@@ -91,9 +106,11 @@ class Supervisor:
             self._wake.set()
 
     def reset(self) -> None:
-        """Forget a stop (a spot interruption restarts the hosts)."""
+        """Forget a stop and the hosts that ended (a spot interruption restarts the hosts)."""
         self.stop_kind = None
         self.stop_event.clear()
+        self._output_ended.clear()
+        self._wake.clear()
 
     def pump(self, run: HostRun, on_line: Callable[[bytes], None] | None = None
              ) -> threading.Thread:
@@ -151,7 +168,7 @@ class Supervisor:
                         run.kill()
                 kill_at = None
             for task in periodic:
-                task.maybe_run()
+                task.maybe_run(self.log)
             if len(exit_codes) < len(runs):
                 self._wait_for_news(runs, exit_codes)
         return exit_codes
@@ -188,7 +205,8 @@ def start_hosts(backend: Backend, workload: Workload, hosts: Sequence[Host],
     if len(hosts) == 1:
         started.append(backend.start(workload, hosts[0], names, environment))
         return
-    with ThreadPoolExecutor(max_workers=len(hosts), thread_name_prefix="start") as pool:
+    with ThreadPoolExecutor(max_workers=min(len(hosts), MAX_CONCURRENT_STARTS),
+                            thread_name_prefix="start") as pool:
         futures = [pool.submit(backend.start, workload, host, names, environment)
                    for host in hosts]
     failure: BaseException | None = None

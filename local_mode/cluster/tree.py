@@ -21,10 +21,10 @@ READABLE_FILE_MODE = 0o644
 """Config files, staged channel files and their directories."""
 WRITABLE_DIR_MODE = 0o777
 WRITABLE_FILE_MODE = 0o666
-GROUP_NAME = "homogeneousCluster"
-"""The one instance group of a job that names none (heterogeneous clusters are not emulated)."""
 """The directories the program writes, and files it resumes from and overwrites (restored
 checkpoints)."""
+GROUP_NAME = "homogeneousCluster"
+"""The one instance group of a job that names none (heterogeneous clusters are not emulated)."""
 
 
 def make_dir(directory: Path, mode: int) -> None:

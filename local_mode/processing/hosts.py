@@ -65,14 +65,12 @@ def write_config(spec: ProcessingJobSpec, description: Mapping[str, Any], host: 
 
 def stage_input(entry: ProcessingInputSpec, host: Host, environ: Mapping[str, str],
                 progress: Callable[[int], None] | None = None) -> int:
-    """Copy this host's share of a File-mode input into its LocalPath; bytes copied. The
-    directory stays writable by any user, as :func:`write_config` made it (staging would leave
-    it readable only)."""
-    target = host_path(host, entry.local_path)
-    copied = stage_objects(entry.uri, entry.data_type, entry.distribution, host, target,
-                           environ, progress=progress)
-    target.chmod(WRITABLE_DIR_MODE)
-    return copied
+    """Copy this host's share of a File-mode input into its LocalPath; bytes copied. Its
+    directories are writable by any user (on the service they are plain directories of the
+    instance's volume, where a program may write scratch files next to its input)."""
+    return stage_objects(entry.uri, entry.data_type, entry.distribution, host,
+                         host_path(host, entry.local_path), environ, progress=progress,
+                         dir_mode=WRITABLE_DIR_MODE)
 
 
 def input_feeder(entry: ProcessingInputSpec, host: Host, environ: Mapping[str, str],

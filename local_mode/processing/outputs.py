@@ -2,70 +2,58 @@
 
 ``EndOfJob`` outputs are uploaded once, when the job has completed; ``Continuous`` outputs while
 the job runs (every ``OPTML_LOCAL_CONTINUOUS_UPLOAD_SECONDS``) and once more at its end, each file
-again only when it changed. Every host uploads into the same S3 prefix, keeping the file's path
-below the LocalPath, so files of the same name from two hosts overwrite each other, as they do on
-the service. Symbolic links are not followed (the service does not upload them either).
+again only when it changed (:class:`local_mode.cluster.sync.DirectorySync`, which training's
+checkpoints use too). Every host uploads into the same S3 prefix, keeping the file's path below
+the LocalPath, so files of the same name from two hosts overwrite each other, as they do on the
+service. Symbolic links are not uploaded (the service does not follow them either).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 
 from local_mode.cluster import Host, host_path
+from local_mode.cluster.sync import DirectorySync
+from local_mode.errors import LocalModeError
 from local_mode.processing.spec import ProcessingOutputSpec
-from local_mode.storage import Location, upload_file
 
 
-@dataclass
+class OutputUploadFailed(LocalModeError):
+    """An output could not be uploaded at the end of the job (the job fails with it)."""
+
+    code = "ClientError"
+    http_status = 400
+
+
 class OutputUploader:
-    outputs: Sequence[ProcessingOutputSpec]
-    hosts: Sequence[Host]
-    environ: Mapping[str, str]
-    _sent: dict[tuple[str, Path], tuple[int, int]] = field(default_factory=dict)
-    """(output name, file) -> (size, mtime_ns) of what was last uploaded."""
-    uploaded: int = 0
-    """Files uploaded so far (each upload of a changed file counts)."""
+    def __init__(self, outputs: Sequence[ProcessingOutputSpec], hosts: Sequence[Host],
+                 environ: Mapping[str, str]) -> None:
+        self._syncs = [(output, DirectorySync(
+            output.uri, [host_path(h, output.local_path) for h in hosts], environ,
+            "S3Output.S3Uri")) for output in outputs]
 
-    def sync_continuous(self) -> None:
-        """Upload what changed in the Continuous outputs."""
-        for output in self.outputs:
-            if output.continuous:
-                self._sync(output)
+    @property
+    def uploaded(self) -> int:
+        """Files uploaded so far (each upload of a changed file counts)."""
+        return sum(sync.uploaded for _, sync in self._syncs)
+
+    def sync_continuous(self, strict: bool = False) -> None:
+        """Upload what changed in the Continuous outputs (``strict``: at the end of the job,
+        when an upload error is the job's failure)."""
+        self._sync(lambda output: output.continuous, strict)
 
     def sync_all(self) -> None:
         """Upload what changed in every output (the end of a completed job)."""
-        for output in self.outputs:
-            self._sync(output)
+        self._sync(lambda output: True, strict=True)
 
-    def _sync(self, output: ProcessingOutputSpec) -> None:
-        target = Location.parse(output.uri, "S3Output.S3Uri")
-        for host in self.hosts:
-            root = host_path(host, output.local_path)
-            for path in _files(root):
-                try:
-                    stat = path.stat()
-                except FileNotFoundError:  # the program removed it meanwhile
-                    continue
-                signature = (stat.st_size, stat.st_mtime_ns)
-                key = (output.name, path)
-                if self._sent.get(key) == signature:
-                    continue
-                upload_file(path, target.join(*path.relative_to(root).parts).uri, self.environ)
-                self._sent[key] = signature
-                self.uploaded += 1
-
-
-def _files(root: Path) -> list[Path]:
-    """Regular files below ``root``, symbolic links neither listed nor followed."""
-    found: list[Path] = []
-    if not root.is_dir():
-        return found
-    for dirpath, _dirnames, filenames in os.walk(root):
-        for name in filenames:
-            path = Path(dirpath, name)
-            if not path.is_symlink() and path.is_file():
-                found.append(path)
-    return sorted(found)
+    def _sync(self, which: Callable[[ProcessingOutputSpec], bool], strict: bool) -> None:
+        for output, sync in self._syncs:
+            if not which(output):
+                continue
+            try:
+                sync.sync(strict=strict)
+            except Exception as exc:
+                if not strict:
+                    raise
+                raise OutputUploadFailed(f"uploading output {output.name} to {output.uri} "
+                                         f"failed: {type(exc).__name__}") from exc

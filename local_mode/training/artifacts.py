@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from local_mode.cluster.tree import WRITABLE_DIR_MODE, WRITABLE_FILE_MODE, place
-from local_mode.storage import Location, open_prefix, upload_file
+from local_mode.storage import Location, open_prefix
 
 log = logging.getLogger(__name__)
 
@@ -70,34 +70,3 @@ def restore_checkpoints(uri: str, targets: Sequence[Path], environ: Mapping[str,
 def _exists(uri: str) -> bool:
     location = Location.parse(uri)
     return location.scheme == "s3" or Path(location.key).exists()
-
-
-class CheckpointSync:
-    """Upload new or changed checkpoint files of every host to the job's checkpoint URI."""
-
-    def __init__(self, uri: str, directories: Sequence[Path], environ: Mapping[str, str]) -> None:
-        self.uri = uri.rstrip("/")
-        self.directories = list(directories)
-        self.environ = environ
-        self._uploaded: dict[str, tuple[int, int]] = {}
-
-    def sync(self) -> int:
-        uploaded = 0
-        for directory in self.directories:
-            if not directory.is_dir():
-                continue
-            for dirpath, _, filenames in os.walk(directory):
-                for name in filenames:
-                    path = Path(dirpath) / name
-                    try:
-                        st = path.stat()
-                    except FileNotFoundError:
-                        continue
-                    key = str(path.relative_to(directory))
-                    stamp = (st.st_mtime_ns, st.st_size)
-                    if self._uploaded.get(key) == stamp:
-                        continue
-                    upload_file(path, f"{self.uri}/{key}", self.environ)
-                    self._uploaded[key] = stamp
-                    uploaded += 1
-        return uploaded

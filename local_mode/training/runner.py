@@ -13,19 +13,16 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from local_mode.cluster import Backend, HostRun
+from local_mode.cluster import Backend
+from local_mode.cluster import run as cluster_run
 from local_mode.cluster.choice import make_backend
-from local_mode.cluster.supervisor import (
-    PLATFORM,
-    Periodic,
-    Supervisor,
-    out_of_memory_reason,
-    start_hosts,
-)
+from local_mode.cluster.run import make_hosts, release_hosts, run_hosts
+from local_mode.cluster.supervisor import PLATFORM, Periodic, Supervisor, out_of_memory_reason
+from local_mode.cluster.sync import DirectorySync
 from local_mode.error_text import message_of
 from local_mode.runners import TRAINING, runner_main
 from local_mode.state import ResourceDir, now
@@ -40,18 +37,15 @@ from local_mode.training.spec import (
     platform_environment,
 )
 from local_mode.training.workload import TrainingWorkload
-from toolkit.layout import Layout
 from toolkit.settings import Settings
 
 log = logging.getLogger("optml.local")
 
-FAILURE_REASON_CHARS = 1024
+FAILURE_REASON_CHARS = cluster_run.REASON_CHARS
 STAGING_PROGRESS_INTERVAL = 1.0
 
 
-class StopKind:
-    USER = "Stopped"
-    MAX_RUNTIME = "MaxRuntimeExceeded"
+class StopKind(cluster_run.StopKind):
     MAX_WAIT = "MaxWaitTimeExceeded"
     SPOT = "Interrupted"
 
@@ -120,12 +114,6 @@ class JobRunner:
     # -- the job ---------------------------------------------------------------------------
     def run(self) -> None:
         started = time.monotonic()
-        work = self.resource.work_dir
-        # Private: inside it, model/output/checkpoints are writable by anyone (the image's USER
-        # may be anyone), so no other local user may reach them. Containers get their bind
-        # mounts from the engine, which never walks this directory's permissions.
-        work.mkdir(mode=0o700, parents=True, exist_ok=True)
-        work.chmod(0o700)
         billable = 0.0
         training_total = 0.0
         result: AttemptResult | None = None
@@ -134,11 +122,8 @@ class JobRunner:
         try:
             self.transition("Starting", "Preparing the instances for training",
                             status="InProgress")
-            self.backend.check(self.workload)
-            names = self.backend.host_names(self.spec.instance_count)
-            hosts = [hostlib.Host(name, index, len(names), Layout(work / name))
-                     for index, name in enumerate(names)]
-            self.backend.prepare(self.workload)
+            hosts = make_hosts(self.backend, self.workload, self.resource.work_dir)
+            names = [h.name for h in hosts]
             attempt = 0
             spot_after = self.settings.local.spot_interruption_after_seconds \
                 if self.spec.managed_spot else None
@@ -211,52 +196,42 @@ class JobRunner:
     def _train(self, hosts: Sequence[hostlib.Host], names: list[str], job_started: float,
                spot_after: float | None) -> AttemptResult:
         self.transition("Training", "Training in progress")
-        feeders = []
-        runs: list[HostRun] = []
-        pumps: list[threading.Thread] = []
-        exit_codes: dict[str, int] = {}
         metrics = MetricExtractor(self.spec.metric_definitions, self.resource.metrics_file)
-        sync = artifacts.CheckpointSync(
+        sync = DirectorySync(
             self.spec.checkpoint_uri, [hostlib.host_checkpoint_dir(self.spec, h) for h in hosts],
-            self.settings.environ) if self.spec.checkpoint_uri else None
-        began = time.monotonic()
-        try:
-            timeout = float(self.spec.max_runtime_seconds or 86400 * 5)
+            self.settings.environ, "CheckpointConfig.S3Uri") if self.spec.checkpoint_uri else None
+        timeout = float(self.spec.max_runtime_seconds or 86400 * 5)
+
+        def feeders() -> Iterator[Any]:
             for channel in self.spec.channels:
                 if channel.input_mode == "Pipe":
                     for host in hosts:
-                        feeders.append(hostlib.pipe_feeder(channel, host, self.settings.environ,
-                                                           reader_timeout=timeout).start())
-            env = self._environment()
-            start_hosts(self.backend, self.workload, hosts, names, env, runs)
-            pumps = [self.supervisor.pump(
-                run, lambda line: metrics.feed(line.decode("utf-8", "replace"), now()))
-                for run in runs]
-            exit_codes = self.supervisor.supervise(
-                runs, timers=self._timers(began, job_started, spot_after),
+                        yield hostlib.pipe_feeder(channel, host, self.settings.environ,
+                                                  reader_timeout=timeout).start()
+
+        began = time.monotonic()
+        try:
+            outcome = run_hosts(
+                self.supervisor, self.backend, self.workload, hosts, self._environment(),
+                feeders=feeders,
+                on_line=lambda line: metrics.feed(line.decode("utf-8", "replace"), now()),
+                timers=self._timers(began, job_started, spot_after),
                 on_stopping=self._on_stopping,
                 periodic=[Periodic(self.settings.local.checkpoint_sync_seconds, sync.sync)]
-                if sync is not None else [])
-            for pump in pumps:
-                pump.join(timeout=10)
-            if sync is not None:
-                sync.sync()
+                if sync is not None else [],
+                after=(lambda: sync.sync(strict=True)) if sync is not None else None)
         finally:
-            for feeder in feeders:
-                feeder.stop()
-            for run in runs:
-                run.cleanup()
             metrics.close()
             self.resource.update(
                 lambda d: d.__setitem__("FinalMetricDataList", metrics.final_metric_data()))
         reason = None
-        by_name = {run.host.name: (host, run) for host, run in zip(hosts, runs)}
-        for host_name, code in exit_codes.items():  # in the order the hosts exited: the first
-            host, run = by_name[host_name]          # failure is the cause, not a stopped peer
-            if code != 0 and reason is None:
-                reason = _failure_reason(host, code, run.out_of_memory(),
-                                         self.spec.instance_type)
-        return AttemptResult(exit_codes, self.stop_kind, reason, time.monotonic() - began)
+        cause = outcome.first_failure()
+        if cause is not None:
+            run, code = cause
+            host = next(h for h in hosts if h.name == run.host.name)
+            reason = _failure_reason(host, code, run.out_of_memory(), self.spec.instance_type)
+        return AttemptResult(outcome.exit_codes, self.stop_kind, reason,
+                             time.monotonic() - began)
 
     def _timers(self, began: float, job_started: float, spot_after: float | None
                 ) -> Callable[[], str | None]:
@@ -291,11 +266,7 @@ class JobRunner:
         except Exception as exc:
             log.exception("uploading artifacts failed")
             failure = failure or f"ClientError: uploading artifacts failed: {exc}"
-        try:
-            # before the terminal status: a job that says it ended holds no containers/networks
-            self.backend.teardown()
-        except Exception:  # the job's status must still be written
-            log.exception("tearing down the %s backend failed", self.backend.name)
+        release_hosts(self.backend, hosts)
         if failure is None and result is not None and result.failure_reason and \
                 result.stop in (None, StopKind.SPOT):
             failure = result.failure_reason
@@ -316,8 +287,6 @@ class JobRunner:
             self.spec.managed_spot else int(round(time.monotonic() - started))
         self.transition(secondary, message, status=status, **fields)
         self._close_transitions()
-        for host in hosts:  # what containers wrote read-only; runner_main removes the tree
-            hostlib.make_removable(host.layout.root)
 
     def _upload(self, hosts: Sequence[hostlib.Host]) -> str:
         output = self.spec.artifacts_location

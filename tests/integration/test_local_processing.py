@@ -146,6 +146,44 @@ def test_continuous_output_is_uploaded_while_the_job_runs(tmp_path: Path) -> Non
         stop_everything(local)
 
 
+def test_files_removed_from_a_continuous_output_never_fail_the_job(tmp_path: Path) -> None:
+    """A program that writes and removes scratch files in a Continuous output while uploads run:
+    a file gone before its upload is skipped, the job completes with what was left."""
+    local = make_env(tmp_path, {"OPTML_LOCAL_CONTINUOUS_UPLOAD_SECONDS": "0.1"})
+    code = write_script(tmp_path / "code", """
+        import sys, time
+        from pathlib import Path
+        out = Path(sys.argv[1])
+        for index in range(300):
+            scratch = out / f"scratch{index}.tmp"
+            scratch.write_bytes(b"x" * 65536)
+            time.sleep(0.002)
+            scratch.unlink()
+        (out / "result.txt").write_text("done")
+    """)
+    out = tmp_path / "out"
+    name = job_name("vanish")
+    try:
+        local.client.create_processing_job(**processing_request(
+            name, code, arguments=["/opt/ml/processing/out"],
+            outputs=[s3_output("out", f"file://{out}", "/opt/ml/processing/out", "Continuous")]))
+        d = wait_ended(local.client, name)
+        assert d["ProcessingJobStatus"] == "Completed", d.get("FailureReason")
+        assert (out / "result.txt").read_text() == "done"
+    finally:
+        stop_everything(local)
+
+
+def test_an_entrypoint_that_is_not_there_fails_naming_it(env: LocalEnv, tmp_path: Path) -> None:
+    code = write_script(tmp_path / "code", "print('never runs')\n")
+    body = processing_request(job_name("noprogram"), code)
+    body["AppSpecification"]["ContainerEntrypoint"] = ["optml-no-such-program", "x"]
+    env.client.create_processing_job(**body)
+    d = wait_ended(env.client, body["ProcessingJobName"])
+    assert d["ProcessingJobStatus"] == "Failed"
+    assert "cannot start 'optml-no-such-program'" in d["FailureReason"]
+
+
 def test_stop_ends_the_job_stopped_and_leaves_nothing(env: LocalEnv, tmp_path: Path) -> None:
     code = write_script(tmp_path / "code", """
         import time

@@ -81,3 +81,29 @@ def test_periodic_work_runs_while_hosts_run(tmp_path: Path) -> None:
 def test_out_of_memory_reason_names_the_instance_type_only_when_it_is_one() -> None:
     assert "memory of ml.m5.large" in out_of_memory_reason("algo-1", "ml.m5.large")
     assert "memory and was killed" in out_of_memory_reason("algo-1", "local")
+
+
+def test_failing_periodic_work_is_logged_and_never_ends_the_job(tmp_path: Path) -> None:
+    supervisor = _supervisor(tmp_path)
+    calls: list[int] = []
+
+    def flaky() -> None:
+        calls.append(1)
+        raise OSError("the bucket is not reachable")
+
+    assert supervisor.supervise([_run(tmp_path, "h1", "sleep 0.4")],
+                                periodic=[Periodic(0.1, flaky)]) == {"h1": 0}
+    assert len(calls) >= 2 and supervisor.stop_kind is None
+    assert "warning: OSError: the bucket is not reachable" in \
+        (tmp_path / "logs" / "all.log").read_text()
+
+
+def test_reset_forgets_the_hosts_that_ended(tmp_path: Path) -> None:
+    """After a spot restart the new hosts are not 'exiting' (the loop would poll every 1 ms)."""
+    supervisor = _supervisor(tmp_path)
+    run = _run(tmp_path, "h1", "echo x")
+    supervisor.pump(run).join(5)
+    supervisor.supervise([run])
+    assert supervisor._output_ended == {"h1"}
+    supervisor.reset()
+    assert supervisor._output_ended == set() and not supervisor._wake.is_set()

@@ -6,7 +6,8 @@ import stat
 import tarfile
 from pathlib import Path
 
-from local_mode.training.artifacts import CheckpointSync, pack_directories, restore_checkpoints
+from local_mode.cluster.sync import DirectorySync
+from local_mode.training.artifacts import pack_directories, restore_checkpoints
 
 
 def _members(path: Path) -> dict[str, bytes]:
@@ -48,7 +49,7 @@ def test_restore_and_incremental_sync(tmp_path: Path) -> None:
         assert stat.S_IMODE((host / "deep").stat().st_mode) == 0o777
     assert restore_checkpoints(f"file://{tmp_path}/nothing-yet", hosts, {}) == 0
 
-    sync = CheckpointSync(f"file://{remote}/", hosts[:1], {})
+    sync = DirectorySync(f"file://{remote}/", hosts[:1], {})
     (hosts[0] / "c1").write_text("one")
     assert sync.sync() == 2  # the restored file is new to this syncer, and c1
     assert sync.sync() == 0  # nothing changed

@@ -45,7 +45,7 @@ def test_an_image_alone_is_refused_saying_what_to_give() -> None:
 def test_both_backend_choices_refuse_an_unknown_name_with_the_one_error() -> None:
     """Training and serving share one BackendUnsupported, the service's ValidationException."""
     with pytest.raises(BackendUnsupported, match="cannot run training or processing jobs") as training:
-        make_training_backend(Settings.from_environ({}), "podman")
+        make_training_backend("podman", Settings.from_environ({}))
     with pytest.raises(BackendUnsupported, match="cannot run endpoints") as serving:
         make_serving_backend("podman", {})
     assert training.value.response["Error"]["Code"] == "ValidationException"

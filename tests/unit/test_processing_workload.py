@@ -157,3 +157,4 @@ def test_a_staged_input_stays_writable_by_any_user(tmp_path: Path) -> None:
     target = host.layout.root / "processing" / "d"
     assert (target / "sub" / "a.csv").read_text() == "1\n"
     assert target.stat().st_mode & 0o777 == 0o777
+    assert (target / "sub").stat().st_mode & 0o777 == 0o777
