@@ -24,9 +24,13 @@ from local_mode.instance_types import Machine, ResourceLimits
 log = logging.getLogger("optml.local")
 
 JOB_LABEL = "optml.job"
-"""On a training job's containers and network: the job's name."""
+"""On a training or processing job's containers and network: the job's name."""
+KIND_LABEL = "optml.kind"
+"""With :data:`JOB_LABEL`: ``training-job`` or ``processing-job`` (the service keeps their names
+apart, so a training job and a processing job may share one)."""
 RUN_LABEL = "optml.run"
-"""On a training job's containers and network: the network's name (one run of the job)."""
+"""On a training or processing job's containers and network: one run of the job (its network's
+name when it has one)."""
 ENDPOINT_LABEL = "optml.endpoint"
 """On an endpoint's containers and network: the endpoint's name."""
 TRANSFORM_LABEL = "optml.transform"

@@ -93,6 +93,10 @@ class Workload(Protocol):
         """The Create operation, for errors (``CreateProcessingJob``)."""
 
     @property
+    def kind(self) -> str:
+        """The job's resource type, as its ARN names it (``processing-job``): a label."""
+
+    @property
     def instance_type(self) -> str: ...
 
     @property

@@ -22,7 +22,8 @@ gives; no port is published. CPU and memory are limited to the instance type's
 
 Images are never pulled: no registry is reachable from local mode's machines, so an image that is
 not in the local engine fails the job with a reason that names it. Everything created carries the
-label ``optml.job=<job name>`` (and ``optml.run=<network>``), so
+labels ``optml.job=<job name>``, ``optml.kind=<training-job|processing-job>`` and
+``optml.run=<run id>`` (the network's name when the job has one), so
 :func:`local_mode.docker_engine.sweep` can remove the leftovers of a runner that was killed before
 its teardown.
 """
@@ -42,6 +43,7 @@ from typing import Any
 from local_mode.cluster import ContainerStartFailed, Host, Workload
 from local_mode.docker_engine import (
     JOB_LABEL,
+    KIND_LABEL,
     RUN_LABEL,
     connect,
     ignore_missing,
@@ -200,6 +202,7 @@ class DockerBackend:
         self._job: str | None = None
         self._network: str | None = None
         self._has_network = False
+        self._kind = ""
         """Whether the run made a network called ``_network`` (jobs of several hosts only)."""
         self._limits: ResourceLimits | None = None
         self._addresses: dict[str, str] = {}
@@ -213,7 +216,8 @@ class DockerBackend:
         return self._client
 
     def _labels(self) -> dict[str, str]:
-        return {JOB_LABEL: self._job or "", RUN_LABEL: self._network or ""}
+        return {JOB_LABEL: self._job or "", KIND_LABEL: self._kind,
+                RUN_LABEL: self._network or ""}
 
     # -- Backend -----------------------------------------------------------------------------
     def host_names(self, count: int) -> list[str]:
@@ -240,6 +244,7 @@ class DockerBackend:
 
     def prepare(self, workload: Workload) -> None:
         self._job = workload.name
+        self._kind = workload.kind
         # the run's id: its labels and container names, and its network's name if it has one
         self._network = f"optml-{workload.name}-{secrets.token_hex(3)}"
         hosts = self.host_names(workload.instance_count)
@@ -349,7 +354,8 @@ class DockerBackend:
                 sweep(self._client, {RUN_LABEL: self._network})
         except Exception as exc:  # noqa: BLE001 - see the docstring
             log.warning("could not remove the containers/network of job %s (%s); run a sweep "
-                        "for label %s=%s", self._job, exc, JOB_LABEL, self._job)
+                        "for labels %s=%s %s=%s", self._job, exc, JOB_LABEL, self._job,
+                        KIND_LABEL, self._kind)
         finally:
             self._containers.clear()
             if self._owns_client:

@@ -70,6 +70,7 @@ class ProcessingWorkload(SpecWorkload):
     spec: ProcessingJobSpec
     image_field: str = "AppSpecification.ImageUri"
     operation: str = OPERATION
+    kind: str = "processing-job"
 
     def container_command(self) -> tuple[list[str] | None, list[str] | None]:
         entrypoint = list(self.spec.entrypoint) if self.spec.entrypoint is not None else None

@@ -89,6 +89,7 @@ class TrainingWorkload(SpecWorkload):
     spec: TrainingJobSpec
     image_field: str = "AlgorithmSpecification.TrainingImage"
     operation: str = "CreateTrainingJob"
+    kind: str = "training-job"
 
     def container_command(self) -> tuple[list[str] | None, list[str] | None]:
         return container_command(self.spec)

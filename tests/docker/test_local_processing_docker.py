@@ -202,6 +202,9 @@ def test_stop_removes_every_container_and_network(jobs: ProcessingJobs, processo
         assert time.monotonic() < deadline, jobs.log(name)
         time.sleep(0.1)
     assert len(_ours(docker_client, [name])) == 3  # two containers and the job's network
+    containers = docker_client.containers.list(filters={"label": f"{JOB_LABEL}={name}"})
+    assert {c.labels.get("optml.kind") for c in containers} == {"processing-job"}
+    assert sorted(c.attrs["Config"]["Hostname"] for c in containers) == ["algo-1", "algo-2"]
     jobs.client.stop_processing_job(ProcessingJobName=name)
     d = jobs.wait(name)
     assert d["ProcessingJobStatus"] == "Stopped"
