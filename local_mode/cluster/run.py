@@ -13,11 +13,13 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from local_mode.cluster import Backend, Host, HostRun, Workload
+from local_mode.cluster.choice import make_backend
 from local_mode.cluster.supervisor import Periodic, Supervisor, start_hosts
 from local_mode.cluster.tree import make_removable
+from local_mode.runners import Lifecycle, RunnerContext, runner_main
 from toolkit.layout import Layout
 
 log = logging.getLogger("optml.local")
@@ -110,3 +112,20 @@ def release_hosts(backend: Backend, hosts: Sequence[Host]) -> None:
         log.exception("tearing down the %s backend failed", backend.name)
     for host in hosts:
         make_removable(host.layout.root)
+
+
+class RunnableJob(Protocol):
+    def request_stop(self, kind: str) -> None: ...
+
+    def run(self) -> None: ...
+
+
+def job_main(lifecycle: Lifecycle, build: Callable[[RunnerContext, Backend], RunnableJob],
+             argv: Sequence[str] | None = None) -> int:
+    """The ``main`` of a job runner: the runner frame (:func:`local_mode.runners.runner_main`),
+    the job's backend, a stop signal as the user's stop, and the job."""
+    with runner_main(lifecycle, argv) as context:
+        runner = build(context, make_backend(context.backend, context.settings))
+        context.on_stop(lambda: runner.request_stop(StopKind.USER))
+        runner.run()
+    return 0

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local_mode.cluster import Backend, Host
-from local_mode.cluster.choice import make_backend
 from local_mode.cluster.run import (
     REASON_CHARS,
     StopKind,
+    job_main,
     make_hosts,
     release_hosts,
     run_hosts,
@@ -32,7 +32,7 @@ from local_mode.processing import hosts as hostlib
 from local_mode.processing.outputs import OutputUploader, OutputUploadFailed
 from local_mode.processing.spec import ProcessingJobSpec
 from local_mode.processing.workload import ProcessingWorkload
-from local_mode.runners import PROCESSING, runner_main
+from local_mode.runners import PROCESSING
 from local_mode.state import ResourceDir, now
 from toolkit.settings import Settings
 
@@ -185,13 +185,9 @@ def _exit_message(hosts: Sequence[Host]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    with runner_main(PROCESSING, argv) as context:
-        spec = ProcessingJobSpec.from_request(context.resource.request())
-        runner = ProcessingRunner(context.resource, spec, context.settings,
-                                  make_backend(context.backend, context.settings))
-        context.on_stop(lambda: runner.request_stop(StopKind.USER))
-        runner.run()
-    return 0
+    return job_main(PROCESSING, lambda context, backend: ProcessingRunner(
+        context.resource, ProcessingJobSpec.from_request(context.resource.request()), context.settings,
+        backend), argv)
 
 
 if __name__ == "__main__":

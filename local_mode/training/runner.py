@@ -19,12 +19,11 @@ from typing import Any
 
 from local_mode.cluster import Backend
 from local_mode.cluster import run as cluster_run
-from local_mode.cluster.choice import make_backend
-from local_mode.cluster.run import make_hosts, release_hosts, run_hosts
+from local_mode.cluster.run import job_main, make_hosts, release_hosts, run_hosts
 from local_mode.cluster.supervisor import PLATFORM, Periodic, Supervisor, out_of_memory_reason
 from local_mode.cluster.sync import DirectorySync
 from local_mode.error_text import message_of
-from local_mode.runners import TRAINING, runner_main
+from local_mode.runners import TRAINING
 from local_mode.state import ResourceDir, now
 from local_mode.storage import upload_file
 from local_mode.training import artifacts
@@ -327,13 +326,9 @@ def _failure_reason(host: hostlib.Host, code: int, out_of_memory: bool = False,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    with runner_main(TRAINING, argv) as context:
-        spec = TrainingJobSpec.from_request(context.resource.request())
-        runner = JobRunner(context.resource, spec, context.settings,
-                           make_backend(context.backend, context.settings))
-        context.on_stop(lambda: runner.request_stop(StopKind.USER))
-        runner.run()
-    return 0
+    return job_main(TRAINING, lambda context, backend: JobRunner(
+        context.resource, TrainingJobSpec.from_request(context.resource.request()), context.settings,
+        backend), argv)
 
 
 if __name__ == "__main__":
