@@ -29,6 +29,11 @@ EXPECTED = {
     "output_intermediate_dir": "output/intermediate",
     "failure_file": "output/failure",
     "default_checkpoint_dir": "checkpoints",
+    "config_dir": "config",
+    "processing_job_config_file": "config/processingjobconfig.json",
+    "processing_resource_config_file": "config/resourceconfig.json",
+    "processing_dir": "processing",
+    "exit_message_file": "output/message",
 }
 
 

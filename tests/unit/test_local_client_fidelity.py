@@ -112,6 +112,7 @@ def test_responses_carry_response_metadata(sm: SageMakerClient) -> None:
 def test_waiters_are_botocores(sm: SageMakerClient) -> None:
     model = waiter_model("sagemaker")
     assert sm.waiter_names == ["endpoint_deleted", "endpoint_in_service",
+                               "processing_job_completed_or_stopped",
                                "training_job_completed_or_stopped",
                                "transform_job_completed_or_stopped"]
     waiter = sm.get_waiter("endpoint_in_service")
@@ -131,11 +132,12 @@ def test_waiters_are_botocores(sm: SageMakerClient) -> None:
 
 
 def test_paginators_are_botocores(sm: SageMakerClient, tmp_path: Path) -> None:
-    for name in ("list_training_jobs", "list_models", "list_endpoint_configs",
-                 "list_endpoints", "list_transform_jobs"):
+    for name in ("list_training_jobs", "list_processing_jobs", "list_models",
+                 "list_endpoint_configs", "list_endpoints", "list_transform_jobs"):
         assert sm.can_paginate(name)
     assert not sm.can_paginate("describe_model")
-    assert not sm.can_paginate("list_processing_jobs")  # the model's, not implemented locally
+    # the model's, not implemented locally
+    assert not sm.can_paginate("list_hyper_parameter_tuning_jobs")
     with pytest.raises(OperationNotPageableError):
         sm.get_paginator("describe_model")
     names = [f"page-{i}" for i in range(5)]
@@ -156,7 +158,7 @@ def test_paginators_are_botocores(sm: SageMakerClient, tmp_path: Path) -> None:
 
 def test_every_list_filter_of_the_model_is_honoured(sm: SageMakerClient) -> None:
     listed = [op for op in sm.OPERATIONS.values() if op.startswith("List") and op != "ListTags"]
-    assert len(listed) == 5
+    assert len(listed) == 6
     assert {op: unhandled_members(op) for op in listed} == {op: [] for op in listed}
     assert unhandled_members("ListTags") == ["ResourceArn"]  # which resource, not a filter
 
@@ -179,9 +181,11 @@ def test_any_next_token_is_a_page_or_a_validation_exception(token: str) -> None:
 
 def test_a_boto3_method_local_mode_lacks_names_its_operation(tmp_path: Path) -> None:
     sm = local_mode.client("sagemaker", state_dir=tmp_path, backend="process")
-    assert not hasattr(sm, "create_processing_job") and hasattr(sm, "create_training_job")
-    with pytest.raises(AttributeError, match="does not emulate sagemaker CreateProcessingJob"):
-        sm.create_processing_job(ProcessingJobName="p")
+    assert not hasattr(sm, "create_hyper_parameter_tuning_job")
+    assert hasattr(sm, "create_training_job") and hasattr(sm, "create_processing_job")
+    with pytest.raises(AttributeError,
+                       match="does not emulate sagemaker CreateHyperParameterTuningJob"):
+        sm.create_hyper_parameter_tuning_job(HyperParameterTuningJobName="p")
     with pytest.raises(AttributeError, match="has no attribute 'no_such_thing'"):
         sm.no_such_thing  # noqa: B018 - the attribute access is the test
     assert "create_training_job" in sm.OPERATIONS
