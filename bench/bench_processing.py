@@ -13,7 +13,7 @@ Image: ``optml/base:latest`` (scripts/build-images.sh), used as it is; the no-op
   polled every ``--poll`` seconds (default 0.02), says Completed: runner spawned, job network,
   config files, container created/attached/started/waited for, teardown, status written.
 - optml (waiter): the same job until ``get_waiter("processing_job_completed_or_stopped")``
-  returns, as a user would wait (local waiters poll every 0.2 s, so this adds up to 0.2 s).
+  returns, as a user would wait (local waiters poll every 0.05 s, so this adds up to 0.05 s).
 - optml (staged, unless ``--no-staged``): two instances, one File-mode input of a few small
   files (``file://``, copied into both hosts' trees) and one output: what staging costs.
   No target; its ratio to the bare run is printed for scale.
@@ -524,7 +524,7 @@ def main() -> int:
             Variant("bare", f"docker run --rm {IMAGE} true", bare_docker_run),
             Variant("poll", f"optml, describe every {args.poll * 1000:g} ms",
                     lambda: optml_polled(sm, args.poll)),
-            Variant("waiter", "optml, waiter (0.2 s polls)", lambda: optml_waited(sm)),
+            Variant("waiter", "optml, waiter (0.05 s polls)", lambda: optml_waited(sm)),
         ]
         if not args.no_staged:
             variants.append(Variant(

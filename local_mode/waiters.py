@@ -31,8 +31,10 @@ class OperationClient(Protocol):
     def meta(self) -> Any: ...
 
 
-LOCAL_WAITER_DELAY = 0.2
-"""Seconds between polls of a local waiter (the service's waiters poll every 30-120 s)."""
+LOCAL_WAITER_DELAY = 0.05
+"""Seconds between polls of a local waiter (the service's waiters poll every 30-120 s). A poll is
+a describe that reads one small JSON file, so polling often costs nothing and a waiter returns
+within 50 ms of the job's end instead of up to 200 ms."""
 
 
 @lru_cache(maxsize=4)
