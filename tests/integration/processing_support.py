@@ -4,6 +4,7 @@ for a job's end, and reading what it uploaded."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from local_mode import runners
+from local_mode.errors import LocalModeError
 from local_mode.sagemaker import SageMakerClient
 from tests.integration.local_training_support import END_TIMEOUT, ROLE, wait_until_ended
 
@@ -75,3 +77,12 @@ def job_log(client: SageMakerClient, name: str) -> str:
 def files_below(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*"))
             if p.is_file()}
+
+
+def stop_processing_jobs(client: SageMakerClient) -> None:
+    """Stop every processing job a failed test left running and wait for all to end."""
+    for resource in client.store.list("processing-jobs"):
+        if not runners.PROCESSING.settled(runners.describe_live(resource, runners.PROCESSING)):
+            with contextlib.suppress(LocalModeError):  # it may have ended meanwhile
+                client.stop_processing_job(ProcessingJobName=resource.name)
+        wait_ended(client, resource.name)

@@ -7,7 +7,6 @@ platform writes, as on the service.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
 import time
@@ -17,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from local_mode.errors import LocalModeError
 from tests.integration.local_training_support import LocalEnv, job_name, make_env, stop_everything
 from tests.integration.processing_support import (
     files_below,
@@ -25,6 +23,7 @@ from tests.integration.processing_support import (
     processing_request,
     s3_input,
     s3_output,
+    stop_processing_jobs,
     wait_ended,
     write_script,
 )
@@ -56,10 +55,7 @@ def env(tmp_path: Path) -> Iterator[LocalEnv]:
     try:
         yield local
     finally:
-        for resource in local.client.store.list("processing-jobs"):
-            with contextlib.suppress(LocalModeError):  # it may have ended meanwhile
-                local.client.stop_processing_job(ProcessingJobName=resource.name)
-            wait_ended(local.client, resource.name)
+        stop_processing_jobs(local.client)
         stop_everything(local)
 
 

@@ -8,7 +8,6 @@ in and out.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -23,7 +22,6 @@ from typing import Any
 import pytest
 import yaml
 
-from local_mode import runners
 from tests.integration.local_training_support import (
     END_TIMEOUT,
     ROLE,
@@ -32,6 +30,7 @@ from tests.integration.local_training_support import (
     job_name,
     make_env,
 )
+from tests.integration.processing_support import stop_processing_jobs
 
 CODE = "/opt/ml/processing/input/code"
 DATA = "/opt/ml/processing/input/data"
@@ -62,13 +61,7 @@ def env(tmp_path: Path) -> Iterator[LocalEnv]:
     try:
         yield local
     finally:
-        client = local.client
-        for resource in client.store.list("processing-jobs"):
-            if not runners.PROCESSING.settled(
-                    client.describe_processing_job(ProcessingJobName=resource.name)):
-                with contextlib.suppress(Exception):  # it may have ended meanwhile
-                    client.stop_processing_job(ProcessingJobName=resource.name)
-            _wait_ended(local, resource.name)
+        stop_processing_jobs(local.client)
         assert_nothing_left(local.state_dir)
 
 
@@ -121,14 +114,6 @@ def _job_file(env: LocalEnv, script: str) -> tuple[str, Path]:
 
 def _out(env: LocalEnv) -> Path:
     return env.root / "out"
-
-
-def _wait_ended(env: LocalEnv, name: str) -> None:
-    resource = env.client.store.get("processing-jobs", name)
-    deadline = time.monotonic() + END_TIMEOUT
-    while not runners.ended(resource, runners.PROCESSING):
-        assert time.monotonic() < deadline, f"processing job {name} did not end"
-        time.sleep(0.05)
 
 
 def _wait_for_log(env: LocalEnv, name: str, text: str) -> None:
