@@ -202,8 +202,8 @@ class DockerBackend:
         self._job: str | None = None
         self._network: str | None = None
         self._has_network = False
-        self._kind = ""
         """Whether the run made a network called ``_network`` (jobs of several hosts only)."""
+        self._kind = ""
         self._limits: ResourceLimits | None = None
         self._addresses: dict[str, str] = {}
         self._containers: list[str] = []
@@ -340,8 +340,9 @@ class DockerBackend:
     def teardown(self) -> None:
         """Remove every container and the network of this job, whatever happened before.
 
-        Never raises: it runs after the job's final status is written, and a failure here must
-        not keep the runner from deleting the work tree. What cannot be removed is logged (and
+        Never raises: it runs just before the job's final status is written (a job that says it
+        ended holds nothing), and a failure here must neither keep that status from being
+        written nor the runner from deleting the work tree. What cannot be removed is logged (and
         carries the job's label, for :func:`~local_mode.docker_engine.sweep`).
         """
         if self._client is None:

@@ -59,6 +59,9 @@ class HostsOutcome:
     runs: list[HostRun]
     exit_codes: dict[str, int]
     """By host name, in the order the hosts exited."""
+    stop_kind: str | None = None
+    """Why the hosts were stopped, as it stood when the last one exited (a stop requested
+    after that changes nothing about how they ended)."""
 
     def first_failure(self) -> tuple[HostRun, int] | None:
         """The first host to exit non-zero and its status: the job's cause (the peers that
@@ -90,11 +93,12 @@ def run_hosts(supervisor: Supervisor, backend: Backend, workload: Workload,
         pumps: list[threading.Thread] = [supervisor.pump(run, on_line) for run in runs]
         codes = supervisor.supervise(runs, timers=timers, on_stopping=on_stopping,
                                      periodic=periodic)
+        stop_kind = supervisor.stop_kind
         for pump in pumps:
             pump.join(timeout=PUMP_JOIN_SECONDS)
         if after is not None:
             after()
-        return HostsOutcome(runs, codes)
+        return HostsOutcome(runs, codes, stop_kind)
     finally:
         for feeder in started:
             feeder.stop()

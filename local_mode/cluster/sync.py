@@ -5,8 +5,10 @@ Each pass uploads the files that are new or changed since the last pass (by size
 keeping each file's path below its host's directory; every host uploads into the same prefix.
 Symbolic links are neither uploaded nor followed. While the program runs it may remove a file
 between the listing and the upload, or keep one unreadable for a moment (a container writing as
-another user): such a file is skipped and tried again on the next pass, never a reason to stop
-the job. Only the last pass (``strict``) lets an upload error through.
+another user): such a file is skipped and tried again on the next pass, except on the last pass
+(``strict``), which lets those errors through too. Any other error (the store unreachable)
+propagates; while the hosts run, :class:`~local_mode.cluster.supervisor.Periodic` logs it and
+tries again, so it never stops the job either.
 """
 
 from __future__ import annotations

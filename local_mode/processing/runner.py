@@ -67,18 +67,22 @@ class ProcessingRunner:
         hosts: list[Host] = []
         failure: str | None = None
         uploader: OutputUploader | None = None
+        stopped: str | None = None
         try:
             self.log_line("Starting: preparing the instances for processing")
             hosts = make_hosts(self.backend, self.workload, self.resource.work_dir)
             uploader = OutputUploader(self.spec.outputs, hosts, self.settings.environ)
             self._lay_out(hosts)
-            if not self.supervisor.stop_event.is_set():
-                failure = self._process(hosts, uploader)
+            if self.supervisor.stop_event.is_set():
+                stopped = self.supervisor.stop_kind  # stopped before the hosts ran
+            else:
+                failure, stopped = self._process(hosts, uploader)
         except Exception as exc:  # every failure ends in a Failed job
             log.exception("processing job %s failed", self.spec.name)
             failure = f"{type(exc).__name__}: {message_of(exc)}"
+            stopped = self.supervisor.stop_kind
         finally:
-            self._finish(hosts, failure, uploader)
+            self._finish(hosts, failure, stopped, uploader)
 
     def _lay_out(self, hosts: Sequence[Host]) -> None:
         description = self.resource.describe()
@@ -93,8 +97,12 @@ class ProcessingRunner:
                 self.log_line(f"{host.name}: input {entry.name}: {copied} bytes staged into "
                               f"{entry.local_path}")
 
-    def _process(self, hosts: Sequence[Host], uploader: OutputUploader) -> str | None:
-        """Run the hosts to their end; the job's failure, if a host failed."""
+    def _process(self, hosts: Sequence[Host], uploader: OutputUploader
+                 ) -> tuple[str | None, str | None]:
+        """Run the hosts to their end; the job's failure if a host failed, and why the hosts
+        were stopped if they were. Both are decided when the hosts have ended: a stop that
+        arrives later (while logs drain or containers go) finds a job whose program completed,
+        and does not undo that."""
         timeout = float(self.spec.max_runtime_seconds or 86400 * 5)
 
         def feeders() -> Iterator[Any]:
@@ -113,13 +121,14 @@ class ProcessingRunner:
                             dict(self.spec.environment), feeders=feeders,
                             timers=self._timers(time.monotonic()),
                             on_stopping=self._on_stopping, periodic=periodic)
+        stopped = outcome.stop_kind
         cause = outcome.first_failure()
-        if cause is None or self.supervisor.stop_kind is not None:
-            return None
+        if cause is None or stopped is not None:
+            return None, stopped
         run, code = cause
         detail = out_of_memory_reason(run.host.name, self.spec.instance_type) \
             if run.out_of_memory() else f"host {run.host.name} exited with code {code}"
-        return f"{ALGORITHM_ERROR} ({detail})"
+        return f"{ALGORITHM_ERROR} ({detail})", None
 
     def _timers(self, began: float) -> Callable[[], str | None]:
         def due() -> str | None:
@@ -137,9 +146,8 @@ class ProcessingRunner:
         self.log_line(f"Stopping: stopping the processing job ({kind})")
 
     # -- the end ---------------------------------------------------------------------------
-    def _finish(self, hosts: Sequence[Host], failure: str | None,
+    def _finish(self, hosts: Sequence[Host], failure: str | None, kind: str | None,
                 uploader: OutputUploader | None) -> None:
-        kind = self.supervisor.stop_kind
         if uploader is not None and hosts:
             try:
                 uploader.sync_continuous(strict=True)  # what a Continuous output wrote last

@@ -9,7 +9,6 @@ does the copying and the streaming, for processing inputs too).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,6 @@ from toolkit.layout import Layout
 
 __all__ = ["Host", "container_checkpoint_path", "host_checkpoint_dir", "make_removable",
            "pipe_feeder", "stage_files", "write_config"]
-
-log = logging.getLogger(__name__)
 
 
 def container_checkpoint_path(spec: TrainingJobSpec) -> str:

@@ -229,7 +229,7 @@ class JobRunner:
             run, code = cause
             host = next(h for h in hosts if h.name == run.host.name)
             reason = _failure_reason(host, code, run.out_of_memory(), self.spec.instance_type)
-        return AttemptResult(outcome.exit_codes, self.stop_kind, reason,
+        return AttemptResult(outcome.exit_codes, outcome.stop_kind, reason,
                              time.monotonic() - began)
 
     def _timers(self, began: float, job_started: float, spot_after: float | None

@@ -36,6 +36,22 @@ def test_two_hosts_writing_the_same_name_do_not_upload_it_on_every_pass(tmp_path
     assert sync.sync() == 0
 
 
+def test_symbolic_links_are_neither_uploaded_nor_followed(tmp_path: Path) -> None:
+    """A link made by the program (inside a container: pointing anywhere on this machine) is
+    not uploaded; the file it points at is, when it lies in the directory itself."""
+    host = tmp_path / "h"
+    host.mkdir()
+    (host / "ckpt-100.pt").write_text("weights")
+    (host / "latest").symlink_to(host / "ckpt-100.pt")
+    outside = tmp_path / "secret"
+    outside.mkdir()
+    (outside / "key").write_text("do not upload")
+    (host / "escape").symlink_to(outside)
+    remote = tmp_path / "remote"
+    assert DirectorySync(remote.as_uri(), [host], {}).sync(strict=True) == 1
+    assert sorted(p.name for p in remote.rglob("*")) == ["ckpt-100.pt"]
+
+
 def test_a_file_removed_before_its_upload_is_skipped(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     host = tmp_path / "h"
