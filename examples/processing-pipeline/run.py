@@ -30,10 +30,10 @@ import common  # noqa: E402 -- examples/common.py, the examples' shared glue
 IMAGE = "optml-examples/processing-pipeline:latest"
 NAME = "processing-pipeline"
 RAW_FILES, RECORDS_PER_FILE, HOLDOUT_RECORDS = 6, 150, 300
-CONTRACTS = ("month-to-month", "one-year", "two-year")
 SPELLINGS = {"month-to-month": ("month-to-month", "Month-to-Month", " month to month"),
              "one-year": ("one-year", "One Year", "ONE_YEAR"),
              "two-year": ("two-year", "Two-Year", "two year ")}
+"""Each contract term (as the cleaned data spells it) and how the raw files spell it."""
 LABEL_SPELLINGS = {1: ("yes", "Yes", "1"), 0: ("no", "No", "0")}
 DIRTY = ("missing value", "not a number", "out of range", "unknown contract", "unknown label",
          "duplicate")
@@ -53,7 +53,7 @@ def churn_probability(tenure: np.ndarray, charges: np.ndarray, contract: np.ndar
 def customers(rng: np.random.Generator, n: int, prefix: str) -> dict[str, np.ndarray]:
     data = {"id": np.array([f"{prefix}{i:04d}" for i in range(n)]),
             "tenure": rng.integers(0, 73, n), "charges": np.round(rng.uniform(20, 120, n), 2),
-            "contract": rng.choice(CONTRACTS, n, p=[0.5, 0.3, 0.2]),
+            "contract": rng.choice(list(SPELLINGS), n, p=[0.5, 0.3, 0.2]),
             "calls": rng.poisson(1.5, n)}
     data["p"] = churn_probability(data["tenure"], data["charges"], data["contract"],
                                   data["calls"])

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 COLUMNS = ("customer_id", "tenure_months", "monthly_charges", "contract", "support_calls")
 LABEL = "churned"
-CONTRACTS = ("month-to-month", "one-year", "two-year")
+PLAN_TERMS = ("month-to-month", "one-year", "two-year")
+"""The customer's contract terms, as the cleaned data spells them."""
 FEATURES = ("tenure_years", "log_monthly_charges", "month_to_month", "two_year",
             "support_calls")
 LABELS = {"yes": 1, "no": 0, "1": 1, "0": 0, "true": 1, "false": 0}
@@ -73,7 +74,7 @@ def normal_contract(text: str) -> str:
     contract = "-".join(text.strip().lower().replace("_", " ").replace("-", " ").split())
     if not contract:
         raise BadRecord("missing value", "contract is empty")
-    if contract not in CONTRACTS:
+    if contract not in PLAN_TERMS:
         raise BadRecord("unknown contract", f"contract={text!r}")
     return contract
 
