@@ -11,6 +11,11 @@ Layout under the state directory::
 
 Writes are atomic (temp file + rename) and read-modify-write updates hold an exclusive lock, so a
 describe never sees half a file and a stop request never races a status change.
+
+The directory is private: a stored request's ``Environment`` may carry secrets, so every
+directory the store creates is 0700 and every file it writes 0600, whatever the process umask
+(:func:`make_private_dir`, :func:`open_private`). Opening an existing state directory tightens
+its root and kind directories to 0700 (:meth:`StateStore.__init__`).
 """
 
 from __future__ import annotations
@@ -20,15 +25,19 @@ import fcntl
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from local_mode.errors import ResourceInUse, ResourceNotFound
 from toolkit.pids import pid_alive
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 
 KINDS = ("training-jobs", "processing-jobs", "models", "endpoint-configs", "endpoints",
          "transform-jobs")
@@ -52,8 +61,48 @@ def _decode(obj: dict[str, Any]) -> Any:
     return obj
 
 
+def make_private_dir(path: Path) -> None:
+    """``mkdir -p`` in which every directory created here is 0700, whatever the umask.
+
+    ``Path.mkdir(parents=True)`` gives the parents it creates the umask's default mode, and the
+    umask cuts ``mode`` too, hence one mkdir per missing level and a chmod of each one made here.
+    Directories that already exist are left as they are."""
+    missing = []
+    current = Path(path)
+    while not current.is_dir() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=PRIVATE_DIR_MODE)
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
+            continue  # made by a concurrent process, with this same function
+        directory.chmod(PRIVATE_DIR_MODE)
+
+
+def open_private(path: Path, flags: int) -> int:
+    """``os.open`` with ``O_CREAT``: a file created here is 0600, whatever the umask, and an
+    existing file with looser permissions is tightened to 0600."""
+    fd = os.open(path, flags | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    try:
+        if os.fstat(fd).st_mode & 0o777 != PRIVATE_FILE_MODE:
+            os.fchmod(fd, PRIVATE_FILE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def append_private(path: Path) -> BinaryIO:
+    """``path`` opened for binary appending, created 0600 (log files under the state directory)."""
+    return os.fdopen(open_private(path, os.O_WRONLY | os.O_APPEND), "ab")
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
+    # mkstemp creates the file 0600 (owner only) and os.replace keeps that mode
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -116,7 +165,7 @@ class ResourceDir:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        with self.lock_file.open("a") as handle:
+        with os.fdopen(open_private(self.lock_file, os.O_WRONLY | os.O_APPEND), "ab") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -154,6 +203,21 @@ class StateStore:
     def __init__(self, root: Path) -> None:
         # absolute: the runner and every host process run with other working directories
         self.root = Path(root).absolute()
+        self._tighten()
+
+    def _tighten(self) -> None:
+        """An existing state directory made before it was private (or by hand) gets its root and
+        kind directories set to 0700; that closes everything below them to other users. Only
+        directories this user owns are changed, and nothing is created here (a store that is
+        only read, such as ``optml local list`` on a new machine, leaves no directory behind)."""
+        for directory in (self.root, *(self.root / kind for kind in KINDS)):
+            try:
+                info = directory.stat()
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+                    and info.st_mode & 0o777 != PRIVATE_DIR_MODE):
+                directory.chmod(PRIVATE_DIR_MODE)
 
     def _kind_dir(self, kind: str) -> Path:
         if kind not in KINDS:
@@ -164,13 +228,14 @@ class StateStore:
                request: dict[str, Any]) -> ResourceDir:
         """Create a resource; ResourceInUse when the name is taken (as the service says)."""
         parent = self._kind_dir(kind)
-        parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(parent)
         path = parent / name
         try:
-            path.mkdir()
+            path.mkdir(mode=PRIVATE_DIR_MODE)
         except FileExistsError:
             raise ResourceInUse(f"{kind[:-1].replace('-', ' ')} {name!r} already exists",
                                 "Create") from None
+        path.chmod(PRIVATE_DIR_MODE)
         resource = ResourceDir(path)
         write_json_atomic(resource.request_file, request)
         write_json_atomic(resource.description_file, description)

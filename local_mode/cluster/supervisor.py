@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from local_mode.cluster import Backend, Host, HostRun, Workload
+from local_mode.state import append_private, make_private_dir
 from toolkit.settings import Settings
 
 logger = logging.getLogger("optml.local")
@@ -43,11 +44,12 @@ class JobLog:
         if not line.endswith(b"\n"):
             line += b"\n"
         with self._lock:
-            self.logs_dir.mkdir(parents=True, exist_ok=True)
-            with (self.logs_dir / "all.log").open("ab") as handle:
+            # private (0700 / 0600): a program's output may print what its Environment holds
+            make_private_dir(self.logs_dir)
+            with append_private(self.logs_dir / "all.log") as handle:
                 handle.write(host.encode() + b" | " + line)
             if host != PLATFORM:
-                with (self.logs_dir / f"{host}.log").open("ab") as handle:
+                with append_private(self.logs_dir / f"{host}.log") as handle:
                     handle.write(line)
 
 
