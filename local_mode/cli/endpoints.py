@@ -1,4 +1,7 @@
-"""``optml local deploy | endpoints | invoke | delete-endpoint | transform``.
+"""``optml local deploy | invoke | delete-endpoint | transform``.
+
+``optml local endpoints`` (and the ``transform-jobs``, ``models`` and ``endpoint-configs``
+groups) are every kind's verbs, from :mod:`local_mode.cli.resources`.
 
 Like the training commands, each is a thin layer over the local clients and the state
 directory, and loads them inside the command.
@@ -13,35 +16,50 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from local_mode.cli.errors import (
-    EXIT_BY_STATUS,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     fail,
     request_errors,
 )
+from local_mode.cli.kinds import router_url
 from local_mode.cli.options import (
     backend_option,
+    complete_names,
     key_value_pairs,
     runtime_client,
     sagemaker_client,
     state_dir_option,
 )
-from local_mode.cli.table import print_table
-from local_mode.loopback import LOOPBACK
+
+if TYPE_CHECKING:
+    from local_mode.sagemaker import SageMakerClient
 
 POLL = 0.1
 """How often a waiting command asks for the status again (seconds)."""
 
 
+def model_data_uri(value: str) -> str:
+    """``--model-data`` as the request takes it: an ``s3://`` / ``https://`` / ``file://`` URI
+    as given, a local path (relative to the working directory) as its absolute ``file://``
+    URI -- refused, naming the option, if there is nothing there."""
+    if "://" in value:
+        return value
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise click.BadParameter(f"{value!r} is neither an s3:// or file:// URI nor an existing "
+                                 "file or directory", param_hint="--model-data")
+    return path.resolve().as_uri()
+
+
 @click.command("deploy")
 @click.argument("name")
-@click.option("--model-data", required=True, help="model.tar.gz (or a directory) as file:// "
-              "or s3:// URI; the inference code is in its code/ directory.")
+@click.option("--model-data", required=True, help="model.tar.gz or a model directory: a local "
+              "path, or a file:// or s3:// URI; the inference code is in its code/ directory.")
 @click.option("--image", default="optml/base:latest", show_default=True,
               help="Serving image (the process backend runs optml serve instead).")
 @backend_option("instances")
@@ -49,56 +67,78 @@ POLL = 0.1
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE",
               help="Container environment variable (repeatable).")
 @click.option("--multi-model", is_flag=True, help="--model-data is the S3 prefix of models.")
+@click.option("--replace", is_flag=True,
+              help="If endpoint NAME exists, delete it (and the model and config deploy made "
+                   "for it) first.")
 @state_dir_option
 def deploy(name: str, model_data: str, image: str, backend: str | None, instance_count: int,
-           env: tuple[str, ...], multi_model: bool, state_dir: Path | None) -> None:
-    """Create model, endpoint config and endpoint NAME; wait until InService."""
-    container = {"Image": image, "ModelDataUrl": model_data,
+           env: tuple[str, ...], multi_model: bool, replace: bool,
+           state_dir: Path | None) -> None:
+    """Create model, endpoint config and endpoint NAME (the model and config tagged as
+    deploy's, so that deleting the endpoint deletes them); wait until InService."""
+    from local_mode import housekeeping
+    from local_mode.cli.jobs import backend_note
+    from local_mode.cli.kinds import ENDPOINTS
+    from local_mode.cli.progress import waiting
+
+    container = {"Image": image, "ModelDataUrl": model_data_uri(model_data),
                  "Environment": key_value_pairs("--env", env),  # refused before any set-up
                  "Mode": "MultiModel" if multi_model else "SingleModel"}
     sm = sagemaker_client(state_dir, backend)
+    tags = housekeeping.deployed_tags(name)
+    with request_errors(service_error_status=EXIT_FAILED):
+        _make_room(sm, name, replace)
     with request_errors():
-        sm.create_model(ModelName=name, PrimaryContainer=container)
+        sm.create_model(ModelName=name, PrimaryContainer=container, Tags=tags)
         sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
             "VariantName": "AllTraffic", "ModelName": name, "InstanceType": "local",
-            "InitialInstanceCount": instance_count, "InitialVariantWeight": 1.0}])
+            "InitialInstanceCount": instance_count, "InitialVariantWeight": 1.0}], Tags=tags)
         sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    click.echo(f"Creating endpoint {name}{backend_note(sm, ENDPOINTS, name)}", err=True)
     started = time.monotonic()
     try:
-        while True:
-            described = sm.describe_endpoint(EndpointName=name)
-            if described["EndpointStatus"] == "InService":
-                break
-            if described["EndpointStatus"] == "Failed":
-                fail(described.get("FailureReason", "endpoint failed"))
-            time.sleep(POLL)
+        with waiting(f"deploying {name}") as show:
+            while True:
+                described = sm.describe_endpoint(EndpointName=name)
+                show(described["EndpointStatus"])
+                if described["EndpointStatus"] == "InService":
+                    break
+                if described["EndpointStatus"] == "Failed":
+                    fail(described.get("FailureReason", "endpoint failed"))
+                time.sleep(POLL)
     except KeyboardInterrupt:
         click.echo("interrupted: deleting the endpoint", err=True)
-        sm.delete_endpoint(EndpointName=name)
+        housekeeping.delete_endpoint(sm, name)
         sys.exit(EXIT_INTERRUPTED)
-    port = sm.store.get("endpoints", name).describe().get("RouterPort")
     click.echo(f"{name}: InService in {time.monotonic() - started:.1f} s "
-               f"(router http://{LOOPBACK}:{port}/invocations)")
+               f"(router {router_url(ENDPOINTS.stored(sm, name))})")
 
 
-@click.command("endpoints")
-@state_dir_option
-def endpoints(state_dir: Path | None) -> None:
-    """List local endpoints with their status, router port and healthy instances."""
-    sm = sagemaker_client(state_dir)
-    rows = []
-    for resource in sm.store.list("endpoints"):
-        d = resource.describe()
-        instances = d.get("Instances") or []
-        healthy = sum(1 for i in instances if i.get("Healthy"))
-        rows.append((d["EndpointName"], d["EndpointStatus"], str(d.get("RouterPort") or "-"),
-                     f"{healthy}/{len(instances)}", d.get("EndpointConfigName", "")))
-    print_table(("NAME", "STATUS", "PORT", "HEALTHY", "CONFIG"), rows)
+def _make_room(sm: SageMakerClient, name: str, replace: bool) -> None:
+    """Before deploying ``name``: with ``replace``, delete endpoint ``name`` and what deploy
+    made for it; without, refuse an existing endpoint. A model or config ``name`` left by an
+    interrupted deploy of this endpoint is removed; one a user made is refused by Create."""
+    from local_mode import housekeeping
+    from local_mode.errors import ResourceInUse, ResourceNotFound
+
+    try:
+        sm.store.get("endpoints", name)
+    except ResourceNotFound:
+        pass
+    else:
+        if not replace:
+            raise ResourceInUse(f"endpoint {name!r} already exists: `optml local deploy "
+                                "--replace` replaces it, `optml local endpoints rm` deletes it")
+        housekeeping.delete_endpoint(sm, name)
+    if housekeeping.deployed_for(sm, "endpoint-configs", name) == name:
+        sm.delete_endpoint_config(EndpointConfigName=name)
+    if housekeeping.deployed_for(sm, "models", name) == name:
+        sm.delete_model(ModelName=name)
 
 
 @click.command("invoke")
 @click.argument("name")
-@click.option("--body", required=True, help="The request body, or @FILE to read it from FILE.")
+@click.option("--body", required=True, help="The request body, @FILE to read it from FILE, or @- from stdin.")
 @click.option("--content-type", required=True)
 @click.option("--accept", default=None)
 @click.option("--target-variant", default=None)
@@ -110,7 +150,9 @@ def invoke(name: str, body: str, content_type: str, accept: str | None,
            custom_attributes: str | None, state_dir: Path | None) -> None:
     """Invoke endpoint NAME; the response body goes to stdout."""
     runtime = runtime_client(state_dir)
-    if body.startswith("@"):
+    if body == "@-":
+        payload = sys.stdin.buffer.read()
+    elif body.startswith("@"):
         try:
             payload = Path(body[1:]).read_bytes()
         except OSError as exc:
@@ -132,65 +174,72 @@ def invoke(name: str, body: str, content_type: str, accept: str | None,
 
 
 @click.command("delete-endpoint")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_names("endpoints"))
+@click.option("--keep-model", is_flag=True,
+              help="Keep the model and endpoint config that deploy created for it.")
 @state_dir_option
-def delete_endpoint(name: str, state_dir: Path | None) -> None:
-    """Delete endpoint NAME: stop its router and every instance."""
+def delete_endpoint(name: str, keep_model: bool, state_dir: Path | None) -> None:
+    """Delete endpoint NAME: stop its router and every instance, then delete the model and
+    endpoint config `deploy` created for it (unless another endpoint uses them)."""
+    from local_mode import housekeeping
+
     sm = sagemaker_client(state_dir)
     with request_errors(service_error_status=EXIT_FAILED):  # no such endpoint: exit 1
-        sm.delete_endpoint(EndpointName=name)
-    click.echo(f"{name}: deleted")
+        removed = housekeeping.delete_endpoint(sm, name, keep_model=keep_model)
+    click.echo(f"{name}: deleted ({', '.join(removed)})")
 
 
 @click.command("transform")
 # readable=False: a missing or unreadable file is reported by load_request, on one line
 @click.argument("job_file", type=click.Path(path_type=Path, readable=False))
-@click.option("--wait/--no-wait", default=False, help="Follow the job to its end.")
+@click.option("--wait/--no-wait", default=False,
+              help="Follow the job to its end (a progress bar on a terminal); Ctrl-C stops it.")
+@backend_option("instances")
+@click.option("--name", default=None, help="TransformJobName to use instead of JOB_FILE's.")
 @state_dir_option
-def transform(job_file: Path, wait: bool, state_dir: Path | None) -> None:
+def transform(job_file: Path, wait: bool, backend: str | None, name: str | None,
+              state_dir: Path | None) -> None:
     """Start the transform job described by JOB_FILE (a CreateTransformJob request as JSON or
-    YAML); with --wait, show files and records done until it ends."""
-    from local_mode.request_files import load_request
+    YAML; relative paths in it are relative to the file); with --wait, show files and records
+    done until it ends."""
+    from local_mode.cli.jobs import backend_note, load_job_file
+    from local_mode.cli.kinds import TRANSFORM_JOBS
+    from local_mode.cli.progress import TransformProgress
+    from local_mode.cli.resources import report_outcome
     from local_mode.runners import TRANSFORM
 
-    with request_errors(job_file):
-        request = load_request(job_file)
-    sm = sagemaker_client(state_dir)
+    request = load_job_file(job_file, TRANSFORM_JOBS, name)
+    sm = sagemaker_client(state_dir, backend)
     with request_errors(job_file):
         sm.create_transform_job(**request)
-    name = request["TransformJobName"]
-    click.echo(f"{name}: started")
+    job = request["TransformJobName"]
+    click.echo(f"Created transform job {job}{backend_note(sm, TRANSFORM_JOBS, job)}")
     if not wait:
         return
-    last = None
     try:
-        while True:
-            described = sm.describe_transform_job(TransformJobName=name)
-            progress = sm.transform_progress(TransformJobName=name)
-            failed = progress["FilesFailed"]
-            line = (f"{name}: {described['TransformJobStatus']}: files "
-                    f"{progress['FilesDone']}/{progress['FilesTotal']} done"
-                    + (f", {failed} failed" if failed else "")
-                    + f", {progress['RecordsDone']} records")
-            if line != last:
-                click.echo(line, err=True)
-                last = line
-            status = described["TransformJobStatus"]
-            if TRANSFORM.settled(described):
-                break
-            time.sleep(POLL)
+        with TransformProgress(job) as progress:
+            while True:
+                described = sm.describe_transform_job(TransformJobName=job)
+                done = sm.transform_progress(TransformJobName=job)
+                progress.update(described["TransformJobStatus"], done["FilesDone"],
+                                done["FilesTotal"], done["RecordsDone"])
+                if TRANSFORM.settled(described):
+                    break
+                time.sleep(POLL)
     except KeyboardInterrupt:
         click.echo("interrupted: stopping the job", err=True)
-        sm.stop_transform_job(TransformJobName=name)
-        while not TRANSFORM.settled(sm.describe_transform_job(TransformJobName=name)):
+        sm.stop_transform_job(TransformJobName=job)
+        while not TRANSFORM.settled(sm.describe_transform_job(TransformJobName=job)):
             time.sleep(POLL)
         sys.exit(EXIT_INTERRUPTED)
-    if status == "Failed":
-        click.echo(f"FailureReason: {described.get('FailureReason')}", err=True)
-    sys.exit(EXIT_BY_STATUS[status])
+    done = sm.transform_progress(TransformJobName=job)
+    failed = f", {done['FilesFailed']} failed" if done["FilesFailed"] else ""
+    click.echo(f"files {done['FilesDone']}/{done['FilesTotal']} done{failed}, "
+               f"{done['RecordsDone']} records", err=True)
+    sys.exit(report_outcome(TRANSFORM_JOBS, described))
 
 
-COMMANDS = (deploy, endpoints, invoke, delete_endpoint, transform)
+COMMANDS = (deploy, invoke, delete_endpoint, transform)
 """The endpoint and transform commands, attached to ``optml local`` by :mod:`local_mode.cli`."""
 
 __all__ = ["COMMANDS"]

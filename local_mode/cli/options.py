@@ -25,11 +25,46 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 
+def _inherited_state_dir(ctx: click.Context, _param: click.Parameter,
+                         value: Path | None) -> Path | None:
+    """A subcommand's ``--state-dir`` defaults to its group's (``optml local endpoints
+    --state-dir D describe E``)."""
+    parent = ctx.parent
+    while value is None and parent is not None:
+        value = parent.params.get("state_dir")
+        parent = parent.parent
+    return value
+
+
 def state_dir_option(command: F) -> F:
     """``--state-dir DIR``: which local state directory the command works on."""
     return click.option(
         "--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+        callback=_inherited_state_dir, is_eager=True,
         help="State directory (default: OPTML_LOCAL_STATE_DIR, else ~/.optml/local).")(command)
+
+
+def complete_names(store_kind: str) -> Callable[[click.Context, click.Parameter, str],
+                                                list[Any]]:
+    """Shell completion of a NAME argument: the names of ``store_kind`` in the state directory
+    the command line names (or the default one)."""
+
+    def complete(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        from local_mode.state import StateStore
+        from toolkit.errors import OptmlError
+        from toolkit.settings import Settings
+
+        try:
+            root = ctx.params.get("state_dir") or _inherited_state_dir(ctx, _param, None) or \
+                Settings.from_environ().local.state_dir
+            names = [r.name for r in StateStore(Path(root)).list(store_kind)]
+        except (OptmlError, OSError):
+            return []
+        return [CompletionItem(n) for n in names if n.startswith(incomplete)]
+
+    return complete
 
 
 def backend_option(what: str) -> Callable[[F], F]:
@@ -76,5 +111,5 @@ def runtime_client(state_dir: Path | None) -> RuntimeClient:
     return RuntimeClient(settings(), state_dir=state_dir)
 
 
-__all__ = ["backend_option", "key_value_pairs", "runtime_client",
+__all__ = ["backend_option", "complete_names", "key_value_pairs", "runtime_client",
            "sagemaker_client", "settings", "state_dir_option"]

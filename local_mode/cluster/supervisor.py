@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from local_mode.cluster import Backend, Host, HostRun, Workload
+from local_mode.log_times import append_line, times_path
 from local_mode.state import append_private, make_private_dir
 from toolkit.settings import Settings
 
@@ -33,8 +34,9 @@ PLATFORM = "optml"
 
 
 class JobLog:
-    """A job's logs: ``logs/all.log`` (every line, prefixed with its host) and one
-    ``logs/<host>.log`` per host, appended line by line from any thread."""
+    """A job's logs: ``logs/all.log`` (every line, prefixed with its host, its time in the
+    sidecar of :mod:`local_mode.log_times`) and one ``logs/<host>.log`` per host, appended line
+    by line from any thread."""
 
     def __init__(self, logs_dir: Path) -> None:
         self.logs_dir = logs_dir
@@ -46,8 +48,10 @@ class JobLog:
         with self._lock:
             # private (0700 / 0600): a program's output may print what its Environment holds
             make_private_dir(self.logs_dir)
-            with append_private(self.logs_dir / "all.log") as handle:
-                handle.write(host.encode() + b" | " + line)
+            all_log = self.logs_dir / "all.log"
+            with append_private(all_log) as handle, \
+                    append_private(times_path(all_log)) as times:
+                append_line(handle, times, host.encode() + b" | " + line)
             if host != PLATFORM:
                 with append_private(self.logs_dir / f"{host}.log") as handle:
                     handle.write(line)

@@ -149,9 +149,11 @@ def test_process_wait_runs_the_job_and_every_read_command_shows_it(env: LocalEnv
     listed = optml(env, "processing-jobs")
     assert listed.returncode == 0, listed.stderr
     header, row = listed.stdout.splitlines()
-    assert header.split() == ["NAME", "STATUS", "CREATED", "ENDED", "EXIT", "MESSAGE"]
-    assert row.startswith(f"{name}  Completed  ") and row.endswith("2 files upper-cased")
-    assert optml(env, "processing-jobs", "--status", "Failed").stderr == "no processing jobs\n"
+    assert header.split() == ["NAME", "STATUS", "CREATED", "ENDED", "BACKEND", "EXIT", "MESSAGE"]
+    assert row.startswith(f"{name}  Completed  ") and row.endswith("process  2 files upper-cased")
+    assert optml(env, "processing-jobs", "--status", "failed").stderr == "no processing jobs\n"
+    listed_json = json.loads(optml(env, "processing-jobs", "ls", "-o", "json").stdout)
+    assert [s["ProcessingJobName"] for s in listed_json["ProcessingJobSummaries"]] == [name]
     assert optml(env, "jobs").stderr == "no training jobs\n"  # the kinds are kept apart
 
     described = optml(env, "describe-processing-job", name)

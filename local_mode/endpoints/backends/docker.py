@@ -57,7 +57,9 @@ from local_mode.endpoints.backends.files import (
 from local_mode.endpoints.spec import ContainerSpec
 from local_mode.errors import BackendUnsupported
 from local_mode.instance_types import Machine, ResourceLimits, limits_for
+from local_mode.log_times import append_line, times_path
 from local_mode.loopback import LOOPBACK
+from local_mode.state import append_private
 
 log = logging.getLogger("optml.local.endpoint")
 
@@ -152,10 +154,12 @@ class DockerServeContainer:
 
     def _follow(self) -> None:
         try:
-            with self.log_path.open("ab") as out:
+            with append_private(self.log_path) as out, \
+                    append_private(times_path(self.log_path)) as times:
                 for line in output_lines(self._stream, self.hostname, lambda: self._stopped):
-                    out.write(line)
+                    append_line(out, times, line)  # with its time, for logs --since
                     out.flush()  # the log's tail is read while the container runs
+                    times.flush()
             # the output ends when the container stops; confirm with the engine (which may
             # have removed it already, or gone away)
             with contextlib.suppress(Exception):

@@ -1,0 +1,68 @@
+"""When each line of a local log file was written, kept beside it in ``<log>.times``.
+
+Log files are plain text that users (and the service's log readers, through CloudWatch Logs'
+shapes) read as they are, so the time of a line cannot go into the line. Whoever appends a line
+to a log local mode writes itself (a job's ``all.log``, a serving container's output) also
+appends ``<offset> <epoch milliseconds>`` of that line to the sidecar file; ``optml local logs
+--timestamps`` and ``--since`` read the two together. A log written by a process directly (a
+serving process on the process backend writes its own file) has no sidecar: its lines have no
+time (``None``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+SUFFIX = ".times"
+
+
+def times_path(log: Path) -> Path:
+    return log.with_name(log.name + SUFFIX)
+
+
+def append_line(handle: BinaryIO, times: BinaryIO, line: bytes, when: float | None = None) -> None:
+    """Append ``line`` to the log open as ``handle`` (append mode) and its time to ``times``."""
+    offset = handle.seek(0, 2)
+    handle.write(line)
+    stamp = int((time.time() if when is None else when) * 1000)
+    times.write(b"%d %d\n" % (offset, stamp))
+
+
+def read_times(log: Path) -> dict[int, int]:
+    """Offset of a line in ``log`` -> when it was written (epoch ms); empty without a sidecar."""
+    try:
+        raw = times_path(log).read_bytes()
+    except FileNotFoundError:
+        return {}
+    stamps = {}
+    for entry in raw.splitlines():
+        offset, _, stamp = entry.partition(b" ")
+        if offset.isdigit() and stamp.isdigit():
+            stamps[int(offset)] = int(stamp)
+    return stamps
+
+
+def timed_lines(log: Path, start: int = 0, stamps: dict[int, int] | None = None, *,
+                final: bool = False) -> Iterator[tuple[int, int, int | None, bytes]]:
+    """``(offset, end offset, epoch ms or None, line)`` of each complete line of ``log`` from ``start``;
+    ``final`` (the writer is gone): the last line too, even without its newline."""
+    stamps = read_times(log) if stamps is None else stamps
+    try:
+        with log.open("rb") as handle:
+            handle.seek(start)
+            offset = start
+            for line in handle:
+                if not line.endswith(b"\n"):
+                    if final:
+                        yield offset, offset + len(line), stamps.get(offset), line + b"\n"
+                    return
+                yield offset, offset + len(line), stamps.get(offset), line
+                offset += len(line)
+    except FileNotFoundError:
+        return
+
+
+__all__ = ["SUFFIX", "append_line", "read_times", "timed_lines", "times_path"]
