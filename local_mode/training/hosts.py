@@ -9,6 +9,7 @@ does the copying and the streaming, for processing inputs too).
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from local_mode.cluster.staging import pipe_feeder as _pipe_feeder
 from local_mode.cluster.staging import stage_objects
 from local_mode.cluster.tree import (
     READABLE_DIR_MODE,
+    READABLE_FILE_MODE,
     WRITABLE_DIR_MODE,
     make_dir,
     make_read_only,
@@ -25,11 +27,11 @@ from local_mode.cluster.tree import (
     resource_config,
     write_readable_json,
 )
-from local_mode.training.spec import ChannelSpec, TrainingJobSpec
+from local_mode.training.spec import CODE_SOURCE_DIR, ChannelSpec, TrainingJobSpec
 from toolkit.layout import Layout
 
 __all__ = ["Host", "container_checkpoint_path", "host_checkpoint_dir", "make_removable",
-           "pipe_feeder", "stage_files", "write_config"]
+           "pipe_feeder", "stage_code", "stage_files", "write_config"]
 
 
 def container_checkpoint_path(spec: TrainingJobSpec) -> str:
@@ -59,11 +61,31 @@ def write_config(spec: TrainingJobSpec, host: Host, hosts: Sequence[str], interf
             config["S3Uri"] = spec.checkpoint_uri
         write_readable_json(layout.checkpoint_config_file, config)
     layout.code_dir.mkdir(parents=True, exist_ok=True)
+    stage_code(spec, host)
     writable = [layout.model_dir, layout.output_dir, layout.output_data_dir]
     if spec.checkpoint_uri or spec.checkpoint_local_path:
         writable.append(host_checkpoint_dir(spec, host))
     for directory in writable:
         make_dir(directory, WRITABLE_DIR_MODE)
+
+
+def stage_code(spec: TrainingJobSpec, host: Host) -> None:
+    """Lay out ``CODE_SOURCE_DIR`` of a host whose container gets local code
+    (:attr:`TrainingJobSpec.code_mounts`): a copy of each tarball (a file cannot be mounted on
+    its own here) and an empty mount point for each directory, made here so that the engine
+    does not make them as root. Nothing when there is no such code."""
+    if not spec.code_mounts:
+        return
+    directory = host_path(host, CODE_SOURCE_DIR)
+    make_dir(directory, READABLE_DIR_MODE)
+    for code in spec.code_mounts:
+        place = directory / code.name
+        if code.source.is_dir():
+            make_dir(place, READABLE_DIR_MODE)
+        else:  # again on a restart: replace the copy
+            place.unlink(missing_ok=True)
+            shutil.copyfile(code.source, place)
+            place.chmod(READABLE_FILE_MODE)
 
 
 def stage_files(channel: ChannelSpec, host: Host, environ: Mapping[str, str],

@@ -35,7 +35,7 @@ from local_mode.training.spec import (
     TrainingJobSpec,
     platform_environment,
 )
-from local_mode.training.workload import TrainingWorkload
+from local_mode.training.workload import TrainingWorkload, for_backend
 from toolkit.settings import Settings
 
 log = logging.getLogger("optml.local")
@@ -67,6 +67,7 @@ class JobRunner:
 
     def __post_init__(self) -> None:
         self.supervisor = Supervisor.for_job(self.resource.logs_dir, self.settings)
+        self.spec = for_backend(self.spec, self.backend)  # containers see local code mounted
         self.workload = TrainingWorkload(self.spec)
 
     @property

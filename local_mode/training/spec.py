@@ -2,16 +2,126 @@
 
 from __future__ import annotations
 
+import json
+import os
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 from local_mode.errors import ValidationException
 from local_mode.storage import Location
+from toolkit.layout import DEFAULT_ROOT, Layout
+from toolkit.training.config import decode_hyperparameter
 
 DATA_TYPES = ("S3Prefix", "ManifestFile", "AugmentedManifestFile")
 MODEL_ARTIFACT = "model.tar.gz"
 OUTPUT_ARTIFACT = "output.tar.gz"
+CODE_MEMBERS = (("HyperParameters", "sagemaker_submit_directory"),
+                ("Environment", "SAGEMAKER_SUBMIT_DIRECTORY"))
+"""The request members that say where the user's code is (the toolkit reads the variable
+first); either may name an ``s3://`` tarball, a local directory or tarball, or a ``file://`` one."""
+CODE_SOURCE_DIR = str(Layout().input_dir / "code-source")
+"""Where a container sees the job's local code sources, read-only (one entry each): a path of
+its own, so the image's ``/opt/ml/code`` stays visible and stays where a tarball is extracted."""
+
+
+@dataclass(frozen=True)
+class LocalCode:
+    """A code member (:data:`CODE_MEMBERS`) that names a directory or tarball on this machine,
+    and how it says so (bare path or ``file://`` URI, JSON-encoded hyperparameter or not), so
+    that it can be made to name another path in the same form."""
+
+    section: str
+    key: str
+    path: Path
+    uri: bool = False
+    encoded: bool = False
+
+    @property
+    def member(self) -> str:
+        return f"{self.section}.{self.key}"
+
+    def naming(self, path: str) -> str:
+        """The member's value if it named ``path`` instead."""
+        value = "file://" + quote(path, safe="/") if self.uri else path
+        return json.dumps(value) if self.encoded else value
+
+
+@dataclass(frozen=True)
+class CodeMount:
+    """A local code source as a job's containers see it: bind-mounted read-only (a directory)
+    or copied into a read-only directory (a tarball) at ``CODE_SOURCE_DIR/<name>``."""
+
+    source: Path
+    name: str
+
+    @property
+    def target(self) -> str:
+        return f"{CODE_SOURCE_DIR}/{self.name}"
+
+
+def local_code(hyperparameters: Mapping[str, Any],
+               environment: Mapping[str, Any]) -> tuple[LocalCode, ...]:
+    """The code members (:data:`CODE_MEMBERS`) that name code on this machine, read as the
+    toolkit reads them, each checked to be there.
+
+    A path counts when it is absolute and outside ``/opt/ml`` (a path below it is one the
+    container has: a staged channel, the image's own ``/opt/ml/code``); a relative bare path is
+    left to the host that runs the job, as it always was (request files resolve theirs when they
+    are loaded). Raises ValidationException, naming the member, for a ``file://`` URI that
+    names another machine and for a local path that is not a directory or a regular file.
+    """
+    sections = {"HyperParameters": hyperparameters, "Environment": environment}
+    found = []
+    for section, key in CODE_MEMBERS:
+        raw = sections[section].get(key)
+        if not isinstance(raw, str):
+            continue
+        encoded = section == "HyperParameters"  # SDKs JSON-encode hyperparameters
+        value = decode_hyperparameter(raw) if encoded else raw
+        if not isinstance(value, str) or not value:
+            continue
+        encoded = encoded and value != raw
+        member = f"{section}.{key}"
+        uri = "://" in value
+        if uri:
+            parts = urlsplit(value)
+            if parts.scheme.lower() != "file":
+                continue  # s3:// is fetched by the toolkit; another scheme it refuses itself
+            if parts.netloc not in ("", "localhost"):
+                raise ValidationException(
+                    f"{member}: {value!r} is not a file:///absolute/path URI (it names host "
+                    f"{parts.netloc!r}); only request files resolve relative paths, against "
+                    "their own directory", "CreateTrainingJob")
+            path = unquote(parts.path)
+        else:
+            path = value
+        if not path.startswith("/") or _in_container(path):
+            continue
+        _check_code_path(member, path)
+        found.append(LocalCode(section, key, Path(path), uri=uri, encoded=encoded))
+    return tuple(found)
+
+
+def _in_container(path: str) -> bool:
+    normal = posixpath.normpath(path)
+    return normal == str(DEFAULT_ROOT) or normal.startswith(f"{DEFAULT_ROOT}/")
+
+
+def _check_code_path(member: str, path: str) -> None:
+    """Refuse at create what the toolkit would fail on minutes later: code that is not there."""
+    if not os.path.exists(path):
+        reason = "no such file or directory on this machine"
+    elif not (os.path.isdir(path) or os.path.isfile(path)):
+        reason = "neither a directory nor a regular file"
+    elif not os.access(path, os.R_OK | (os.X_OK if os.path.isdir(path) else 0)):
+        reason = "not readable"
+    else:
+        return
+    raise ValidationException(f"{member}: user code {path}: {reason}", "CreateTrainingJob")
 
 
 @dataclass(frozen=True)
@@ -65,6 +175,11 @@ class TrainingJobSpec:
     checkpoint_local_path: str | None
     managed_spot: bool
     metric_definitions: tuple[MetricDefinition, ...] = field(default=())
+    local_code: tuple[LocalCode, ...] = field(default=())
+    """The code members that name code on this machine (checked to be there at create)."""
+    code_mounts: tuple[CodeMount, ...] = field(default=())
+    """Set only for hosts that are containers (:func:`local_mode.training.workload.for_backend`):
+    the local code they get mounted; their code members then name the mounts."""
 
     @property
     def artifacts_location(self) -> Location:
@@ -140,14 +255,16 @@ class TrainingJobSpec:
         if spot and max_wait is not None and max_runtime is not None and max_wait < max_runtime:
             raise ValidationException("StoppingCondition.MaxWaitTimeInSeconds must be >= "
                                       "MaxRuntimeInSeconds", "CreateTrainingJob")
+        hyperparameters = dict(request.get("HyperParameters") or {})
+        environment = dict(request.get("Environment") or {})
+        code = local_code(hyperparameters, environment)
         return cls(
             name=request["TrainingJobName"], image=image, algorithm_input_mode=default_mode,
             entrypoint=tuple(algorithm["ContainerEntrypoint"])
             if algorithm.get("ContainerEntrypoint") else None,
             arguments=tuple(algorithm["ContainerArguments"])
             if algorithm.get("ContainerArguments") else None,
-            hyperparameters=dict(request.get("HyperParameters") or {}),
-            environment=dict(request.get("Environment") or {}),
+            hyperparameters=hyperparameters, environment=environment,
             channels=tuple(channels), output_path=output,
             instance_type=resources.get("InstanceType", "local"), instance_count=count,
             max_runtime_seconds=max_runtime, max_wait_seconds=max_wait,
@@ -155,7 +272,8 @@ class TrainingJobSpec:
             checkpoint_local_path=checkpoint.get("LocalPath"),
             managed_spot=spot,
             metric_definitions=tuple(MetricDefinition(m["Name"], m["Regex"])
-                                     for m in algorithm.get("MetricDefinitions") or []))
+                                     for m in algorithm.get("MetricDefinitions") or []),
+            local_code=code)
 
 
 def platform_environment(spec: TrainingJobSpec, arn: str) -> dict[str, str]:

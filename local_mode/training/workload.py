@@ -9,17 +9,27 @@ and channel data; Pipe FIFOs live in ``input/data`` and are fed from this side),
 ``/opt/ml/model``, ``/opt/ml/output`` and, when the job configures checkpoints, the checkpoint
 path; FastFile channels are mounted again read-only on top. Nothing else under ``/opt/ml`` is
 covered, so what the image keeps there -- ``/opt/ml/code`` above all -- stays visible.
+
+Code the job names on this machine (``sagemaker_submit_directory`` /
+``SAGEMAKER_SUBMIT_DIRECTORY`` naming a local directory or tarball) is, for containers, mounted
+read-only below ``/opt/ml/input/code-source`` (:func:`for_backend`), and the config files and the
+environment name it there: a container cannot see this machine's paths. Not at ``/opt/ml/code``:
+that would hide the image's own code, and a tarball must be extracted into a writable
+``/opt/ml/code``. Read-only: the job must not change the user's working copy (a directory is
+used in place), as the service's copy of it is never the user's. The process backend runs on
+this machine and reads the paths as they are.
 """
 
 from __future__ import annotations
 
+import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from local_mode.cluster import BindMount, Host, SpecWorkload, covered
+from local_mode.cluster import Backend, BindMount, Host, SpecWorkload, covered, host_path
 from local_mode.training.hosts import container_checkpoint_path, host_checkpoint_dir
-from local_mode.training.spec import TrainingJobSpec
+from local_mode.training.spec import CODE_SOURCE_DIR, CodeMount, TrainingJobSpec
 from toolkit.layout import Layout
 
 CONTAINER_LAYOUT = Layout()
@@ -39,8 +49,40 @@ def container_command(spec: TrainingJobSpec) -> tuple[list[str] | None, list[str
     return None, list(spec.arguments) if spec.arguments is not None else ["train"]
 
 
+def for_backend(spec: TrainingJobSpec, backend: Backend) -> TrainingJobSpec:
+    """``spec`` as the hosts of ``backend`` get it. Processes (the process backend) read this
+    machine's paths as they are; containers get each local code source mounted
+    (:attr:`TrainingJobSpec.code_mounts`) and the code members naming the mount, in the form
+    the user gave (bare path or ``file://``, JSON-encoded or not)."""
+    if backend.name == "process" or not spec.local_code:
+        return spec
+    mounts: dict[Path, CodeMount] = {}
+    sections = {"HyperParameters": dict(spec.hyperparameters),
+                "Environment": dict(spec.environment)}
+    for code in spec.local_code:
+        source = code.path.resolve()
+        if source not in mounts:
+            mounts[source] = CodeMount(source, _mount_name(source, {m.name for m in
+                                                                     mounts.values()}))
+        sections[code.section][code.key] = code.naming(mounts[source].target)
+    return replace(spec, hyperparameters=sections["HyperParameters"],
+                   environment=sections["Environment"], code_mounts=tuple(mounts.values()))
+
+
+def _mount_name(source: Path, taken: set[str]) -> str:
+    """The source's own name (tracebacks then read ``.../code-source/src/train.py``), made
+    safe as one path component and unique among the job's code sources."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", source.name).lstrip(".") or "code"
+    unique, number = name, 1
+    while unique in taken:
+        number += 1
+        unique = f"{name}-{number}"
+    return unique
+
+
 def host_mounts(spec: TrainingJobSpec, host: Host) -> list[BindMount]:
-    """The platform's directories, FastFile channels read-only, the checkpoint directory.
+    """The platform's directories, FastFile channels read-only, the checkpoint directory, the
+    local code read-only.
 
     Never the whole ``/opt/ml``: that would hide what the image keeps there (its code).
     """
@@ -56,6 +98,13 @@ def host_mounts(spec: TrainingJobSpec, host: Host) -> list[BindMount]:
         checkpoint = container_checkpoint_path(spec).rstrip("/") or "/"
         if not covered(mounts, checkpoint):
             mounts.append(BindMount(host_checkpoint_dir(spec, host).resolve(), checkpoint))
+    if spec.code_mounts:
+        # the directory holds the tarballs' copies and the directories' mount points
+        # (:func:`local_mode.training.hosts.stage_code`); read-only even for root
+        mounts.append(BindMount(host_path(host, CODE_SOURCE_DIR).resolve(), CODE_SOURCE_DIR,
+                                read_only=True))
+        mounts.extend(BindMount(code.source, code.target, read_only=True)
+                      for code in spec.code_mounts if code.source.is_dir())
     return mounts
 
 
