@@ -36,8 +36,8 @@ ENDPOINT_LABEL = "optml.endpoint"
 TRANSFORM_LABEL = "optml.transform"
 """On a transform job's containers and network: the job's name."""
 STATE_LABEL = "optml.state"
-"""On serving containers and networks: the state directory, so two state directories never
-sweep each other's."""
+"""On every container and network local mode creates: the state directory, so two state
+directories never sweep (or prune) each other's."""
 CHECK_LABEL = "optml.check"
 """On the serving containers and networks of an ``optml check`` run: the run's id."""
 

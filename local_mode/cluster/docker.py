@@ -23,9 +23,9 @@ gives; no port is published. CPU and memory are limited to the instance type's
 Images are never pulled: no registry is reachable from local mode's machines, so an image that is
 not in the local engine fails the job with a reason that names it. Everything created carries the
 labels ``optml.job=<job name>``, ``optml.kind=<training-job|processing-job>`` and
-``optml.run=<run id>`` (the network's name when the job has one), so
-:func:`local_mode.docker_engine.sweep` can remove the leftovers of a runner that was killed before
-its teardown.
+``optml.run=<run id>`` (the network's name when the job has one) and ``optml.state=<state
+directory>``, so :func:`local_mode.docker_engine.sweep` can remove the leftovers of a runner that
+was killed before its teardown, and ``optml local prune`` those of its own state directory only.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from local_mode.docker_engine import (
     JOB_LABEL,
     KIND_LABEL,
     RUN_LABEL,
+    STATE_LABEL,
     connect,
     ignore_missing,
     limits_host_config,
@@ -217,7 +218,8 @@ class DockerBackend:
 
     def _labels(self) -> dict[str, str]:
         return {JOB_LABEL: self._job or "", KIND_LABEL: self._kind,
-                RUN_LABEL: self._network or ""}
+                RUN_LABEL: self._network or "",
+                STATE_LABEL: str(Path(self.settings.local.state_dir).absolute())}
 
     # -- Backend -----------------------------------------------------------------------------
     def host_names(self, count: int) -> list[str]:

@@ -33,13 +33,16 @@ TRAIN = """
 """
 
 
-def optml(state: Path, *args: str, stdin: str | None = None,
-          backend: str = "process") -> subprocess.CompletedProcess[str]:
+def run_optml(state: Path, *args: str, stdin: str | None = None,
+              backend: str = "process") -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "toolkit.cli", "local", *args,
                            "--state-dir", str(state)], capture_output=True, text=True,
                           input=stdin, timeout=180, check=False,
                           env={**os.environ, "OPTML_LOCAL_BACKEND": backend,
                                "OPTML_LOCAL_STOP_GRACE_SECONDS": "2"})
+
+
+optml = run_optml
 
 
 def ok(run: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
@@ -65,15 +68,23 @@ def state(tmp_path: Path) -> Iterator[Path]:
         optml(state, "prune", "--yes")
 
 
-def lifecycle(state: Path, tmp_path: Path, model_tar: Path, round_: int) -> None:
-    """One round of everything; the same names every round."""
+def lifecycle(state: Path, tmp_path: Path, model_tar: Path, round_: int,
+              backend: str = "process") -> None:
+    """One round of everything; the same names every round. On Docker the training job runs
+    ``optml/base`` with its code from a local directory, and the endpoint serves on it."""
+    def optml(state: Path, *args: str, stdin: str | None = None
+              ) -> subprocess.CompletedProcess[str]:
+        return run_optml(state, *args, stdin=stdin, backend=backend)
+
     # -- a training job, from a job file, followed to its end
     body = request("lc-train", write_code(tmp_path / f"code-{round_}", TRAIN),
                    (tmp_path / "output").as_uri())
+    if backend == "docker":
+        body["AlgorithmSpecification"]["TrainingImage"] = "optml/base:latest"
     job = tmp_path / f"train-{round_}.json"
     job.write_text(json.dumps(body))
     trained = ok(optml(state, "train", str(job), "--wait"))
-    assert trained.stdout.splitlines()[0].endswith(" on process")
+    assert trained.stdout.splitlines()[0].endswith(f" on {backend}")
     assert "Training job lc-train: Completed" in trained.stdout
 
     # -- deploy, refuse a second deploy of the name, replace it
@@ -112,7 +123,7 @@ TransformOutput: {{S3OutputPath: "{(tmp_path / f'out-{round_}').as_uri()}"}}
 TransformResources: {{InstanceType: local, InstanceCount: 1}}
 """)
     done = ok(optml(state, "transform", str(transform), "--wait", "--name", "lc-transform"))
-    assert "Created transform job lc-transform on process" in done.stdout
+    assert f"Created transform job lc-transform on {backend}" in done.stdout
     assert "Transform job lc-transform: Completed" in done.stdout
 
     # -- every kind lists, describes and (jobs, endpoints) shows its logs
