@@ -200,9 +200,8 @@ def test_a_failing_script_exits_1_with_the_failure_reason(env: LocalEnv) -> None
     (f"LocalPath: {OUT}", "LocalPath: /tmp/elsewhere",
      "ProcessingOutputConfig.Outputs[0].S3Output.LocalPath must be an absolute path that begins "
      "with /opt/ml/processing/, got '/tmp/elsewhere'"),
-    # file://dir/... (meant relative) is not made absolute, as in a training job file
-    ("S3Uri: file:///", "S3Uri: file://", "ProcessingInputs[0].S3Input.S3Uri: file URIs must be "
-                                          "file:///absolute/path, got 'file://tmp/"),
+    # file://dir/... is relative to the job file, as in a training job file: not there
+    ("S3Uri: file:///", "S3Uri: file://", "given in input data source"),
     ("ml.m5.large", "ml.nope", "'ml.nope' at 'ProcessingResources.ClusterConfig.InstanceType'"),
 ])
 def test_an_invalid_job_file_is_one_line_naming_the_file_and_field(

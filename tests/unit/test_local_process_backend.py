@@ -3,6 +3,7 @@ every backend choice refuses with."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,13 +29,18 @@ def _spec(**changes: Any) -> TrainingJobSpec:
 
 
 @pytest.mark.parametrize("changes", [
-    {"Environment": {"SAGEMAKER_SUBMIT_DIRECTORY": "/code"}},  # train.py by default
-    {"HyperParameters": {"sagemaker_submit_directory": "file:///code.tar.gz"}},
+    {"Environment": {"SAGEMAKER_SUBMIT_DIRECTORY": "{code}"}},  # train.py by default
+    {"HyperParameters": {"sagemaker_submit_directory": "file://{tarball}"}},
     {"HyperParameters": {"sagemaker_program": "fit.py"}},
-    {"Environment": {"SAGEMAKER_PROGRAM": "fit.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/code"}},
+    {"Environment": {"SAGEMAKER_PROGRAM": "fit.py", "SAGEMAKER_SUBMIT_DIRECTORY": "{code}"}},
 ])
-def test_code_or_a_program_is_enough(changes: dict[str, Any]) -> None:
-    ProcessBackend({}, 5.0).check(TrainingWorkload(_spec(**changes)))
+def test_code_or_a_program_is_enough(changes: dict[str, Any], tmp_path: Path) -> None:
+    """Code a job names on this machine must exist (it is checked at create)."""
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code.tar.gz").write_bytes(b"")
+    filled = {member: {k: v.format(code=tmp_path / "code", tarball=tmp_path / "code.tar.gz")
+                       for k, v in values.items()} for member, values in changes.items()}
+    ProcessBackend({}, 5.0).check(TrainingWorkload(_spec(**filled)))
 
 
 def test_an_image_alone_is_refused_saying_what_to_give() -> None:
