@@ -13,7 +13,9 @@
 # (scripts/build-wheelhouse.sh, cached outside the repo) through BuildKit bind mounts, and the
 # optml wheel is built from this checkout. Layers are cached by the engine, and the optml wheel
 # is built reproducibly (SOURCE_DATE_EPOCH), so an unchanged tree rebuilds nothing.
-# Prints each image's size and the total build time. Needs a reachable engine
+# Prints each image's size and the total build time; on a terminal, a live line shows which
+# image of how many is building, for how long, and its current step (scripts/lib/
+# build_progress.py, with rich from optml[local]). Needs a reachable engine
 # (scripts/docker-up.sh) and a BuildKit-capable client (buildx, or a pre-23 docker CLI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +30,7 @@ while [ $# -gt 0 ]; do
     --base-image) BASE_IMAGE="$2"; shift 2 ;;
     --base-image=*) BASE_IMAGE="${1#*=}"; shift ;;
     --no-cache) NO_CACHE=(--no-cache); shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     -*) echo "build-images: unknown option: $1" >&2; exit 2 ;;
     *) NAMES+=("$1"); shift ;;
   esac
@@ -111,15 +113,38 @@ link_tree() {  # hard links where possible (same filesystem), copies otherwise
   cp -al "$1" "$2" 2>/dev/null || { rm -rf "$2"; cp -a "$1" "$2"; }
 }
 
+# On a terminal, each build runs under a live status line; it needs rich (optml[local]), so it is
+# used when the project's venv (or python3) has it. Elsewhere: the plain lines only.
+PROGRESS=()
+if [ -t 1 ]; then
+  for py in "${OPTML_VENV:-$REPO/.venv}/bin/python" python3; do
+    if "$py" -c 'import rich' >/dev/null 2>&1; then
+      PROGRESS=("$py" "$REPO/scripts/lib/build_progress.py"); break
+    fi
+  done
+fi
+BUILD_TOTAL=1
+for name in "${NAMES[@]}"; do [ "$name" != base ] && BUILD_TOTAL=$((BUILD_TOTAL + 1)); done
+BUILD_INDEX=0
+
 build() {  # name dockerfile context [build-arg...]
   local name="$1" dockerfile="$2" context="$3"; shift 3
   local args=()
   for arg in "$@"; do args+=(--build-arg "$arg"); done
   local t0=$SECONDS
-  log "building optml/$name:$VERSION"
-  if ! "${BUILD[@]}" "${NO_CACHE[@]}" --network none --progress plain -f "$dockerfile" \
-        --build-arg "OPTML_VERSION=$VERSION" "${args[@]}" \
-        -t "optml/$name:$VERSION" -t "optml/$name:latest" "$context" > "$WORK/build-$name.log" 2>&1
+  BUILD_INDEX=$((BUILD_INDEX + 1))
+  local command=("${BUILD[@]}" "${NO_CACHE[@]}" --network none --progress plain -f "$dockerfile"
+                 --build-arg "OPTML_VERSION=$VERSION" "${args[@]}"
+                 -t "optml/$name:$VERSION" -t "optml/$name:latest" "$context")
+  local status=0
+  if [ ${#PROGRESS[@]} -gt 0 ]; then
+    "${PROGRESS[@]}" "$BUILD_INDEX" "$BUILD_TOTAL" "optml/$name:$VERSION" "$WORK/build-$name.log" \
+      -- "${command[@]}" || status=$?
+  else
+    log "building optml/$name:$VERSION"
+    "${command[@]}" > "$WORK/build-$name.log" 2>&1 || status=$?
+  fi
+  if [ "$status" -ne 0 ]
   then
     tail -n 40 "$WORK/build-$name.log" >&2
     log "building optml/$name failed"; exit 1
