@@ -96,13 +96,31 @@ def cli() -> None:
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def train(args: tuple[str, ...]) -> None:
-    """Run a training job under the /opt/ml contract (what `docker run IMAGE train` does)."""
+    """Run a training job under the /opt/ml contract (what `docker run IMAGE train` does).
+
+    train has no options of its own: ARGS are appended to the program's command line, after the
+    arguments made from the hyperparameters. The job comes from /opt/ml/input/config, the rest
+    from the environment (docs/training.md, "Variables optml reads"), e.g.:
+
+    \b
+      SAGEMAKER_BASE_DIR          the root of the layout (/opt/ml)
+      SAGEMAKER_PROGRAM           the entry point (train.py when present)
+      SAGEMAKER_SUBMIT_DIRECTORY  where the code comes from
+      OPTML_INSTALL_REQUIREMENTS  false skips requirements.txt
+      OPTML_STOP_GRACE_SECONDS    SIGTERM-to-SIGKILL grace (110)
+
+    Exit status: the program's own; 2 for a bad configuration (a malformed variable included,
+    named on one line); 1 when the code cannot be set up.
+    """
     from toolkit.training.main import main as train_main
 
     sys.exit(train_main(list(args)))
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
+# --help and -h included, every argument goes to the server's own parser: one parser, so
+# `optml serve --help` lists what `docker run IMAGE serve` takes, and the two never disagree.
+@cli.command(add_help_option=False,
+             context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def serve(args: tuple[str, ...]) -> None:
     """Start the model server (what `docker run IMAGE serve` does)."""

@@ -18,7 +18,10 @@ from types import MappingProxyType
 from toolkit.errors import ConfigError
 from toolkit.layout import DEFAULT_ROOT, Layout
 
-_ENV = "environment"
+ENVIRONMENT_SOURCE = "environment"
+"""The ``source`` of every :class:`ConfigError` a bad variable raises here, so a command line can
+tell a bad environment (the user's to fix, one line) from a bad file or a bug."""
+_ENV = ENVIRONMENT_SOURCE
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -75,6 +78,22 @@ def _get_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if lowered in _FALSE:
         return False
     raise ConfigError(_ENV, f"must be true or false, got {raw!r}", field=name)
+
+
+def _get_dir(env: Mapping[str, str], name: str) -> Path | None:
+    """A directory that may not exist yet; a file in its place (or in place of a parent) is a
+    bad value now, rather than an error deep inside the first command that creates it."""
+    raw = _get_str(env, name)
+    if raw is None:
+        return None
+    path = Path(raw)
+    for candidate in (path, *path.parents):
+        if os.path.exists(candidate):  # False also when it cannot be looked at: left to the user
+            if not os.path.isdir(candidate):
+                raise ConfigError(_ENV, f"must name a directory, but {str(candidate)!r} is not "
+                                  "one", field=name)
+            break
+    return path
 
 
 def _get_log_level(env: Mapping[str, str], name: str, default: int) -> int:
@@ -203,14 +222,14 @@ class ServingSettings:
                 raise ConfigError(_ENV, f"must be 'low-high', got {raw_range!r}",
                                   field="SAGEMAKER_SAFE_PORT_RANGE")
             safe_range = (int(low), int(high))
-        strategy = _get_str(env, "SAGEMAKER_BATCH_STRATEGY")
+        raw_strategy = strategy = _get_str(env, "SAGEMAKER_BATCH_STRATEGY")
         if strategy is not None:
             strategy = strategy.strip().upper().replace("-", "_")
             aliases = {"MULTIRECORD": "MULTI_RECORD", "SINGLERECORD": "SINGLE_RECORD"}
             strategy = aliases.get(strategy, strategy)
             if strategy not in {"MULTI_RECORD", "SINGLE_RECORD"}:
-                raise ConfigError(_ENV, "must be MULTI_RECORD or SINGLE_RECORD",
-                                  field="SAGEMAKER_BATCH_STRATEGY")
+                raise ConfigError(_ENV, f"must be MULTI_RECORD or SINGLE_RECORD, got "
+                                  f"{raw_strategy!r}", field="SAGEMAKER_BATCH_STRATEGY")
         unix_socket = _get_str(env, "OPTML_UNIX_SOCKET")
         if unix_socket is not None and (not unix_socket.startswith("/")
                                         or len(os.fsencode(unix_socket)) > MAX_UNIX_SOCKET_PATH):
@@ -265,15 +284,17 @@ class LocalModeSettings:
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> LocalModeSettings:
-        state = _get_str(env, "OPTML_LOCAL_STATE_DIR")
+        state = _get_dir(env, "OPTML_LOCAL_STATE_DIR")
         home = _get_str(env, "HOME")
         default_state = (Path(home) if home else Path.home()) / ".optml" / "local"
-        backend = (_get_str(env, "OPTML_LOCAL_BACKEND", "auto") or "auto").lower()
+        raw_backend = _get_str(env, "OPTML_LOCAL_BACKEND", "auto") or "auto"
+        backend = raw_backend.lower()
         if backend not in LOCAL_BACKENDS:
-            raise ConfigError(_ENV, "must be auto, docker or process", field="OPTML_LOCAL_BACKEND")
+            raise ConfigError(_ENV, f"must be auto, docker or process, got {raw_backend!r}",
+                              field="OPTML_LOCAL_BACKEND")
         spot = env.get("OPTML_LOCAL_SPOT_INTERRUPTION_AFTER")
         return cls(
-            state_dir=Path(state) if state else default_state,
+            state_dir=state or default_state,
             backend=backend,
             stop_grace_seconds=_get_float(env, "OPTML_LOCAL_STOP_GRACE_SECONDS", 120.0),
             spot_interruption_after_seconds=(

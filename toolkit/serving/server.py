@@ -28,6 +28,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 from toolkit.errors import ConfigError
 from toolkit.layout import Layout
@@ -66,16 +67,62 @@ class _StopSignal:
             signal.signal(sig, handler)  # type: ignore[arg-type]
 
 
+WORKER_CLASSES = ("gthread", "gthread-plain", "sync")
+"""What ``--worker-class`` takes: the names of :data:`toolkit.serving.gunicorn_app.WORKER_CLASSES`,
+spelled out here because options are parsed before the port is bound, and importing gunicorn
+first would delay the 503 answers to /ping."""
+
+ENVIRONMENT_HELP = """\
+Everything else comes from the environment (docs/serving.md, "Environment"); a malformed value
+exits 2 at once, naming the variable. The ones people reach for most:
+  SAGEMAKER_BIND_TO_PORT          listen port (8080)
+  OPTML_BIND_HOST                 listen address (0.0.0.0)
+  SAGEMAKER_MODEL_SERVER_WORKERS  gunicorn workers (the cgroup-aware CPU count)
+  SAGEMAKER_MODEL_SERVER_TIMEOUT  worker timeout in seconds (60)
+  OPTML_SERVER_THREADS            request threads per worker (4; --threads wins)
+  SAGEMAKER_PROGRAM               the handler module (inference.py)
+  SAGEMAKER_MAX_PAYLOAD_IN_MB     request body limit, 0 = unlimited (6)
+  SAGEMAKER_CONTAINER_LOG_LEVEL   log level, a number or a name (INFO)"""
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """A bad option is one line on stderr and exit status 2, like a bad variable (argparse's own
+    error prints the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def option_parser() -> argparse.ArgumentParser:
+    """The parser of ``optml serve`` (and of ``docker run IMAGE serve``): its ``--help`` is the
+    one ``optml serve --help`` prints."""
+    parser = _OneLineParser(
+        prog="optml serve", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Start the model server of the /opt/ml contract (what `docker run IMAGE "
+        "serve` does).\nSettings come from the environment; these options exist for benchmarks "
+        "and debugging.", epilog=ENVIRONMENT_HELP)
+    parser.add_argument("--worker-class", choices=WORKER_CLASSES, default="gthread",
+                        help="gunicorn worker class: gthread (default) reserves threads for "
+                        "/ping so a busy worker still answers it; gthread-plain does not; sync "
+                        "is one request at a time per worker")
+    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                        help="request threads per worker (gthread kinds; wins over "
+                        "OPTML_SERVER_THREADS; default 4, or batch_max_size when larger)")
+    return parser
+
+
 def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="optml serve", description="Start the model server (settings come from the "
-        "environment; these options exist for benchmarks and debugging).")
-    parser.add_argument("--worker-class", choices=["gthread", "gthread-plain", "sync"],
-                        default="gthread", help="gunicorn worker class (default: gthread with "
-                        "threads reserved for /ping)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="request threads per worker (gthread)")
-    return parser.parse_args(list(argv))
+    return option_parser().parse_args(list(argv))
 
 
 def configure_logging(level: int) -> None:
