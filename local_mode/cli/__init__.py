@@ -26,9 +26,10 @@ from __future__ import annotations
 import click
 
 from local_mode.cli import api, endpoints, processing, training
+from local_mode.cli.errors import OneLineGroup
 from local_mode.cli.image_check import check
 
-local = click.Group(
+local: click.Group = OneLineGroup(
     "local", commands=[*training.COMMANDS, *processing.COMMANDS, *endpoints.COMMANDS,
                        *api.COMMANDS],
     help="Run training jobs, processing jobs, endpoints and batch transform locally, exactly as "

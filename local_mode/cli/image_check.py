@@ -4,8 +4,9 @@ Imported by every ``optml check`` invocation, so it imports only click and the c
 module level; the checks load inside the command.
 
 Exit status: 0 every check passed (a SKIP counts only with ``--allow-skip``); 1 a check failed
-or was skipped; 2 bad input (unknown image, missing or invalid file, bad option) or no Docker
-engine: one line on stderr (``optml check: ...``), nothing was run or left behind.
+or was skipped; 2 bad input (unknown image, missing or invalid file, bad option, malformed
+environment variable), no Docker engine or a missing ``local`` extra: one line on stderr
+(``optml check: ...``), nothing was run or left behind.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from pathlib import Path
 import click
 
 from local_mode.check.names import ALL_CHECKS
-from local_mode.cli.errors import request_errors
+from local_mode.cli.errors import OneLineCommand, request_errors
 from local_mode.cli.options import key_value_pairs
 
 
 # The file options take any path: a missing or unreadable file is reported by CheckOptions, on
-# one line, rather than by click's multi-line usage error.
-@click.command("check")
+# one line, rather than by click's multi-line usage error. OneLineCommand: a bad option value, a
+# malformed variable or a missing extra is one line and exit 2 as well.
+@click.command("check", cls=OneLineCommand, label="optml check")
 @click.argument("image")
 @click.option("--job", type=click.Path(path_type=Path, readable=False), default=None,
               help="A CreateTrainingJob request (JSON or YAML) to train on instead of the "
