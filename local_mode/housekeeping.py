@@ -77,9 +77,9 @@ def running(client: SageMakerClient) -> Iterator[tuple[str, dict[str, Any]]]:
 def remove(client: SageMakerClient, kind: str, name: str, *, force: bool = False) -> list[str]:
     """Remove ``name`` of ``kind``; returns what was removed (``"model m"``, ...).
 
-    Jobs: an ended job is forgotten (its state directory with its logs goes); a running one is
-    refused with :class:`StillRunning` unless ``force``, which stops it and waits for it to end
-    first. Endpoints: DeleteEndpoint, then the model and endpoint config ``deploy`` made for it.
+    Jobs: an ended job is forgotten (its state directory with its logs goes; DeleteTrainingJob
+    for a training job); a running one is refused with :class:`StillRunning` unless ``force``,
+    which stops it and waits for it to end first. Endpoints: DeleteEndpoint, then the model and endpoint config ``deploy`` made for it.
     Models and endpoint configs: DeleteModel / DeleteEndpointConfig, as the service does them.
     """
     if kind == "endpoints":
@@ -164,7 +164,10 @@ def _forget(client: SageMakerClient, lifecycle: runners.Lifecycle, resource: Res
     """Forget an ended job: its containers and network should anything of them be left (a runner
     killed before its clean-up), then its state directory."""
     sweep_leftovers(client, owners={(lifecycle.kind, resource.name)})
-    client.store.delete(lifecycle.kind, resource.name)
+    if lifecycle is runners.TRAINING:  # the one kind of job the service can delete
+        client.delete_training_job(TrainingJobName=resource.name)
+    else:
+        client.store.delete(lifecycle.kind, resource.name)
 
 
 # -- pruning -------------------------------------------------------------------------------------

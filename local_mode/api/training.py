@@ -7,6 +7,7 @@ from typing import Any
 from local_mode import preflight, runners
 from local_mode.api.base import SageMakerBase
 from local_mode.cluster.choice import check_at_create
+from local_mode.errors import ResourceInUse, ResourceNotFound
 from local_mode.listing import list_page
 from local_mode.shapes import public_view
 from local_mode.state import now
@@ -67,3 +68,20 @@ class TrainingAPI(SageMakerBase):
 
     def stop_training_job(self, TrainingJobName: str) -> dict[str, Any]:  # noqa: N803 - the service's member name
         return self._stop_job(runners.TRAINING, TrainingJobName, "training job")
+
+    def delete_training_job(self, TrainingJobName: str) -> dict[str, Any]:  # noqa: N803 - the service's member name
+        """DeleteTrainingJob: forget a job that has ended (its record and logs); the name can be
+        used again. A job still InProgress or Stopping is ResourceInUse, as on the service; one
+        whose runner has not exited yet counts as Stopping."""
+        try:
+            resource = self.store.get("training-jobs", TrainingJobName)
+        except ResourceNotFound:
+            raise ResourceNotFound(f"Training job {TrainingJobName} does not exist.",
+                                   "DeleteTrainingJob") from None
+        status = runners.describe_live(resource, runners.TRAINING)["TrainingJobStatus"]
+        if not runners.ended(resource, runners.TRAINING):
+            raise ResourceInUse(f"Training job {TrainingJobName} is {status}: only a job that "
+                                "is Stopped, Failed or Completed can be deleted.",
+                                "DeleteTrainingJob")
+        self.store.delete("training-jobs", TrainingJobName)
+        return {}

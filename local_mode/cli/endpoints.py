@@ -137,7 +137,7 @@ def _make_room(sm: SageMakerClient, name: str, replace: bool) -> None:
 
 
 @click.command("invoke")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_names("endpoints"))
 @click.option("--body", required=True, help="The request body, @FILE to read it from FILE, or @- from stdin.")
 @click.option("--content-type", required=True)
 @click.option("--accept", default=None)

@@ -239,7 +239,7 @@ def _backend(described: Mapping[str, Any]) -> str:
 TRAINING_JOBS = ResourceKind(
     "training-jobs", "training job", "TrainingJob", "TrainingJobSummaries", "TRAINING",
     "TrainingEndTime", _training_outcome, columns=(("BACKEND", _backend),),
-    statuses=JOB_STATUSES, stoppable=True, host_log=True)
+    statuses=(*JOB_STATUSES, "Deleting"), stoppable=True, host_log=True)
 PROCESSING_JOBS = ResourceKind(
     "processing-jobs", "processing job", "ProcessingJob", "ProcessingJobSummaries", "PROCESSING",
     "ProcessingEndTime", _processing_outcome,

@@ -132,8 +132,7 @@ def print_logs(logs: LogSet, options: LogOptions, *,
     if options.tail is not None:
         first = first[-options.tail:] if options.tail else []
     emit(first)
-    while not finished:
-        assert follow_until is not None
+    while follow_until is not None and not finished:
         finished = follow_until()  # sampled before reading: the last lines are never missed
         batch = logs.read(options, final=finished)
         emit(batch)
