@@ -7,12 +7,18 @@ the toolkit never names this package and an install without it simply has no suc
 ``errors``         the exit-code table, the error prefix, :func:`~.errors.fail` and
                    :func:`~.errors.request_errors` (bad input: one line, exit 2)
 ``options``        ``--state-dir``, ``--backend``, ``KEY=VALUE`` pairs, the client factories
-``follow``         following a job's log to its end
-``jobs``           the commands every job kind has (create and wait, list, describe, logs, stop)
+``follow``         following a job's log to its end (``train --wait``)
+``kinds``          every resource kind as data (:class:`~.kinds.ResourceKind`)
+``resources``      the verbs every kind has: ``optml local <kind> ls | describe | logs | stop |
+                   wait | rm``
+``output``         ``--output json|table``; ``table``: rich tables; ``progress``: spinners, bars
+``logs``           ``logs`` with ``-f``, ``--tail``, ``--since``, ``--timestamps``
+``jobs``           creating a job from a job file (``train``, ``process``) and ``--wait``
 ``training``       ``train``, ``jobs``, ``describe``, ``logs``, ``stop``, ``metrics``
-``processing``     ``process``, ``processing-jobs``, ``describe-processing-job``,
-                   ``processing-logs``, ``stop-processing-job``
-``endpoints``      ``deploy``, ``endpoints``, ``invoke``, ``delete-endpoint``, ``transform``
+``processing``     ``process``, ``describe-processing-job``, ``processing-logs``,
+                   ``stop-processing-job``
+``endpoints``      ``deploy``, ``invoke``, ``delete-endpoint``, ``transform``
+``housekeeping``   ``ps``, ``prune``
 ``api``            ``api``: the service's wire API on 127.0.0.1 for unchanged SDK/boto3/CLI code
 ``image_check``    ``optml check IMAGE``
 =================  ===========================================================================
@@ -25,13 +31,13 @@ from __future__ import annotations
 
 import click
 
-from local_mode.cli import api, endpoints, processing, training
+from local_mode.cli import api, endpoints, housekeeping, processing, resources, training
 from local_mode.cli.errors import OneLineGroup
 from local_mode.cli.image_check import check
 
 local: click.Group = OneLineGroup(
     "local", commands=[*training.COMMANDS, *processing.COMMANDS, *endpoints.COMMANDS,
-                       *api.COMMANDS],
+                       *resources.GROUPS, *housekeeping.COMMANDS, *api.COMMANDS],
     help="Run training jobs, processing jobs, endpoints and batch transform locally, exactly as "
          "the service would (see docs/local-mode.md and docs/local-endpoints.md).")
 """``optml local``."""
