@@ -18,12 +18,17 @@ class PlotUnavailable(OptmlError):
     """matplotlib is not installed, or there is nothing to draw."""
 
 
+class PlotExtraMissing(PlotUnavailable):
+    """matplotlib is not installed: the ``plot`` extra is missing (a usage error, not a failed
+    plot)."""
+
+
 def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise PlotUnavailable("plotting metrics needs matplotlib: pip install 'optml[plot]'") \
-            from None
+        raise PlotExtraMissing("plotting metrics needs the 'plot' extra (matplotlib is not "
+                               "installed): pip install 'optml[plot]'") from None
     matplotlib.use("Agg")  # files only: never open a window or need a display
     import matplotlib.pyplot as plt
 

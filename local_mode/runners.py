@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local_mode.state import ResourceDir, StateStore
+from local_mode.state import ResourceDir, StateStore, append_private, open_private
 from toolkit.pids import pid_alive
 from toolkit.settings import Settings
 
@@ -83,7 +83,7 @@ def spawn(store: StateStore, resource: ResourceDir, lifecycle: Lifecycle, backen
     terminal does not reach it), with its output in ``runner.log``."""
     env = dict(environ)
     env["OPTML_LOCAL_STATE_DIR"] = str(store.root)
-    with (resource.path / "runner.log").open("ab") as out:
+    with append_private(resource.path / "runner.log") as out:
         runner = subprocess.Popen(  # noqa: S603 - an argv list of our own module, no shell
             [sys.executable, "-m", lifecycle.module, str(store.root), resource.name, backend],
             env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -202,8 +202,9 @@ def runner_main(lifecycle: Lifecycle, argv: Sequence[str] | None = None) -> Iter
                             backend)
     previous = {sig: signal.signal(sig, context._stop_requested)
                 for sig in (signal.SIGTERM, signal.SIGINT)}
-    context.resource.pid_file.write_text(str(os.getpid()))
-    _start_marker(context.resource).touch()  # after the pid file: see signal_runner
+    with os.fdopen(open_private(context.resource.pid_file, os.O_WRONLY | os.O_TRUNC), "w") as pid:
+        pid.write(str(os.getpid()))
+    os.close(open_private(_start_marker(context.resource), os.O_WRONLY))  # after the pid file: see signal_runner
     try:
         yield context
     finally:

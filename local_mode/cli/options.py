@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from local_mode.cli.errors import fail
 from toolkit.settings import LOCAL_BACKENDS
 
 if TYPE_CHECKING:
@@ -87,14 +86,11 @@ def key_value_pairs(option: str, values: tuple[str, ...]) -> dict[str, str]:
 
 
 def settings() -> Settings:
-    """The settings from the environment; a bad variable ends the command on one line."""
-    from toolkit.errors import OptmlError
+    """The settings from the environment (a bad variable is reported by the ``optml local``
+    group, :class:`local_mode.cli.errors.OneLineGroup`, on one line with exit status 2)."""
     from toolkit.settings import Settings
 
-    try:
-        return Settings.from_environ()
-    except OptmlError as exc:
-        fail(str(exc))
+    return Settings.from_environ()
 
 
 def sagemaker_client(state_dir: Path | None, backend: str | None = None) -> SageMakerClient:

@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from local_mode.cli import jobs, resources
-from local_mode.cli.errors import fail
+from local_mode.cli.errors import EXIT_FAILED, EXIT_INVALID, fail
 from local_mode.cli.kinds import TRAINING_JOBS
 from local_mode.cli.options import complete_names, sagemaker_client, state_dir_option
 from local_mode.cli.table import print_table
@@ -39,12 +39,12 @@ def metrics_command(name: str, plot_file: Path | None, as_json: bool,
     resource = TRAINING_JOBS.resource(client, name)
     series = read_series(resource.metrics_file)
     if plot_file is not None:
-        from local_mode.plot import PlotUnavailable, plot_series
+        from local_mode.plot import PlotExtraMissing, PlotUnavailable, plot_series
 
         try:
             plot_series(series, plot_file, title=name)
-        except PlotUnavailable as exc:
-            fail(str(exc))
+        except PlotUnavailable as exc:  # a missing extra is bad input (2), no points a failure
+            fail(str(exc), EXIT_INVALID if isinstance(exc, PlotExtraMissing) else EXIT_FAILED)
         click.echo(f"wrote {plot_file}", err=True)
     if as_json:
         for point in series:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from local_mode.errors import ValidationException
+from local_mode.state import append_private
 from local_mode.training.spec import MetricDefinition
 
 
@@ -48,7 +50,8 @@ class MetricExtractor:
             point = {"MetricName": name, "Value": value, "Timestamp": when.isoformat()}
             with self._lock:
                 if self._file is None:
-                    self._file = self._path.open("a", encoding="utf-8")
+                    self._file = io.TextIOWrapper(append_private(self._path),
+                                                  encoding="utf-8")
                 self._file.write(json.dumps(point) + "\n")
                 self._file.flush()
                 self.final[name] = {"MetricName": name, "Value": value, "Timestamp": when}

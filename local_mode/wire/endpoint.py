@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local_mode.state import make_private_dir
 from local_mode.validation import service_model
 from toolkit.pids import pid_alive
 
@@ -98,7 +99,7 @@ class ApiEndpoint:
     # -- the record --------------------------------------------------------------------------
     def write(self, state_dir: Path) -> Path:
         """Record this server for ``state_dir`` (owner-only, written atomically)."""
-        state_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(state_dir)
         path = state_dir / RECORD_NAME
         temporary = path.with_suffix(f".{os.getpid()}.{secrets.token_hex(4)}.tmp")
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,

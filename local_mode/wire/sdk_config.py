@@ -12,6 +12,7 @@ would send to the service's hosts, is opted out unless the user's file says othe
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import yaml
 
 from local_mode.error_text import message_of
 from local_mode.errors import ValidationException
+from local_mode.state import make_private_dir, open_private
 
 CONFIG_NAME = "sagemaker-sdk-config.yaml"
 OVERRIDE_VARIABLE = "SAGEMAKER_USER_CONFIG_OVERRIDE"
@@ -65,9 +67,10 @@ def write_sdk_config(state_dir: Path, bucket: str | None, environ: Mapping[str, 
     if bucket is not None:
         _mapping(modules, "Session").setdefault("DefaultS3Bucket", bucket)
     modules.setdefault("TelemetryOptOut", True)
-    state_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(state_dir)
     path = state_dir / CONFIG_NAME
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    with os.fdopen(open_private(path, os.O_WRONLY | os.O_TRUNC), "w") as handle:
+        handle.write(yaml.safe_dump(config, sort_keys=False))
     return path
 
 

@@ -35,6 +35,7 @@ from local_mode.errors import ValidationException
 from local_mode.loopback import LOOPBACK
 from local_mode.runtime import RuntimeClient
 from local_mode.sagemaker import SageMakerClient
+from local_mode.state import make_private_dir, open_private
 from local_mode.sts import StsClient
 from local_mode.wire import s3
 from local_mode.wire.app import Services, WireApp
@@ -109,8 +110,9 @@ class ApiServer:
             return self.endpoint
         if not self.record:
             return self._start()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.state_dir / LOCK_NAME, "a") as lock:
+        make_private_dir(self.state_dir)
+        with os.fdopen(open_private(self.state_dir / LOCK_NAME, os.O_WRONLY | os.O_APPEND),
+                       "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             running = ApiEndpoint.read(self.state_dir)
             if running is not None:

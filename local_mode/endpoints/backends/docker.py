@@ -59,7 +59,7 @@ from local_mode.errors import BackendUnsupported
 from local_mode.instance_types import Machine, ResourceLimits, limits_for
 from local_mode.log_times import append_line, times_path
 from local_mode.loopback import LOOPBACK
-from local_mode.state import append_private
+from local_mode.state import append_private, make_private_dir
 
 log = logging.getLogger("optml.local.endpoint")
 
@@ -305,7 +305,7 @@ class DockerServingBackend:
             **limits_host_config(limits))
         networking = api.create_networking_config(
             {network: api.create_endpoint_config(aliases=[container.hostname])})
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(log_path.parent)
         try:
             created = api.create_container(
                 container.image, command=["serve"], hostname=container.hostname,

@@ -31,6 +31,7 @@ from local_mode.endpoints.backends.files import (
 from local_mode.endpoints.spec import ContainerSpec
 from local_mode.errors import BackendUnsupported
 from local_mode.loopback import LOOPBACK, free_port
+from local_mode.state import append_private, make_private_dir
 from toolkit.pids import group_alive
 
 GROUP_EXIT_SECONDS = 10.0
@@ -163,9 +164,9 @@ class ProcessBackend:
         unix_socket, socket_dir = instance_socket_path(workdir)
         if unix_socket is not None:
             env["OPTML_UNIX_SOCKET"] = unix_socket
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(log_path.parent)
         try:
-            with log_path.open("ab") as log:
+            with append_private(log_path) as log:
                 popen = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
                     [self.python, "-m", "toolkit.cli", "serve"], env=env, cwd=workdir,
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
