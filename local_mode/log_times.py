@@ -4,9 +4,9 @@ Log files are plain text that users (and the service's log readers, through Clou
 shapes) read as they are, so the time of a line cannot go into the line. Whoever appends a line
 to a log local mode writes itself (a job's ``all.log``, a serving container's output) also
 appends ``<offset> <epoch milliseconds>`` of that line to the sidecar file; ``optml local logs
---timestamps`` and ``--since`` read the two together. A log written by a process directly (a
-serving process on the process backend writes its own file) has no sidecar: its lines have no
-time (``None``).
+--timestamps`` and ``--since`` read the two together. Every log local mode keeps is written this
+way (job hosts, serving containers and serving processes); a log without a sidecar (one left by
+an older release) has lines without a time (``None``).
 """
 
 from __future__ import annotations

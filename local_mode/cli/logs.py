@@ -3,8 +3,8 @@
 A job's log is its ``all.log`` (every host's lines, each prefixed with its host); an endpoint's
 or a transform job's are one file per instance, shown with the instance's name as the prefix.
 Line times come from the sidecar files of :mod:`local_mode.log_times`; a line that has none (a
-serving process on the process backend writes its own file) takes the time of the line before it
-in its file, or is shown without one.
+log from an older release) takes the time of the line before it in its file, or is shown
+without one.
 """
 
 from __future__ import annotations

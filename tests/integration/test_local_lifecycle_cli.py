@@ -140,7 +140,10 @@ TransformResources: {{InstanceType: local, InstanceCount: 1}}
                     "1h", "--tail", "3"))
     assert len(logs.stdout.splitlines()) == 3
     assert all(line[:4].isdigit() for line in logs.stdout.splitlines())
-    assert ok(optml(state, "endpoints", "logs", "lc-endpoint")).stdout
+    endpoint_logs = ok(optml(state, "endpoints", "logs", "lc-endpoint", "--since", "1h",
+                             "--timestamps")).stdout.splitlines()
+    assert endpoint_logs and all(line[:4].isdigit() and " AllTraffic-" in line
+                                 for line in endpoint_logs)
     assert ok(optml(state, "training-jobs", "wait", "lc-train")).returncode == 0
 
     # -- remove: a running endpoint goes with the model and config deploy made for it

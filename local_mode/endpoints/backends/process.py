@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,12 +31,15 @@ from local_mode.endpoints.backends.files import (
 )
 from local_mode.endpoints.spec import ContainerSpec
 from local_mode.errors import BackendUnsupported
+from local_mode.log_times import append_line, times_path
 from local_mode.loopback import LOOPBACK, free_port
 from local_mode.state import append_private, make_private_dir
 from toolkit.pids import group_alive
 
 GROUP_EXIT_SECONDS = 10.0
 """How long a stop waits for a SIGKILLed process group to be gone from the process table."""
+COPY_DRAIN_SECONDS = 1.0
+"""How long a dead process's last output may take to reach its log before it is read."""
 _PR_SET_PDEATHSIG = 1
 
 
@@ -61,6 +65,8 @@ class ServeProcess:
     unix_socket: str | None = None
     socket_dir: str | None = None
     """A private temporary directory made for ``unix_socket`` (removed with it), if any."""
+    copier: threading.Thread | None = None
+    """The thread that appends the process's output to ``log_path`` with each line's time."""
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -102,10 +108,25 @@ class ServeProcess:
             os.killpg(self.popen.pid, sig)
 
     def log_tail(self, lines: int = 20) -> str:
+        if self.copier is not None and not self.alive():  # its last lines may be in flight
+            self.copier.join(timeout=COPY_DRAIN_SECONDS)
         return log_tail(self.log_path, lines)
 
     def model_url(self, directory: Path) -> str:
         return str(directory)
+
+
+def copy_output(popen: subprocess.Popen[bytes], log_path: Path) -> None:
+    """Append the process's output to ``log_path`` line by line, each line's time beside it
+    (:mod:`local_mode.log_times`, for ``logs --since``), until every writer of the pipe -- the
+    server and its workers -- has exited."""
+    assert popen.stdout is not None
+    with popen.stdout as output, append_private(log_path) as log, \
+            append_private(times_path(log_path)) as times:
+        for line in output:
+            append_line(log, times, line if line.endswith(b"\n") else line + b"\n")
+            log.flush()  # the log's tail is read while the process runs
+            times.flush()
 
 
 def _has_code(container: ContainerSpec, model_dir: Path) -> bool:
@@ -166,18 +187,20 @@ class ProcessBackend:
             env["OPTML_UNIX_SOCKET"] = unix_socket
         make_private_dir(log_path.parent)
         try:
-            with append_private(log_path) as log:
-                popen = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-                    [self.python, "-m", "toolkit.cli", "serve"], env=env, cwd=workdir,
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True, close_fds=True,
-                    preexec_fn=_die_with_parent)  # prctl only (see there): safe before exec
+            popen = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
+                [self.python, "-m", "toolkit.cli", "serve"], env=env, cwd=workdir,
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                start_new_session=True, close_fds=True,
+                preexec_fn=_die_with_parent)  # prctl only (see there): safe before exec
         except BaseException:
             if unix_socket is not None:
                 remove_instance_socket(unix_socket, socket_dir)
             raise
+        copier = threading.Thread(target=copy_output, args=(popen, log_path),
+                                  name=f"log-{container.hostname}", daemon=True)
+        copier.start()
         return ServeProcess(container.hostname, port, popen, log_path, unix_socket=unix_socket,
-                            socket_dir=socket_dir)
+                            socket_dir=socket_dir, copier=copier)
 
     def close(self) -> None:
         """Nothing to remove: every process was stopped (and dies with its runner anyway)."""
