@@ -109,7 +109,8 @@ EXTRAS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "onnx": {"onnxruntime": ("onnxruntime",)},
     "local": {"docker": ("docker",), "boto3": ("boto3", "botocore"), "pyyaml": ("yaml",),
               "jsonpath-ng": ("jsonpath_ng",), "httptools": ("httptools",),
-              "uvloop": ("uvloop",), "moto": ("moto",), "cheroot": ("cheroot",),
+              "uvloop": ("uvloop",), "moto": ("moto",), "flask-cors": ("flask_cors",),
+              "cheroot": ("cheroot",),
               "rich": ("rich",)},
     "plot": {"matplotlib": ("matplotlib",)},
 }
