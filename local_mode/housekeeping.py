@@ -187,7 +187,7 @@ def prune(client: SageMakerClient, older_than: timedelta, *, dry_run: bool = Fal
             if runners.ended(resource, lifecycle) and ended_at <= cutoff:
                 plan.append(Removal(lifecycle.kind, resource.name,
                                     f"{description[lifecycle.status_field]} "
-                                    f"{_age(ended_at, at)} ago"))
+                                    f"{age(ended_at, at)} ago"))
     for resource in client.store.list("endpoints"):
         description = runners.describe_live(resource, runners.ENDPOINTS)
         if description["EndpointStatus"] == "Failed" and runners.ended(resource,
@@ -226,7 +226,9 @@ def _remove_pruned(client: SageMakerClient, removal: Removal) -> None:
         pass  # removed meanwhile (by another prune, a user): what was asked is done
 
 
-def _age(then: datetime, at: datetime | None) -> str:
+def age(then: datetime, at: datetime | None = None) -> str:
+    """How long ago ``then`` was, as ``ps`` and ``prune`` say it: ``42s``, ``5m``, ``3h``,
+    ``2d``."""
     seconds = max(0, int(((at or datetime.now(timezone.utc)) - then).total_seconds()))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
@@ -358,5 +360,5 @@ def _models_in_use(client: SageMakerClient,
     return used
 
 
-__all__ = ["DEPLOYED_FOR", "JOB_LIFECYCLES", "Removal", "StillRunning", "delete_endpoint",
+__all__ = ["DEPLOYED_FOR", "JOB_LIFECYCLES", "Removal", "StillRunning", "age", "delete_endpoint",
            "deployed_for", "deployed_tags", "prune", "remove", "running", "sweep_leftovers"]

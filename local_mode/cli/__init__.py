@@ -39,7 +39,10 @@ local: click.Group = OneLineGroup(
     "local", commands=[*training.COMMANDS, *processing.COMMANDS, *endpoints.COMMANDS,
                        *resources.GROUPS, *housekeeping.COMMANDS, *api.COMMANDS],
     help="Run training jobs, processing jobs, endpoints and batch transform locally, exactly as "
-         "the service would (see docs/local-mode.md and docs/local-endpoints.md).")
+         "the service would. Every command takes --state-dir (default: OPTML_LOCAL_STATE_DIR, "
+         "else ~/.optml/local); create commands take --backend (default: OPTML_LOCAL_BACKEND, "
+         "else auto). Exit status: 0 success, 1 failed, 2 invalid input, 3 stopped, 130 "
+         "Ctrl-C. See docs/cli.md.")
 """``optml local``."""
 
 __all__ = ["check", "local"]

@@ -40,7 +40,7 @@ STOP_TIMEOUT = 10.0
 LOG_NAME = "api.log"
 
 
-@click.command("api")
+@click.command("api", short_help="The service's wire API on 127.0.0.1 for SDK/boto3/CLI.")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="Port on 127.0.0.1 (0: any free port).")
 @click.option("--region", default="us-east-1", show_default=True, metavar="REGION",

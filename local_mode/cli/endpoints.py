@@ -26,7 +26,7 @@ from local_mode.cli.errors import (
     fail,
     request_errors,
 )
-from local_mode.cli.kinds import router_url
+from local_mode.cli.kinds import ENDPOINTS, router_url
 from local_mode.cli.options import (
     backend_option,
     complete_names,
@@ -35,6 +35,7 @@ from local_mode.cli.options import (
     sagemaker_client,
     state_dir_option,
 )
+from local_mode.cli.resources import rm_command
 
 if TYPE_CHECKING:
     from local_mode.sagemaker import SageMakerClient
@@ -51,12 +52,12 @@ def model_data_uri(value: str) -> str:
         return value
     path = Path(value).expanduser()
     if not path.exists():
-        raise click.BadParameter(f"{value!r} is neither an s3:// or file:// URI nor an existing "
-                                 "file or directory", param_hint="--model-data")
+        raise click.BadParameter(f"{value!r} is not an s3://, https:// or file:// URI, and "
+                                 "there is no such file or directory", param_hint="--model-data")
     return path.resolve().as_uri()
 
 
-@click.command("deploy")
+@click.command("deploy", short_help="Create model, config and endpoint NAME; wait.")
 @click.argument("name")
 @click.option("--model-data", required=True, help="model.tar.gz or a model directory: a local "
               "path, or a file:// or s3:// URI; the inference code is in its code/ directory.")
@@ -78,7 +79,6 @@ def deploy(name: str, model_data: str, image: str, backend: str | None, instance
     deploy's, so that deleting the endpoint deletes them); wait until InService."""
     from local_mode import housekeeping
     from local_mode.cli.jobs import backend_note
-    from local_mode.cli.kinds import ENDPOINTS
     from local_mode.cli.progress import waiting
 
     container = {"Image": image, "ModelDataUrl": model_data_uri(model_data),
@@ -129,21 +129,25 @@ def _make_room(sm: SageMakerClient, name: str, replace: bool) -> None:
         if not replace:
             raise ResourceInUse(f"endpoint {name!r} already exists: `optml local deploy "
                                 "--replace` replaces it, `optml local endpoints rm` deletes it")
-        housekeeping.delete_endpoint(sm, name)
+        removed = housekeeping.delete_endpoint(sm, name)
+        click.echo(f"Replacing: removed {', '.join(removed)}", err=True)
     if housekeeping.deployed_for(sm, "endpoint-configs", name) == name:
         sm.delete_endpoint_config(EndpointConfigName=name)
     if housekeeping.deployed_for(sm, "models", name) == name:
         sm.delete_model(ModelName=name)
 
 
-@click.command("invoke")
+@click.command("invoke", short_help="Invoke endpoint NAME; the body goes to stdout.")
 @click.argument("name", shell_complete=complete_names("endpoints"))
 @click.option("--body", required=True, help="The request body, @FILE to read it from FILE, or @- from stdin.")
-@click.option("--content-type", required=True)
-@click.option("--accept", default=None)
-@click.option("--target-variant", default=None)
-@click.option("--target-model", default=None)
-@click.option("--custom-attributes", default=None)
+@click.option("--content-type", required=True, help="The body's MIME type (text/csv, ...).")
+@click.option("--accept", default=None, help="The MIME type wanted back.")
+@click.option("--target-variant", default=None,
+              help="The production variant to invoke, bypassing the weights.")
+@click.option("--target-model", default=None,
+              help="The model of a multi-model endpoint (its path below the S3 prefix).")
+@click.option("--custom-attributes", default=None,
+              help="Opaque text passed to the container (X-Amzn-SageMaker-Custom-Attributes).")
 @state_dir_option
 def invoke(name: str, body: str, content_type: str, accept: str | None,
            target_variant: str | None, target_model: str | None,
@@ -173,23 +177,12 @@ def invoke(name: str, body: str, content_type: str, accept: str | None,
     sys.stdout.buffer.flush()
 
 
-@click.command("delete-endpoint")
-@click.argument("name", shell_complete=complete_names("endpoints"))
-@click.option("--keep-model", is_flag=True,
-              help="Keep the model and endpoint config that deploy created for it.")
-@state_dir_option
-def delete_endpoint(name: str, keep_model: bool, state_dir: Path | None) -> None:
-    """Delete endpoint NAME: stop its router and every instance, then delete the model and
-    endpoint config `deploy` created for it (unless another endpoint uses them)."""
-    from local_mode import housekeeping
-
-    sm = sagemaker_client(state_dir)
-    with request_errors(service_error_status=EXIT_FAILED):  # no such endpoint: exit 1
-        removed = housekeeping.delete_endpoint(sm, name, keep_model=keep_model)
-    click.echo(f"{name}: deleted ({', '.join(removed)})")
+delete_endpoint = rm_command(ENDPOINTS, "delete-endpoint")
+"""``delete-endpoint NAME...``: ``endpoints rm`` under the service's verb (DeleteEndpoint), with
+the model and config ``deploy`` made for it."""
 
 
-@click.command("transform")
+@click.command("transform", short_help="Create a transform job from a job file.")
 # readable=False: a missing or unreadable file is reported by load_request, on one line
 @click.argument("job_file", type=click.Path(path_type=Path, readable=False))
 @click.option("--wait/--no-wait", default=False,

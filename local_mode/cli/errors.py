@@ -83,7 +83,8 @@ def request_errors(source: Path | str | None = None, *, label: str = PREFIX,
                    also: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
     """Turn a refused request inside the block into ``<label>: <source>: <message>`` on stderr
     and exit status 2 (``service_error_status`` for a ClientError, for commands where the
-    service failing is not the input's fault, such as ``invoke``).
+    service failing is not the input's fault, such as ``invoke``; always 1 for a name in use,
+    ResourceInUse, which no change to the input's content fixes).
 
     ``source`` is the file the request came from; messages that already name it (a
     RequestFileError's) are not prefixed twice.
@@ -98,8 +99,11 @@ def request_errors(source: Path | str | None = None, *, label: str = PREFIX,
             message = f"{source}: {message}"
         from botocore.exceptions import ClientError
 
-        fail(message, service_error_status if isinstance(exc, ClientError) else EXIT_INVALID,
-             label=label)
+        status = EXIT_INVALID
+        if isinstance(exc, ClientError):
+            code = (exc.response.get("Error") or {}).get("Code")
+            status = EXIT_FAILED if code == "ResourceInUse" else service_error_status
+        fail(message, status, label=label)
 
 
 EXTRAS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
@@ -222,8 +226,9 @@ def _default_state_dir() -> list[tuple[str, Path]]:
 def cli_errors(command: str, *, label: str = PREFIX, extra: str = "local",
                subcommand: Callable[[], str | None] = lambda: None,
                paths: Callable[[], Iterable[tuple[str, Path]]] = tuple) -> Iterator[None]:
-    """End ``command`` with ``<label>: <message>`` on one line and exit status 2 on a bad option
-    value (a missing one keeps click's usage text), a malformed environment variable, a module
+    """End ``command`` with ``<label>: <message>`` on one line and exit status 2 on a usage
+    error (a bad or missing option or argument, an unknown command; naming ``--help`` where it
+    helps), a malformed environment variable, a module
     of an extra that is not installed, or an unusable path of those ``paths()`` names. Anything
     else propagates, traceback and all: it is a bug.
 
@@ -231,10 +236,12 @@ def cli_errors(command: str, *, label: str = PREFIX, extra: str = "local",
     both are called only once an error is met."""
     try:
         yield
-    except click.BadParameter as exc:
-        if isinstance(exc, click.MissingParameter):
-            raise
-        fail(exc.format_message(), EXIT_INVALID, label=label)
+    except click.UsageError as exc:
+        # one line too for a missing argument, an unknown option or command: where help is
+        hint = "" if isinstance(exc, click.BadParameter) and \
+            not isinstance(exc, click.MissingParameter) or exc.ctx is None \
+            else f" (see '{exc.ctx.command_path} --help')"
+        fail(exc.format_message() + hint, EXIT_INVALID, label=label)
     except ModuleNotFoundError as exc:
         # `optml check: needs ...`, not `optml check: optml check needs ...`
         message = missing_extra(exc, "" if label == command else command, extra, subcommand())

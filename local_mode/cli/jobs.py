@@ -89,7 +89,8 @@ def create_command(kind: ResourceKind, command: str) -> click.Command:
     """``<command> JOB_FILE [--wait] [--backend] [--name] [--state-dir]``: Create<Kind> from a
     request file; with --wait, :func:`wait_following`."""
 
-    @click.command(command, help=f"Create a {kind.what} from JOB_FILE (a Create{kind.member} "
+    @click.command(command, short_help=f"Create a {kind.what} from a job file.",
+                   help=f"Create a {kind.what} from JOB_FILE (a Create{kind.member} "
                                  "request, JSON or YAML; relative paths in it are relative to "
                                  "the file).")
     # readable=False: a missing or unreadable file is reported by load_request, on one line

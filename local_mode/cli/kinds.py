@@ -155,8 +155,10 @@ def _training_outcome(described: Mapping[str, Any]) -> tuple[str, list[str]]:
     """``Training job NAME: Completed (Completed) after 3 s`` and the model's URI."""
     status = described["TrainingJobStatus"]
     seconds = described.get("TrainingTimeInSeconds")
-    line = (f"Training job {described['TrainingJobName']}: {status} "
-            f"({described.get('SecondaryStatus')})")
+    secondary = described.get("SecondaryStatus")
+    line = f"Training job {described['TrainingJobName']}: {status}"
+    if secondary and secondary != status:  # Stopped (MaxRuntimeExceeded), Failed (Interrupted)
+        line += f" ({secondary})"
     if seconds is not None:
         line += f" after {seconds} s"
         if described.get("EnableManagedSpotTraining"):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from toolkit.settings import LOCAL_BACKENDS
 
@@ -24,13 +25,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 
-def _inherited_state_dir(ctx: click.Context, _param: click.Parameter,
-                         value: Path | None) -> Path | None:
-    """A subcommand's ``--state-dir`` defaults to its group's (``optml local endpoints
-    --state-dir D describe E``)."""
+GIVEN = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+"""Where a value the user gave comes from (not a default)."""
+
+
+def from_group(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """An option a subcommand was not given takes the value its group was given, so that
+    ``optml local endpoints --state-dir D -o json describe E`` means what it says."""
+    if param.name is None or ctx.get_parameter_source(param.name) in GIVEN:
+        return value
     parent = ctx.parent
-    while value is None and parent is not None:
-        value = parent.params.get("state_dir")
+    while parent is not None:
+        if parent.get_parameter_source(param.name) in GIVEN:
+            return parent.params[param.name]
         parent = parent.parent
     return value
 
@@ -39,8 +46,17 @@ def state_dir_option(command: F) -> F:
     """``--state-dir DIR``: which local state directory the command works on."""
     return click.option(
         "--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-        callback=_inherited_state_dir, is_eager=True,
+        callback=from_group,
         help="State directory (default: OPTML_LOCAL_STATE_DIR, else ~/.optml/local).")(command)
+
+
+def _group_state_dir(ctx: click.Context) -> Path | None:
+    parent = ctx.parent
+    while parent is not None:
+        if parent.params.get("state_dir"):
+            return Path(parent.params["state_dir"])
+        parent = parent.parent
+    return None
 
 
 def complete_names(store_kind: str) -> Callable[[click.Context, click.Parameter, str],
@@ -56,7 +72,7 @@ def complete_names(store_kind: str) -> Callable[[click.Context, click.Parameter,
         from toolkit.settings import Settings
 
         try:
-            root = ctx.params.get("state_dir") or _inherited_state_dir(ctx, _param, None) or \
+            root = ctx.params.get("state_dir") or _group_state_dir(ctx) or \
                 Settings.from_environ().local.state_dir
             names = [r.name for r in StateStore(Path(root)).list(store_kind)]
         except (OptmlError, OSError):
@@ -107,5 +123,5 @@ def runtime_client(state_dir: Path | None) -> RuntimeClient:
     return RuntimeClient(settings(), state_dir=state_dir)
 
 
-__all__ = ["backend_option", "complete_names", "key_value_pairs", "runtime_client",
+__all__ = ["GIVEN", "backend_option", "complete_names", "from_group", "key_value_pairs", "runtime_client",
            "sagemaker_client", "settings", "state_dir_option"]

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from local_mode.cli.options import from_group
 from local_mode.cli.table import print_table
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -23,11 +24,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = ("json", "table")
 
 
-def output_option(default: str) -> Callable[[F], F]:
-    """``-o/--output json|table`` with ``default``."""
+def output_option(default: str, json_is: str = "the service's response shape"
+                  ) -> Callable[[F], F]:
+    """``-o/--output json|table`` with ``default``; ``json_is`` says what the JSON is."""
     return click.option("-o", "--output", "output", type=click.Choice(FORMATS), default=default,
-                        show_default=True,
-                        help="json: the service's response shape, for scripts; table: columns.")
+                        show_default=True, callback=from_group,
+                        help=f"json: {json_is}, for scripts; table: aligned columns.")
 
 
 def json_default(value: Any) -> Any:

@@ -12,9 +12,11 @@ from local_mode.cli import jobs, resources
 from local_mode.cli.kinds import PROCESSING_JOBS
 
 COMMANDS = (jobs.create_command(PROCESSING_JOBS, "process"),
-            resources.describe_command(PROCESSING_JOBS, "describe-processing-job"),
-            resources.logs_command(PROCESSING_JOBS, "processing-logs"),
-            resources.stop_command(PROCESSING_JOBS, "stop-processing-job"))
+            # the first release's names of processing-jobs describe/logs/stop: kept working,
+            # left out of --help
+            resources.describe_command(PROCESSING_JOBS, "describe-processing-job", hidden=True),
+            resources.logs_command(PROCESSING_JOBS, "processing-logs", hidden=True),
+            resources.stop_command(PROCESSING_JOBS, "stop-processing-job", hidden=True))
 """The processing commands, attached to ``optml local`` by :mod:`local_mode.cli`."""
 
 __all__ = ["COMMANDS", "PROCESSING_JOBS"]

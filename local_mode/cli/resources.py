@@ -33,12 +33,19 @@ from local_mode.cli.errors import (
     EXIT_BY_STATUS,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_INVALID,
     fail,
     request_errors,
 )
 from local_mode.cli.follow import FOLLOW_INTERVAL
 from local_mode.cli.kinds import KINDS, ResourceKind
-from local_mode.cli.options import complete_names, sagemaker_client, state_dir_option
+from local_mode.cli.options import (
+    GIVEN,
+    complete_names,
+    from_group,
+    sagemaker_client,
+    state_dir_option,
+)
 from local_mode.cli.output import output_option, print_description, print_json, short_time
 from local_mode.cli.table import print_table
 
@@ -74,9 +81,30 @@ def list_resources(kind: ResourceKind, state_dir: Path | None, status: str | Non
         print_json({kind.list_key: summaries})
         return
     if not summaries:
-        click.echo(f"no {kind.what}s", err=True)
+        wanted = [f"status {status}" if status else "", f"names containing {name_contains!r}"
+                  if name_contains else ""]
+        click.echo(f"no {kind.what}s" + (f" with {' and '.join(w for w in wanted if w)}"
+                                         if any(wanted) else ""), err=True)
         return
     print_table(*table_rows(kind, client, summaries))
+
+
+def status_of(kind: ResourceKind) -> Callable[[click.Context, click.Parameter, str | None],
+                                              str | None]:
+    """``--status``: one of the kind's statuses in any case (``failed``), as the service spells
+    it; the group's when the listing was not given one."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        value = from_group(ctx, param, value)
+        if value is None:
+            return None
+        for status in kind.statuses:
+            if status.lower() == value.lower():
+                return status
+        raise click.BadParameter(f"{value!r} is not one of {', '.join(kind.statuses)}",
+                                 ctx=ctx, param=param)
+
+    return check
 
 
 def list_options(kind: ResourceKind) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -85,12 +113,11 @@ def list_options(kind: ResourceKind) -> Callable[[Callable[..., Any]], Callable[
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         command = state_dir_option(command)
         command = output_option("table")(command)
-        command = click.option("--name-contains", default=None,
+        command = click.option("--name-contains", default=None, callback=from_group,
                                help=f"Only {kind.what}s whose name contains this.")(command)
         if kind.statuses:
             command = click.option(
-                "--status", "status", default=None, metavar="STATUS",
-                type=click.Choice(kind.statuses, case_sensitive=False),
+                "--status", "status", default=None, metavar="STATUS", callback=status_of(kind),
                 help=f"Only {kind.what}s with this status, in any case: "
                      f"{', '.join(kind.statuses)}.")(command)
         return command
@@ -147,8 +174,9 @@ def report_outcome(kind: ResourceKind, described: Mapping[str, Any],
 
 
 # -- the verbs -----------------------------------------------------------------------------------
-def ls_command(kind: ResourceKind, command: str = "ls") -> click.Command:
-    @click.command(command, help=f"List local {kind.what}s, oldest first.")
+def ls_command(kind: ResourceKind, command: str = "ls", *,
+               hidden: bool = False) -> click.Command:
+    @click.command(command, help=f"List local {kind.what}s, oldest first.", hidden=hidden)
     @list_options(kind)
     def ls(name_contains: str | None, output: str, state_dir: Path | None,
            status: str | None = None) -> None:
@@ -157,9 +185,10 @@ def ls_command(kind: ResourceKind, command: str = "ls") -> click.Command:
     return ls
 
 
-def describe_command(kind: ResourceKind, command: str = "describe") -> click.Command:
+def describe_command(kind: ResourceKind, command: str = "describe", *,
+                     hidden: bool = False) -> click.Command:
     @click.command(command, help=f"Print Describe{kind.member} of NAME (JSON by default, as the "
-                                 "AWS CLI prints it).")
+                                 "AWS CLI prints it).", hidden=hidden)
     @name_argument(kind)
     @output_option("json")
     @state_dir_option
@@ -171,10 +200,12 @@ def describe_command(kind: ResourceKind, command: str = "describe") -> click.Com
     return describe
 
 
-def logs_command(kind: ResourceKind, command: str = "logs") -> click.Command:
+def logs_command(kind: ResourceKind, command: str = "logs", *,
+                 hidden: bool = False) -> click.Command:
     @click.command(command, help=f"Print the {kind.what}'s log"
                    + (" (every host's lines, prefixed with the host name)." if kind.end_time
-                      else " (every instance's lines, prefixed with the instance)."))
+                      else " (every instance's lines, prefixed with the instance)."),
+                   hidden=hidden)
     @name_argument(kind)
     @click.option("-f", "--follow", "follow_log", is_flag=True,
                   help="Keep printing new lines until it ends (Ctrl-C: exit 130)"
@@ -215,9 +246,10 @@ def logs_command(kind: ResourceKind, command: str = "logs") -> click.Command:
     return logs
 
 
-def stop_command(kind: ResourceKind, command: str = "stop") -> click.Command:
+def stop_command(kind: ResourceKind, command: str = "stop", *,
+                 hidden: bool = False) -> click.Command:
     @click.command(command, help=f"Stop{kind.member}: SIGTERM to every host, SIGKILL after "
-                                 "OPTML_LOCAL_STOP_GRACE_SECONDS.")
+                                 "OPTML_LOCAL_STOP_GRACE_SECONDS.", hidden=hidden)
     @name_argument(kind)
     @click.option("--wait", is_flag=True, help="Wait until it has stopped; exit as `wait`.")
     @state_dir_option
@@ -244,10 +276,14 @@ def stop_command(kind: ResourceKind, command: str = "stop") -> click.Command:
 
 
 def wait_command(kind: ResourceKind, command: str = "wait") -> click.Command:
-    what = "has ended" if kind.end_time else "is InService (or Failed)"
-    @click.command(command, help=f"Wait until the {kind.what} {what}; print how it ended and "
-                                 "exit with its status (0 Completed/InService, 1 Failed, "
-                                 "3 Stopped).")
+    if kind.end_time:
+        text = (f"Wait until the {kind.what} has ended; print how, and exit with its status "
+                "(0 Completed, 1 Failed, 3 Stopped).")
+    else:
+        text = (f"Wait until the {kind.what} is InService (exit 0) or Failed (exit 1, with its "
+                "FailureReason).")
+
+    @click.command(command, help=text)
     @name_argument(kind)
     @click.option("--timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
                   help="Give up (exit 1) after this long.")
@@ -263,7 +299,8 @@ def wait_command(kind: ResourceKind, command: str = "wait") -> click.Command:
     return wait
 
 
-def rm_command(kind: ResourceKind, command: str = "rm") -> click.Command:
+def rm_command(kind: ResourceKind, command: str = "rm", *,
+               hidden: bool = False) -> click.Command:
     help_text = {
         "endpoints": "Delete endpoints (their instances stop) and the model and endpoint "
                      "config `deploy` created for them.",
@@ -271,7 +308,10 @@ def rm_command(kind: ResourceKind, command: str = "rm") -> click.Command:
     }.get(kind.command, f"Forget ended {kind.what}s: their records and logs. A running one is "
                         "refused unless --force, which stops it first.")
 
-    @click.command(command, help=help_text)
+    short = "Delete endpoints, with what deploy made for them." \
+        if kind.command == "endpoints" else None
+
+    @click.command(command, help=help_text, short_help=short, hidden=hidden)
     @name_argument(kind, many=True)
     @click.option("--force", is_flag=True, hidden=kind.end_time is None,
                   help="Stop a running job first, then remove it.")
@@ -284,6 +324,7 @@ def rm_command(kind: ResourceKind, command: str = "rm") -> click.Command:
 
         client = sagemaker_client(state_dir)
         for name in names:
+            kind.resource(client, name)  # one wording for a name that is not there
             with request_errors(service_error_status=EXIT_FAILED):
                 if kind.command == "endpoints":
                     removed = housekeeping.delete_endpoint(client, name, keep_model=keep_model)
@@ -302,15 +343,27 @@ def kind_group(kind: ResourceKind) -> click.Group:
     if kind.stoppable:
         commands.append(stop_command(kind))
 
+    verbs = ", ".join(c.name or "" for c in commands)
     @click.group(kind.command, invoke_without_command=True, commands=commands,
-                 help=f"Local {kind.what}s: {', '.join(c.name or '' for c in commands)}. "
-                      f"Alone: list them (as `{kind.command} ls`).")
+                 short_help=f"{kind.what.capitalize()}s: {verbs}.",
+                 help=f"Local {kind.what}s: {verbs}. Alone: list them (as `{kind.command} ls`; "
+                      "its options apply). Options given here go to the subcommand.")
     @list_options(kind)
     @click.pass_context
     def group(ctx: click.Context, name_contains: str | None, output: str,
               state_dir: Path | None, status: str | None = None) -> None:
         if ctx.invoked_subcommand is None:
             list_resources(kind, state_dir, status, name_contains, output)
+            return
+        # an option given to the group goes to its subcommand (options.from_group): refuse
+        # one the subcommand has no use for rather than ignore it
+        sub = group.get_command(ctx, ctx.invoked_subcommand)
+        takes = {param.name for param in (sub.params if sub else [])}
+        for param in ctx.command.params:
+            if param.name and param.name not in takes and \
+                    ctx.get_parameter_source(param.name) in GIVEN:
+                fail(f"{param.opts[-1]} does not apply to `{kind.command} "
+                     f"{ctx.invoked_subcommand}`", EXIT_INVALID)
 
     return group
 

@@ -24,7 +24,7 @@ from local_mode.cli.options import complete_names, sagemaker_client, state_dir_o
 from local_mode.cli.table import print_table
 
 
-@click.command("metrics")
+@click.command("metrics", short_help="Print or plot a training job's metrics.")
 @click.argument("name", shell_complete=complete_names(TRAINING_JOBS.command))
 @click.option("--plot", "plot_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Also draw the series into this PNG (needs optml[plot]).")
@@ -58,10 +58,12 @@ def metrics_command(name: str, plot_file: Path | None, as_json: bool,
 
 
 COMMANDS = (jobs.create_command(TRAINING_JOBS, "train"),
-            resources.ls_command(TRAINING_JOBS, "jobs"),
-            resources.describe_command(TRAINING_JOBS, "describe"),
-            resources.logs_command(TRAINING_JOBS, "logs"),
-            resources.stop_command(TRAINING_JOBS, "stop"),
+            # the first releases' names of training-jobs ls/describe/logs/stop: kept working,
+            # left out of --help, where they read as if they took any kind
+            resources.ls_command(TRAINING_JOBS, "jobs", hidden=True),
+            resources.describe_command(TRAINING_JOBS, "describe", hidden=True),
+            resources.logs_command(TRAINING_JOBS, "logs", hidden=True),
+            resources.stop_command(TRAINING_JOBS, "stop", hidden=True),
             metrics_command)
 """The training commands, attached to ``optml local`` by :mod:`local_mode.cli`."""
 

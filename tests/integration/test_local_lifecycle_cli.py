@@ -97,11 +97,18 @@ def lifecycle(state: Path, tmp_path: Path, model_tar: Path, round_: int,
                         "--replace", *envs))
     assert "InService" in replaced.stdout
 
+    # -- group options go to the subcommand; one it cannot use is refused, not ignored
+    listed = json.loads(ok(optml(state, "endpoints", "-o", "json", "--status", "inservice",
+                                 "ls")).stdout)
+    assert [e["EndpointName"] for e in listed["Endpoints"]] == ["lc-endpoint"]
+    refused = optml(state, "endpoints", "--status", "failed", "describe", "lc-endpoint")
+    assert refused.returncode == 2 and "does not apply" in refused.stderr
+
     # -- what runs, as a table and as JSON
     ps = ok(optml(state, "ps"))
     assert "endpoint" in ps.stdout and "lc-endpoint" in ps.stdout and "InService" in ps.stdout
     running = json.loads(ok(optml(state, "ps", "-o", "json")).stdout)["Resources"]
-    assert [(r["Kind"], r["Name"]) for r in running] == [("endpoint", "lc-endpoint")]
+    assert [(r["Kind"], r["Name"]) for r in running] == [("endpoints", "lc-endpoint")]
     assert running[0]["Url"].startswith("http://127.0.0.1:")
 
     # -- invoke with the body on stdin
@@ -156,6 +163,9 @@ TransformResources: {{InstanceType: local, InstanceCount: 1}}
     # -- prune: what is over (the transform job), shown first by a dry run
     dry = ok(optml(state, "prune", "--dry-run"))
     assert "lc-transform" in dry.stdout
+    planned = json.loads(ok(optml(state, "prune", "--dry-run", "-o", "json")).stdout)
+    assert {"Kind": "transform-jobs", "Name": "lc-transform"}.items() <= \
+        planned["Removed"][0].items() and planned["DryRun"] is True
     assert "transform-jobs/lc-transform" in resources_left(state)
     assert optml(state, "prune").returncode == 2  # no terminal, no --yes: refused
     ok(optml(state, "prune", "--yes"))

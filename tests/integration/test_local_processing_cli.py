@@ -151,7 +151,8 @@ def test_process_wait_runs_the_job_and_every_read_command_shows_it(env: LocalEnv
     header, row = listed.stdout.splitlines()
     assert header.split() == ["NAME", "STATUS", "CREATED", "ENDED", "BACKEND", "EXIT", "MESSAGE"]
     assert row.startswith(f"{name}  Completed  ") and row.endswith("process  2 files upper-cased")
-    assert optml(env, "processing-jobs", "--status", "failed").stderr == "no processing jobs\n"
+    assert optml(env, "processing-jobs", "--status", "failed").stderr == \
+        "no processing jobs with status Failed\n"
     listed_json = json.loads(optml(env, "processing-jobs", "ls", "-o", "json").stdout)
     assert [s["ProcessingJobName"] for s in listed_json["ProcessingJobSummaries"]] == [name]
     assert optml(env, "jobs").stderr == "no training jobs\n"  # the kinds are kept apart

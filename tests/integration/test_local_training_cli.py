@@ -66,7 +66,7 @@ def test_train_wait_streams_host_logs_and_every_read_command_works(local_env: Lo
     assert f"Created training job {name}" in run.stdout
     assert "127.0.0.1 | step=2 loss=0.2" in run.stdout
     assert "optml | 127.0.0.1: channel" not in run.stdout  # no channels in this job
-    assert f"Training job {name}: Completed (Completed)" in run.stdout
+    assert f"Training job {name}: Completed after " in run.stdout
     assert f"Model artifacts: {local_env.output_uri}/{name}/output/model.tar.gz" in run.stdout
     assert run.stdout.rstrip().splitlines()[-2].startswith(f"Training job {name}: Completed")
     assert_nothing_left(local_env.state_dir)
@@ -127,7 +127,7 @@ def test_ctrl_c_of_a_waiting_cli_stops_the_job_and_leaves_nothing(local_env: Loc
             cli.wait()
     assert cli.returncode == 130, err
     assert f"interrupted: stopping training job {name}" in err
-    assert f"Training job {name}: Stopped (Stopped)" in out
+    assert f"Training job {name}: Stopped after " in out
     assert local_env.client.describe_training_job(
         TrainingJobName=name)["TrainingJobStatus"] == "Stopped"
     assert_nothing_left(local_env.state_dir)

@@ -64,8 +64,6 @@ def _command(error: Exception, **options: object) -> click.Command:
                  'input: "ModelName" Unknown parameter in input: "Nope"'),
     (ValidationException("Value 'x' at 'ModelName'\nmust match"), "job.json",
      "Error: job.json: Value 'x' at 'ModelName' must match"),
-    (ClientError({"Error": {"Code": "ResourceInUse", "Message": "in use"}}, "CreateEndpoint"),
-     None, "Error: in use"),
     (RequestFileError(Path("job.json"), "no such file"), Path("job.json"),
      "Error: job.json: no such file"),  # names the file once
 ])
@@ -76,6 +74,14 @@ def test_a_refusal_is_one_line_naming_the_file_and_exit_2(error: Exception,
     assert result.exit_code == EXIT_INVALID
     assert result.stderr.splitlines() == [line]
     assert result.stdout == ""
+
+
+def test_a_name_in_use_is_one_line_and_exit_1_whatever_the_source() -> None:
+    """Nothing in the file is wrong when its name is taken: 1, as for deploy's own check."""
+    error = ClientError({"Error": {"Code": "ResourceInUse", "Message": "in use"}},
+                        "CreateTrainingJob")
+    result = CliRunner().invoke(_command(error, source=Path("job.json")))
+    assert (result.exit_code, result.stderr) == (1, "Error: job.json: in use\n")
 
 
 def test_service_errors_may_map_to_another_status_but_bad_input_never() -> None:
@@ -263,7 +269,7 @@ def test_the_group_keeps_the_traceback_of_anything_else(error: BaseException) ->
     assert result.exception is error
 
 
-def test_the_group_parses_options_into_one_line_but_keeps_usage_for_a_missing_one() -> None:
+def test_the_group_makes_every_usage_error_one_line() -> None:
     group = OneLineGroup("local", commands=[_raising(AssertionError("not run"))])
     bad = CliRunner().invoke(group, ["run", "--state-dir", __file__])
     assert (bad.exit_code, bad.stderr) == (
@@ -275,7 +281,11 @@ def test_the_group_parses_options_into_one_line_but_keeps_usage_for_a_missing_on
         raise AssertionError("not run")
 
     missing = CliRunner().invoke(OneLineGroup("local", commands=[named]), ["named"])
-    assert missing.exit_code == 2 and missing.stderr.startswith("Usage: ")
+    assert (missing.exit_code, missing.stderr) == (
+        2, "Error: Missing argument 'NAME'. (see 'local named --help')\n")
+    unknown = CliRunner().invoke(OneLineGroup("local", commands=[named]), ["named", "x", "-q"])
+    assert (unknown.exit_code, unknown.stderr) == (
+        2, "Error: No such option '-q'. (see 'local named --help')\n")
     assert "Error: Missing argument 'NAME'." in missing.stderr
 
 
