@@ -33,16 +33,25 @@ def append_line(handle: BinaryIO, times: BinaryIO, line: bytes, when: float | No
 
 def read_times(log: Path) -> dict[int, int]:
     """Offset of a line in ``log`` -> when it was written (epoch ms); empty without a sidecar."""
+    return read_times_from(log, 0)[0]
+
+
+def read_times_from(log: Path, start: int) -> tuple[dict[int, int], int]:
+    """The entries of ``log``'s sidecar from byte ``start`` on (complete entries only), and
+    where the next read starts: a follower reads each entry once, however long the log grows."""
     try:
-        raw = times_path(log).read_bytes()
+        with times_path(log).open("rb") as handle:
+            handle.seek(start)
+            raw = handle.read()
     except FileNotFoundError:
-        return {}
+        return {}, start
+    complete = raw[:raw.rfind(b"\n") + 1]
     stamps = {}
-    for entry in raw.splitlines():
+    for entry in complete.splitlines():
         offset, _, stamp = entry.partition(b" ")
         if offset.isdigit() and stamp.isdigit():
             stamps[int(offset)] = int(stamp)
-    return stamps
+    return stamps, start + len(complete)
 
 
 def timed_lines(log: Path, start: int = 0, stamps: dict[int, int] | None = None, *,
@@ -65,4 +74,5 @@ def timed_lines(log: Path, start: int = 0, stamps: dict[int, int] | None = None,
         return
 
 
-__all__ = ["SUFFIX", "append_line", "read_times", "timed_lines", "times_path"]
+__all__ = ["SUFFIX", "append_line", "read_times", "read_times_from", "timed_lines",
+           "times_path"]

@@ -54,6 +54,12 @@ class Lifecycle:
     lost_fields: Mapping[str, str] = field(default_factory=dict)
     """Members besides the status and FailureReason a lost runner sets (training's
     SecondaryStatus)."""
+    name_field: str = ""
+    """The description's name member (``TrainingJobName``)."""
+    end_field: str | None = None
+    """The member that says when it ended (``TrainingEndTime``); None if it does not end."""
+    noun: str = ""
+    """How a user reads one named (``training job``)."""
 
     def settled(self, description: Mapping[str, Any]) -> bool:
         """Whether the resource is past its runner's work (Completed, Failed, Stopped, ...)."""
@@ -66,14 +72,20 @@ class Lifecycle:
 
 TRAINING = Lifecycle("training-jobs", "local_mode.training.runner", "TrainingJobStatus",
                      frozenset({"InProgress", "Stopping"}), "job",
-                     {"SecondaryStatus": "Failed"})
+                     {"SecondaryStatus": "Failed"}, name_field="TrainingJobName",
+                     end_field="TrainingEndTime", noun="training job")
 ENDPOINTS = Lifecycle("endpoints", "local_mode.endpoints.runner", "EndpointStatus",
                       frozenset({"Creating", "Updating", "InService", "SystemUpdating",
-                                 "RollingBack"}), "endpoint")
+                                 "RollingBack"}), "endpoint", name_field="EndpointName",
+                      noun="endpoint")
 PROCESSING = Lifecycle("processing-jobs", "local_mode.processing.runner", "ProcessingJobStatus",
-                       frozenset({"InProgress", "Stopping"}), "processing job")
+                       frozenset({"InProgress", "Stopping"}), "processing job",
+                       name_field="ProcessingJobName", end_field="ProcessingEndTime",
+                       noun="processing job")
 TRANSFORM = Lifecycle("transform-jobs", "local_mode.transform.runner", "TransformJobStatus",
-                      frozenset({"InProgress", "Stopping"}), "transform")
+                      frozenset({"InProgress", "Stopping"}), "transform",
+                      name_field="TransformJobName", end_field="TransformEndTime",
+                      noun="transform job")
 
 
 # -- the client's side -------------------------------------------------------------------------

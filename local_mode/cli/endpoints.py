@@ -79,7 +79,7 @@ def deploy(name: str, model_data: str, image: str, backend: str | None, instance
     deploy's, so that deleting the endpoint deletes them); wait until InService."""
     from local_mode import housekeeping
     from local_mode.cli.jobs import backend_note
-    from local_mode.cli.progress import waiting
+    from local_mode.cli.resources import wait_until_ended
 
     container = {"Image": image, "ModelDataUrl": model_data_uri(model_data),
                  "Environment": key_value_pairs("--env", env),  # refused before any set-up
@@ -97,19 +97,13 @@ def deploy(name: str, model_data: str, image: str, backend: str | None, instance
     click.echo(f"Creating endpoint {name}{backend_note(sm, ENDPOINTS, name)}", err=True)
     started = time.monotonic()
     try:
-        with waiting(f"deploying {name}") as show:
-            while True:
-                described = sm.describe_endpoint(EndpointName=name)
-                show(described["EndpointStatus"])
-                if described["EndpointStatus"] == "InService":
-                    break
-                if described["EndpointStatus"] == "Failed":
-                    fail(described.get("FailureReason", "endpoint failed"))
-                time.sleep(POLL)
+        described = wait_until_ended(sm, ENDPOINTS, name)
     except KeyboardInterrupt:
         click.echo("interrupted: deleting the endpoint", err=True)
         housekeeping.delete_endpoint(sm, name)
         sys.exit(EXIT_INTERRUPTED)
+    if described["EndpointStatus"] == "Failed":
+        fail(described.get("FailureReason", "endpoint failed"))
     click.echo(f"{name}: InService in {time.monotonic() - started:.1f} s "
                f"(router {router_url(ENDPOINTS.stored(sm, name))})")
 
@@ -117,8 +111,10 @@ def deploy(name: str, model_data: str, image: str, backend: str | None, instance
 def _make_room(sm: SageMakerClient, name: str, replace: bool) -> None:
     """Before deploying ``name``: with ``replace``, delete endpoint ``name`` and what deploy
     made for it; without, refuse an existing endpoint. A model or config ``name`` left by an
-    interrupted deploy of this endpoint is removed; one a user made is refused by Create."""
+    interrupted deploy of this endpoint is removed (refused if something else uses it); one a
+    user made is refused by Create."""
     from local_mode import housekeeping
+    from local_mode.cli.kinds import in_words
     from local_mode.errors import ResourceInUse, ResourceNotFound
 
     try:
@@ -130,11 +126,9 @@ def _make_room(sm: SageMakerClient, name: str, replace: bool) -> None:
             raise ResourceInUse(f"endpoint {name!r} already exists: `optml local deploy "
                                 "--replace` replaces it, `optml local endpoints rm` deletes it")
         removed = housekeeping.delete_endpoint(sm, name)
-        click.echo(f"Replacing: removed {', '.join(removed)}", err=True)
-    if housekeeping.deployed_for(sm, "endpoint-configs", name) == name:
-        sm.delete_endpoint_config(EndpointConfigName=name)
-    if housekeeping.deployed_for(sm, "models", name) == name:
-        sm.delete_model(ModelName=name)
+        click.echo(f"Replacing: removed {', '.join(in_words(k, n) for k, n in removed)}",
+                   err=True)
+    housekeeping.release_deployed(sm, name)  # what an earlier deploy of it left, if unused
 
 
 @click.command("invoke", short_help="Invoke endpoint NAME; the body goes to stdout.")
@@ -195,7 +189,7 @@ def transform(job_file: Path, wait: bool, backend: str | None, name: str | None,
     """Start the transform job described by JOB_FILE (a CreateTransformJob request as JSON or
     YAML; relative paths in it are relative to the file); with --wait, show files and records
     done until it ends."""
-    from local_mode.cli.jobs import backend_note, load_job_file
+    from local_mode.cli.jobs import backend_note, load_job_file, stop_after_interrupt
     from local_mode.cli.kinds import TRANSFORM_JOBS
     from local_mode.cli.progress import TransformProgress
     from local_mode.cli.resources import report_outcome
@@ -220,10 +214,7 @@ def transform(job_file: Path, wait: bool, backend: str | None, name: str | None,
                     break
                 time.sleep(POLL)
     except KeyboardInterrupt:
-        click.echo("interrupted: stopping the job", err=True)
-        sm.stop_transform_job(TransformJobName=job)
-        while not TRANSFORM.settled(sm.describe_transform_job(TransformJobName=job)):
-            time.sleep(POLL)
+        stop_after_interrupt(sm, TRANSFORM_JOBS, job)
         sys.exit(EXIT_INTERRUPTED)
     done = sm.transform_progress(TransformJobName=job)
     failed = f", {done['FilesFailed']} failed" if done["FilesFailed"] else ""

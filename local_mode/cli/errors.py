@@ -57,9 +57,15 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def report(message: str, *, label: str = PREFIX) -> None:
+    """``<label>: <message>`` as one line on stderr, for a command that goes on (``rm A B``
+    after A could not be removed) and sets its exit status at the end."""
+    click.echo(f"{label}: {one_line(message)}", err=True)
+
+
 def fail(message: str, status: int = EXIT_FAILED, *, label: str = PREFIX) -> NoReturn:
     """End the command: ``<label>: <message>`` as one line on stderr, and exit ``status``."""
-    click.echo(f"{label}: {one_line(message)}", err=True)
+    report(message, label=label)
     sys.exit(status)
 
 
@@ -337,4 +343,4 @@ class OneLineCommand(click.Command):
 __all__ = ["EXIT_BY_STATUS", "EXIT_COMPLETED", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_INVALID",
            "EXIT_STOPPED", "EXTRAS", "PREFIX", "OneLineCommand", "OneLineGroup", "bad_path",
            "cli_errors", "environment_error", "extras_providing", "fail", "given_paths",
-           "missing_extra", "one_line", "refusal", "request_errors"]
+           "missing_extra", "one_line", "refusal", "report", "request_errors"]

@@ -12,7 +12,6 @@ In JSON a resource's ``Kind`` is its command group (``training-jobs``, ``endpoin
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -22,31 +21,23 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from local_mode.cli.errors import EXIT_INVALID, fail
-from local_mode.cli.kinds import KINDS, ResourceKind, healthy_instances, router_url
-from local_mode.cli.options import sagemaker_client, state_dir_option
+from local_mode.cli.kinds import BY_COMMAND, ResourceKind, healthy_instances, in_words, router_url
+from local_mode.cli.options import parse_duration, sagemaker_client, state_dir_option
 from local_mode.cli.output import output_option, print_json
 from local_mode.cli.table import print_table
 
 if TYPE_CHECKING:
     from local_mode.housekeeping import Removal
 
-AGE = re.compile(r"^(\d+)([smhd])$")
-UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-BY_COMMAND: Mapping[str, ResourceKind] = {kind.command: kind for kind in KINDS}
 
 
 def parse_age(text: str) -> timedelta:
     """``--older-than``: ``0s``, ``30m``, ``12h``, ``7d``."""
-    match = AGE.match(text.strip())
-    if not match:
+    age = parse_duration(text)
+    if age is None:
         raise click.BadParameter(f"{text!r} is not an age such as 30m, 12h or 7d",
                                  param_hint="--older-than")
-    return timedelta(seconds=int(match.group(1)) * UNIT_SECONDS[match.group(2)])
-
-
-def _in_words(kind: str) -> str:
-    """``training-jobs`` -> ``training job``; ``container`` and ``network`` as they are."""
-    return BY_COMMAND[kind].what if kind in BY_COMMAND else kind
+    return age
 
 
 def _detail(kind: ResourceKind, described: Mapping[str, Any]) -> str:
@@ -91,38 +82,42 @@ def ps(output: str, state_dir: Path | None) -> None:
 @click.option("--older-than", "older_than", default="0s", show_default=True, metavar="AGE",
               help="Only what ended (or, for models and configs, was created) at least this "
                    "long ago: 30m, 12h, 7d.")
+@click.option("--all", "everything", is_flag=True,
+              help="Also endpoint configs and models you made yourself that nothing uses "
+                   "(without it, only those deploy made).")
 @click.option("--dry-run", is_flag=True, help="Only show what would be removed.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask (needed when stdin is no terminal).")
 @output_option("table", json_is='{"DryRun": ..., "Removed": [{Kind, Name, Reason}]}')
 @state_dir_option
-def prune(older_than: str, dry_run: bool, yes: bool, output: str,
+def prune(older_than: str, everything: bool, dry_run: bool, yes: bool, output: str,
           state_dir: Path | None) -> None:
-    """Remove what is over: ended jobs (records and logs), Failed endpoints, endpoint configs
-    no endpoint uses, models nothing uses, and containers or networks left behind."""
-    from local_mode.housekeeping import prune as plan_prune
+    """Remove what is over: ended jobs (records and logs; outputs stay), Failed endpoints,
+    endpoint configs and models deploy made that nothing uses any more (--all: any nothing
+    uses), and containers or networks left behind. What is shown is exactly what goes."""
+    from local_mode.housekeeping import apply_prune, plan_prune
 
     cutoff = parse_age(older_than)
+    if not dry_run and not yes and not sys.stdin.isatty():
+        fail("prune removes records and logs: pass --yes (or --dry-run to see what it would "
+             "remove)", EXIT_INVALID)
     client = sagemaker_client(state_dir)
-    if not dry_run and not yes:
-        if not sys.stdin.isatty():
-            fail("prune removes records and logs: pass --yes (or --dry-run to see what it "
-                 "would remove)", EXIT_INVALID)
-        preview = plan_prune(client, cutoff, dry_run=True)
-        if not preview:
-            click.echo("nothing to prune", err=True)
+    plan = plan_prune(client, cutoff, everything=everything)
+    if not dry_run and not yes and plan:
+        _show(plan, "table", dry_run=True)
+        if not click.confirm(f"Remove these {len(plan)}?", default=False, err=True):
             return
-        _show(preview, "table", dry_run=True)
-        if not click.confirm(f"Remove these {len(preview)}?", default=False, err=True):
-            return
-    removed = plan_prune(client, cutoff, dry_run=dry_run)
+    removed = plan if dry_run else apply_prune(client, plan)
     if output == "json":
         _show(removed, "json", dry_run=dry_run)
         return
     if not removed:
         click.echo("nothing to prune", err=True)
         return
-    _show(removed, "table", dry_run=dry_run)
-    click.echo(f"{'would remove' if dry_run else 'removed'} {len(removed)}", err=True)
+    if dry_run or yes:
+        _show(removed, "table", dry_run=dry_run)
+    click.echo(f"{'would remove' if dry_run else 'removed'} {len(removed)}"
+               + (f" of {len(plan)} (the others changed meanwhile)"
+                  if len(removed) < len(plan) and not dry_run else ""), err=True)
 
 
 def _show(removals: Sequence[Removal], output: str, *, dry_run: bool) -> None:
@@ -130,7 +125,7 @@ def _show(removals: Sequence[Removal], output: str, *, dry_run: bool) -> None:
         print_json({"DryRun": dry_run, "Removed": [
             {"Kind": r.kind, "Name": r.name, "Reason": r.why} for r in removals]})
         return
-    print_table(("KIND", "NAME", "WHY"), [(_in_words(r.kind), r.name, r.why) for r in removals])
+    print_table(("KIND", "NAME", "WHY"), [(in_words(r.kind), r.name, r.why) for r in removals])
 
 
 COMMANDS = (ps, prune)

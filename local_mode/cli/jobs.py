@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from local_mode.cli.errors import request_errors
-from local_mode.cli.follow import LinePrinter, LogTail, follow
 from local_mode.cli.kinds import ResourceKind
+from local_mode.cli.logs import LinePrinter, LogOptions, LogSet, print_logs
 from local_mode.cli.options import backend_option, sagemaker_client, state_dir_option
 from local_mode.cli.resources import report_outcome
 from local_mode.error_text import message_of
@@ -63,13 +63,16 @@ def load_job_file(job_file: Path, kind: ResourceKind, name: str | None) -> dict[
 def wait_following(client: SageMakerClient, kind: ResourceKind, name: str) -> int:
     """Follow the job's log to its end. Ctrl-C stops the job and keeps following until it is
     Stopped, so the CLI never returns while the job's processes are still running."""
+    from local_mode import runners
+
     lifecycle = kind.lifecycle
     job = kind.resource(client, name)
-    tail, printer = LogTail(job.logs_dir / "all.log"), LinePrinter()
+    logs, printer = LogSet(job.logs_dir, job_log=True), LinePrinter()
     interrupted = False
     while True:
-        try:
-            follow(job, lifecycle, tail, printer)
+        try:  # the log set keeps its place: after a Ctrl-C it goes on where it was
+            print_logs(logs, LogOptions(), printer=printer,
+                       follow_until=lambda: runners.ended(job, lifecycle))
             break
         except KeyboardInterrupt:
             if interrupted:
@@ -77,12 +80,32 @@ def wait_following(client: SageMakerClient, kind: ResourceKind, name: str) -> in
                 continue
             interrupted = True
             click.echo(f"\noptml | interrupted: stopping {kind.what} {name}", err=True)
-            if not lifecycle.settled(kind.describe(client, name)):
-                try:
-                    kind.stop(client, name)
-                except Exception as exc:  # noqa: BLE001 - it may have ended meanwhile
-                    click.echo(f"optml | {message_of(exc)}", err=True)
+            _stop_if_running(client, kind, name)
     return report_outcome(kind, kind.describe(client, name), interrupted)
+
+
+def _stop_if_running(client: SageMakerClient, kind: ResourceKind, name: str) -> None:
+    from local_mode.errors import LocalModeError
+
+    if not kind.lifecycle.settled(kind.describe(client, name)):
+        try:
+            kind.stop(client, name)
+        except LocalModeError as exc:  # it ended meanwhile
+            click.echo(f"optml | {message_of(exc)}", err=True)
+
+
+def stop_after_interrupt(client: SageMakerClient, kind: ResourceKind, name: str) -> None:
+    """After a Ctrl-C: stop the job and wait until it has ended, so no process of it is left
+    when the command returns; a further Ctrl-C only says it is still stopping."""
+    from local_mode import housekeeping
+
+    click.echo(f"interrupted: stopping {kind.what} {name}", err=True)
+    while True:
+        try:
+            housekeeping.stop_and_wait(client, kind.lifecycle, name)
+            return
+        except KeyboardInterrupt:
+            click.echo("still stopping; waiting for the job to end", err=True)
 
 
 def create_command(kind: ResourceKind, command: str) -> click.Command:
@@ -115,4 +138,5 @@ def create_command(kind: ResourceKind, command: str) -> click.Command:
     return create
 
 
-__all__ = ["backend_note", "create_command", "load_job_file", "wait_following"]
+__all__ = ["backend_note", "create_command", "load_job_file", "stop_after_interrupt",
+           "wait_following"]

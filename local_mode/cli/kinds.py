@@ -264,7 +264,16 @@ MODELS = ResourceKind("models", "model", "Model", "Models", columns=(("IMAGE", _
 
 KINDS = (TRAINING_JOBS, PROCESSING_JOBS, TRANSFORM_JOBS, ENDPOINTS, ENDPOINT_CONFIGS, MODELS)
 """Every kind, in the order ``ps`` and ``prune`` show them."""
+BY_COMMAND: Mapping[str, ResourceKind] = {kind.command: kind for kind in KINDS}
+"""Each kind by its command group (the state store's kind)."""
 
-__all__ = ["ENDPOINTS", "ENDPOINT_CONFIGS", "ENDPOINT_STATUSES", "JOB_STATUSES", "KINDS", "MODELS",
+
+def in_words(kind: str, name: str | None = None) -> str:
+    """``training-jobs`` as a user reads it (``training job``, with ``name`` after it if
+    given); ``container`` and ``network`` as they are."""
+    noun = BY_COMMAND[kind].what if kind in BY_COMMAND else kind
+    return noun if name is None else f"{noun} {name}"
+
+__all__ = ["BY_COMMAND", "ENDPOINTS", "ENDPOINT_CONFIGS", "ENDPOINT_STATUSES", "JOB_STATUSES", "KINDS", "MODELS",
            "PROCESSING_JOBS", "TRAINING_JOBS", "TRANSFORM_JOBS", "Column", "Outcome",
-           "ResourceKind", "healthy_instances", "router_url"]
+           "ResourceKind", "healthy_instances", "in_words", "router_url"]

@@ -1,4 +1,5 @@
-"""``logs NAME [-f] [--tail N] [--since WHEN] [--timestamps]`` for every kind that has logs.
+"""Printing and following logs: ``logs NAME [-f] [--tail N] [--since WHEN] [--timestamps]`` for
+every kind that has logs, and ``train --wait`` / ``process --wait``.
 
 A job's log is its ``all.log`` (every host's lines, each prefixed with its host); an endpoint's
 or a transform job's are one file per instance, shown with the instance's name as the prefix.
@@ -9,30 +10,53 @@ without one.
 
 from __future__ import annotations
 
-import re
+import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import click
 
-from local_mode.cli.follow import FOLLOW_INTERVAL, LinePrinter
+from local_mode.cli.options import parse_duration
+
+FOLLOW_INTERVAL = 0.1
+"""How often a follower looks for new log bytes and for the end of the job (seconds)."""
+PROGRESS_SUFFIX = b"bytes staged so far"
+
+
+class LinePrinter:
+    """Write log lines to stdout; staging-progress lines overwrite each other on a terminal."""
+
+    def __init__(self, stream: Any | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._progress_shown = False
+
+    def __call__(self, line: bytes) -> None:
+        text = line.decode("utf-8", "replace").rstrip("\n")
+        if self.tty and line.rstrip().endswith(PROGRESS_SUFFIX):
+            self.stream.write("\r\x1b[K" + text)
+            self._progress_shown = True
+        else:
+            if self._progress_shown:
+                self.stream.write("\r\x1b[K")
+                self._progress_shown = False
+            self.stream.write(text + "\n")
+        self.stream.flush()
 
 JOB_LOG = "all.log"
 """The file that holds a training or processing job's whole log, host-prefixed."""
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """``--since``: a duration back from now (``90s``, ``10m``, ``2h``, ``1d``) or an ISO 8601
     time (``2026-12-03T10:00:00``, local time unless it names its zone)."""
-    match = DURATION.match(text.strip())
-    current = now or datetime.now(timezone.utc)
-    if match:
-        return current - timedelta(seconds=float(match.group(1)) * UNIT_SECONDS[match.group(2)])
+    back = parse_duration(text)
+    if back is not None:
+        return (now or datetime.now(timezone.utc)) - back
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -49,6 +73,10 @@ class Source:
     prefix: str | None
     position: int = 0
     last_stamp: int | None = None
+    stamps: dict[int, int] = field(default_factory=dict)
+    """The line times read so far (line offset -> epoch ms)."""
+    times_position: int = 0
+    """Where the next read of the sidecar starts."""
 
 
 def sources(logs_dir: Path, job_log: bool) -> list[Source]:
@@ -80,11 +108,17 @@ def read_new(source: Source, options: LogOptions,
              final: bool = False) -> list[tuple[int | None, bytes]]:
     """The complete lines appended to ``source`` since the last read that ``options`` keeps,
     as ``(epoch ms, text)``; ``final``: the last line too, even without its newline."""
-    from local_mode.log_times import timed_lines
+    from local_mode.log_times import read_times_from, timed_lines
 
     lines = []
     cutoff = options.since.timestamp() * 1000 if options.since else None
-    for _, end, stamp, line in timed_lines(source.path, source.position, final=final):
+    # the sidecar first: a line is always written before its time, so a line read after this
+    # whose time is not in yet takes its predecessor's (it is at most a moment later)
+    fresh, source.times_position = read_times_from(source.path, source.times_position)
+    source.stamps.update(fresh)
+    for start, end, stamp, line in timed_lines(source.path, source.position, source.stamps,
+                                               final=final):
+        source.stamps.pop(start, None)
         source.position = end
         if stamp is None:
             stamp = source.last_stamp
@@ -140,4 +174,4 @@ def print_logs(logs: LogSet, options: LogOptions, *,
             time.sleep(FOLLOW_INTERVAL)
 
 
-__all__ = ["LogOptions", "LogSet", "Source", "parse_since", "print_logs", "read_new", "sources"]
+__all__ = ["FOLLOW_INTERVAL", "JOB_LOG", "LinePrinter", "LogOptions", "LogSet", "Source", "parse_since", "print_logs", "read_new", "sources"]

@@ -7,7 +7,9 @@ The clients and settings load inside the functions: this module is imported by e
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -90,6 +92,19 @@ def backend_option(what: str) -> Callable[[F], F]:
              "engine answers).")
 
 
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """A duration as every option takes one: ``90s``, ``1.5m``, ``2h``, ``7d``; None if ``text``
+    is not one (the option says what else it takes)."""
+    match = DURATION.match(text.strip())
+    if not match:
+        return None
+    return timedelta(seconds=float(match.group(1)) * UNIT_SECONDS[match.group(2)])
+
+
 def key_value_pairs(option: str, values: tuple[str, ...]) -> dict[str, str]:
     """The ``KEY=VALUE`` values of a repeatable option as a dict (a usage error otherwise)."""
     pairs = {}
@@ -123,5 +138,5 @@ def runtime_client(state_dir: Path | None) -> RuntimeClient:
     return RuntimeClient(settings(), state_dir=state_dir)
 
 
-__all__ = ["GIVEN", "backend_option", "complete_names", "from_group", "key_value_pairs", "runtime_client",
+__all__ = ["GIVEN", "backend_option", "complete_names", "from_group", "parse_duration", "key_value_pairs", "runtime_client",
            "sagemaker_client", "settings", "state_dir_option"]

@@ -35,10 +35,11 @@ from local_mode.cli.errors import (
     EXIT_INTERRUPTED,
     EXIT_INVALID,
     fail,
-    request_errors,
+    refusal,
+    report,
 )
-from local_mode.cli.follow import FOLLOW_INTERVAL
 from local_mode.cli.kinds import KINDS, ResourceKind
+from local_mode.cli.logs import FOLLOW_INTERVAL
 from local_mode.cli.options import (
     GIVEN,
     complete_names,
@@ -301,38 +302,57 @@ def wait_command(kind: ResourceKind, command: str = "wait") -> click.Command:
 
 def rm_command(kind: ResourceKind, command: str = "rm", *,
                hidden: bool = False) -> click.Command:
+    """``rm NAME...``: every name is tried; the exit status is 1 if any could not be removed."""
     help_text = {
         "endpoints": "Delete endpoints (their instances stop) and the model and endpoint "
-                     "config `deploy` created for them.",
+                     "config `deploy` created for them, unless something else uses them.",
         "models": "DeleteModel.", "endpoint-configs": "DeleteEndpointConfig.",
-    }.get(kind.command, f"Forget ended {kind.what}s: their records and logs. A running one is "
-                        "refused unless --force, which stops it first.")
-
+    }.get(kind.command, f"Forget ended {kind.what}s: their records and logs (their outputs "
+                        "stay). A running one is refused unless --force, which stops it first.")
     short = "Delete endpoints, with what deploy made for them." \
         if kind.command == "endpoints" else None
 
-    @click.command(command, help=help_text, short_help=short, hidden=hidden)
-    @name_argument(kind, many=True)
-    @click.option("--force", is_flag=True, hidden=kind.end_time is None,
-                  help="Stop a running job first, then remove it.")
-    @click.option("--keep-model", is_flag=True, hidden=kind.command != "endpoints",
-                  help="Keep the model and endpoint config `deploy` created.")
-    @state_dir_option
-    def rm(names: tuple[str, ...], force: bool, keep_model: bool,
-           state_dir: Path | None) -> None:
+    def rm(names: tuple[str, ...], state_dir: Path | None, force: bool = False,
+           keep_model: bool = False) -> None:
         from local_mode import housekeeping
+        from local_mode.cli.kinds import in_words
+        from local_mode.cli.progress import waiting
 
         client = sagemaker_client(state_dir)
+        status = 0
         for name in names:
-            kind.resource(client, name)  # one wording for a name that is not there
-            with request_errors(service_error_status=EXIT_FAILED):
-                if kind.command == "endpoints":
-                    removed = housekeeping.delete_endpoint(client, name, keep_model=keep_model)
-                else:
-                    removed = housekeeping.remove(client, kind.command, name, force=force)
-            click.echo(f"removed {', '.join(removed)}")
+            if not kind.stored(client, name):
+                report(f"no local {kind.what} named {name!r} in {client.store.root}")
+                status = EXIT_FAILED
+                continue
+            try:
+                with waiting(f"stopping {kind.what} {name}") as show:
+                    if kind.command == "endpoints":
+                        removed = housekeeping.delete_endpoint(client, name,
+                                                               keep_model=keep_model)
+                    else:
+                        removed = housekeeping.remove(client, kind.command, name, force=force,
+                                                      on_status=show)
+            except Exception as exc:  # refusal() says which are refusals: a bug keeps its trace
+                message = refusal(exc)
+                if message is None:
+                    raise
+                report(message)
+                status = EXIT_FAILED
+                continue
+            click.echo(f"removed {', '.join(in_words(k, n) for k, n in removed)}")
+        sys.exit(status)
 
-    return rm
+    # only the options the kind can use: --force for jobs, --keep-model for endpoints
+    decorated: Callable[..., None] = state_dir_option(rm)
+    if kind.end_time is not None:
+        decorated = click.option("--force", is_flag=True, help="Stop a running job first (and "
+                                 "wait for it), then remove it.")(decorated)
+    if kind.command == "endpoints":
+        decorated = click.option("--keep-model", is_flag=True, help="Keep the model and "
+                                 "endpoint config deploy created.")(decorated)
+    decorated = name_argument(kind, many=True)(decorated)
+    return click.command(command, help=help_text, short_help=short, hidden=hidden)(decorated)
 
 
 def kind_group(kind: ResourceKind) -> click.Group:

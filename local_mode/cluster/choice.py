@@ -13,13 +13,15 @@ from local_mode.errors import BackendUnsupported
 from toolkit.settings import Settings
 
 
-def make_backend(name: str, settings: Settings) -> Backend:
-    """The backend called ``name`` (``docker`` or ``process``; ``auto`` is resolved before).
-    Neither contacts anything here: the Docker backend reaches its engine on first use."""
+def make_backend(name: str, settings: Settings, state_dir: str = "") -> Backend:
+    """The backend called ``name`` (``docker`` or ``process``; ``auto`` is resolved before),
+    for a job of the state directory ``state_dir`` (what labels its containers; empty for one
+    that belongs to none). Neither contacts anything here: the Docker backend reaches its
+    engine on first use."""
     if name == "process":
         return ProcessBackend(settings.environ, settings.local.stop_grace_seconds)
     if name == "docker":
-        return DockerBackend(settings)
+        return DockerBackend(settings, state_dir=state_dir)
     raise BackendUnsupported(f"backend {name!r} cannot run training or processing jobs; use docker or process "
                              "(OPTML_LOCAL_BACKEND)")
 

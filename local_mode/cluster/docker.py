@@ -195,8 +195,11 @@ class DockerBackend:
     network_interface = "eth0"
 
     def __init__(self, settings: Settings, client: Any = None,
-                 machine: Machine | None = None) -> None:
+                 machine: Machine | None = None, state_dir: str = "") -> None:
         self.settings = settings
+        self.state_dir = state_dir
+        """The state directory of the jobs it runs (label ``optml.state``); empty for a job of
+        none (``optml check``'s), whose containers no prune of a state directory may take."""
         self._client = client
         self._owns_client = client is None
         self._machine = machine
@@ -219,7 +222,7 @@ class DockerBackend:
     def _labels(self) -> dict[str, str]:
         return {JOB_LABEL: self._job or "", KIND_LABEL: self._kind,
                 RUN_LABEL: self._network or "",
-                STATE_LABEL: str(Path(self.settings.local.state_dir).absolute())}
+                **({STATE_LABEL: self.state_dir} if self.state_dir else {})}
 
     # -- Backend -----------------------------------------------------------------------------
     def host_names(self, count: int) -> list[str]:

@@ -129,7 +129,8 @@ def job_main(lifecycle: Lifecycle, build: Callable[[RunnerContext, Backend], Run
     """The ``main`` of a job runner: the runner frame (:func:`local_mode.runners.runner_main`),
     the job's backend, a stop signal as the user's stop, and the job."""
     with runner_main(lifecycle, argv) as context:
-        runner = build(context, make_backend(context.backend, context.settings))
+        runner = build(context, make_backend(context.backend, context.settings,
+                                             str(context.store.root)))
         context.on_stop(lambda: runner.request_stop(StopKind.USER))
         runner.run()
     return 0

@@ -32,7 +32,8 @@ def test_the_whole_lifecycle_on_docker_twice_leaves_nothing(
     model_tar = make_model_tar(tmp_path / "model.tar.gz", ECHO, {"value.txt": "lc"})
     try:
         for round_ in (1, 2):
-            lifecycle(state, tmp_path, model_tar, round_, backend="docker")
+            lifecycle(state, tmp_path, model_tar, round_, backend="docker",
+                      left_on_engine=lambda: left_on_engine(docker_client, state))
             assert left_on_engine(docker_client, state) == []
     finally:
         run_optml(state, "endpoints", "rm", "lc-endpoint", backend="docker")

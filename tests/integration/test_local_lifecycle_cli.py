@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -69,7 +69,8 @@ def state(tmp_path: Path) -> Iterator[Path]:
 
 
 def lifecycle(state: Path, tmp_path: Path, model_tar: Path, round_: int,
-              backend: str = "process") -> None:
+              backend: str = "process",
+              left_on_engine: Callable[[], list[str]] = list) -> None:
     """One round of everything; the same names every round. On Docker the training job runs
     ``optml/base`` with its code from a local directory, and the endpoint serves on it."""
     def optml(state: Path, *args: str, stdin: str | None = None
@@ -159,6 +160,9 @@ TransformResources: {{InstanceType: local, InstanceCount: 1}}
         removed.stdout
     ok(optml(state, "training-jobs", "rm", "lc-train"))
     assert optml(state, "training-jobs", "rm", "lc-train").returncode == 1
+    # rm itself leaves nothing running (prune below would sweep what it leaked)
+    assert processes_using(state) == []
+    assert left_on_engine() == []
 
     # -- prune: what is over (the transform job), shown first by a dry run
     dry = ok(optml(state, "prune", "--dry-run"))

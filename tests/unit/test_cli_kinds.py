@@ -49,3 +49,11 @@ def test_an_endpoint_url_only_while_it_takes_invocations() -> None:
     assert router_url({**serving, "EndpointStatus": "Failed"}) == "-"
     assert router_url({"EndpointStatus": "Creating"}) == "-"
     assert healthy_instances({"Instances": [{"Healthy": True}, {"Healthy": False}]}) == "1/2"
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k.lifecycle_name], ids=lambda k: k.command)
+def test_a_kind_and_its_runner_lifecycle_agree(kind: ResourceKind) -> None:
+    lifecycle = kind.lifecycle
+    assert (lifecycle.kind, lifecycle.name_field, lifecycle.end_field, lifecycle.noun,
+            lifecycle.status_field) == (kind.command, kind.name_member, kind.end_time,
+                                        kind.what, kind.status_member)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from local_mode.cli import local
 from local_mode.cli.errors import EXIT_INVALID
-from local_mode.cli.follow import LinePrinter, LogTail, follow_lines
+from local_mode.cli.logs import LinePrinter, LogOptions, LogSet, print_logs
 from local_mode.cli.processing import PROCESSING_JOBS
 
 ROLE = "arn:aws:iam::000000000000:role/optml-local"
@@ -143,20 +143,24 @@ def test_how_a_finished_processing_job_reads() -> None:
         "Processing job p: Stopped (MaxRuntimeExceeded: the job ran longer than ...)", [])
 
 
-def test_log_tail_returns_only_complete_lines_and_the_rest_at_the_end(tmp_path: Path) -> None:
+def _read(logs: LogSet, final: bool = False) -> list[bytes]:
+    return [line for _, line in logs.read(LogOptions(), final)]
+
+
+def test_a_log_set_returns_only_complete_lines_and_the_rest_at_the_end(tmp_path: Path) -> None:
     path = tmp_path / "all.log"
-    tail = LogTail(path)
-    assert tail.read_lines() == []  # not created yet
+    logs = LogSet(tmp_path, job_log=True)
+    assert _read(logs) == []  # not created yet
     path.write_bytes(b"one\ntw")
-    assert tail.read_lines() == [b"one\n"]
+    assert _read(logs) == [b"one\n"]
     with path.open("ab") as handle:
         handle.write(b"o\nthree")
-    assert tail.read_lines() == [b"two\n"]
-    assert tail.rest() == [b"three\n"]
-    assert tail.rest() == []
+    assert _read(logs) == [b"two\n"]
+    assert _read(logs, final=True) == [b"three\n"]
+    assert _read(logs, final=True) == []
 
 
-def test_follow_reads_what_was_written_before_the_end(tmp_path: Path) -> None:
+def test_following_reads_what_was_written_before_the_end(tmp_path: Path) -> None:
     path = tmp_path / "all.log"
     path.write_bytes(b"a\n")
     calls = iter([False, True])
@@ -168,23 +172,26 @@ def test_follow_reads_what_was_written_before_the_end(tmp_path: Path) -> None:
                 handle.write(b"late\n")
         return finished
 
-    assert list(follow_lines(LogTail(path), ended, interval=0)) == [b"a\n", b"late\n"]
+    out: list[bytes] = []
+    print_logs(LogSet(tmp_path, job_log=True), LogOptions(), follow_until=ended,
+               printer=out.append)
+    assert out == [b"a\n", b"late\n"]
 
 
 @given(st.lists(st.binary(max_size=20), max_size=12))
-def test_log_tail_reassembles_any_chunking(chunks: list[bytes]) -> None:
+def test_a_log_set_reassembles_any_chunking(chunks: list[bytes]) -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "log"
+        path = Path(scratch) / "all.log"
         path.write_bytes(b"")
-        tail = LogTail(path)
+        logs = LogSet(Path(scratch), job_log=True)
         got: list[bytes] = []
         for chunk in chunks:
             with path.open("ab") as handle:
                 handle.write(chunk)
-            got.extend(tail.read_lines())
-        got.extend(tail.rest())
+            got.extend(_read(logs))
+        got.extend(_read(logs, final=True))
         data = b"".join(chunks)
         expected = [line + b"\n" for line in data.split(b"\n")]
         if data.endswith(b"\n") or not data:
