@@ -16,6 +16,10 @@ The directory is private: a stored request's ``Environment`` may carry secrets, 
 directory the store creates is 0700 and every file it writes 0600, whatever the process umask
 (:func:`make_private_dir`, :func:`open_private`). Opening an existing state directory tightens
 its root and kind directories to 0700 (:meth:`StateStore.__init__`).
+
+Names come from users (CLI arguments, request members, URL paths), so the store only ever builds
+``<root>/<kind>/<name>`` for a name the service would accept for that kind (:data:`NAME_RULES`):
+nothing such as ``../models/x`` can reach outside ``<root>/<kind>/``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -33,7 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from local_mode.errors import ResourceInUse, ResourceNotFound
+from local_mode.errors import ResourceInUse, ResourceNotFound, ValidationException
 from toolkit.pids import pid_alive
 
 PRIVATE_DIR_MODE = 0o700
@@ -41,6 +46,34 @@ PRIVATE_FILE_MODE = 0o600
 
 KINDS = ("training-jobs", "processing-jobs", "models", "endpoint-configs", "endpoints",
          "transform-jobs")
+
+
+@dataclass(frozen=True)
+class NameRule:
+    """What the service accepts as the name of one kind of resource: botocore's shape for the
+    member (``member``), its pattern (matched whole, as the service does) and maximum length."""
+
+    member: str
+    pattern: str
+    max_length: int
+
+    def accepts(self, name: str) -> bool:
+        return len(name) <= self.max_length and re.fullmatch(self.pattern, name) is not None
+
+
+_JOB_NAME = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
+NAME_RULES: dict[str, NameRule] = {
+    "training-jobs": NameRule("TrainingJobName", _JOB_NAME, 63),
+    "processing-jobs": NameRule("ProcessingJobName", _JOB_NAME, 63),
+    "transform-jobs": NameRule("TransformJobName", _JOB_NAME, 63),
+    "endpoints": NameRule("EndpointName", _JOB_NAME, 63),
+    "endpoint-configs": NameRule("EndpointConfigName", _JOB_NAME, 63),
+    "models": NameRule("ModelName", r"[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?", 63),
+}
+"""Each kind's names, as botocore's sagemaker model gives them for the Create, Describe and
+Delete operations (the same shape for all three; ``tests/unit/test_state_names.py`` holds this
+table to the model). Written out rather than read from botocore: runners open a store too, and
+loading the service model costs them a noticeable fraction of a second."""
 RUNNER_START_GRACE = 60.0
 """Seconds a new resource's runner has to write its pid file before it counts as lost."""
 
@@ -224,17 +257,33 @@ class StateStore:
             raise ValueError(f"unknown resource kind {kind!r}")
         return self.root / kind
 
+    def _path(self, kind: str, name: str) -> Path | None:
+        """``<root>/<kind>/<name>``, or None when ``name`` is not a name the service accepts
+        for ``kind``: such a resource cannot exist, and its path might lie anywhere (``..``,
+        ``/``, NUL). The one place the store turns a name into a path."""
+        parent = self._kind_dir(kind)
+        if not isinstance(name, str) or not NAME_RULES[kind].accepts(name):
+            return None
+        return parent / name
+
+    def _not_found(self, kind: str, name: str) -> ResourceNotFound:
+        return ResourceNotFound(f"{_noun(kind)} {name!r} does not exist", "Describe")
+
     def create(self, kind: str, name: str, description: dict[str, Any],
                request: dict[str, Any]) -> ResourceDir:
-        """Create a resource; ResourceInUse when the name is taken (as the service says)."""
-        parent = self._kind_dir(kind)
-        make_private_dir(parent)
-        path = parent / name
+        """Create a resource; ResourceInUse when the name is taken (as the service says),
+        ValidationException when the service would refuse the name."""
+        path = self._path(kind, name)
+        if path is None:
+            rule = NAME_RULES[kind]
+            raise ValidationException(f"Value {name!r} at '{rule.member}' must match pattern "
+                                      f"{rule.pattern} (at most {rule.max_length} characters)",
+                                      "Create")
+        make_private_dir(path.parent)
         try:
             path.mkdir(mode=PRIVATE_DIR_MODE)
         except FileExistsError:
-            raise ResourceInUse(f"{kind[:-1].replace('-', ' ')} {name!r} already exists",
-                                "Create") from None
+            raise ResourceInUse(f"{_noun(kind)} {name!r} already exists", "Create") from None
         path.chmod(PRIVATE_DIR_MODE)
         resource = ResourceDir(path)
         write_json_atomic(resource.request_file, request)
@@ -242,19 +291,29 @@ class StateStore:
         return resource
 
     def get(self, kind: str, name: str) -> ResourceDir:
-        path = self._kind_dir(kind) / name
-        if not (path / "description.json").is_file():
-            raise ResourceNotFound(f"{kind[:-1].replace('-', ' ')} {name!r} does not exist",
-                                   "Describe")
+        """The resource; ResourceNotFound when it does not exist (or its name could not be)."""
+        path = self._path(kind, name)
+        if path is None or not (path / "description.json").is_file():
+            raise self._not_found(kind, name)
         return ResourceDir(path)
 
     def list(self, kind: str) -> list[ResourceDir]:
+        """Every resource of ``kind``, by name."""
         parent = self._kind_dir(kind)
-        if not parent.is_dir():
+        try:
+            entries = sorted(parent.iterdir())
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        return [ResourceDir(p) for p in sorted(parent.iterdir())
-                if (p / "description.json").is_file()]
+        rule = NAME_RULES[kind]
+        return [ResourceDir(p) for p in entries
+                if rule.accepts(p.name) and (p / "description.json").is_file()]
 
     def delete(self, kind: str, name: str) -> None:
+        """Forget a resource; ResourceNotFound when it does not exist."""
         resource = self.get(kind, name)
         shutil.rmtree(resource.path, ignore_errors=True)
+
+
+def _noun(kind: str) -> str:
+    return kind[:-1].replace("-", " ")
+
