@@ -279,12 +279,12 @@ class LogsClient(StateDirClient):
         """``(name, creation ms)`` of every log group that exists."""
         groups = []
         for group, job_group in JOB_GROUPS.items():
-            resources = self.store.list(job_group.kind)
-            if resources:
-                created = [c for c in map(_created, resources) if c is not None]
+            described = self.store.descriptions(job_group.kind)  # leaves out any just deleted
+            if described:
+                created = [c for c in (_creation(d) for _, d in described) if c is not None]
                 groups.append((group, _epoch_ms(min(created)) if created else 0))
-        for resource in self.store.list("endpoints"):
-            created_at = _created(resource)
+        for resource, description in self.store.descriptions("endpoints"):
+            created_at = _creation(description)
             groups.append((ENDPOINT_GROUP_PREFIX + resource.name,
                            _epoch_ms(created_at) if created_at else 0))
         return groups
@@ -382,9 +382,14 @@ def _log_files(resource: ResourceDir, pattern: re.Pattern[str]) -> list[tuple[Pa
 
 def _created(resource: ResourceDir) -> datetime | None:
     try:
-        created = resource.describe()["CreationTime"]
-    except (OSError, ValueError, KeyError, TypeError):
+        return _creation(resource.describe())
+    except (OSError, ValueError):
         return None
+
+
+def _creation(description: Any) -> datetime | None:
+    """A description's ``CreationTime``; None when it has none (written by hand, or older)."""
+    created = description.get("CreationTime") if isinstance(description, dict) else None
     return created if isinstance(created, datetime) else None
 
 

@@ -230,6 +230,10 @@ class ResourceDir:
             return None
 
 
+Described = list[tuple[ResourceDir, dict[str, Any]]]
+"""Resources with their descriptions (:meth:`StateStore.descriptions`)."""
+
+
 class StateStore:
     """All local resources under one directory."""
 
@@ -298,7 +302,8 @@ class StateStore:
         return ResourceDir(path)
 
     def list(self, kind: str) -> list[ResourceDir]:
-        """Every resource of ``kind``, by name."""
+        """Every resource of ``kind``, by name. One may be deleted at any moment after this
+        returns: to read descriptions, use :meth:`descriptions`."""
         parent = self._kind_dir(kind)
         try:
             entries = sorted(parent.iterdir())
@@ -307,6 +312,19 @@ class StateStore:
         rule = NAME_RULES[kind]
         return [ResourceDir(p) for p in entries
                 if rule.accepts(p.name) and (p / "description.json").is_file()]
+
+    def descriptions(self, kind: str) -> Described:
+        """Every resource of ``kind`` with its description, by name, leaving out any deleted
+        between listing and reading (a concurrent ``rm``, ``prune`` or Delete operation): what
+        every List operation reads, so that none fails because something else deleted."""
+        found = []
+        for resource in self.list(kind):
+            try:
+                description = resource.describe()
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # deleted since it was listed
+            found.append((resource, description))
+        return found
 
     def delete(self, kind: str, name: str) -> None:
         """Forget a resource; ResourceNotFound when it does not exist."""

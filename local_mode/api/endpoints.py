@@ -44,7 +44,7 @@ class EndpointsAPI(SageMakerBase):
 
     def list_models(self, **kwargs: Any) -> dict[str, Any]:
         items = [{k: d[k] for k in ("ModelName", "ModelArn", "CreationTime")}
-                 for d in (r.describe() for r in self.store.list("models"))]
+                 for _, d in self.store.descriptions("models")]
         return list_page("ListModels", items, kwargs, result_key="Models", name_key="ModelName")
 
     def delete_model(self, ModelName: str) -> dict[str, Any]:  # noqa: N803 - the service's member name
@@ -72,7 +72,7 @@ class EndpointsAPI(SageMakerBase):
 
     def list_endpoint_configs(self, **kwargs: Any) -> dict[str, Any]:
         items = [{k: d[k] for k in ("EndpointConfigName", "EndpointConfigArn", "CreationTime")}
-                 for d in (r.describe() for r in self.store.list("endpoint-configs"))]
+                 for _, d in self.store.descriptions("endpoint-configs")]
         return list_page("ListEndpointConfigs", items, kwargs, result_key="EndpointConfigs",
                          name_key="EndpointConfigName")
 
@@ -101,7 +101,7 @@ class EndpointsAPI(SageMakerBase):
     def list_endpoints(self, **kwargs: Any) -> dict[str, Any]:
         items = [{k: d[k] for k in ("EndpointName", "EndpointArn", "CreationTime",
                                     "LastModifiedTime", "EndpointStatus")}
-                 for d in (r.describe() for r in self.store.list("endpoints"))]
+                 for _, d in self.store.descriptions("endpoints")]
         return list_page("ListEndpoints", items, kwargs, result_key="Endpoints",
                          name_key="EndpointName", status_key="EndpointStatus")
 

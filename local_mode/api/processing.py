@@ -51,7 +51,7 @@ class ProcessingAPI(SageMakerBase):
 
     def list_processing_jobs(self, **kwargs: Any) -> dict[str, Any]:
         summaries = [{k: d[k] for k in SUMMARY if k in d}
-                     for d in (r.describe() for r in self.store.list("processing-jobs"))]
+                     for _, d in self.store.descriptions("processing-jobs")]
         return list_page("ListProcessingJobs", summaries, kwargs,
                          result_key="ProcessingJobSummaries", name_key="ProcessingJobName",
                          status_key="ProcessingJobStatus")

@@ -42,7 +42,10 @@ class TagsAPI(SageMakerBase):
         if page.get("NextToken"):
             raise ValidationException("NextToken: not a token this service issued")
         resource = self._tagged(ResourceArn)
-        return {"Tags": list(resource.describe().get("Tags", _created_tags(resource)))}
+        try:
+            return {"Tags": list(resource.describe().get("Tags", _created_tags(resource)))}
+        except FileNotFoundError:  # deleted since it was found
+            raise ResourceNotFound(f"Resource {ResourceArn} not found.") from None
 
     def delete_tags(self, ResourceArn: str, TagKeys: list[str]) -> dict[str, Any]:  # noqa: N803 - the service's member names
         resource = self._tagged(ResourceArn)

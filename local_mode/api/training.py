@@ -57,8 +57,7 @@ class TrainingAPI(SageMakerBase):
 
     def list_training_jobs(self, **kwargs: Any) -> dict[str, Any]:
         summaries = []
-        for resource in self.store.list("training-jobs"):
-            d = resource.describe()
+        for _, d in self.store.descriptions("training-jobs"):
             plan = (d.get("ResourceConfig") or {}).get("TrainingPlanArn")
             summaries.append({k: d[k] for k in SUMMARY if k in d}
                              | ({"TrainingPlanArn": plan} if plan else {}))
@@ -78,8 +77,10 @@ class TrainingAPI(SageMakerBase):
         except ResourceNotFound:
             raise ResourceNotFound(f"Training job {TrainingJobName} does not exist.",
                                    "DeleteTrainingJob") from None
-        status = runners.describe_live(resource, runners.TRAINING)["TrainingJobStatus"]
+        description = runners.describe_live(resource, runners.TRAINING)
         if not runners.ended(resource, runners.TRAINING):
+            status = description["TrainingJobStatus"] \
+                if not runners.TRAINING.settled(description) else "still stopping"
             raise ResourceInUse(f"Training job {TrainingJobName} is {status}: only a job that "
                                 "is Stopped, Failed or Completed can be deleted.",
                                 "DeleteTrainingJob")

@@ -61,7 +61,7 @@ class TransformAPI(SageMakerBase):
 
     def list_transform_jobs(self, **kwargs: Any) -> dict[str, Any]:
         items = [{k: d[k] for k in SUMMARY if k in d}
-                 for d in (r.describe() for r in self.store.list("transform-jobs"))]
+                 for _, d in self.store.descriptions("transform-jobs")]
         return list_page("ListTransformJobs", items, kwargs, result_key="TransformJobSummaries",
                          name_key="TransformJobName", status_key="TransformJobStatus")
 
