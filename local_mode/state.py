@@ -14,8 +14,9 @@ describe never sees half a file and a stop request never races a status change.
 
 The directory is private: a stored request's ``Environment`` may carry secrets, so every
 directory the store creates is 0700 and every file it writes 0600, whatever the process umask
-(:func:`make_private_dir`, :func:`open_private`). Opening an existing state directory tightens
-its root and kind directories to 0700 (:meth:`StateStore.__init__`).
+(:func:`make_private_dir`, :func:`open_private`). Opening an existing state directory (one
+that holds a kind directory) tightens its root and kind directories to 0700; any other existing
+directory is left as it is (:meth:`StateStore._tighten`).
 
 Names come from users (CLI arguments, request members, URL paths), so the store only ever builds
 ``<root>/<kind>/<name>`` for a name the service would accept for that kind (:data:`NAME_RULES`):
@@ -243,17 +244,23 @@ class StateStore:
         self._tighten()
 
     def _tighten(self) -> None:
-        """An existing state directory made before it was private (or by hand) gets its root and
-        kind directories set to 0700; that closes everything below them to other users. Only
+        """A state directory made before it was private (or by hand) gets its root and kind
+        directories set to 0700; that closes everything below them to other users.
+
+        Only a directory that is evidently a state directory (it holds at least one kind
+        directory) is touched: ``--state-dir`` may name any directory, shell completion and
+        read-only commands open it too, and an unrelated directory must keep its mode. Only
         directories this user owns are changed, and nothing is created here (a store that is
-        only read, such as ``optml local list`` on a new machine, leaves no directory behind)."""
-        for directory in (self.root, *(self.root / kind for kind in KINDS)):
-            try:
-                info = directory.stat()
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            if (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
-                    and info.st_mode & 0o777 != PRIVATE_DIR_MODE):
+        only read, such as ``optml local list`` on a new machine, leaves no directory behind);
+        what the store creates later is made 0700 by :func:`make_private_dir`."""
+        kinds = [self.root / kind for kind in KINDS]
+        if not any(directory.is_dir() for directory in kinds):
+            return  # not (yet) a state directory: whatever it is, it is not ours to change
+        # the root as named (it may be a symlink to where the state lives); a kind directory
+        # only when it is one, not a symlink to somewhere else
+        for directory, follow in ((self.root, True), *((kind, False) for kind in kinds)):
+            info = _own_dir(directory, follow=follow)
+            if info is not None and info.st_mode & 0o777 != PRIVATE_DIR_MODE:
                 directory.chmod(PRIVATE_DIR_MODE)
 
     def _kind_dir(self, kind: str) -> Path:
@@ -335,3 +342,12 @@ class StateStore:
 def _noun(kind: str) -> str:
     return kind[:-1].replace("-", " ")
 
+
+def _own_dir(path: Path, *, follow: bool) -> os.stat_result | None:
+    """``path``'s status when it is a directory this user owns (a symlink counts only when
+    ``follow``), else None."""
+    try:
+        info = path.stat() if follow else path.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return info if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() else None

@@ -1,7 +1,9 @@
 """The state directory is private: a stored request's Environment may carry secrets.
 
 Every directory the store creates is 0700 and every file it writes 0600 whatever the umask; an
-existing state directory is tightened (root and kind directories) when a store opens it.
+existing state directory (one holding a kind directory) is tightened (root and kind directories)
+when a store opens it, and any other existing directory keeps its mode: ``--state-dir`` may name
+any directory, and read-only commands and shell completion open it too.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+import local_mode
 from local_mode.cluster.supervisor import PLATFORM, JobLog
+from local_mode.errors import ResourceNotFound
 from local_mode.state import KINDS, StateStore, append_private, write_json_atomic
 
 
@@ -86,6 +90,71 @@ def test_opening_a_loose_state_directory_tightens_its_root_and_kind_dirs(
     assert stat.S_IMODE((root / "endpoints").stat().st_mode) == 0o700
     # below a kind directory nothing changes: the 0700 kind directory already closes it
     assert stat.S_IMODE((root / "training-jobs" / "old-job").stat().st_mode) == 0o755
+
+
+def _unrelated_directory(tmp_path: Path) -> Path:
+    """A project directory someone points ``--state-dir`` at by mistake: 0755, with a
+    subdirectory and a file (one named like a kind: a file is no kind directory)."""
+    root = tmp_path / "x" / "proj"
+    (root / "src").mkdir(parents=True)
+    (root / "README").write_text("mine\n")
+    (root / "models").write_text("not a directory\n")
+    for path in (root, root / "src"):
+        path.chmod(0o755)
+    return root
+
+
+def test_reading_an_unrelated_directory_leaves_its_mode_alone(tmp_path: Path) -> None:
+    root = _unrelated_directory(tmp_path)
+    before = _modes(root)
+
+    store = StateStore(root)
+    assert store.list("training-jobs") == []
+    assert store.descriptions("endpoints") == []
+    with pytest.raises(ResourceNotFound):
+        store.get("training-jobs", "fast")
+    sagemaker = local_mode.client("sagemaker", state_dir=root, region_name="us-east-1")
+    assert sagemaker.list_training_jobs()["TrainingJobSummaries"] == []
+    assert sagemaker.list_endpoints()["Endpoints"] == []
+
+    assert _modes(root) == before
+    assert stat.S_IMODE(root.stat().st_mode) == 0o755
+
+
+def test_an_unrelated_directory_used_for_a_job_becomes_a_state_directory(
+        tmp_path: Path, umask: int) -> None:
+    """Creating a resource there makes only what it creates private at once; from then on the
+    directory is evidently a state directory, and the next store to open it tightens it."""
+    root = _unrelated_directory(tmp_path)
+    store = StateStore(root)
+    job = store.create("training-jobs", "fast", {"TrainingJobStatus": "InProgress"}, {})
+
+    assert stat.S_IMODE(root.stat().st_mode) == 0o755  # existed: not the store's to change
+    assert stat.S_IMODE((root / "training-jobs").stat().st_mode) == 0o700
+    assert stat.S_IMODE(job.path.stat().st_mode) == 0o700
+
+    StateStore(root)
+
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    assert stat.S_IMODE((root / "src").stat().st_mode) == 0o755  # below the root: untouched
+
+
+def test_a_kind_directory_that_is_a_symlink_is_not_followed(tmp_path: Path) -> None:
+    """The root is tightened (it holds a real kind directory), but a kind entry that is a
+    symlink to some other directory does not make that directory 0700."""
+    root = tmp_path / "state"
+    (root / "endpoints").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for path in (root, root / "endpoints", elsewhere):
+        path.chmod(0o755)
+    (root / "models").symlink_to(elsewhere)
+
+    StateStore(root)
+
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    assert stat.S_IMODE((root / "endpoints").stat().st_mode) == 0o700
+    assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o755
 
 
 def test_opening_a_store_creates_nothing(tmp_path: Path) -> None:
