@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 import toolkit.settings
+from tests.integration.test_cli_bad_input import assert_refused
 from toolkit.serving import gunicorn_app
 from toolkit.serving.server import WORKER_CLASSES, option_parser
 
@@ -86,18 +87,6 @@ def optml(*args: str, env: Mapping[str, str],
                           text=True, env=dict(env), timeout=timeout, check=False)
 
 
-def assert_one_line(run: subprocess.CompletedProcess[str], *expected: str,
-                    status: int = EXIT_INVALID) -> str:
-    """Exit ``status`` and exactly one stderr line holding each of ``expected``; returns it."""
-    assert run.returncode == status, (run.returncode, run.stdout, run.stderr)
-    assert "Traceback" not in run.stderr + run.stdout
-    lines = run.stderr.splitlines()
-    assert len(lines) == 1, run.stderr
-    for text in expected:
-        assert text in lines[0], lines[0]
-    return lines[0]
-
-
 def training_tree(root: Path) -> Path:
     """A valid /opt/ml tree under ``root`` whose job would print and exit 0."""
     config = root / "input" / "config"
@@ -122,27 +111,27 @@ def test_a_bad_variable_is_one_line_naming_it(tmp_path: Path, command: str, vari
         env = clean_environ(**{"OPTML_LOCAL_BACKEND": "process", variable: bad})
         args = ["local", "jobs"] + ([] if variable == "OPTML_LOCAL_STATE_DIR"
                                     else ["--state-dir", str(tmp_path / "state")])
-        line = assert_one_line(optml(*args, env=env), f"Error: environment variable {variable}:")
+        line = assert_refused(optml(*args, env=env), f"Error: environment variable {variable}:")
         assert not (tmp_path / "state").exists()
     elif command == "train":
         root = training_tree(tmp_path / "ml")
         env = clean_environ(SAGEMAKER_BASE_DIR=str(root),
                             SAGEMAKER_SUBMIT_DIRECTORY=str(root / "code"), **{variable: bad})
         run = optml("train", env=env)
-        line = assert_one_line(run, "ConfigError", variable)
+        line = assert_refused(run, "ConfigError", variable)
         assert "trained" not in run.stdout
         assert variable in (root / "output" / "failure").read_text()
     else:
         # a value the walk failed to refuse would start a server: the timeout ends the test
         env = clean_environ(SAGEMAKER_BASE_DIR=str(tmp_path / "ml"), **{variable: bad})
-        line = assert_one_line(optml("serve", env=env, timeout=30), "optml serve: ", variable)
+        line = assert_refused(optml("serve", env=env, timeout=30), "optml serve: ", variable)
     assert repr(bad) in line, line  # what was wrong, as given
 
 
 def test_a_state_dir_variable_below_a_file_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     env = clean_environ(OPTML_LOCAL_STATE_DIR=str(tmp_path / "file" / "state"))
-    assert_one_line(optml("local", "jobs", env=env),
+    assert_refused(optml("local", "jobs", env=env),
                     "Error: environment variable OPTML_LOCAL_STATE_DIR:", f"{tmp_path}/file'")
 
 
@@ -163,7 +152,7 @@ EXTRA_LINE = "needs the 'local' extra ({} is not installed): pip install 'optml[
 def test_optml_local_without_its_extra(tmp_path: Path) -> None:
     run = optml("local", "jobs", "--state-dir", str(tmp_path / "state"),
                 env=without(tmp_path, "botocore", "docker", "yaml"))
-    assert_one_line(run, "Error: optml local " + EXTRA_LINE.format("botocore"))
+    assert_refused(run, "Error: optml local " + EXTRA_LINE.format("botocore"))
 
 
 def test_a_yaml_job_file_without_pyyaml(tmp_path: Path) -> None:
@@ -171,12 +160,12 @@ def test_a_yaml_job_file_without_pyyaml(tmp_path: Path) -> None:
     job.write_text("TrainingJobName: x\n")
     run = optml("local", "train", str(job), "--state-dir", str(tmp_path / "state"),
                 env=without(tmp_path, "yaml"))
-    assert_one_line(run, "Error: optml local " + EXTRA_LINE.format("yaml"))
+    assert_refused(run, "Error: optml local " + EXTRA_LINE.format("yaml"))
     assert not (tmp_path / "state").exists()
 
 
 def test_optml_check_without_its_extra(tmp_path: Path) -> None:
-    assert_one_line(optml("check", "some/image", env=without(tmp_path, "botocore", "docker")),
+    assert_refused(optml("check", "some/image", env=without(tmp_path, "botocore", "docker")),
                     "optml check: " + EXTRA_LINE.format("botocore"))
 
 
@@ -184,7 +173,7 @@ def test_state_dir_option_naming_a_file(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     env = clean_environ(OPTML_LOCAL_BACKEND="process")
     for args in (["local", "jobs"], ["local", "describe", "x"]):
-        assert_one_line(optml(*args, "--state-dir", str(tmp_path / "file"), env=env),
+        assert_refused(optml(*args, "--state-dir", str(tmp_path / "file"), env=env),
                         "Error: Invalid value for '--state-dir':", "is a file")
 
 
@@ -210,19 +199,19 @@ def test_state_dir_below_a_file(tmp_path: Path) -> None:
     state = tmp_path / "file" / "state"
     run = optml("local", "train", str(job), "--state-dir", str(state),
                 env=clean_environ(OPTML_LOCAL_BACKEND="process"))
-    assert_one_line(run, f"Error: --state-dir {state}: {tmp_path}/file: Not a directory")
+    assert_refused(run, f"Error: --state-dir {state}: {tmp_path}/file: Not a directory")
 
 
 def test_job_file_that_is_a_directory(tmp_path: Path) -> None:
     run = optml("local", "train", str(tmp_path), "--state-dir", str(tmp_path / "state"),
                 env=clean_environ(OPTML_LOCAL_BACKEND="process"))
-    assert_one_line(run, f"Error: {tmp_path}: is a directory")
+    assert_refused(run, f"Error: {tmp_path}: is a directory")
 
 
 def test_a_bad_option_value_is_one_line(tmp_path: Path) -> None:
     run = optml("local", "metrics", "x", "--plot", str(tmp_path), "--state-dir",
                 str(tmp_path / "state"), env=clean_environ(OPTML_LOCAL_BACKEND="process"))
-    assert_one_line(run, "Error: Invalid value for '--plot':", "is a directory")
+    assert_refused(run, "Error: Invalid value for '--plot':", "is a directory")
 
 
 def test_serve_help_lists_every_option_of_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -252,7 +241,7 @@ def test_serve_offers_every_worker_class_gunicorn_is_given() -> None:
 ])
 def test_a_bad_serve_option_is_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
     env = clean_environ(SAGEMAKER_BASE_DIR=str(tmp_path))
-    assert_one_line(optml("serve", *args, env=env, timeout=30), expected)
+    assert_refused(optml("serve", *args, env=env, timeout=30), expected)
 
 
 def test_train_help_says_what_train_takes() -> None:
