@@ -240,6 +240,10 @@ def logs_command(kind: ResourceKind, command: str = "logs", *,
             print_logs(logs, options, follow_until=ended)
         except KeyboardInterrupt:
             sys.exit(EXIT_INTERRUPTED)
+        if not resource.path.exists():  # removed while followed (rm, prune, DeleteEndpoint)
+            if kind.end_time is not None:
+                fail(f"{kind.what} {name} was removed while its log was followed")
+            return
         if kind.end_time is not None:
             sys.exit(EXIT_BY_STATUS.get(kind.describe(client, name)[kind.status_member or ""],
                                         EXIT_FAILED))
@@ -326,7 +330,7 @@ def rm_command(kind: ResourceKind, command: str = "rm", *,
                 status = EXIT_FAILED
                 continue
             try:
-                with waiting(f"stopping {kind.what} {name}") as show:
+                with waiting(f"removing {kind.what} {name}") as show:
                     if kind.command == "endpoints":
                         removed = housekeeping.delete_endpoint(client, name,
                                                                keep_model=keep_model)

@@ -133,6 +133,7 @@ def _walk_training(sm: Any, training: LocalEnv, tmp_path: Path, data: Path) -> N
     assert sm.describe_training_job(TrainingJobName=jobs["fail"])["FailureReason"]
     sm.list_training_jobs()
     sm.list_training_jobs(MaxResults=1, SortBy="Status", SortOrder="Descending")
+    sm.delete_training_job(TrainingJobName=jobs["fail"])  # it has ended: the service deletes it
 
 
 def _walk_processing(sm: Any, training: LocalEnv, tmp_path: Path, data: Path) -> None:

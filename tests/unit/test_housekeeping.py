@@ -14,7 +14,13 @@ from local_mode.sagemaker import SageMakerClient
 from toolkit.settings import Settings
 
 NOW = datetime.now(timezone.utc)
+"""For fixed times only: a record that must look just created (its runner still within its start
+grace) takes :func:`fresh`, since a serial run may reach a test minutes after import."""
 OLD = NOW - timedelta(days=2)
+
+
+def fresh() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 @pytest.fixture
@@ -48,7 +54,7 @@ def endpoint(client: SageMakerClient, name: str, config_name: str, status: str) 
     """An endpoint as its runner leaves it; a Failed one's runner has started and exited."""
     resource = client.store.create("endpoints", name, {
         "EndpointName": name, "EndpointConfigName": config_name, "EndpointStatus": status,
-        "CreationTime": NOW, "LastModifiedTime": OLD, "Backend": "process"}, {})
+        "CreationTime": fresh(), "LastModifiedTime": OLD, "Backend": "process"}, {})
     if status == "Failed":
         (resource.path / "runner.started").touch()
 
@@ -60,7 +66,7 @@ def names(client: SageMakerClient, kind: str) -> list[str]:
 def test_delete_training_job_is_the_services_only_for_ended_jobs(
         client: SageMakerClient) -> None:
     training_job(client, "done", "Completed")
-    training_job(client, "busy", "InProgress", created=NOW)
+    training_job(client, "busy", "InProgress", created=fresh())
     client.delete_training_job(TrainingJobName="done")
     assert names(client, "training-jobs") == ["busy"]
     with pytest.raises(ResourceInUse, match="busy is InProgress"):
@@ -70,7 +76,7 @@ def test_delete_training_job_is_the_services_only_for_ended_jobs(
 
 
 def test_remove_refuses_a_running_job_and_names_the_way_out(client: SageMakerClient) -> None:
-    training_job(client, "busy", "InProgress", created=NOW)
+    training_job(client, "busy", "InProgress", created=fresh())
     with pytest.raises(housekeeping.StillRunning, match="--force"):
         housekeeping.remove(client, "training-jobs", "busy")
     assert names(client, "training-jobs") == ["busy"]
@@ -79,7 +85,7 @@ def test_remove_refuses_a_running_job_and_names_the_way_out(client: SageMakerCli
 def test_prune_removes_what_is_over_and_keeps_what_is_used(client: SageMakerClient) -> None:
     tags = housekeeping.deployed_tags("broken")
     training_job(client, "old", "Completed")
-    training_job(client, "recent", "Failed", created=NOW)
+    training_job(client, "recent", "Failed", created=fresh())
     model(client, "users-own")  # made by a user for a later transform: kept without --all
     model(client, "served")
     config(client, "served-config", "served")
@@ -109,16 +115,16 @@ def test_apply_removes_only_what_was_planned_and_is_still_over(client: SageMaker
     """What a user confirmed is what goes: a job created again under a planned name, a model
     that something started to use, or anything that ended after the plan stays."""
     training_job(client, "again", "Completed")
-    training_job(client, "late", "InProgress", created=NOW)
+    training_job(client, "late", "InProgress", created=fresh())
     tags = housekeeping.deployed_tags("gone")
     model(client, "gone", tags)
     plan = housekeeping.plan_prune(client, timedelta(0))
     assert {(r.kind, r.name) for r in plan} == {("training-jobs", "again"), ("models", "gone")}
 
     client.delete_training_job(TrainingJobName="again")
-    training_job(client, "again", "Completed", created=NOW)  # a new job, same name
+    training_job(client, "again", "Completed", created=fresh())  # a new job, same name
     client.store.get("training-jobs", "late").update(lambda d: d.update(
-        TrainingJobStatus="Completed", TrainingEndTime=NOW))  # ended after the plan
+        TrainingJobStatus="Completed", TrainingEndTime=fresh()))  # ended after the plan
     config(client, "new-user", "gone")  # the model is used now
 
     assert housekeeping.apply_prune(client, plan) == []
