@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from local_mode.cluster import Backend, Host, HostRun, Workload
 from local_mode.log_times import append_line, times_path
@@ -31,6 +32,8 @@ MAX_CONCURRENT_STARTS = 8
 """Hosts started at once (the Docker client's connection pool holds 10)."""
 PLATFORM = "optml"
 """The log 'host' of local mode's own lines (status changes, staging progress)."""
+ALL_LOG = "all.log"
+"""Every line of every host, each prefixed with its host."""
 
 
 class JobLog:
@@ -41,20 +44,35 @@ class JobLog:
     def __init__(self, logs_dir: Path) -> None:
         self.logs_dir = logs_dir
         self._lock = threading.Lock()
+        self._files: dict[str, BinaryIO] = {}
+        """The files written so far, open until :meth:`close` (a job may print millions of
+        lines: one open per file, not per line)."""
+
+    def _file(self, name: str) -> BinaryIO:
+        handle = self._files.get(name)
+        if handle is None:
+            # private (0700 / 0600): a program's output may print what its Environment holds
+            make_private_dir(self.logs_dir)
+            handle = self._files[name] = append_private(self.logs_dir / name)
+        return handle
 
     def line(self, host: str, line: bytes) -> None:
         if not line.endswith(b"\n"):
             line += b"\n"
         with self._lock:
-            # private (0700 / 0600): a program's output may print what its Environment holds
-            make_private_dir(self.logs_dir)
-            all_log = self.logs_dir / "all.log"
-            with append_private(all_log) as handle, \
-                    append_private(times_path(all_log)) as times:
-                append_line(handle, times, host.encode() + b" | " + line)
+            handle, times = self._file(ALL_LOG), self._file(times_path(Path(ALL_LOG)).name)
+            append_line(handle, times, host.encode() + b" | " + line)
             if host != PLATFORM:
-                with append_private(self.logs_dir / f"{host}.log") as handle:
-                    handle.write(line)
+                self._file(f"{host}.log").write(line)
+            for opened in self._files.values():  # readers follow the files as they grow
+                opened.flush()
+
+    def close(self) -> None:
+        """Close the files (a later line opens them again)."""
+        with self._lock:
+            for handle in self._files.values():
+                handle.close()
+            self._files.clear()
 
 
 @dataclass

@@ -82,7 +82,10 @@ class ProcessingRunner:
             failure = f"{type(exc).__name__}: {message_of(exc)}"
             stopped = self.supervisor.stop_kind
         finally:
-            self._finish(hosts, failure, stopped, uploader)
+            try:
+                self._finish(hosts, failure, stopped, uploader)
+            finally:
+                self.supervisor.log.close()
 
     def _lay_out(self, hosts: Sequence[Host]) -> None:
         description = self.resource.describe()

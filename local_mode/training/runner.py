@@ -150,7 +150,10 @@ class JobRunner:
             log.exception("job %s failed", self.spec.name)
             failure = f"{type(exc).__name__}: {message_of(exc)}"
         finally:
-            self._finish(hosts, result, failure, started, training_total, billable)
+            try:
+                self._finish(hosts, result, failure, started, training_total, billable)
+            finally:
+                self.supervisor.log.close()
 
     def _prepare_hosts(self, hosts: Sequence[hostlib.Host], names: list[str]) -> None:
         self.transition("Downloading", "Downloading input data")
