@@ -81,7 +81,7 @@ def test_a_whole_training_request() -> None:
         "TrainingJobName": "j",
         "HyperParameters": {"sagemaker_submit_directory": "code", "sagemaker_program": "t.py",
                             "lr": "./not-a-path"},
-        "Environment": {"SAGEMAKER_SUBMIT_DIRECTORY": "file://../shared/src.tar.gz",
+        "Environment": {"SAGEMAKER_SUBMIT_DIRECTORY": "file://../vendor/src.tar.gz",
                         "OTHER": "./x"},
         "InputDataConfig": [
             {"ChannelName": "a", "DataSource": {"S3DataSource": {"S3Uri": "file:data/a"}}},
@@ -95,7 +95,7 @@ def test_a_whole_training_request() -> None:
     assert resolved["HyperParameters"] == {"sagemaker_submit_directory": "/jobs/project/code",
                                            "sagemaker_program": "t.py", "lr": "./not-a-path"}
     assert resolved["Environment"] == {
-        "SAGEMAKER_SUBMIT_DIRECTORY": "file:///jobs/shared/src.tar.gz", "OTHER": "./x"}
+        "SAGEMAKER_SUBMIT_DIRECTORY": "file:///jobs/vendor/src.tar.gz", "OTHER": "./x"}
     assert [c["DataSource"]["S3DataSource"]["S3Uri"] for c in resolved["InputDataConfig"]] == \
         ["file:///jobs/project/data/a", "s3://bucket/b", "file:///abs/c"]
     assert resolved["OutputDataConfig"]["S3OutputPath"] == "file:///jobs/project/out"
