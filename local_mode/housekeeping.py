@@ -30,7 +30,7 @@ from local_mode.errors import ResourceInUse, ResourceNotFound, ValidationExcepti
 
 if TYPE_CHECKING:
     from local_mode.sagemaker import SageMakerClient
-    from local_mode.state import ResourceDir
+    from local_mode.state import ResourceDir, StateStore
 
 DEPLOYED_FOR = "optml:deployed-for"
 """The tag ``deploy`` puts on the model and endpoint config it creates: the endpoint's name."""
@@ -80,34 +80,25 @@ def endpoint_over(description: Mapping[str, Any]) -> bool:
     return description.get("EndpointStatus") in OVER
 
 
-def _described(client: SageMakerClient,
+def _described(store: StateStore,
                lifecycle: runners.Lifecycle) -> Iterator[tuple[ResourceDir, dict[str, Any]]]:
     """Each resource of the kind with its description checked against its runner; one removed
     meanwhile (a concurrent rm or prune) is skipped."""
-    for resource in client.store.list(lifecycle.kind):
+    for resource in store.list(lifecycle.kind):
         try:
             yield resource, runners.describe_live(resource, lifecycle)
         except (FileNotFoundError, ResourceNotFound):
             continue
 
 
-def _stored(client: SageMakerClient, kind: str) -> Iterator[tuple[ResourceDir, dict[str, Any]]]:
-    """Each model or endpoint config with its description; one removed meanwhile is skipped."""
-    for resource in client.store.list(kind):
-        try:
-            yield resource, resource.describe()
-        except (FileNotFoundError, ResourceNotFound):
-            continue
-
-
 # -- what runs -----------------------------------------------------------------------------------
-def running(client: SageMakerClient) -> Iterator[tuple[str, dict[str, Any]]]:
+def running(store: StateStore) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every job that has not ended and every endpoint that still serves, as ``(kind,
     description)``: the stored description (with local mode's own ``Backend``, ``RouterPort``
     and ``Instances``), checked against its runner as Describe does, so a runner that died
     shows as Failed and is left out."""
     for lifecycle in (*JOB_LIFECYCLES, runners.ENDPOINTS):
-        for _, description in _described(client, lifecycle):
+        for _, description in _described(store, lifecycle):
             if lifecycle is runners.ENDPOINTS:
                 if not endpoint_over(description):
                     yield lifecycle.kind, description
@@ -135,7 +126,7 @@ def remove(client: SageMakerClient, kind: str, name: str, *, force: bool = False
         client.delete_endpoint_config(EndpointConfigName=name)
         return [(kind, name)]
     lifecycle = _job_lifecycle(kind)
-    resource = _job(client, lifecycle, name)
+    resource = client._resource(lifecycle.kind, name)  # the service's not-found error
     if not runners.ended(resource, lifecycle):
         status = runners.describe_live(resource, lifecycle)[lifecycle.status_field]
         if not force:
@@ -152,7 +143,7 @@ def stop_and_wait(client: SageMakerClient, lifecycle: runners.Lifecycle, name: s
     """Stop the job (unless it is stopping or has ended meanwhile) and wait until its runner has
     exited; its last description. ``timeout`` defaults to the stop grace plus
     :data:`STOP_MARGIN_SECONDS`."""
-    resource = _job(client, lifecycle, name)
+    resource = client._resource(lifecycle.kind, name)  # the service's not-found error
     with contextlib.suppress(ValidationException):  # it has ended already: what stop was for
         getattr(client, f"stop_{_operation(lifecycle.kind)}")(**{lifecycle.name_field: name})
     limit = timeout if timeout is not None else \
@@ -236,17 +227,17 @@ def users_of(client: SageMakerClient, kind: str, name: str,
     skip = set(ignore)
     users = []
     if kind == "endpoint-configs":
-        for resource, description in _stored(client, "endpoints"):
+        for resource, description in client.store.descriptions("endpoints"):
             if ("endpoints", resource.name) not in skip and name in (
                     description.get("EndpointConfigName"),
                     description.get("PendingEndpointConfigName")):
                 users.append(f"endpoint {resource.name}")
         return users
-    for resource, description in _stored(client, "endpoint-configs"):
+    for resource, description in client.store.descriptions("endpoint-configs"):
         if ("endpoint-configs", resource.name) not in skip and \
                 any(v.get("ModelName") == name for v in _variants(description)):
             users.append(f"endpoint config {resource.name}")
-    for resource, description in _described(client, runners.TRANSFORM):
+    for resource, description in _described(client.store, runners.TRANSFORM):
         if ("transform-jobs", resource.name) not in skip and \
                 description.get("ModelName") == name and \
                 not runners.ended(resource, runners.TRANSFORM):
@@ -279,7 +270,7 @@ def plan_prune(client: SageMakerClient, older_than: timedelta, *, everything: bo
     cutoff = now - older_than
     plan: list[Removal] = []
     for lifecycle in JOB_LIFECYCLES:
-        for resource, description in _described(client, lifecycle):
+        for resource, description in _described(client.store, lifecycle):
             ended_at = description.get(lifecycle.end_field or "") or \
                 description.get("LastModifiedTime") or description["CreationTime"]
             if ended_at <= cutoff and runners.ended(resource, lifecycle):
@@ -287,7 +278,7 @@ def plan_prune(client: SageMakerClient, older_than: timedelta, *, everything: bo
                                     f"{description[lifecycle.status_field]} "
                                     f"{age(ended_at, now)} ago",
                                     description["CreationTime"].isoformat()))
-    for resource, description in _described(client, runners.ENDPOINTS):
+    for resource, description in _described(client.store, runners.ENDPOINTS):
         changed = description.get("LastModifiedTime") or description["CreationTime"]
         if description["EndpointStatus"] == "Failed" and changed <= cutoff and \
                 runners.ended(resource, runners.ENDPOINTS):
@@ -295,7 +286,7 @@ def plan_prune(client: SageMakerClient, older_than: timedelta, *, everything: bo
                                 description["CreationTime"].isoformat()))
     for kind in ("endpoint-configs", "models"):
         gone = {(r.kind, r.name) for r in plan}
-        for resource, description in _stored(client, kind):
+        for resource, description in client.store.descriptions(kind):
             made_by = deployed_for(client, kind, resource.name)
             if description["CreationTime"] > cutoff or not (everything or made_by) or \
                     users_of(client, kind, resource.name, ignore=gone):
@@ -467,15 +458,6 @@ def _job_lifecycle(kind: str) -> runners.Lifecycle:
 def _operation(kind: str) -> str:
     """``training-jobs`` -> ``training_job`` (the client's method suffix)."""
     return kind[:-1].replace("-", "_")
-
-
-def _job(client: SageMakerClient, lifecycle: runners.Lifecycle, name: str) -> ResourceDir:
-    try:
-        return client.store.get(lifecycle.kind, name)
-    except ResourceNotFound:
-        from local_mode.api.base import NOT_FOUND
-
-        raise ValidationException(NOT_FOUND[lifecycle.kind].format(name=name)) from None
 
 
 def _variants(config: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -31,13 +31,8 @@ def append_line(handle: BinaryIO, times: BinaryIO, line: bytes, when: float | No
     times.write(b"%d %d\n" % (offset, stamp))
 
 
-def read_times(log: Path) -> dict[int, int]:
-    """Offset of a line in ``log`` -> when it was written (epoch ms); empty without a sidecar."""
-    return read_times_from(log, 0)[0]
-
-
-def read_times_from(log: Path, start: int) -> tuple[dict[int, int], int]:
-    """The entries of ``log``'s sidecar from byte ``start`` on (complete entries only), and
+def read_times_from(log: Path, start: int = 0) -> tuple[dict[int, int], int]:
+    """Offset of a line in ``log`` -> when it was written (epoch ms): the entries of ``log``'s sidecar from byte ``start`` on (complete entries only), and
     where the next read starts: a follower reads each entry once, however long the log grows."""
     try:
         with times_path(log).open("rb") as handle:
@@ -58,7 +53,7 @@ def timed_lines(log: Path, start: int = 0, stamps: dict[int, int] | None = None,
                 final: bool = False) -> Iterator[tuple[int, int, int | None, bytes]]:
     """``(offset, end offset, epoch ms or None, line)`` of each complete line of ``log`` from ``start``;
     ``final`` (the writer is gone): the last line too, even without its newline."""
-    stamps = read_times(log) if stamps is None else stamps
+    stamps = read_times_from(log)[0] if stamps is None else stamps
     try:
         with log.open("rb") as handle:
             handle.seek(start)
@@ -74,5 +69,4 @@ def timed_lines(log: Path, start: int = 0, stamps: dict[int, int] | None = None,
         return
 
 
-__all__ = ["SUFFIX", "append_line", "read_times", "read_times_from", "timed_lines",
-           "times_path"]
+__all__ = ["SUFFIX", "append_line", "read_times_from", "timed_lines", "times_path"]

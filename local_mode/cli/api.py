@@ -220,24 +220,13 @@ def _stop(state: Path) -> None:
 
 def _still_running(state: Path) -> list[str]:
     """What the state directory still runs, as ``kind name (status)`` (for --stop to say):
-    every resource whose runner's lifecycle is not settled."""
-    from local_mode import runners
+    :func:`local_mode.housekeeping.running`, what ``optml local ps`` shows."""
+    from local_mode.housekeeping import LIFECYCLES, running
     from local_mode.state import StateStore
 
-    store = StateStore(state)
-    running = []
-    for lifecycle in (runners.ENDPOINTS, runners.TRAINING, runners.PROCESSING,
-                      runners.TRANSFORM):
-        for resource in store.list(lifecycle.kind):
-            try:
-                description = resource.describe()
-            except (OSError, ValueError):
-                continue
-            if not lifecycle.settled(description):
-                noun = lifecycle.kind[:-1].replace("-", " ")
-                running.append(f"{noun} {resource.name} "
-                               f"({description[lifecycle.status_field]})")
-    return running
+    return [f"{LIFECYCLES[kind].noun} {description[LIFECYCLES[kind].name_field]} "
+            f"({description[LIFECYCLES[kind].status_field]})"
+            for kind, description in running(StateStore(state))]
 
 
 COMMANDS = [api]

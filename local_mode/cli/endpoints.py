@@ -27,6 +27,7 @@ from local_mode.cli.errors import (
     request_errors,
 )
 from local_mode.cli.kinds import ENDPOINTS, router_url
+from local_mode.cli.logs import FOLLOW_INTERVAL
 from local_mode.cli.options import (
     backend_option,
     complete_names,
@@ -40,8 +41,6 @@ from local_mode.cli.resources import rm_command
 if TYPE_CHECKING:
     from local_mode.sagemaker import SageMakerClient
 
-POLL = 0.1
-"""How often a waiting command asks for the status again (seconds)."""
 
 
 def model_data_uri(value: str) -> str:
@@ -212,7 +211,7 @@ def transform(job_file: Path, wait: bool, backend: str | None, name: str | None,
                                 done["FilesTotal"], done["RecordsDone"])
                 if TRANSFORM.settled(described):
                     break
-                time.sleep(POLL)
+                time.sleep(FOLLOW_INTERVAL)
     except KeyboardInterrupt:
         stop_after_interrupt(sm, TRANSFORM_JOBS, job)
         sys.exit(EXIT_INTERRUPTED)

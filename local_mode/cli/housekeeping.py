@@ -60,7 +60,7 @@ def ps(output: str, state_dir: Path | None) -> None:
     from local_mode.housekeeping import age, running
 
     client = sagemaker_client(state_dir)
-    found = [(BY_COMMAND[kind], d) for kind, d in running(client)]
+    found = [(BY_COMMAND[kind], d) for kind, d in running(client.store)]
     if output == "json":
         print_json({"Resources": [
             {"Kind": kind.command, "Name": d[kind.name_member],

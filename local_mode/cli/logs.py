@@ -115,7 +115,8 @@ def read_new(source: Source, options: LogOptions,
     # the sidecar first: a line is always written before its time, so a line read after this
     # whose time is not in yet takes its predecessor's (it is at most a moment later)
     fresh, source.times_position = read_times_from(source.path, source.times_position)
-    source.stamps.update(fresh)
+    # only times of lines not read yet are kept: a follower holds a few, however long the log
+    source.stamps.update((o, s) for o, s in fresh.items() if o >= source.position)
     for start, end, stamp, line in timed_lines(source.path, source.position, source.stamps,
                                                final=final):
         source.stamps.pop(start, None)

@@ -52,15 +52,6 @@ def state_dir_option(command: F) -> F:
         help="State directory (default: OPTML_LOCAL_STATE_DIR, else ~/.optml/local).")(command)
 
 
-def _group_state_dir(ctx: click.Context) -> Path | None:
-    parent = ctx.parent
-    while parent is not None:
-        if parent.params.get("state_dir"):
-            return Path(parent.params["state_dir"])
-        parent = parent.parent
-    return None
-
-
 def complete_names(store_kind: str) -> Callable[[click.Context, click.Parameter, str],
                                                 list[Any]]:
     """Shell completion of a NAME argument: the names of ``store_kind`` in the state directory
@@ -74,8 +65,8 @@ def complete_names(store_kind: str) -> Callable[[click.Context, click.Parameter,
         from toolkit.settings import Settings
 
         try:
-            root = ctx.params.get("state_dir") or _group_state_dir(ctx) or \
-                Settings.from_environ().local.state_dir
+            # ctx.params holds --state-dir as given here or to the group (from_group)
+            root = ctx.params.get("state_dir") or Settings.from_environ().local.state_dir
             names = [r.name for r in StateStore(Path(root)).list(store_kind)]
         except (OptmlError, OSError):
             return []

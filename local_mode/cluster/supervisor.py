@@ -34,6 +34,8 @@ PLATFORM = "optml"
 """The log 'host' of local mode's own lines (status changes, staging progress)."""
 ALL_LOG = "all.log"
 """Every line of every host, each prefixed with its host."""
+ALL_LOG_TIMES = times_path(Path(ALL_LOG)).name
+"""When each line of :data:`ALL_LOG` was written (:mod:`local_mode.log_times`)."""
 
 
 class JobLog:
@@ -60,7 +62,7 @@ class JobLog:
         if not line.endswith(b"\n"):
             line += b"\n"
         with self._lock:
-            handle, times = self._file(ALL_LOG), self._file(times_path(Path(ALL_LOG)).name)
+            handle, times = self._file(ALL_LOG), self._file(ALL_LOG_TIMES)
             append_line(handle, times, host.encode() + b" | " + line)
             if host != PLATFORM:
                 self._file(f"{host}.log").write(line)

@@ -46,6 +46,8 @@ def test_resource_names_complete_from_the_state_directory(tmp_path: Path) -> Non
     state = str(_state(tmp_path))
     assert complete("optml local endpoints describe --state-dir " + state + " serv") == [
         "serving-a", "serving-b"]
+    assert complete("optml local endpoints --state-dir " + state + " rm serving-") == [
+        "serving-a", "serving-b"]  # given to the group: the subcommand's too
     assert complete("optml local describe ", OPTML_LOCAL_STATE_DIR=state) == ["fit-1"]
     assert complete("optml local invoke serving-b", OPTML_LOCAL_STATE_DIR=state) == [
         "serving-b"]

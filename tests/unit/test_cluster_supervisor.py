@@ -113,14 +113,14 @@ def test_a_job_log_is_readable_line_by_line_and_reopens_after_close(tmp_path: Pa
     """The files stay open for the job (one open per file, not per line) yet every line is
     on disk as soon as it is written, with its time beside it, and a line after close()
     is appended, not lost."""
-    from local_mode.log_times import read_times
+    from local_mode.log_times import read_times_from
 
     log = JobLog(tmp_path / "logs")
     log.line("algo-1", b"one")
     log.line("optml", b"status\n")
     assert (tmp_path / "logs" / "all.log").read_bytes() == b"algo-1 | one\noptml | status\n"
     assert (tmp_path / "logs" / "algo-1.log").read_bytes() == b"one\n"
-    assert sorted(read_times(tmp_path / "logs" / "all.log")) == [0, 13]
+    assert sorted(read_times_from(tmp_path / "logs" / "all.log")[0]) == [0, 13]
     log.close()
     log.line("algo-1", b"two")
     log.close()

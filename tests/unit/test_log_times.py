@@ -7,7 +7,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from local_mode.log_times import append_line, read_times, timed_lines, times_path
+from local_mode.log_times import append_line, read_times_from, timed_lines, times_path
 
 LINES = st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"") + b"\n"),
                  max_size=20)
@@ -35,7 +35,7 @@ def test_every_line_comes_back_with_its_offset_and_time(tmp_path_factory: object
 def test_a_log_without_sidecar_has_lines_without_times(tmp_path: Path) -> None:
     log = tmp_path / "instance.log"
     log.write_bytes(b"a\nb\n")
-    assert read_times(log) == {}
+    assert read_times_from(log) == ({}, 0)
     assert [(stamp, line) for _, _, stamp, line in timed_lines(log)] == [(None, b"a\n"),
                                                                            (None, b"b\n")]
 
@@ -58,4 +58,14 @@ def test_a_damaged_sidecar_entry_is_skipped(tmp_path: Path) -> None:
     log = tmp_path / "all.log"
     log.write_bytes(b"one\ntwo\n")
     times_path(log).write_bytes(b"0 1000\ngarbage\n4 2000\n")
-    assert read_times(log) == {0: 1000, 4: 2000}
+    assert read_times_from(log) == ({0: 1000, 4: 2000}, 22)
+    assert read_times_from(log, 15) == ({4: 2000}, 22)  # from where the last read ended
+
+
+def test_an_entry_still_being_written_waits_for_the_next_read(tmp_path: Path) -> None:
+    log = tmp_path / "all.log"
+    times_path(log).write_bytes(b"0 1000\n4 20")
+    assert read_times_from(log) == ({0: 1000}, 7)
+    with times_path(log).open("ab") as handle:
+        handle.write(b"00\n")
+    assert read_times_from(log, 7) == ({4: 2000}, 14)
