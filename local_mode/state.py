@@ -180,6 +180,12 @@ class ResourceDir:
         return self.path / "metrics.jsonl"
 
     @property
+    def cloudwatch_file(self) -> Path:
+        """An endpoint's metric datapoints as CloudWatch keeps them
+        (:mod:`local_mode.cloudwatch.datums`)."""
+        return self.path / "cloudwatch-metrics.jsonl"
+
+    @property
     def pid_file(self) -> Path:
         return self.path / "runner.pid"
 

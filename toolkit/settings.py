@@ -96,6 +96,18 @@ def _get_dir(env: Mapping[str, str], name: str) -> Path | None:
     return path
 
 
+def _get_file(env: Mapping[str, str], name: str) -> Path | None:
+    """A file that must exist when named: a typo is a bad value now, not a silently ignored
+    override later."""
+    raw = _get_str(env, name)
+    if raw is None:
+        return None
+    path = Path(raw)
+    if not path.is_file():
+        raise ConfigError(_ENV, f"must name an existing file, got {raw!r}", field=name)
+    return path
+
+
 def _get_log_level(env: Mapping[str, str], name: str, default: int) -> int:
     """Accept a number (``20``) or a level name (``INFO``), as users write both."""
     raw = env.get(name)
@@ -281,6 +293,17 @@ class LocalModeSettings:
     continuous_upload_seconds: float = 1.0
     """``OPTML_LOCAL_CONTINUOUS_UPLOAD_SECONDS``: how often a processing job's Continuous
     outputs are uploaded while it runs (and once more at its end)."""
+    metric_period_seconds: int = 60
+    """``OPTML_LOCAL_METRIC_PERIOD_SECONDS``: the length of one endpoint metric datapoint and of
+    one alarm evaluation period (service: 60 s). Smaller values compress an autoscaling policy's
+    timeline for tests and demos: its evaluation periods and default cooldowns are counted in
+    these periods."""
+    endpoint_metrics: bool = True
+    """``OPTML_LOCAL_ENDPOINT_METRICS``: the router records the service's endpoint metrics (and
+    autoscaling can act on them); ``false`` turns both off."""
+    prices_file: Path | None = None
+    """``OPTML_LOCAL_PRICES_FILE``: a price table of the user's that overrides the packaged one
+    (same format), for ``optml local cost``."""
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> LocalModeSettings:
@@ -303,6 +326,10 @@ class LocalModeSettings:
                                                minimum=0.1),
             continuous_upload_seconds=_get_float(env, "OPTML_LOCAL_CONTINUOUS_UPLOAD_SECONDS",
                                                  1.0, minimum=0.1),
+            metric_period_seconds=_get_int(env, "OPTML_LOCAL_METRIC_PERIOD_SECONDS", 60,
+                                           minimum=1, maximum=3600) or 60,
+            endpoint_metrics=_get_bool(env, "OPTML_LOCAL_ENDPOINT_METRICS", True),
+            prices_file=_get_file(env, "OPTML_LOCAL_PRICES_FILE"),
         )
 
 
