@@ -136,6 +136,15 @@ class ResourceLimits:
         return memory // 2 if memory else None
 
 
+def instance_memory(instance_type: str, machine: Machine) -> int:
+    """The memory an instance of ``instance_type`` has here: the type's, capped to the
+    machine's; the machine's for ``local`` and unknown types."""
+    kind = lookup(instance_type)
+    if kind is None:
+        return machine.memory_bytes
+    return min(int(kind.memory_gib * GIB), machine.memory_bytes)
+
+
 def limits_for(instance_type: str, machine: Machine) -> ResourceLimits:
     """The limits that make a container look like ``instance_type`` on ``machine``."""
     kind = lookup(instance_type)

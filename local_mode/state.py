@@ -186,6 +186,12 @@ class ResourceDir:
         return self.path / "cloudwatch-metrics.jsonl"
 
     @property
+    def capacity_request_file(self) -> Path:
+        """UpdateEndpointWeightsAndCapacities' request, until the endpoint's runner applies it
+        (:mod:`local_mode.endpoints.weights`)."""
+        return self.path / "capacity-request.json"
+
+    @property
     def pid_file(self) -> Path:
         return self.path / "runner.pid"
 

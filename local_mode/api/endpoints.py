@@ -10,6 +10,7 @@ from local_mode import preflight, runners
 from local_mode.api.base import SageMakerBase
 from local_mode.docker_engine import ENDPOINT_LABEL, STATE_LABEL, DockerUnavailable, connect, sweep
 from local_mode.endpoints.spec import ModelSpec, variants_from_config
+from local_mode.endpoints.weights import record_capacity_request
 from local_mode.errors import ValidationException
 from local_mode.listing import list_page
 from local_mode.shapes import public_view
@@ -120,6 +121,43 @@ class EndpointsAPI(SageMakerBase):
             d.pop("FailureReason", None)
         description = resource.update(change)
         runners.signal_runner(resource, signal.SIGHUP)  # the runner deploys it, blue/green
+        return {"EndpointArn": description["EndpointArn"]}
+
+    def update_endpoint_weights_and_capacities(self, EndpointName: str,  # noqa: N803 - the service's member names
+                                               DesiredWeightsAndCapacities: list[dict[str, Any]],  # noqa: N803
+                                               ) -> dict[str, Any]:
+        """Change variants' weights and instance counts in place (no new fleet): the runner
+        adds instances that join once healthy and drains those it removes; the endpoint is
+        Updating until it has."""
+        resource = self._resource("endpoints", EndpointName)
+        runners.describe_live(resource, runners.ENDPOINTS)  # a lost runner: Failed, refused below
+        changes = [dict(change) for change in DesiredWeightsAndCapacities]
+        names = [change["VariantName"] for change in changes]
+        if len(set(names)) != len(names):
+            raise ValidationException(f"DesiredWeightsAndCapacities names a variant more than "
+                                      f"once: {names}")
+        for wanted in changes:
+            if wanted.get("DesiredInstanceCount") == 0:
+                raise ValidationException(
+                    f"DesiredInstanceCount of variant {wanted['VariantName']!r} must be at "
+                    "least 1 for an endpoint of instance-based variants")
+
+        def change(d: dict[str, Any]) -> None:
+            if d["EndpointStatus"] != "InService":
+                raise ValidationException(f"Cannot update in-progress endpoint "
+                                          f"\"{d['EndpointArn']}\" (status "
+                                          f"{d['EndpointStatus']}).")
+            present = [v["VariantName"] for v in d.get("ProductionVariants", ())]
+            missing = [name for name in names if name not in present]
+            if missing:
+                raise ValidationException(f"The variant(s) {missing} are not present in the "
+                                          f"endpoint {EndpointName!r}; its variants are "
+                                          f"{present}")
+            d["EndpointStatus"] = "Updating"
+            d.pop("FailureReason", None)
+            record_capacity_request(resource, changes)
+        description = resource.update(change)
+        runners.signal_runner(resource, signal.SIGUSR1)
         return {"EndpointArn": description["EndpointArn"]}
 
     def delete_endpoint(self, EndpointName: str) -> dict[str, Any]:  # noqa: N803 - the service's member name

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from local_mode.cloudwatch.recorder import VariantMeter
 from local_mode.endpoints.backends import Container
 from local_mode.endpoints.http import (
     HTTPProtocolError,
@@ -110,6 +111,8 @@ class Instance:
     inflight: int = 0
     failures: int = 0
     started: float = 0.0
+    setup_counted: bool = False
+    """Its start-up time went into ModelSetupTime (a health flap does not count it again)."""
     loaded: OrderedDict[str, None] = field(default_factory=OrderedDict)
     evicted: list[str] = field(default_factory=list)
 
@@ -168,7 +171,20 @@ class Variant:
     model: ModelSpec
     instances: list[Instance] = field(default_factory=list)
     cache: ModelCache | None = None
+    meter: VariantMeter | None = None
+    """Where its invocations are counted (None: endpoint metrics are off)."""
+    desired_count: int = 0
+    """The instances it should have: the config's count, then what autoscaling or
+    UpdateEndpointWeightsAndCapacities set."""
+    weight: float = -1.0
+    """Its share of the traffic: the config's, then UpdateEndpointWeightsAndCapacities'."""
     _turn: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.desired_count:
+            self.desired_count = self.spec.instance_count
+        if self.weight < 0:
+            self.weight = self.spec.weight
 
     @property
     def name(self) -> str:
@@ -217,6 +233,17 @@ def _text(value: bytes | None) -> str | None:
     if value is None:
         return None
     return value.strip(b" \t").decode("latin-1") or None
+
+
+def _count(plan: Plan, status: int, sent: float) -> None:
+    """Count one answered invocation into its variant's meter: ``status`` is the model's (0:
+    none in time), ``sent`` when the containers were first asked."""
+    meter = plan.variant.meter
+    if meter is not None:
+        answered = time.monotonic()
+        arrived = plan.deadline - INVOCATION_TIMEOUT  # the deadline was set on arrival
+        meter.invocation(status, len(plan.variant.healthy()), answered - sent,
+                         answered - arrived)
 
 
 def container_fields(raw: dict[bytes, bytes], content_type: bytes | None,
@@ -283,14 +310,18 @@ class Router:
         there is none (nothing was sent)."""
         instance = plan.instance
         raw = request.raw
+        sent = time.monotonic()
 
         def done(response: Message | None, error: Exception | None) -> None:
             instance.inflight -= 1
             if response is not None:
-                reply(*self._answer(plan, response))
+                answer = self._answer(plan, response)
+                _count(plan, response.status, sent)
+                reply(*answer)
             elif isinstance(error, StaleConnection):  # never reached the container
                 self._spawn(request, reply, plan.deadline, set())
             elif isinstance(error, TimeoutError):
+                _count(plan, 0, sent)
                 reply(*self._timed_out(instance).render())
             else:
                 self._unanswered(instance, error)
@@ -344,7 +375,7 @@ class Router:
         target_model = _text(raw.get(TARGET_MODEL.key))
         # no await in here: the variants cannot change while a plan is made
         variants = self.variants
-        if target is None and len(variants) == 1 and variants[0].spec.weight > 0:
+        if target is None and len(variants) == 1 and variants[0].weight > 0:
             variant = variants[0]  # the usual endpoint: nothing to choose
         else:
             variant = self._choose_variant(_text(target))
@@ -375,12 +406,12 @@ class Router:
             raise RouterError("ValidationError", 400, f"The variant {target!r} does not exist "
                               f"on endpoint {self.endpoint_name!r}; variants: "
                               f"{[v.name for v in self.variants]}")
-        live = [v for v in self.variants if v.spec.weight > 0 and v.healthy()]
+        live = [v for v in self.variants if v.weight > 0 and v.healthy()]
         if not live:
             raise self._unavailable()
         if len(live) == 1:
             return live[0]
-        return random.choices(live, weights=[v.spec.weight for v in live])[0]  # noqa: S311 - a traffic split, not a secret
+        return random.choices(live, weights=[v.weight for v in live])[0]  # noqa: S311 - a traffic split, not a secret
 
     async def invoke(self, request: Message, deadline: float, tried: set[Instance],
                      plan: Plan | None = None) -> Response:
@@ -392,16 +423,24 @@ class Router:
             instance = plan.instance
             tried.add(instance)
             instance.inflight += 1
+            sent = time.monotonic()
             try:
                 response = await self._through(plan, request)
             except TimeoutError:
+                _count(plan, 0, sent)
                 raise self._timed_out(instance) from None
+            except RouterError as exc:  # a container's error before the last (or a model's)
+                status = exc.extra.get("OriginalStatusCode")
+                if isinstance(status, int):
+                    _count(plan, status, sent)
+                raise
             except _UNANSWERED as exc:
                 self._unanswered(instance, exc)
                 plan = None
                 continue
             finally:
                 instance.inflight -= 1
+            _count(plan, response.status, sent)
             return self._answer(plan, response)
 
     def _unanswered(self, instance: Instance, error: Exception | None) -> None:

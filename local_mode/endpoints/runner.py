@@ -16,6 +16,11 @@ loop:
   on the new config. If the new fleet cannot be brought up it is removed and the endpoint stays
   ``InService`` on its old config, with the reason in ``FailureReason``. Meanwhile
   ``PendingDeploymentSummary`` describes the new fleet;
+- SIGUSR1: apply the capacities and weights UpdateEndpointWeightsAndCapacities recorded;
+- once a metric period (:mod:`local_mode.endpoints.metering`): the router's counts and the
+  instances' CPU and memory become the period's datapoints, and autoscaling acts on them
+  (:meth:`EndpointRunner.scale_to`: new instances join once they answer ``/ping``, removed
+  ones drain first, so no request fails);
 - SIGTERM / SIGINT: stop routing, stop every container (SIGTERM, SIGKILL after 30 s), remove the
   work directory, exit.
 """
@@ -36,15 +41,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from local_mode.cloudwatch.recorder import MICROSECONDS, EndpointMetrics, VariantMeter
 from local_mode.docker_engine import ENDPOINT_LABEL
 from local_mode.endpoints import http
 from local_mode.endpoints.backends import Backend, Container
 from local_mode.endpoints.backends.choice import make_backend
 from local_mode.endpoints.health import load_failure
 from local_mode.endpoints.http import HTTPProtocolError, Upstream, UpstreamUnavailable
+from local_mode.endpoints.metering import Metering
 from local_mode.endpoints.router import Instance, ModelCache, Router, Variant
 from local_mode.endpoints.spec import ModelSpec, VariantSpec, variants_from_config
 from local_mode.endpoints.staging import stage_model_data
+from local_mode.endpoints.weights import capacity_request, clear_capacity_request
 from local_mode.error_text import message_of
 from local_mode.errors import ResourceNotFound
 from local_mode.runners import ENDPOINTS, runner_main
@@ -100,10 +108,10 @@ def variant_summary(variant: Variant, serving: bool) -> dict[str, Any]:
     return {"VariantName": variant.name,
             "DeployedImages": [{"SpecifiedImage": c.image or "optml-serve"}
                                for c in variant.model.containers],
-            "CurrentWeight": variant.spec.weight if serving else 0.0,
-            "DesiredWeight": variant.spec.weight,
+            "CurrentWeight": variant.weight if serving else 0.0,
+            "DesiredWeight": variant.weight,
             "CurrentInstanceCount": len(variant.healthy()),
-            "DesiredInstanceCount": variant.spec.instance_count}
+            "DesiredInstanceCount": variant.desired_count}
 
 
 async def ping(upstream: Upstream) -> tuple[bool, str | None]:
@@ -134,7 +142,12 @@ class EndpointRunner:
         self._last_replace: dict[str, float] = {}
         self._replacements: dict[asyncio.Task[None], Variant] = {}
         self._update_requested = asyncio.Event()
+        self._capacity_requested = asyncio.Event()
+        self._scaling = asyncio.Lock()
+        """Held while instances are added or removed: one capacity change at a time."""
         self.deployment: Deployment | None = None
+        self.metrics = EndpointMetrics(resource.name) if settings.local.endpoint_metrics \
+            else None
 
     # -- state -----------------------------------------------------------------------------
     def _set(self, **fields: Any) -> None:
@@ -176,6 +189,9 @@ class EndpointRunner:
                 else:
                     d[key] = value
         self.resource.update(change)
+
+    def _meter(self, variant_name: str) -> VariantMeter | None:
+        return None if self.metrics is None else self.metrics.meter(variant_name)
 
     # -- instances -------------------------------------------------------------------------
     def _model(self, name: str) -> ModelSpec:
@@ -310,8 +326,12 @@ class EndpointRunner:
                 watched.instance.failures = 0
                 if not instance.healthy:
                     instance.healthy = True
+                    setup = time.monotonic() - instance.started
                     log.info("instance %s is healthy (%.2f s after start)", instance.ident,
-                             time.monotonic() - instance.started)
+                             setup)
+                    if watched.variant.meter is not None and not instance.setup_counted:
+                        instance.setup_counted = True  # ModelSetupTime: its first time only
+                        watched.variant.meter.setup.add(setup * MICROSECONDS)
                     self._publish()
             elif instance.healthy or instance.failures:
                 instance.failures += 1
@@ -347,12 +367,108 @@ class EndpointRunner:
             await asyncio.sleep(wait)
         if self.stopping.is_set() or variant not in self.router.variants:
             return
+        if len(_live(variant)) >= variant.desired_count:  # scaled in meanwhile
+            return
         try:
             dirs = await self._stage(variant.model)
             await self._start_instance(variant, dirs)
         except DeployError as exc:  # the variant runs with one instance less; say why
             log.error("no replacement for %s: %s", watched.instance.ident, exc)
         self._publish()
+
+    # -- capacity ----------------------------------------------------------------------------
+    async def scale_to(self, variant: Variant, desired: int) -> bool:
+        """Give ``variant`` ``desired`` instances; True once done. New instances take traffic
+        only once they answer ``/ping`` (True when all of them do); removed ones -- the
+        unhealthy first, then the newest -- take no new request, finish what they have in
+        flight (within :data:`DRAIN_SECONDS`) and only then stop."""
+        async with self._scaling:
+            if variant not in self.router.variants or self.stopping.is_set():
+                return False
+            variant.desired_count = desired
+            live = _live(variant)
+            ok = True
+            if desired > len(live):
+                try:
+                    dirs = await self._stage(variant.model)
+                    started = await asyncio.gather(
+                        *(self._start_instance(variant, dirs)
+                          for _ in range(desired - len(live))), return_exceptions=True)
+                except DeployError as exc:
+                    log.error("scaling %s out: %s", variant.name, exc)
+                    return False
+                new = [i for i in started if isinstance(i, Instance)]
+                for failure in (s for s in started if isinstance(s, BaseException)):
+                    log.error("scaling %s out: %s", variant.name, failure)
+                self._publish()
+                ok = len(new) == desired - len(live) and await self._serving(variant, new)
+            elif desired < len(live):
+                leaving = sorted(live, key=lambda i: (i.healthy, -i.started))[
+                    :len(live) - desired]
+                for instance in leaving:
+                    instance.drain()
+                self._publish()
+                deadline = time.monotonic() + DRAIN_SECONDS
+                while any(i.inflight for i in leaving) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+                await asyncio.gather(*(self._retire(i) for i in leaving),
+                                     return_exceptions=True)
+                log.info("scaled %s in to %d instance(s)", variant.name, desired)
+            self._publish()
+            return ok
+
+    async def _serving(self, variant: Variant, instances: list[Instance]) -> bool:
+        """Wait until every one of ``instances`` is healthy (True) or one of them died or did
+        not pass its health check within the variant's start-up timeout (False)."""
+        deadline = time.monotonic() + variant.spec.startup_timeout
+        while True:
+            if all(i.healthy for i in instances):
+                return True
+            for instance in instances:
+                watched = self.watched.get(instance)
+                if watched is None or watched.died:
+                    return False
+            if time.monotonic() > deadline or self.stopping.is_set():
+                return False
+            await asyncio.sleep(0.01)
+
+    def _request_capacity(self) -> None:
+        self._capacity_requested.set()
+
+    async def _capacity_updates(self) -> None:
+        """Apply UpdateEndpointWeightsAndCapacities' requests (SIGUSR1), one after another."""
+        while True:
+            await self._capacity_requested.wait()
+            self._capacity_requested.clear()
+            try:
+                await self._apply_capacities()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the endpoint must leave Updating whatever happened
+                log.exception("UpdateEndpointWeightsAndCapacities failed")
+                self._publish(EndpointStatus="InService",
+                              FailureReason=f"Updating weights and capacities failed: "
+                                            f"{message_of(exc)}"[:FAILURE_REASON_CHARS])
+
+    async def _apply_capacities(self) -> None:
+        request = capacity_request(self.resource)
+        if request is None:
+            return
+        by_name = {v.name: v for v in self.router.variants}
+        results = []
+        for change in request:
+            variant = by_name.get(change["VariantName"])
+            if variant is None:
+                continue
+            if "DesiredWeight" in change:
+                variant.weight = float(change["DesiredWeight"])
+            if "DesiredInstanceCount" in change:
+                results.append(await self.scale_to(variant, int(change["DesiredInstanceCount"])))
+        clear_capacity_request(self.resource)
+        failed = not all(results)
+        self._publish(EndpointStatus="InService",
+                      FailureReason="Some instances could not be started; see the endpoint's "
+                                    "logs" if failed else None)
 
     # -- deploy / update -------------------------------------------------------------------
     async def deploy(self, deployment: Deployment) -> list[Variant]:
@@ -370,7 +486,7 @@ class EndpointRunner:
         try:
             for spec in specs:
                 model = self._model(spec.model_name)
-                variant = Variant(spec, model)
+                variant = Variant(spec, model, meter=self._meter(spec.name))
                 variants.append(variant)
                 dirs = await self._stage(model)
                 if model.multi_model:
@@ -504,10 +620,13 @@ class EndpointRunner:
         if self._on_stop is not None:
             self._on_stop(stop)
         loop.add_signal_handler(signal.SIGHUP, self._request_update)
+        loop.add_signal_handler(signal.SIGUSR1, self._request_capacity)
         port = await self.router.start()
         self._set(RouterPort=port)
         supervisor = asyncio.ensure_future(self.supervise())
         updates: asyncio.Task[None] | None = None
+        capacities: asyncio.Task[None] | None = None
+        metering: asyncio.Task[None] | None = None
         try:
             description = self.resource.describe()
             self.deployment = Deployment(description["EndpointConfigName"],
@@ -523,17 +642,26 @@ class EndpointRunner:
             self._publish(EndpointStatus="InService", PendingDeploymentSummary=None)
             self._update_requested.set()  # an update signalled while we were creating
             updates = asyncio.ensure_future(self._updates())
+            self._capacity_requested.set()  # likewise
+            capacities = asyncio.ensure_future(self._capacity_updates())
+            if self.metrics is not None:
+                metering = asyncio.ensure_future(Metering(self).run())
             await self.stopping.wait()
         finally:
             self.stopping.set()
             await self.router.stop()
-            for task in (updates, *self._replacements):
-                if task is not None:
-                    task.cancel()
-            await asyncio.gather(*(t for t in (updates, *self._replacements) if t is not None),
-                                 return_exceptions=True)
+            tasks = [t for t in (updates, capacities, metering, *self._replacements)
+                     if t is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await supervisor
             await asyncio.gather(*(self._retire(i) for i in list(self.watched)))
+
+
+def _live(variant: Variant) -> list[Instance]:
+    """The variant's instances that count towards its capacity: started, not leaving."""
+    return [i for i in variant.instances if not (i.retired or i.draining)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

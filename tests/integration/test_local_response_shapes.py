@@ -189,6 +189,14 @@ def _walk_serving(sm: Any, rt: Any, local: Local, tmp_path: Path, data: Path) ->
     sm.describe_endpoint(EndpointName="shape-endpoint")  # Updating (or already done)
     local.wait_status("shape-endpoint", "InService")
     sm.describe_endpoint(EndpointName="shape-endpoint")
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName="shape-endpoint", DesiredWeightsAndCapacities=[
+            {"VariantName": "AllTraffic", "DesiredInstanceCount": 2, "DesiredWeight": 0.5}])
+    sm.describe_endpoint(EndpointName="shape-endpoint")  # Updating (or already done)
+    local.wait_status("shape-endpoint", "InService")
+    described = sm.describe_endpoint(EndpointName="shape-endpoint")
+    assert described["ProductionVariants"][0]["CurrentInstanceCount"] == 2
+    assert described["ProductionVariants"][0]["DesiredWeight"] == 0.5
     sm.list_endpoints()
 
     for name in ("shape-transform", "shape-transform-stopped"):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from local_mode.endpoints.spec import ContainerSpec
+from local_mode.endpoints.usage import Usage
 
 STOP_GRACE_SECONDS = 30.0
 """The service's stop: SIGTERM, then SIGKILL 30 s later."""
@@ -42,6 +43,10 @@ class Container(Protocol):
     def kill(self) -> None: ...
 
     def log_tail(self, lines: int = 20) -> str: ...
+
+    def usage(self) -> Usage | None:
+        """CPU time and memory the container has used (None: not known now); blocking, so
+        called off the event loop."""
 
     def model_url(self, directory: Path) -> str:
         """The ``url`` of a multi-model ``POST /models`` for a model extracted (on this side)

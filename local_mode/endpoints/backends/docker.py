@@ -55,6 +55,7 @@ from local_mode.endpoints.backends.files import (
     remove_instance_socket,
 )
 from local_mode.endpoints.spec import ContainerSpec
+from local_mode.endpoints.usage import Usage, docker_stats_usage
 from local_mode.errors import BackendUnsupported
 from local_mode.instance_types import Machine, ResourceLimits, limits_for
 from local_mode.log_times import append_line, times_path
@@ -198,6 +199,17 @@ class DockerServeContainer:
 
     def log_tail(self, lines: int = 20) -> str:
         return log_tail(self.log_path, lines)
+
+    def usage(self) -> Usage | None:
+        """The engine's one-shot stats of the container (None once it has exited)."""
+        if self._exited.is_set():
+            return None
+        try:
+            stats = self._client.api.stats(self.container_id, stream=False, one_shot=True)
+        except Exception as exc:  # noqa: BLE001 - gone meanwhile, or the engine is busy
+            log.debug("%s: stats: %s", self.hostname, exc)
+            return None
+        return docker_stats_usage(stats)
 
     def model_url(self, directory: Path) -> str:
         """Where the container sees ``directory`` (a model under the mounted model cache)."""

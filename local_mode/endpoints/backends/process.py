@@ -30,7 +30,9 @@ from local_mode.endpoints.backends.files import (
     remove_instance_socket,
 )
 from local_mode.endpoints.spec import ContainerSpec
+from local_mode.endpoints.usage import Usage, process_group_usage
 from local_mode.errors import BackendUnsupported
+from local_mode.instance_types import Machine, instance_memory
 from local_mode.log_times import append_line, times_path
 from local_mode.loopback import LOOPBACK, free_port
 from local_mode.state import append_private, make_private_dir
@@ -67,6 +69,8 @@ class ServeProcess:
     """A private temporary directory made for ``unix_socket`` (removed with it), if any."""
     copier: threading.Thread | None = None
     """The thread that appends the process's output to ``log_path`` with each line's time."""
+    memory_limit: int = 0
+    """The memory its instance type has (capped to the machine's), for MemoryUtilization."""
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -115,6 +119,12 @@ class ServeProcess:
     def model_url(self, directory: Path) -> str:
         return str(directory)
 
+    def usage(self) -> Usage | None:
+        """The server's and its workers' CPU time and memory (its process group)."""
+        if not self.alive():
+            return None
+        return process_group_usage(self.popen.pid, self.memory_limit)
+
 
 def copy_output(popen: subprocess.Popen[bytes], log_path: Path) -> None:
     """Append the process's output to ``log_path`` line by line, each line's time beside it
@@ -150,6 +160,7 @@ class ProcessBackend:
     def __init__(self, environ: Mapping[str, str], python: str = sys.executable) -> None:
         self.environ = environ
         self.python = python
+        self.machine = Machine.current()
 
     def check(self, container: ContainerSpec, model_dir: Path) -> None:
         if not _has_code(container, model_dir):
@@ -164,8 +175,9 @@ class ProcessBackend:
     def start(self, container: ContainerSpec, model_dir: Path, workdir: Path,
               environment: Mapping[str, str], log_path: Path, *,
               instance_type: str = "local", position: int = 0) -> ServeProcess:
-        """``instance_type`` is not enforced (no limits on a plain process); each process gets
-        its own free port, so ``position`` needs no port of its own either."""
+        """``instance_type`` is not enforced (no limits on a plain process; it only sizes
+        MemoryUtilization); each process gets its own free port, so ``position`` needs no
+        port of its own either."""
         workdir.mkdir(parents=True, exist_ok=True)
         link = workdir / "model"
         if not link.is_symlink() and not link.exists():
@@ -200,7 +212,8 @@ class ProcessBackend:
                                   name=f"log-{container.hostname}", daemon=True)
         copier.start()
         return ServeProcess(container.hostname, port, popen, log_path, unix_socket=unix_socket,
-                            socket_dir=socket_dir, copier=copier)
+                            socket_dir=socket_dir, copier=copier,
+                            memory_limit=instance_memory(instance_type, self.machine))
 
     def close(self) -> None:
         """Nothing to remove: every process was stopped (and dies with its runner anyway)."""
