@@ -19,6 +19,7 @@ the toolkit never names this package and an install without it simply has no suc
                    ``stop-processing-job``
 ``endpoints``      ``deploy``, ``invoke``, ``delete-endpoint``, ``transform``
 ``housekeeping``   ``ps``, ``prune``
+``cost``           ``cost``: what each job, transform and endpoint would cost on the service
 ``api``            ``api``: the service's wire API on 127.0.0.1 for unchanged SDK/boto3/CLI code
 ``image_check``    ``optml check IMAGE``
 =================  ===========================================================================
@@ -31,13 +32,14 @@ from __future__ import annotations
 
 import click
 
-from local_mode.cli import api, endpoints, housekeeping, processing, resources, training
+from local_mode.cli import api, cost, endpoints, housekeeping, processing, resources, training
 from local_mode.cli.errors import OneLineGroup
 from local_mode.cli.image_check import check
 
 local: click.Group = OneLineGroup(
     "local", commands=[*training.COMMANDS, *processing.COMMANDS, *endpoints.COMMANDS,
-                       *resources.GROUPS, *housekeeping.COMMANDS, *api.COMMANDS],
+                       *resources.GROUPS, *housekeeping.COMMANDS, *cost.COMMANDS,
+                       *api.COMMANDS],
     help="Run training jobs, processing jobs, endpoints and batch transform locally, exactly as "
          "the service would. Every command takes --state-dir (default: OPTML_LOCAL_STATE_DIR, "
          "else ~/.optml/local); create commands take --backend (default: OPTML_LOCAL_BACKEND, "
