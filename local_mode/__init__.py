@@ -10,7 +10,8 @@ if TYPE_CHECKING:
 
 
 def client(service_name: str, **kwargs: Any) -> Any:
-    """A local client for ``service_name`` ("sagemaker", "sagemaker-runtime", "logs" or "sts"),
+    """A local client for ``service_name`` ("sagemaker", "sagemaker-runtime", "logs",
+    "cloudwatch", "application-autoscaling" or "sts"),
     shaped like boto3's: it takes boto3's client arguments (``region_name``, ``config``,
     credentials, ...) besides local mode's own (``settings``, ``state_dir``; ``backend`` for
     "sagemaker")."""

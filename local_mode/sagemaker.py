@@ -1,4 +1,5 @@
-"""Clients shaped like boto3's ``sagemaker``, ``sagemaker-runtime``, ``logs`` and ``sts`` clients.
+"""Clients shaped like boto3's ``sagemaker``, ``sagemaker-runtime``, ``logs``, ``cloudwatch``,
+``application-autoscaling`` and ``sts`` clients.
 
 Code written for the service runs locally by swapping the client::
 
@@ -10,8 +11,10 @@ Method names, request shapes, response shapes, errors, waiters and paginators ar
 from the API model inside botocore (see :mod:`local_mode.client_base`). Each resource kind's
 operations live in :mod:`local_mode.api`; this module composes them. :func:`client` also serves
 ``"sagemaker-runtime"`` (:mod:`local_mode.runtime`), ``"logs"`` (the local jobs' logs as
-CloudWatch Logs serves them, :mod:`local_mode.cloudwatch_logs`) and ``"sts"`` (the local
-caller's identity, :mod:`local_mode.sts`), so code that makes all four from one factory runs
+CloudWatch Logs serves them, :mod:`local_mode.cloudwatch_logs`), ``"cloudwatch"`` (endpoint and
+training metrics, alarms: :mod:`local_mode.cloudwatch.client`), ``"application-autoscaling"``
+(scaling endpoint variants: :mod:`local_mode.autoscaling.client`) and ``"sts"`` (the local
+caller's identity, :mod:`local_mode.sts`), so code that makes them all from one factory runs
 locally too.
 """
 
@@ -24,7 +27,9 @@ from local_mode.api.processing import ProcessingAPI
 from local_mode.api.tags import TagsAPI
 from local_mode.api.training import TrainingAPI
 from local_mode.api.transform import TransformAPI
+from local_mode.autoscaling.client import ApplicationAutoScalingClient
 from local_mode.client_base import arn
+from local_mode.cloudwatch.client import CloudWatchClient
 from local_mode.cloudwatch_logs import LogsClient
 from local_mode.runtime import RuntimeClient
 from local_mode.sts import StsClient
@@ -40,18 +45,20 @@ class SageMakerClient(TrainingAPI, ProcessingAPI, EndpointsAPI, TransformAPI, Ta
     boto3's client arguments (:class:`local_mode.client_base.LocalClient`)."""
 
 
+CLIENTS: dict[str, type[Any]] = {
+    "sagemaker": SageMakerClient, "sagemaker-runtime": RuntimeClient, "logs": LogsClient,
+    "cloudwatch": CloudWatchClient, "application-autoscaling": ApplicationAutoScalingClient,
+    "sts": StsClient}
+"""Every service local mode answers, by boto3's service name."""
+
+
 def client(service_name: str, **kwargs: Any) -> Any:
-    """``local_mode.client(name)`` for ``"sagemaker"``, ``"sagemaker-runtime"``, ``"logs"`` (the
-    local jobs' logs as CloudWatch Logs serves them) or ``"sts"`` (the local caller's identity),
-    taking boto3's client arguments (``region_name``, ``config``, credentials, ...) besides
-    local mode's own (``settings``, ``state_dir``; ``backend`` for ``"sagemaker"``)."""
-    if service_name == "sagemaker":
-        return SageMakerClient(**kwargs)
-    if service_name == "sagemaker-runtime":
-        return RuntimeClient(**kwargs)
-    if service_name == "logs":
-        return LogsClient(**kwargs)
-    if service_name == "sts":
-        return StsClient(**kwargs)
-    raise ValueError(f"unknown local service {service_name!r}; expected 'sagemaker', "
-                     "'sagemaker-runtime', 'logs' or 'sts'")
+    """``local_mode.client(name)`` for a service of :data:`CLIENTS` (``"sagemaker"``,
+    ``"sagemaker-runtime"``, ``"logs"``, ``"cloudwatch"``, ``"application-autoscaling"``,
+    ``"sts"``), taking boto3's client arguments (``region_name``, ``config``, credentials, ...)
+    besides local mode's own (``settings``, ``state_dir``; ``backend`` for ``"sagemaker"``)."""
+    made = CLIENTS.get(service_name)
+    if made is None:
+        raise ValueError(f"unknown local service {service_name!r}; expected one of "
+                         f"{', '.join(repr(name) for name in CLIENTS)}")
+    return made(**kwargs)

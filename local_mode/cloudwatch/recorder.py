@@ -3,7 +3,8 @@
 Per production variant and per period (``OPTML_LOCAL_METRIC_PERIOD_SECONDS``), in the
 ``AWS/SageMaker`` namespace with dimensions ``EndpointName`` and ``VariantName``:
 
-- ``Invocations``: 1 for each request routed to one of the variant's instances;
+- ``Invocations``: 1 for each request routed to one of the variant's instances (0 in a period
+  without any while the variant serves);
 - ``InvocationsPerInstance``: 1/n for each, n being the variant's serving instances then;
 - ``ModelLatency``: microseconds the containers took to answer (every container of a pipeline);
 - ``OverheadLatency``: microseconds from the request's arrival to its answer, less the above;
@@ -22,6 +23,7 @@ turns them into :class:`~local_mode.cloudwatch.datums.Datum` statistic sets.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from local_mode.cloudwatch.datums import (
@@ -104,10 +106,12 @@ class EndpointMetrics:
             meter = self._meters[variant_name] = VariantMeter()
         return meter
 
-    def flush(self, start: float, period: float) -> list[Datum]:
+    def flush(self, start: float, period: float,
+              serving: Collection[str] = ()) -> list[Datum]:
         """The datums of the period that began at ``start`` (epoch seconds), and a fresh count
-        for the next one. A variant with nothing in the period writes nothing, as a metric
-        nobody published has no datapoint."""
+        for the next one. A variant in ``serving`` that had no request writes 0 for its
+        invocation counts (the service reports an idle endpoint as 0 invocations, which is what
+        lets target tracking scale it in); any other metric nobody published has no datum."""
         datums: list[Datum] = []
         for name, live in list(self._meters.items()):
             meter = live.take()
@@ -120,6 +124,11 @@ class EndpointMetrics:
                                         float(stats.count), stats.total, stats.low,
                                         stats.high, unit))
 
+            if not meter.invocations and name in serving:
+                for metric in ("Invocations", "InvocationsPerInstance", "Invocation4XXErrors",
+                               "Invocation5XXErrors"):
+                    datums.append(Datum(SAGEMAKER_NAMESPACE, metric, dims, start, period, 1.0,
+                                        0.0, 0.0, 0.0, "None"))
             if meter.invocations:
                 count = float(meter.invocations)
                 datums.append(Datum(SAGEMAKER_NAMESPACE, "Invocations", dims, start, period,

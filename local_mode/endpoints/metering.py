@@ -92,7 +92,8 @@ class Metering:
             self.writer.close()
 
     async def _publish(self, start: float) -> None:
-        datums = self.metrics.flush(start, self.period)
+        serving = {v.name for v in self.runner.router.variants if v.healthy()}
+        datums = self.metrics.flush(start, self.period, serving)
         await asyncio.get_running_loop().run_in_executor(None, self._write, datums)
         self.recent.extend(datums)
         horizon = start - self._keep

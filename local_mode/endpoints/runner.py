@@ -44,8 +44,10 @@ from typing import Any
 from local_mode.cloudwatch.recorder import MICROSECONDS, EndpointMetrics, VariantMeter
 from local_mode.docker_engine import ENDPOINT_LABEL
 from local_mode.endpoints import http
+from local_mode.endpoints.autoscaler import Autoscaler
 from local_mode.endpoints.backends import Backend, Container
 from local_mode.endpoints.backends.choice import make_backend
+from local_mode.endpoints.capacity import CapacityLog, capacity_file
 from local_mode.endpoints.health import load_failure
 from local_mode.endpoints.http import HTTPProtocolError, Upstream, UpstreamUnavailable
 from local_mode.endpoints.metering import Metering
@@ -148,6 +150,7 @@ class EndpointRunner:
         self.deployment: Deployment | None = None
         self.metrics = EndpointMetrics(resource.name) if settings.local.endpoint_metrics \
             else None
+        self.capacity_log = CapacityLog(capacity_file(resource))
 
     # -- state -----------------------------------------------------------------------------
     def _set(self, **fields: Any) -> None:
@@ -255,6 +258,7 @@ class EndpointRunner:
         variant.instances.append(instance)
         self.watched[instance] = Watched(instance, variant,
                                          [Upstream(c.host, c.port) for c in containers])
+        self._record_capacity(variant)
         log.info("started instance %s on port(s) %s", ident, [c.port for c in containers])
         return instance
 
@@ -269,6 +273,20 @@ class EndpointRunner:
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(None, c.stop, grace)
                                for c in instance.containers))
+        if watched is not None:  # billed until it has stopped
+            self._record_capacity(watched.variant)
+
+    def _record_capacity(self, variant: Variant) -> None:
+        """Log how many instances of ``variant``'s name and type run now (every fleet's):
+        what hosting is billed on."""
+        key = (variant.name, variant.spec.instance_type)
+        count = sum(1 for w in self.watched.values()
+                    if (w.variant.name, w.variant.spec.instance_type) == key)
+        try:
+            self.capacity_log.record(variant.name, variant.spec.instance_type, count,
+                                     time.time())
+        except OSError as exc:  # the endpoint keeps serving; its cost estimate is short
+            log.warning("could not record the endpoint's instance count: %s", exc)
 
     def _suspect(self, instance: Instance) -> None:
         """The router got no response from ``instance``: check it now, not in 2 s."""
@@ -645,7 +663,9 @@ class EndpointRunner:
             self._capacity_requested.set()  # likewise
             capacities = asyncio.ensure_future(self._capacity_updates())
             if self.metrics is not None:
-                metering = asyncio.ensure_future(Metering(self).run())
+                scaler = Autoscaler(self, self.resource.name, self.store.root,
+                                    self.settings.local.metric_period_seconds)
+                metering = asyncio.ensure_future(Metering(self, scaler).run())
             await self.stopping.wait()
         finally:
             self.stopping.set()
