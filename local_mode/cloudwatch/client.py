@@ -195,7 +195,7 @@ class CloudWatchClient(StateDirClient):
         response: dict[str, Any] = {"MetricAlarms": [self._metric_alarm(r) for r in page],
                                     "CompositeAlarms": [], "LogAlarms": []}
         if len(records) > limit:
-            response["NextToken"] = _encode_token(page[-1].alarm.name)
+            response["NextToken"] = _encode_token(json.dumps({"after": page[-1].alarm.name}))
         return response
 
     def describe_alarms_for_metric(self, **request: Any) -> dict[str, Any]:
@@ -294,8 +294,9 @@ def _decode_token(token: str) -> str:
 def _list_token(token: str) -> str:
     try:
         text = _decode_token(token)
-        json.loads(text)
-    except (ValueError, binascii.Error):
+        if not isinstance(json.loads(text), list):
+            raise TypeError(text)
+    except (ValueError, TypeError, binascii.Error):
         raise query.InvalidParameterValue("The value for parameter NextToken is invalid: it "
                                           "was not returned by ListMetrics.") from None
     return text
@@ -303,8 +304,11 @@ def _list_token(token: str) -> str:
 
 def _alarm_token(token: str) -> str:
     try:
-        return _decode_token(token)
-    except (ValueError, binascii.Error):
+        after = json.loads(_decode_token(token))["after"]
+        if not isinstance(after, str):
+            raise TypeError(after)
+        return after
+    except (ValueError, KeyError, TypeError, binascii.Error):
         raise query.InvalidNextToken("The service cannot process the NextToken: it was not "
                                      "returned by DescribeAlarms.") from None
 

@@ -17,10 +17,13 @@ Reading is cheap to narrow: a query that names a namespace and an ``EndpointName
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from local_mode.cloudwatch.datums import (
     ENDPOINT_INSTANCE_NAMESPACE,
@@ -72,7 +75,9 @@ def training_datums(resource: ResourceDir) -> Iterator[Datum]:
     a point is skipped, as a torn one may be while the job writes)."""
     try:
         series = read_series(resource.metrics_file)
-    except (OSError, ValueError):
+    except ValueError:  # a line being written right now: read the whole ones
+        series = _whole_points(resource.metrics_file)
+    except OSError:
         return
     dimensions = (("Host", f"{resource.name}/{TRAINING_HOST}"),)
     for point in series:
@@ -85,6 +90,20 @@ def training_datums(resource: ResourceDir) -> Iterator[Datum]:
         if math.isfinite(value):
             yield Datum.of_values(TRAINING_NAMESPACE, name, dimensions, float(math.floor(at)),
                                   TRAINING_PERIOD, [value])
+
+
+def _whole_points(path: Path) -> list[dict[str, Any]]:
+    points = []
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                with contextlib.suppress(ValueError):
+                    point = json.loads(line)
+                    if isinstance(point, dict):
+                        points.append(point)
+    except OSError:
+        return []
+    return points
 
 
 def _resources(store: StateStore, kind: str, name: str | None) -> list[ResourceDir]:
