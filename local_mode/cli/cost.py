@@ -25,7 +25,7 @@ import click
 
 from local_mode.cli.errors import EXIT_INVALID, fail
 from local_mode.cli.kinds import BY_COMMAND, in_words
-from local_mode.cli.options import sagemaker_client, settings, state_dir_option
+from local_mode.cli.options import complete_names, sagemaker_client, settings, state_dir_option
 from local_mode.cli.output import output_option, print_json
 from local_mode.cli.table import print_table
 
@@ -38,6 +38,15 @@ if TYPE_CHECKING:
 
 COSTED = ("training-jobs", "processing-jobs", "transform-jobs", "endpoints")
 """The kinds that cost money, in the order they are shown."""
+
+
+def complete_costed(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of NAME: the names of every kind ``cost`` prices, each once."""
+    found: dict[str, Any] = {}
+    for kind in COSTED:
+        for item in complete_names(kind)(ctx, param, incomplete):
+            found.setdefault(item.value, item)
+    return list(found.values())
 
 
 def estimate_of(client: SageMakerClient, kind: str, name: str, table: PriceTable,
@@ -200,7 +209,7 @@ def _table_line(table: PriceTable) -> str:
 
 # -- the command ---------------------------------------------------------------------------------
 @click.command("cost", short_help="What each job, transform and endpoint would cost.")
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=complete_costed)
 @click.option("--kind", "kinds", multiple=True, type=click.Choice(COSTED),
               help="Only these kinds (repeatable; default: all four).")
 @click.option("--region", default=None, metavar="REGION",

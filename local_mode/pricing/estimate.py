@@ -31,15 +31,17 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from local_mode import runners
 from local_mode.endpoints.capacity import CapacityChange, counts_at, instance_seconds
 from local_mode.pricing.table import Missing, Price, PriceTable
 
 SECONDS_PER_HOUR = Decimal(3600)
 HOURS_PER_MONTH = Decimal(730)
 """A GB-month of storage as GB-hours: AWS's pricing convention of 730 hours a month."""
-JOB_LIVE = frozenset({"InProgress", "Stopping"})
-ENDPOINT_LIVE = frozenset({"Creating", "Updating", "InService", "SystemUpdating",
-                           "RollingBack"})
+JOB_LIVE = runners.TRAINING.live
+"""A job's statuses while it runs (the same for the three kinds of job)."""
+ENDPOINT_LIVE = runners.ENDPOINTS.live
+"""An endpoint's statuses while its instances run."""
 
 TRAINING, PROCESSING, TRANSFORM, ENDPOINT = ("training-jobs", "processing-jobs",
                                              "transform-jobs", "endpoints")

@@ -241,3 +241,16 @@ def test_a_damaged_capacity_log_makes_that_endpoint_unknown(state: Path) -> None
     assert found["ep"]["Cost"] is None
     assert "capacity log cannot be read" in found["ep"]["Unknown"][0]
     assert found["train-a"]["Cost"] is not None
+
+
+def test_names_complete_across_the_kinds_it_prices(state: Path) -> None:
+    import click
+
+    from local_mode.cli.cost import complete_costed, cost
+
+    ctx = click.Context(cost)
+    ctx.params["state_dir"] = state
+    param = cost.params[0]
+    assert [i.value for i in complete_costed(ctx, param, "")] == \
+        ["train-a", "train-spot", "proc", "batch", "ep"]
+    assert [i.value for i in complete_costed(ctx, param, "tr")] == ["train-a", "train-spot"]
