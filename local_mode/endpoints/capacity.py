@@ -81,6 +81,13 @@ class CapacityLog:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
+    def create(self) -> None:
+        """Create the log, empty, if there is none (idempotent). A runner calls this when it
+        starts, before any instance: an endpoint with a log, even an empty one, has its
+        instance time recorded from the start, while one without a log predates the log and is
+        estimated from its config instead (:func:`local_mode.pricing.estimate.endpoint`)."""
+        append_private(self.path).close()
+
     def record(self, variant_name: str, instance_type: str, count: int, when: float) -> None:
         """From ``when`` on, ``count`` instances of ``instance_type`` run for ``variant_name``
         (all its fleets of that type together). ValueError for a negative count, an empty name

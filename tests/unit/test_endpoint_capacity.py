@@ -42,6 +42,16 @@ def test_no_file_is_no_record(tmp_path: Path) -> None:
     assert read_capacity(tmp_path / "capacity.jsonl") == []
 
 
+def test_create_makes_an_empty_private_log_and_keeps_an_existing_one(tmp_path: Path) -> None:
+    path = tmp_path / "capacity.jsonl"
+    log = CapacityLog(path)
+    log.create()
+    assert path.read_bytes() == b"" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    log.record("v", M5, 1, 5.0)
+    log.create()
+    assert read_capacity(path) == [CapacityChange(5.0, "v", M5, 1)]
+
+
 @pytest.mark.parametrize(("variant", "instance_type", "count", "when"), [
     ("", M5, 1, 1.0), ("v", "", 1, 1.0), ("v", M5, -1, 1.0), ("v", M5, 1.5, 1.0),
     ("v", M5, True, 1.0), ("v", M5, 1, float("nan")), ("v", M5, 1, float("inf")),
