@@ -641,6 +641,10 @@ class EndpointRunner:
         loop.add_signal_handler(signal.SIGUSR1, self._request_capacity)
         port = await self.router.start()
         self._set(RouterPort=port)
+        try:  # an endpoint that never starts an instance is billed for none, and says so
+            self.capacity_log.create()
+        except OSError as exc:
+            log.warning("could not create the endpoint's capacity log: %s", exc)
         supervisor = asyncio.ensure_future(self.supervise())
         updates: asyncio.Task[None] | None = None
         capacities: asyncio.Task[None] | None = None
