@@ -133,9 +133,9 @@ def _plot(points: Sequence[dict[str, Any]], plot_file: Path, title: str) -> None
 def _training(name: str, resource: ResourceDir, plot_file: Path | None, output: str,
               start: float | None) -> None:
     """Every metric point MetricDefinitions extracted from the job's log (since ``start``)."""
-    from local_mode.training.metrics import read_series
+    from local_mode.cloudwatch.sources import training_points
 
-    series = read_series(resource.metrics_file)
+    series = training_points(resource.metrics_file)
     if start is not None:
         series = [p for p in series
                   if datetime.fromisoformat(str(p["Timestamp"])).timestamp() >= start]

@@ -74,9 +74,7 @@ def training_datums(resource: ResourceDir) -> Iterator[Datum]:
     """One training job's MetricDefinitions series as datums (a point each; a line that is not
     a point is skipped, as a torn one may be while the job writes)."""
     try:
-        series = read_series(resource.metrics_file)
-    except ValueError:  # a line being written right now: read the whole ones
-        series = _whole_points(resource.metrics_file)
+        series = training_points(resource.metrics_file)
     except OSError:
         return
     dimensions = (("Host", f"{resource.name}/{TRAINING_HOST}"),)
@@ -90,6 +88,15 @@ def training_datums(resource: ResourceDir) -> Iterator[Datum]:
         if math.isfinite(value):
             yield Datum.of_values(TRAINING_NAMESPACE, name, dimensions, float(math.floor(at)),
                                   TRAINING_PERIOD, [value])
+
+
+def training_points(path: Path) -> list[dict[str, Any]]:
+    """A training job's series (:func:`local_mode.training.metrics.read_series`), read while
+    the job may be writing its last line: a line not yet whole is left out."""
+    try:
+        return read_series(path)
+    except ValueError:
+        return _whole_points(path)
 
 
 def _whole_points(path: Path) -> list[dict[str, Any]]:
@@ -134,4 +141,4 @@ def datums(store: StateStore, namespace: str | None = None,
 
 __all__ = ["ENDPOINT_NAMESPACES", "TRAINING_HOST", "TRAINING_PERIOD", "custom_datums",
            "custom_metrics_file", "datums", "endpoint_datums", "training_datums",
-           "write_custom"]
+           "training_points", "write_custom"]

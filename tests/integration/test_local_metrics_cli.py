@@ -144,6 +144,11 @@ def test_a_training_jobs_points_as_before(state: tuple[Path, float]) -> None:
     since = datetime.fromtimestamp(first + 1, timezone.utc).isoformat()
     recent = optml(root, "job", "-o", "json", "--since", since).stdout.splitlines()
     assert [json.loads(line)["Value"] for line in recent] == [0.4, 0.2]
+    with (root / "training-jobs" / "job" / "metrics.jsonl").open("a") as series:
+        series.write('{"MetricName": "loss", "Val')  # the job is writing its next point
+    running = optml(root, "job", "-o", "json")
+    assert running.returncode == 0, running.stderr
+    assert [json.loads(line)["Value"] for line in running.stdout.splitlines()] == [0.8, 0.4, 0.2]
 
 
 def test_names_that_are_nothing_or_both(state: tuple[Path, float]) -> None:
