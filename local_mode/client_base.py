@@ -98,8 +98,8 @@ class LocalClient:
         self.account_id = aws_account_id or DEFAULT_ACCOUNT
         self.meta = ClientMeta(self.SERVICE, region, config or Config(region_name=region),
                                dict(self.OPERATIONS))
-        declared = tuple(shape.name for shape in self.meta.service_model.error_shapes)
-        self.exceptions = ExceptionsNamespace(declared + self.UNDECLARED_ERRORS)
+        self.exceptions = ExceptionsNamespace.of_model(self.meta.service_model,
+                                                       self.UNDECLARED_ERRORS)
 
     @classmethod
     def method_of(cls, operation: str) -> str | None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
 from botocore.exceptions import ClientError
+from botocore.model import ServiceModel
 
 
 class LocalModeError(ClientError):
@@ -135,15 +137,30 @@ def error_class(code: str) -> type[LocalModeError]:
 
 class ExceptionsNamespace:
     """``client.exceptions.X`` as boto3 clients expose them: every error the service's API model
-    declares, plus ``ClientError``, ``from_code`` and the undeclared codes local mode raises
-    (``ValidationException``, which the service raises without declaring it)."""
+    declares, by its shape's name, plus ``ClientError``, ``from_code`` and the undeclared codes
+    local mode raises (``ValidationException``, which the service raises without declaring it).
+
+    A shape's class is the one for the code the service sends, which the model may spell apart
+    from the shape (cloudwatch's ``InvalidParameterValueException`` is sent as
+    ``InvalidParameterValue``), so ``except client.exceptions.X`` catches what is raised."""
 
     ClientError = ClientError
 
-    def __init__(self, codes: tuple[str, ...]) -> None:
-        for code in codes:
-            setattr(self, code, error_class(code))
+    def __init__(self, codes: Mapping[str, str]) -> None:
+        """``codes``: ``{name on the namespace: error code sent}``."""
+        self._by_code: dict[str, Any] = {}
+        for name, code in codes.items():
+            made = error_class(code)
+            setattr(self, name, made)
+            self._by_code.setdefault(code, made)
+
+    @classmethod
+    def of_model(cls, model: ServiceModel, undeclared: tuple[str, ...] = ()
+                 ) -> ExceptionsNamespace:
+        codes = {shape.name: (shape.metadata.get("error") or {}).get("code", shape.name)
+                 for shape in model.error_shapes}
+        return cls({**codes, **{code: code for code in undeclared}})
 
     def from_code(self, code: str) -> Any:
-        return getattr(self, code, ClientError)
+        return self._by_code.get(code, ClientError)
 

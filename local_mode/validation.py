@@ -20,7 +20,9 @@ from local_mode.errors import ValidationException, error_class
 
 LOCAL_INSTANCE_TYPES = frozenset({"local", "local_gpu"})
 INVALID_REQUEST = {"sagemaker": "ValidationException", "sagemaker-runtime": "ValidationError",
-                   "logs": "InvalidParameterException", "sts": "ValidationError"}
+                   "logs": "InvalidParameterException", "sts": "ValidationError",
+                   "cloudwatch": "ValidationError",
+                   "application-autoscaling": "ValidationException"}
 """Each service's error code for a request that breaks its model's constraints."""
 
 

@@ -29,9 +29,6 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
-from botocore.model import ServiceModel
-
 from local_mode.client_base import StateDirClient
 from local_mode.cloudwatch import query, sources
 from local_mode.cloudwatch.alarms import (
@@ -43,7 +40,7 @@ from local_mode.cloudwatch.alarms import (
     ResourceNotFound,
 )
 from local_mode.cloudwatch.datums import Datum, Dimensions, dimensions_of
-from local_mode.errors import ExceptionsNamespace, error_class
+from local_mode.errors import error_class
 from toolkit.settings import Settings
 
 SERVICE = "cloudwatch"
@@ -61,24 +58,6 @@ InvalidFormat = error_class("InvalidFormat")
 MetricKey = tuple[str, str, Dimensions]
 
 
-class CloudWatchExceptions(ExceptionsNamespace):
-    """``client.exceptions`` as boto3's ``cloudwatch`` client has it: each error shape of the
-    model by its name, its class the one for the code the service sends (the model's
-    ``InvalidParameterValueException`` is sent as ``InvalidParameterValue``)."""
-
-    def __init__(self, model: ServiceModel) -> None:
-        super().__init__(())
-        self._by_code: dict[str, Any] = {}
-        for shape in model.error_shapes:
-            code = (shape.metadata.get("error") or {}).get("code", shape.name)
-            cls = error_class(code)
-            setattr(self, shape.name, cls)
-            self._by_code.setdefault(code, cls)
-
-    def from_code(self, code: str) -> Any:
-        return self._by_code.get(code, ClientError)
-
-
 class CloudWatchClient(StateDirClient):
     """The local ``cloudwatch`` client (see the module's docstring). ``settings`` and
     ``state_dir`` are local mode's own arguments, ``clock`` (epoch seconds) is for tests; the
@@ -90,7 +69,6 @@ class CloudWatchClient(StateDirClient):
                  state_dir: str | Path | None = None, clock: Callable[[], float] | None = None,
                  **client_args: Any) -> None:
         super().__init__(settings, state_dir=state_dir, **client_args)
-        self.exceptions = CloudWatchExceptions(self.meta.service_model)
         self._clock = clock or time.time
         self.alarms = AlarmStore(self.store.root, self._clock)
 
@@ -375,4 +353,4 @@ def _custom_datum(namespace: str, item: Mapping[str, Any], number: int, now: flo
                  min(values), max(values), unit)
 
 
-__all__ = ["CloudWatchClient", "CloudWatchExceptions", "InvalidFormat"]
+__all__ = ["CloudWatchClient", "InvalidFormat"]

@@ -28,31 +28,51 @@ class Usage:
     memory_limit: int
 
 
-def process_group_usage(pgid: int, memory_limit: int) -> Usage | None:
-    """The summed CPU time and resident memory of process group ``pgid`` (a server and its
-    workers), from ``/proc``; None when the group is gone or there is no procfs."""
+def process_tree_usage(pid: int, memory_limit: int) -> Usage | None:
+    """The summed CPU time and resident memory of process ``pid`` and its descendants (a
+    server and its workers), from ``/proc``; None when it is gone or there is no procfs.
+
+    Descendants are found through each thread's ``children`` list, so a reading opens a few
+    files per process of the tree rather than every process on the machine."""
     cpu = 0.0
     rss = 0
     found = False
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return None
-    for entry in entries:
-        if not entry.isdigit():
+    pending = [pid]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
             continue
+        seen.add(current)
         try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
+            with open(f"/proc/{current}/stat", "rb") as handle:
                 fields = handle.read().rsplit(b")", 1)[1].split()
         except (OSError, IndexError):
             continue  # gone meanwhile
-        # after the command: state ppid pgrp session ... utime(12) stime(13) ... rss(22)
-        if len(fields) < 22 or int(fields[2]) != pgid:
+        if len(fields) < 22 or fields[0] == b"Z":
             continue
         found = True
+        # after the command: state ppid pgrp ... utime(11) stime(12) ... rss(21)
         cpu += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
         rss += int(fields[21]) * _PAGE
+        pending.extend(_children(current))
     return Usage(cpu, rss, memory_limit) if found else None
+
+
+def _children(pid: int) -> list[int]:
+    """The children of every thread of ``pid`` (a worker may be forked from any thread)."""
+    found: list[int] = []
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for thread in threads:
+        try:
+            with open(f"/proc/{pid}/task/{thread}/children", "rb") as handle:
+                found.extend(int(child) for child in handle.read().split())
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def docker_stats_usage(stats: Mapping[str, Any]) -> Usage | None:

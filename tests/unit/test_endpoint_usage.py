@@ -13,18 +13,18 @@ from local_mode.endpoints.usage import (
     UsageSampler,
     combined,
     docker_stats_usage,
-    process_group_usage,
+    process_tree_usage,
 )
 
 
-def test_a_process_groups_usage_is_read_from_proc() -> None:
+def test_a_process_usage_is_read_from_proc() -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time\nx = bytearray(30 << 20)\n"
                               "t = time.process_time()\nwhile time.process_time() - t < 0.2: "
                               "pass\nprint('ready', flush=True)\ntime.sleep(30)"],
                              stdout=subprocess.PIPE, start_new_session=True)
     try:
         assert child.stdout is not None and child.stdout.readline() == b"ready\n"
-        usage = process_group_usage(child.pid, 1 << 30)
+        usage = process_tree_usage(child.pid, 1 << 30)
         assert usage is not None
         assert usage.cpu_seconds >= 0.15
         assert usage.memory_bytes >= 30 << 20
@@ -32,7 +32,7 @@ def test_a_process_groups_usage_is_read_from_proc() -> None:
     finally:
         child.kill()
         child.wait()
-    assert process_group_usage(child.pid, 1 << 30) is None  # gone
+    assert process_tree_usage(child.pid, 1 << 30) is None  # gone
 
 
 def test_the_engines_stats_are_read_as_the_docker_cli_reads_them() -> None:
@@ -59,6 +59,17 @@ def test_a_pipelines_containers_add_up() -> None:
     assert combined([Usage(1.0, 10, 100), Usage(2.0, 20, 300)]) == Usage(3.0, 30, 300)
 
 
-def test_own_group_is_visible() -> None:
-    usage = process_group_usage(os.getpgid(0), 1)
-    assert usage is not None and usage.memory_bytes > 0
+def test_a_servers_workers_are_counted_with_it() -> None:
+    server = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time\n"
+                               "w = subprocess.Popen([sys.executable, '-c', "
+                               "'x = bytearray(40 << 20); import time; print(1, flush=True); "
+                               "time.sleep(30)'], stdout=subprocess.PIPE)\n"
+                               "w.stdout.readline(); print('ready', flush=True); time.sleep(30)"],
+                              stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert server.stdout is not None and server.stdout.readline() == b"ready\n"
+        usage = process_tree_usage(server.pid, 1)
+        assert usage is not None and usage.memory_bytes >= 40 << 20  # the worker's
+    finally:
+        os.killpg(server.pid, 9)
+        server.wait()

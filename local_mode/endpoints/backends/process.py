@@ -30,7 +30,7 @@ from local_mode.endpoints.backends.files import (
     remove_instance_socket,
 )
 from local_mode.endpoints.spec import ContainerSpec
-from local_mode.endpoints.usage import Usage, process_group_usage
+from local_mode.endpoints.usage import Usage, process_tree_usage
 from local_mode.errors import BackendUnsupported
 from local_mode.instance_types import Machine, instance_memory
 from local_mode.log_times import append_line, times_path
@@ -120,10 +120,10 @@ class ServeProcess:
         return str(directory)
 
     def usage(self) -> Usage | None:
-        """The server's and its workers' CPU time and memory (its process group)."""
+        """The server's and its workers' CPU time and memory (its process tree)."""
         if not self.alive():
             return None
-        return process_group_usage(self.popen.pid, self.memory_limit)
+        return process_tree_usage(self.popen.pid, self.memory_limit)
 
 
 def copy_output(popen: subprocess.Popen[bytes], log_path: Path) -> None:
