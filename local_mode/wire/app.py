@@ -1,9 +1,13 @@
 """The one WSGI application behind the wire API: size limits, the signature check, routing.
 
 Every request is classified before anything else is read, by what the protocols put on the wire:
-an ``X-Amz-Target`` header is the JSON protocol (SageMaker, CloudWatch Logs), a form POST is STS's
-query protocol, ``POST /endpoints/<name>/invocations`` signed for ``sagemaker`` is the runtime,
-and the rest is S3 (path-style, as botocore addresses a loopback endpoint). Then the body is read
+an ``X-Amz-Target`` header is the JSON protocol (SageMaker, CloudWatch Logs, Application Auto
+Scaling, and CloudWatch's awsJson1_0 form, which botocore speaks), ``POST
+/service/<service>/operation/<Op>`` is Smithy RPC v2 CBOR (CloudWatch's first protocol), a form
+POST is the query protocol (CloudWatch's when signed for ``monitoring``, else STS's),
+``POST /endpoints/<name>/invocations`` signed for ``sagemaker`` is the runtime, and the rest is
+S3 (path-style, as botocore addresses a loopback endpoint). The RPC v2 path and the runtime's
+are S3 paths too (bucket ``service`` or ``endpoints``): a request signed for ``s3`` goes to S3. Then the body is read
 within the limit of its kind, the SigV4 signature is verified against the server's credentials,
 and only then does a local client see the request. Every refusal is written in the protocol the
 caller speaks, so its SDK raises the error it would raise against the cloud.
@@ -26,6 +30,7 @@ from werkzeug.wsgi import ClosingIterator, get_input_stream
 
 from local_mode.endpoints.invocation import MAX_REQUEST_BYTES
 from local_mode.wire import s3
+from local_mode.wire.cbor_rpc import RpcV2Service, rpc_v2_operation
 from local_mode.wire.endpoint import HEALTH_PATH
 from local_mode.wire.faults import Fault
 from local_mode.wire.json_rpc import JsonService
@@ -36,8 +41,9 @@ from local_mode.wire.sigv4 import AuthError, SignedRequest
 log = logging.getLogger(__name__)
 
 MAX_API_BYTES = 10 * 1024 * 1024
-"""Bound on a control-plane request body (SageMaker, Logs, STS). The service documents none; a
-CreateTrainingJob at every member's maximum stays far below it."""
+"""Bound on a control-plane request body (SageMaker, Logs, Application Auto Scaling, CloudWatch,
+STS). The services document none for these; a CreateTrainingJob at every member's maximum, or a
+PutMetricData of 1000 datums with 150 values each, stays far below it."""
 MAX_S3_PUT_BYTES = 5 * 1024 ** 3
 """S3's limit on a single PUT (larger objects go up in parts)."""
 SPOOL_BYTES = 8 * 1024 * 1024
@@ -53,6 +59,8 @@ class Services:
 
     sagemaker: JsonService
     logs: JsonService
+    autoscaling: JsonService
+    cloudwatch: RpcV2Service
     runtime: RuntimeService
     sts: QueryService
     s3: s3.WsgiApp | None
@@ -126,15 +134,23 @@ class WireApp:
         services = self.services
         target = headers.get("X-Amz-Target")
         if target:
-            for service in (services.sagemaker, services.logs):
+            for service in (services.sagemaker, services.logs, services.autoscaling):
                 operation = service.operation_of(target)
                 if operation is not None:
                     return _Route("json", service.signing_name, MAX_API_BYTES, service.error,
                                   _json_answer(service, operation))
+            metrics = services.cloudwatch
+            operation = metrics.operation_of(target)
+            if operation is not None:  # CloudWatch's awsJson1_0 form
+                return _Route("json", metrics.signing_name, MAX_API_BYTES, metrics.json_error,
+                              _cloudwatch_json_answer(metrics, operation))
             return _Route("json", "", MAX_API_BYTES, services.sagemaker.error,
                           lambda _h, _b: services.sagemaker.error(Fault(
                               "UnknownOperationException",
                               f"local mode does not answer X-Amz-Target {target!r}")))
+        rpc = rpc_v2_operation(method, path)
+        if rpc is not None and claimed != "s3":
+            return self._rpc_v2_route(*rpc)
         invocation = runtime_operation(method, path)
         if invocation is not None and claimed != "s3":
             runtime = services.runtime
@@ -144,12 +160,28 @@ class WireApp:
                           too_large_code="ValidationError")
         if method == "POST" and claimed != "s3" and \
                 headers.get("Content-Type", "").split(";")[0].strip() == FORM:
+            metrics = services.cloudwatch
+            if claimed == metrics.signing_name:  # CloudWatch's query protocol
+                return _Route("query", metrics.signing_name, MAX_API_BYTES, metrics.query_error,
+                              lambda _h, b: metrics.handle_query(b),
+                              bad_request_code="MalformedQueryString")
             sts = services.sts
             return _Route("query", sts.signing_name, MAX_API_BYTES, sts.error,
                           lambda _h, b: sts.handle(b))
         return _Route("s3", "s3", MAX_S3_PUT_BYTES, s3.error, _no_answer,  # S3's own codes
                       too_large_code="EntityTooLarge", too_large_status=400,
                       bad_request_code="InvalidArgument", internal_code="InternalError")
+
+    def _rpc_v2_route(self, name: str, operation: str) -> _Route:
+        """An RPC v2 CBOR request for the service ``name`` (a ``targetPrefix``)."""
+        metrics = self.services.cloudwatch
+        if name == metrics.service_name:
+            return _Route("cbor", metrics.signing_name, MAX_API_BYTES, metrics.error,
+                          lambda h, b: metrics.handle_cbor(operation, h, b))
+        return _Route("cbor", "", MAX_API_BYTES, metrics.error,
+                      lambda _h, _b: metrics.error(Fault(
+                          "UnknownOperationException",
+                          f"local mode does not answer RPC v2 service {name!r}")))
 
     # -- reading and checking ----------------------------------------------------------------
     def _body(self, environ: dict[str, Any], headers: EnvironHeaders, route: _Route) -> bytes:
@@ -234,7 +266,7 @@ class _Route:
     """Where a request goes: its protocol ``kind``, the service its signature must be scoped
     to, its body limit, how to write a refusal and how to answer it."""
 
-    kind: Literal["json", "runtime", "query", "s3"]
+    kind: Literal["json", "cbor", "runtime", "query", "s3"]
     signing_name: str
     limit: int
     refuse: Callable[[Fault], Response]
@@ -254,6 +286,10 @@ class _Route:
 
 def _json_answer(service: JsonService, operation: str) -> Answer:
     return lambda _headers, body: service.handle(operation, body)
+
+
+def _cloudwatch_json_answer(service: RpcV2Service, operation: str) -> Answer:
+    return lambda _headers, body: service.handle_json(operation, body)
 
 
 def _no_answer(_headers: EnvironHeaders, _body: bytes) -> Response:

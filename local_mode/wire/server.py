@@ -29,7 +29,9 @@ from typing import Any
 
 from cheroot import wsgi as cheroot
 
+from local_mode.autoscaling.client import ApplicationAutoScalingClient
 from local_mode.client_base import DEFAULT_ACCOUNT
+from local_mode.cloudwatch.client import CloudWatchClient
 from local_mode.cloudwatch_logs import LogsClient
 from local_mode.errors import ValidationException
 from local_mode.loopback import LOOPBACK
@@ -39,6 +41,7 @@ from local_mode.state import make_private_dir, open_private
 from local_mode.sts import StsClient
 from local_mode.wire import s3
 from local_mode.wire.app import Services, WireApp
+from local_mode.wire.cbor_rpc import RpcV2Service
 from local_mode.wire.endpoint import ApiEndpoint
 from local_mode.wire.json_rpc import JsonService
 from local_mode.wire.query_rpc import QueryService
@@ -207,6 +210,8 @@ def build_services(settings: Settings, *, state_dir: Path, region: str,
     return Services(
         sagemaker=JsonService(SageMakerClient(settings, backend=backend, **common)),
         logs=JsonService(LogsClient(settings, **common)),
+        autoscaling=JsonService(ApplicationAutoScalingClient(settings, **common)),
+        cloudwatch=RpcV2Service(CloudWatchClient(settings, **common)),
         runtime=RuntimeService(RuntimeClient(settings, **common)),
         sts=QueryService(StsClient(region_name=region, aws_account_id=DEFAULT_ACCOUNT)),
         s3=s3.embedded_app() if embedded_s3 else None)
