@@ -8,7 +8,12 @@ give (``local`` instances, a type or region it lacks) is ``unknown`` with the re
 
 ``-o json`` is ``{"PriceTable": {...}, "Resources": [...], "Total": {...}}`` with amounts as
 numbers (US dollars) and a resource's ``Kind`` its command group, as ``ps`` prints it; tables
-print the reasons and the table's date and source on stderr.
+print the reasons and the table's date and source on stderr. A managed spot training job also
+has ``Spot``: its ``TrainingTimeInSeconds`` and ``BillableTimeInSeconds`` (already less the spot
+saving, as the service reports it), ``BilledSeconds`` (the seconds billed: the same),
+``Discount`` and ``DiscountSource`` (the price table's spot saving for the type: the figure
+local mode took off the attempts' time, not applied again), ``OnDemandCost`` (the job without
+spot), ``BillableCost`` and ``Savings`` (``1 - Billable / Training``, the service's formula).
 
 Like every module of the CLI, this one imports only click up front.
 """

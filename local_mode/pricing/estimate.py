@@ -4,11 +4,12 @@ Pure functions of what they are given (a description, a price table, an endpoint
 records, the time now), so every figure can be checked by hand:
 
 - a **training job**: hourly price x ``BillableTimeInSeconds`` x ``InstanceCount``, plus its ML
-  storage (``VolumeSizeInGB`` per instance for ``TrainingTimeInSeconds``). With managed spot
-  the job is billed at the spot price: the table's spot saving ``d`` for the type makes the
-  billed time ``BillableTimeInSeconds x (1 - d)`` (what the service reports as
-  ``BillableTimeInSeconds``), the on-demand cost is the price x ``TrainingTimeInSeconds`` x
-  count, and the saving is ``1 - billed / TrainingTimeInSeconds`` as the service reports it;
+  storage (``VolumeSizeInGB`` per instance for ``TrainingTimeInSeconds``). A managed spot job's
+  ``BillableTimeInSeconds`` is already what the service bills, as the service reports it: the
+  training attempts' time less the spot saving (:func:`spot_billable_seconds`, which local
+  mode's runner records), so it is billed as it stands, never discounted again; the on-demand
+  cost is the price x ``TrainingTimeInSeconds`` x count, and the saving is
+  ``1 - BillableTimeInSeconds / TrainingTimeInSeconds``, the service's documented formula;
 - a **processing job** and a **transform job**: hourly price x instance count x the time from
   ``ProcessingStartTime`` / ``TransformStartTime`` to the matching end time (to now while it
   runs), plus a processing job's ML storage;
@@ -28,12 +29,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from local_mode import runners
 from local_mode.endpoints.capacity import CapacityChange, counts_at, instance_seconds
-from local_mode.pricing.table import Missing, Price, PriceTable
+from local_mode.pricing.table import Missing, Price, PriceTable, Quoted
 
 SECONDS_PER_HOUR = Decimal(3600)
 HOURS_PER_MONTH = Decimal(730)
@@ -87,19 +88,24 @@ class SpotSaving:
     training_seconds: Decimal
     """``TrainingTimeInSeconds`` (the time so far while it runs)."""
     billable_seconds: Decimal
-    """``BillableTimeInSeconds`` as recorded locally: the training attempts' time."""
+    """``BillableTimeInSeconds``: the time the service bills, the spot saving already taken
+    off (while the job runs, the time so far less the table's spot saving: what it would
+    record if it ended now)."""
     discount: Decimal
-    """The spot saving applied (the table's, for the type or its default)."""
+    """The price table's spot saving for the type where the job is priced (the type's figure
+    or the table's default): the figure local mode takes off the attempts' time to record
+    ``BillableTimeInSeconds``. Shown for reference, not applied again."""
     discount_origin: str
     billed_seconds: Decimal
-    """``billable_seconds x (1 - discount)``: what the service reports as BillableTimeInSeconds
-    of a spot job, the on-demand-equivalent time it bills."""
+    """The seconds billed: ``BillableTimeInSeconds`` as it stands (equal to
+    :attr:`billable_seconds`; kept as its own figure for results that show it)."""
     on_demand_cost: Decimal | None
     """Price x training seconds x count: the same job without spot."""
 
     @property
     def savings(self) -> Decimal:
-        """``1 - billed / training`` (0 for a job with no training time yet)."""
+        """``1 - billable / training``, the service's own formula (0 for a job with no
+        training time yet)."""
         if self.training_seconds <= 0:
             return Decimal(0)
         return 1 - self.billed_seconds / self.training_seconds
@@ -202,6 +208,37 @@ def region_for(arn: str | None, given: str | None, table: PriceTable) -> tuple[s
     return table.default_region, "default"
 
 
+def spot_discount_for(instance_type: str, arn: str | None, table: PriceTable
+                      ) -> Quoted | Missing:
+    """The price table's managed spot saving for ``instance_type`` in the region of ``arn``
+    (:func:`region_for`): the region's figure for the type, else the table's default; Missing
+    when the table has neither (no figure is not a saving of 0)."""
+    where, _ = region_for(arn, None, table)
+    quoted = table.spot_discount(where, instance_type)
+    if quoted.origin not in {file.origin for file in table.files}:
+        return Missing(f"the price table has no managed spot saving for {instance_type} in "
+                       f"{where} and no spot_discount_default")
+    return quoted
+
+
+def spot_billable_seconds(attempt_seconds: float | Decimal, instance_type: str,
+                          arn: str | None, table: PriceTable) -> int | Missing:
+    """A managed spot job's ``BillableTimeInSeconds`` as the service reports it: the training
+    attempts' time less the table's spot saving ``d`` for its type and region,
+    ``max(1, round(attempt_seconds x (1 - d)))`` (half up) for a job with any training time,
+    0 for one without. The service's documented savings
+    ``1 - BillableTimeInSeconds / TrainingTimeInSeconds`` then show the saving. Missing when
+    the table has no spot figure for the type (:func:`spot_discount_for`)."""
+    discount = spot_discount_for(instance_type, arn, table)
+    if isinstance(discount, Missing):
+        return discount
+    seconds = Decimal(str(attempt_seconds))
+    if seconds <= 0:
+        return 0
+    billed = (seconds * (1 - discount.value)).to_integral_value(ROUND_HALF_UP)
+    return max(1, int(billed))
+
+
 def _int(value: Any, default: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
@@ -252,10 +289,14 @@ def training_job(description: Mapping[str, Any], table: PriceTable, now: datetim
     training = description.get("TrainingTimeInSeconds")
     billable = description.get("BillableTimeInSeconds")
     price = table.instance_price(where, "training", instance_type)
+    spot_job = bool(description.get("EnableManagedSpotTraining"))
+    discount = table.spot_discount(where, instance_type)
     if running or training is None or billable is None:
         elapsed = seconds_between(start, end) if start is not None and end is not None \
             else Decimal(0)
         training_s, billable_s = elapsed, elapsed
+        if spot_job:  # what the runner would record if it ended now
+            billable_s = elapsed * (1 - discount.value)
         if not running:
             price = Missing("the job ended without its TrainingTimeInSeconds and "
                             "BillableTimeInSeconds") if isinstance(price, Price) else price
@@ -263,14 +304,13 @@ def training_job(description: Mapping[str, Any], table: PriceTable, now: datetim
         training_s, billable_s = Decimal(training), Decimal(billable)
     spot = None
     billed = billable_s
-    if description.get("EnableManagedSpotTraining"):
-        discount = table.spot_discount(where, instance_type)
-        billed = billable_s * (1 - discount.value)
+    if spot_job:
         spot = SpotSaving(training_s, billable_s, discount.value, discount.origin, billed,
                           None if isinstance(price, Missing)
                           else price.value * training_s * count / SECONDS_PER_HOUR)
-        notes.append(f"managed spot: billed for {_plain(billed)} of {_plain(billable_s)} "
-                     f"billable s (a {_plain(discount.value * 100)}% spot saving)")
+        notes.append(f"managed spot: billed {_plain(billed)} s of {_plain(training_s)} s, "
+                     f"a {_plain(round(spot.savings * 100, 1))}% saving (price table: "
+                     f"{_plain(discount.value * 100)}%)")
     charges = [Charge("instances", "training", billed * count, price,
                       instance_type=instance_type, instance_count=count),
                *_storage(table, where, "training", resources.get("VolumeSizeInGB"), count,
@@ -431,4 +471,5 @@ class Totals:
 __all__ = ["ENDPOINT", "ENDPOINT_LIVE", "HOURS_PER_MONTH", "JOB_LIVE", "PROCESSING",
            "SECONDS_PER_HOUR", "TRAINING", "TRANSFORM", "Charge", "Estimate", "Rate",
            "SpotSaving", "Totals", "endpoint", "processing_job", "region_for",
-           "seconds_between", "training_job", "transform_job"]
+           "seconds_between", "spot_billable_seconds", "spot_discount_for", "training_job",
+           "transform_job"]

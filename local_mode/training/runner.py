@@ -23,6 +23,8 @@ from local_mode.cluster.run import job_main, make_hosts, release_hosts, run_host
 from local_mode.cluster.supervisor import PLATFORM, Periodic, Supervisor, out_of_memory_reason
 from local_mode.cluster.sync import DirectorySync
 from local_mode.error_text import message_of
+from local_mode.pricing.estimate import spot_billable_seconds
+from local_mode.pricing.table import Missing, PriceTableError, load_prices
 from local_mode.runners import TRAINING
 from local_mode.state import ResourceDir, now
 from local_mode.storage import upload_file
@@ -285,11 +287,35 @@ class JobRunner:
             status, secondary, message = "Completed", "Completed", "Training job completed"
         end = now()
         fields["TrainingEndTime"] = end
-        fields["TrainingTimeInSeconds"] = int(round(time.monotonic() - started))
-        fields["BillableTimeInSeconds"] = max(1, int(round(billable))) if \
-            self.spec.managed_spot else int(round(time.monotonic() - started))
+        training = int(round(time.monotonic() - started))
+        if self.spec.managed_spot:
+            training = max(1, training)
+            fields["BillableTimeInSeconds"] = min(training, self._spot_billable(billable))
+        else:
+            fields["BillableTimeInSeconds"] = training
+        fields["TrainingTimeInSeconds"] = training
         self.transition(secondary, message, status=status, **fields)
         self._close_transitions()
+
+    def _spot_billable(self, attempt_seconds: float) -> int:
+        """A managed spot job's BillableTimeInSeconds as the service reports it: the attempts'
+        time less the price table's spot saving for its type and region (at least 1 s). A table
+        that cannot be read, or has no spot figure, leaves the time undiscounted with one
+        warning: pricing never fails a job."""
+        undiscounted = max(1, int(round(attempt_seconds)))
+        try:
+            table = load_prices(self.settings.local.prices_file)
+        except PriceTableError as exc:
+            log.warning("job %s: BillableTimeInSeconds not reduced by the spot saving: the "
+                        "price table cannot be read: %s", self.spec.name, message_of(exc))
+            return undiscounted
+        arn = self.resource.describe().get("TrainingJobArn")
+        billed = spot_billable_seconds(attempt_seconds, self.spec.instance_type, arn, table)
+        if isinstance(billed, Missing):
+            log.warning("job %s: BillableTimeInSeconds not reduced by the spot saving: %s",
+                        self.spec.name, billed.reason)
+            return undiscounted
+        return max(1, billed)
 
     def _upload(self, hosts: Sequence[hostlib.Host]) -> str:
         output = self.spec.artifacts_location

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from local_mode.pricing.table import load_prices
 from tests.integration.local_training_support import (
     LocalEnv,
     assert_nothing_left,
@@ -153,6 +154,14 @@ def test_managed_spot_interruption_restarts_from_checkpoints(tmp_path: Path) -> 
         assert env.artifacts(name) == {"model.txt": b"resumed step-7"}
         assert "resumed from step-7" in env.log(name)
         assert 1 <= done["BillableTimeInSeconds"] <= done["TrainingTimeInSeconds"] <= 120
+        # BillableTimeInSeconds as the service reports it: both attempts' time less the price
+        # table's spot saving (the table's default for a local type), within rounding
+        table = load_prices(env.client.settings.local.prices_file)
+        discount = table.spot_discount(table.default_region, "local").value
+        attempts = sum((t["EndTime"] - t["StartTime"]).total_seconds()
+                       for t in done["SecondaryStatusTransitions"] if t["Status"] == "Training")
+        expected = max(1, round(attempts * float(1 - discount)))
+        assert abs(done["BillableTimeInSeconds"] - expected) <= 1, (done, attempts)
         assert_nothing_left(env.state_dir)
     finally:
         stop_everything(env)

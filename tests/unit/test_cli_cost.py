@@ -40,7 +40,8 @@ def state(tmp_path: Path) -> Path:
     """One of each kind, as their runners leave them."""
     root = tmp_path / "state"
     store = StateStore(root)
-    for name, spot, billable in (("train-a", False, 100), ("train-spot", True, 90)):
+    # train-spot: 90 s of attempts, recorded as the runner does: 90 x (1 - 0.7) = 27 billable
+    for name, spot, billable in (("train-a", False, 100), ("train-spot", True, 27)):
         store.create("training-jobs", name, {
             "TrainingJobName": name, "TrainingJobStatus": "Completed",
             "TrainingJobArn": ARN.format(region="local", kind="training-job", name=name),
@@ -115,8 +116,11 @@ def test_every_resource_with_its_cost_and_the_totals(state: Path) -> None:
     assert train["Charges"][0]["Price"] == float(m5)
     assert train["Charges"][0]["PriceSource"].startswith("packaged prices.json")
 
-    spot = found["train-spot"]["Spot"]
+    spot = found["train-spot"]["Spot"]  # billed as recorded: no second discount
+    assert (spot["TrainingTimeInSeconds"], spot["BillableTimeInSeconds"]) == (100.0, 27.0)
     assert spot["Discount"] == 0.7 and spot["BilledSeconds"] == 27.0
+    assert spot["DiscountSource"].startswith("packaged prices.json")
+    assert found["train-spot"]["Charges"][0]["InstanceSeconds"] == 27.0 * 2
     assert spot["OnDemandCost"] == float(m5 * 100 * 2 / 3600)
     assert spot["BillableCost"] == float(m5 * 27 * 2 / 3600)
     assert spot["Savings"] == 0.73
@@ -177,6 +181,8 @@ def test_the_table_for_people(state: Path) -> None:
     assert lines[-1].startswith("TOTAL") and "+ unknown" in lines[-1]
     assert "batch: unknown: instance type 'local' runs on this machine" in result.stderr
     assert "train-spot: on demand $" in result.stderr and "saving 73%" in result.stderr
+    assert "train-spot: managed spot: billed 27 s of 100 s, a 73% saving (price table: 70%)" \
+        in result.stderr
     assert "Prices: optml's table" in result.stderr and "check current prices" in result.stderr
 
 

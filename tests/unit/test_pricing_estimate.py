@@ -12,7 +12,13 @@ import pytest
 
 from local_mode.endpoints.capacity import CapacityChange
 from local_mode.pricing import estimate
-from local_mode.pricing.table import Missing, Price, PriceTable, load_prices
+from local_mode.pricing.table import (
+    Missing,
+    Price,
+    PriceTable,
+    load_prices,
+    parse_table,
+)
 
 T0 = datetime(2026, 12, 3, 12, 0, tzinfo=timezone.utc)
 NOW = T0 + timedelta(hours=2)
@@ -73,19 +79,78 @@ def test_the_region_comes_from_the_option_then_the_arn(table: PriceTable) -> Non
     assert elsewhere.cost is None and "no prices for region eu-west-3" in elsewhere.unknown[0]
 
 
-def test_managed_spot_shows_the_saving_as_the_service_reports_it(table: PriceTable) -> None:
+def test_managed_spot_bills_its_billable_time_as_it_stands(table: PriceTable) -> None:
+    """BillableTimeInSeconds of a spot job is already less the spot saving (the service's
+    and the runner's): billed as it stands, the saving 1 - billable / training."""
     result = estimate.training_job(
         training(EnableManagedSpotTraining=True, TrainingTimeInSeconds=200,
-                 BillableTimeInSeconds=150), table, NOW)
+                 BillableTimeInSeconds=45), table, NOW)
     hourly = price(table, "training", "ml.m5.xlarge")
     discount = table.spot_discount("us-east-1", "ml.m5.xlarge").value
     spot = result.spot
     assert spot is not None and spot.discount == discount == Decimal("0.7")
-    assert spot.billed_seconds == 150 * (1 - discount) == Decimal("45.0")
-    assert result.instance_cost == hourly * Decimal("45.0") * 3 / 3600
+    assert spot.billable_seconds == spot.billed_seconds == 45  # no second discount
+    assert result.instance_cost == hourly * 45 * 3 / 3600
+    assert result.charges[0].quantity == 45 * 3
     assert spot.on_demand_cost == hourly * 200 * 3 / 3600
-    assert spot.savings == 1 - Decimal("45.0") / 200  # 77.5 %
-    assert any("managed spot" in note for note in result.notes)
+    assert spot.savings == 1 - Decimal(45) / 200  # 77.5 %, the service's formula
+    [note] = [n for n in result.notes if "managed spot" in n]
+    assert note == "managed spot: billed 45 s of 200 s, a 77.5% saving (price table: 70%)"
+
+
+def test_the_runner_s_billable_time_gives_the_table_s_saving(table: PriceTable) -> None:
+    """What the runner records for a spot job, estimated: the savings are the table's."""
+    arn = ARN.format("local", "training-job")
+    billable = estimate.spot_billable_seconds(200, "ml.m5.xlarge", arn, table)
+    assert billable == 60  # 200 x (1 - 0.7)
+    result = estimate.training_job(
+        training(EnableManagedSpotTraining=True, TrainingTimeInSeconds=200,
+                 BillableTimeInSeconds=billable), table, NOW)
+    assert result.spot is not None and result.spot.savings == result.spot.discount
+
+
+def test_a_running_spot_job_costs_its_time_so_far_less_the_spot_saving(
+        table: PriceTable) -> None:
+    result = estimate.training_job(
+        training(EnableManagedSpotTraining=True, TrainingJobStatus="InProgress",
+                 TrainingEndTime=None, TrainingTimeInSeconds=None,
+                 BillableTimeInSeconds=None), table, T0 + timedelta(seconds=100))
+    assert result.running and result.spot is not None
+    assert result.spot.billable_seconds == 30 and result.spot.training_seconds == 100
+    assert result.instance_cost == price(table, "training", "ml.m5.xlarge") * 30 * 3 / 3600
+
+
+@pytest.mark.parametrize(("seconds", "expected"), [
+    (200, 60), (10, 3), (1.4, 1), (0.2, 1), (5, 2),  # 1.5 rounds half up
+    (0, 0), (Decimal("99.9"), 30)])
+def test_spot_billable_seconds_is_the_attempts_time_less_the_saving(
+        table: PriceTable, seconds: float | Decimal, expected: int) -> None:
+    assert estimate.spot_billable_seconds(seconds, "ml.m5.xlarge", None, table) == expected
+
+
+def test_spot_billable_seconds_uses_the_type_s_figure_in_the_arn_s_region(
+        tmp_path: Path) -> None:
+    path = tmp_path / "spot.json"
+    path.write_text(json.dumps({"format_version": 1, "regions": {
+        "us-west-2": {"spot_discount": {"ml.p3.2xlarge": 0.9}}}}))
+    table = load_prices(path)
+    west = ARN.format("us-west-2", "training-job")
+    assert estimate.spot_billable_seconds(100, "ml.p3.2xlarge", west, table) == 10
+    # another type there, or the type elsewhere: the table's default (0.7)
+    assert estimate.spot_billable_seconds(100, "ml.m5.large", west, table) == 30
+    east = ARN.format("us-east-1", "training-job")
+    assert estimate.spot_billable_seconds(100, "ml.p3.2xlarge", east, table) == 30
+    found = estimate.spot_discount_for("ml.p3.2xlarge", west, table)
+    assert not isinstance(found, Missing)
+    assert (found.value, found.origin) == (Decimal("0.9"), str(path))
+
+
+def test_no_spot_figure_is_missing_not_a_saving_of_zero() -> None:
+    bare = PriceTable(parse_table({"format_version": 1, "regions": {
+        "us-east-1": {"training": {"ml.m5.large": Decimal("0.115")}}}}, "bare"))
+    found = estimate.spot_billable_seconds(100, "ml.m5.large", None, bare)
+    assert isinstance(found, Missing)
+    assert "no managed spot saving for ml.m5.large in us-east-1" in found.reason
 
 
 @pytest.mark.parametrize("instance_type", ["local", "local_gpu", "ml.nothing.large"])
