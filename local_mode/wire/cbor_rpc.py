@@ -150,14 +150,9 @@ class RpcV2Service:
                 result = Fault("MalformedQueryString", result.message)
             return self.query_error(result)
         output = self.model.operation_model(operation).output_shape
-        inner = ""
-        if output is not None:
-            wrapper = output.serialization.get("resultWrapper", f"{operation}Result")
-            inner = f"<{wrapper}>{_xml_members(result, output)}</{wrapper}>"
         request_id = str(uuid.uuid4())
-        return _xml(200, f'<{operation}Response xmlns="{self._namespace}">{inner}'
-                         f"<ResponseMetadata><RequestId>{request_id}</RequestId>"
-                         f"</ResponseMetadata></{operation}Response>", request_id)
+        return _xml(200, query_xml(operation, self._namespace, result, output, request_id),
+                    request_id)
 
     # -- errors ------------------------------------------------------------------------------
     def query_error(self, fault: Fault) -> Response:
@@ -463,6 +458,18 @@ def _query_scalar(text: str, kind: str, path: str) -> Any:
     except (ValueError, TypeError, OverflowError, RuntimeError, binascii.Error):
         raise SerializationError(f"{path}: {text!r} is not a {kind}") from None
     return text
+
+
+def query_xml(operation: str, namespace: str, result: Mapping[str, Any],
+              output: Shape | None, request_id: str) -> str:
+    """The query protocol's answer document: the result under the output shape's
+    ``resultWrapper``, then the response metadata."""
+    inner = ""
+    if output is not None:
+        wrapper = output.serialization.get("resultWrapper", f"{operation}Result")
+        inner = f"<{wrapper}>{_xml_members(result, output)}</{wrapper}>"
+    return (f'<{operation}Response xmlns="{escape(namespace)}">{inner}<ResponseMetadata>'
+            f"<RequestId>{request_id}</RequestId></ResponseMetadata></{operation}Response>")
 
 
 def _xml_members(value: Mapping[str, Any], shape: Shape) -> str:
