@@ -649,6 +649,7 @@ class EndpointRunner:
         updates: asyncio.Task[None] | None = None
         capacities: asyncio.Task[None] | None = None
         metering: asyncio.Task[None] | None = None
+        scaler: Autoscaler | None = None
         try:
             description = self.resource.describe()
             self.deployment = Deployment(description["EndpointConfigName"],
@@ -679,6 +680,8 @@ class EndpointRunner:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if scaler is not None:  # a change under way sees the stop and ends; then retire
+                await scaler.close()
             await supervisor
             await asyncio.gather(*(self._retire(i) for i in list(self.watched)))
 
