@@ -259,6 +259,10 @@ def test_the_codec_keeps_what_rpc_v2_has() -> None:
     (b"\xa1\x61a\x7b" + b"\xff" * 8, "not valid CBOR"),        # a string longer than the body
     (b"\xa1\x61a\x62\xff\xfe", "not valid CBOR"),              # text that is not UTF-8
     (b"\xa1\x61a" + b"\x81" * (MAX_DEPTH + 2) + b"\x00", "not valid CBOR"),
+    (b"\xa1\x61a\x9b" + b"\x7f" + b"\xff" * 7, "not valid CBOR"),  # 2**63 items declared
+    (b"\xbb\x7f" + b"\xff" * 7, "not valid CBOR"),                  # 2**63 pairs declared
+    (b"\xa1\x61a\xc1\xfb\x7f\xf0" + b"\x00" * 6, "not valid CBOR"),   # tag 1 of infinity
+    (b"\xa1\x61a\xc1\x1b" + b"\xff" * 8, "not valid CBOR"),         # tag 1 past year 9999
 ])
 def test_bodies_outside_the_data_model_are_serialization_errors(body: bytes, why: str) -> None:
     with pytest.raises(SerializationError, match=why):
