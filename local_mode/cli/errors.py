@@ -120,7 +120,7 @@ EXTRAS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "local": {"docker": ("docker",), "boto3": ("boto3", "botocore"), "pyyaml": ("yaml",),
               "jsonpath-ng": ("jsonpath_ng",), "httptools": ("httptools",),
               "uvloop": ("uvloop",), "moto": ("moto",), "flask-cors": ("flask_cors",),
-              "cheroot": ("cheroot",),
+              "cheroot": ("cheroot",), "cbor2": ("cbor2",),
               "rich": ("rich",)},
     "plot": {"matplotlib": ("matplotlib",)},
 }

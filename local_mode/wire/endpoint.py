@@ -23,7 +23,8 @@ from local_mode.state import make_private_dir
 from local_mode.validation import service_model
 from toolkit.pids import pid_alive
 
-SERVED = ("sagemaker", "sagemaker-runtime", "logs", "sts")
+SERVED = ("sagemaker", "sagemaker-runtime", "logs", "cloudwatch", "application-autoscaling",
+          "sts")
 """The services the server answers itself (S3 too, when it embeds the store)."""
 RECORD_NAME = "api.json"
 HEALTH_PATH = "/_optml/health"

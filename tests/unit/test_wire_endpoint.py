@@ -57,7 +57,9 @@ def test_the_variable_names_are_botocores() -> None:
     env = _endpoint().environ()
     assert {name for name in env if name.startswith("AWS_ENDPOINT_URL_")} == {
         "AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
-        "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_S3"}
+        "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", "AWS_ENDPOINT_URL_CLOUDWATCH",
+        "AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING", "AWS_ENDPOINT_URL_STS",
+        "AWS_ENDPOINT_URL_S3"}
     assert env["AWS_ENDPOINT_URL_S3"] == S3_URL
     assert env["SAGEMAKER_USER_CONFIG_OVERRIDE"] == "/tmp/state dir/it's sagemaker-sdk-config.yaml"
     assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == \
@@ -65,7 +67,8 @@ def test_the_variable_names_are_botocores() -> None:
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-1"
     assert [endpoint_variable(service) for service in SERVED] == [
         "AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
-        "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", "AWS_ENDPOINT_URL_STS"]
+        "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", "AWS_ENDPOINT_URL_CLOUDWATCH",
+        "AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING", "AWS_ENDPOINT_URL_STS"]
 
 
 def test_without_an_s3_url_s3_is_left_to_botocore() -> None:
