@@ -180,12 +180,6 @@ class ResourceDir:
         return self.path / "metrics.jsonl"
 
     @property
-    def cloudwatch_file(self) -> Path:
-        """An endpoint's metric datapoints as CloudWatch keeps them
-        (:mod:`local_mode.cloudwatch.datums`)."""
-        return self.path / "cloudwatch-metrics.jsonl"
-
-    @property
     def capacity_request_file(self) -> Path:
         """UpdateEndpointWeightsAndCapacities' request, until the endpoint's runner applies it
         (:mod:`local_mode.endpoints.weights`)."""

@@ -21,8 +21,8 @@ the service's:
 - **Cooldowns** (service seconds x ``time_scale``). Scale-out cooldown (a target tracking
   policy's ScaleOutCooldown, a step policy's Cooldown) after a scale-out: the capacity that
   scale-out added counts as there already, so only a larger scale-out happens -- target tracking
-  sizes from the capacity the metric was measured with (``current``, else the capacity before
-  that scale-out), step scaling adjusts the capacity before that scale-out. Scale-in cooldown
+  sizes from the capacity before that scale-out (its metric may have been measured then),
+  step scaling adjusts it; outside the cooldown target tracking sizes from ``current``. Scale-in cooldown
   (ScaleInCooldown, Cooldown) after a scale-in blocks the policy's scale-ins; a scale-out ends it.
 - **Suspension.** ``DynamicScalingOutSuspended`` drops scale-outs, ``DynamicScalingInSuspended``
   scale-ins.
@@ -190,11 +190,14 @@ def _target_tracking(policy: ScalingPolicy, alarms: Mapping[str, tuple[AlarmView
     ins: list[_Proposal] = []
     value = _alarming(alarms.get(high)) if high is not None else None
     if value is not None and high is not None:
-        base = current
-        if base is None:
-            cooling = _in_cooldown(history.last_scale_out, tracking.out_cooldown, time_scale, now)
-            base = history.scale_out_from if cooling and history.scale_out_from is not None \
-                else desired
+        # within the scale-out cooldown the capacity that scale-out added counts as there
+        # already: size from the capacity before it (the value may have been measured then),
+        # so only a larger scale-out happens
+        cooling = _in_cooldown(history.last_scale_out, tracking.out_cooldown, time_scale, now)
+        if cooling and history.scale_out_from is not None:
+            base = history.scale_out_from
+        else:
+            base = desired if current is None else current
         capacity = tracking.capacity_for(base, value)
         if capacity > desired:
             outs.append(_Proposal(capacity, high, policy.name))

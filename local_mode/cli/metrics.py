@@ -88,15 +88,20 @@ def metrics_command(name: str, plot_file: Path | None, output: str, as_json: boo
                     state_dir: Path | None) -> None:
     """Print (or plot) NAME's metrics: a training job's MetricDefinitions points, or an
     endpoint's invocation and instance metrics per period and variant."""
+    from local_mode.cloudwatch.datums import endpoint_metrics_file
     from local_mode.errors import ResourceNotFound
 
     client = sagemaker_client(state_dir)
-    found: dict[str, ResourceDir] = {}
+    found: dict[str, ResourceDir | None] = {}
     for choice, store_kind in (("training-job", TRAINING_JOBS.command),
                                ("endpoint", ENDPOINTS.command)):
         if kind in ("auto", choice):
             with contextlib.suppress(ResourceNotFound):
                 found[choice] = client.store.get(store_kind, name)
+    if "endpoint" not in found and kind in ("auto", "endpoint"):
+        kept = endpoint_metrics_file(client.store.root, name)  # a deleted endpoint's stay
+        if kept is not None and kept.is_file():
+            found["endpoint"] = None
     if not found:
         what = {"auto": f"training job named {name!r} in {client.store.root} (nor an "
                         "endpoint)",
@@ -110,13 +115,14 @@ def metrics_command(name: str, plot_file: Path | None, output: str, as_json: boo
 
     start = parse_since(since).timestamp() if since is not None else None
     output = "json" if as_json else output
-    if "training-job" in found:
-        _training(name, found["training-job"], plot_file, output, start)
+    job = found.get("training-job")
+    if job is not None:
+        _training(name, job, plot_file, output, start)
     else:
         if start is None:
             start = parse_since(DEFAULT_ENDPOINT_SINCE).timestamp()
         stored = settings().local.metric_period_seconds
-        _endpoint(name, found["endpoint"], plot_file, output, start, period or stored)
+        _endpoint(name, client.store.root, plot_file, output, start, period or stored)
 
 
 def _plot(points: Sequence[dict[str, Any]], plot_file: Path, title: str) -> None:
@@ -179,13 +185,13 @@ def endpoint_queries(name: str, datums: Sequence[Datum], period: int) -> list[Me
     return queries
 
 
-def _endpoint(name: str, resource: ResourceDir, plot_file: Path | None, output: str,
+def _endpoint(name: str, state_root: Path, plot_file: Path | None, output: str,
               start: float, period: int) -> None:
     from local_mode.cloudwatch.query import query_points, utc
     from local_mode.cloudwatch.sources import endpoint_datums
 
     now = time.time()
-    datums = list(endpoint_datums(resource))
+    datums = list(endpoint_datums(state_root, name))
     queries = endpoint_queries(name, datums, period)
     series = [(q, query_points(q, datums, start, now, now)) for q in queries]
     series = [(q, points) for q, points in series if points]

@@ -48,7 +48,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from local_mode.cloudwatch.datums import Datum, Dimensions, dimensions_of
+from local_mode.cloudwatch.datums import Datum, Dimensions, cloudwatch_dir, dimensions_of
 from local_mode.cloudwatch.query import STATISTICS, ValidationError, matches, merge
 from local_mode.errors import error_class
 from local_mode.state import make_private_dir, open_private, read_json, write_json_atomic
@@ -472,7 +472,7 @@ class AlarmStore:
     one lock."""
 
     def __init__(self, state_root: Path, clock: Callable[[], float] | None = None) -> None:
-        self.directory = Path(state_root) / "cloudwatch" / "alarms"
+        self.directory = cloudwatch_dir(state_root) / "alarms"
         self._clock = clock or _now
 
     def _path(self, name: str) -> Path:

@@ -6,7 +6,9 @@ statistic a query asks for (Sum, Average, SampleCount, Minimum, Maximum) is comp
 sets, over periods that are multiples of the stored one. Local mode stores the same thing: an
 endpoint's router aggregates its requests in memory and appends one :class:`Datum` per metric at
 the end of each period (``OPTML_LOCAL_METRIC_PERIOD_SECONDS``, the service's 60 s by default) to
-a JSON-lines file in the endpoint's state directory; readers take what is complete.
+``<state>/cloudwatch/endpoints/<endpoint>.jsonl`` (:func:`endpoint_metrics_file`); readers take
+what is complete. The file is CloudWatch's, not the endpoint's: as on the service, an endpoint's
+metrics outlive it, and an endpoint made again under the same name adds to the same metrics.
 
 A line is written whole in one ``write`` of an append-only file, so a reader sees either all of
 it or (while it is being written) a torn last line, which :func:`read_datums` skips.
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from local_mode.state import append_private
+from local_mode.state import NAME_RULES, append_private, make_private_dir
 
 Dimensions = tuple[tuple[str, str], ...]
 """A metric's dimensions as (name, value) pairs sorted by name: hashable, one spelling each."""
@@ -32,6 +34,28 @@ ENDPOINT_INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
 """The service's namespace of an endpoint's instance metrics (CPU, memory)."""
 TRAINING_NAMESPACE = "/aws/sagemaker/TrainingJobs"
 """The service's namespace of a training job's MetricDefinitions metrics (per Host)."""
+
+
+def cloudwatch_dir(state_root: Path) -> Path:
+    """Where a state directory keeps what CloudWatch would: metrics, alarms."""
+    return Path(state_root) / "cloudwatch"
+
+
+def endpoint_metrics_file(state_root: Path, endpoint_name: str) -> Path | None:
+    """The file of an endpoint's datums; None for a name no endpoint can have (a query's
+    ``EndpointName`` is the caller's text and must never become another path)."""
+    if not NAME_RULES["endpoints"].accepts(endpoint_name):
+        return None
+    return cloudwatch_dir(state_root) / "endpoints" / f"{endpoint_name}.jsonl"
+
+
+def endpoint_metrics_files(state_root: Path) -> list[Path]:
+    """Every endpoint's datum file, sorted by name."""
+    try:
+        return sorted(p for p in (cloudwatch_dir(state_root) / "endpoints").iterdir()
+                      if p.suffix == ".jsonl" and endpoint_metrics_file(state_root, p.stem) == p)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def dimensions_of(mapping: Mapping[str, str]) -> Dimensions:
@@ -94,6 +118,7 @@ class DatumWriter:
         if not lines:
             return
         if self._file is None:
+            make_private_dir(self.path.parent)
             self._file = append_private(self.path)
         self._file.write(lines)
         self._file.flush()

@@ -2,10 +2,11 @@
 
 Three places hold datums (:class:`~local_mode.cloudwatch.datums.Datum`):
 
-- every endpoint's ``cloudwatch-metrics.jsonl`` (``ResourceDir.cloudwatch_file``), written by
-  its router once per metric period: ``AWS/SageMaker`` invocation metrics and
-  ``/aws/sagemaker/Endpoints`` instance metrics, with dimensions ``EndpointName`` and
-  ``VariantName``;
+- every endpoint's ``<state_root>/cloudwatch/endpoints/<name>.jsonl``
+  (:func:`~local_mode.cloudwatch.datums.endpoint_metrics_file`), written by its runner once per
+  metric period and kept after the endpoint is deleted, as CloudWatch keeps them:
+  ``AWS/SageMaker`` invocation metrics and ``/aws/sagemaker/Endpoints`` instance metrics, with
+  dimensions ``EndpointName`` and ``VariantName``;
 - every training job's MetricDefinitions series (``metrics.jsonl``, a point per matched log
   line): namespace ``/aws/sagemaker/TrainingJobs``, dimension ``Host`` = ``<job>/algo-1``,
   one datum per point at its second (the series does not say which host printed it);
@@ -32,6 +33,9 @@ from local_mode.cloudwatch.datums import (
     Datum,
     DatumWriter,
     Dimensions,
+    cloudwatch_dir,
+    endpoint_metrics_file,
+    endpoint_metrics_files,
     read_datums,
 )
 from local_mode.errors import ResourceNotFound
@@ -47,7 +51,7 @@ TRAINING_PERIOD = 1.0
 
 def custom_metrics_file(state_root: Path) -> Path:
     """Where PutMetricData's datums are kept."""
-    return Path(state_root) / "cloudwatch" / "custom-metrics.jsonl"
+    return cloudwatch_dir(state_root) / "custom-metrics.jsonl"
 
 
 def write_custom(state_root: Path, datums: Iterable[Datum]) -> None:
@@ -65,9 +69,15 @@ def custom_datums(state_root: Path) -> Iterator[Datum]:
     return read_datums(custom_metrics_file(state_root))
 
 
-def endpoint_datums(resource: ResourceDir) -> Iterator[Datum]:
-    """One endpoint's datums, as its router wrote them."""
-    return read_datums(resource.cloudwatch_file)
+def endpoint_datums(state_root: Path, endpoint_name: str | None = None) -> Iterator[Datum]:
+    """One endpoint's datums (every endpoint's when None), as their runners wrote them."""
+    if endpoint_name is None:
+        for path in endpoint_metrics_files(state_root):
+            yield from read_datums(path)
+        return
+    named = endpoint_metrics_file(state_root, endpoint_name)
+    if named is not None:
+        yield from read_datums(named)
 
 
 def training_datums(resource: ResourceDir) -> Iterator[Datum]:
@@ -128,8 +138,7 @@ def datums(store: StateStore, namespace: str | None = None,
     from every place that may hold them; the caller still filters by metric."""
     named = dict(dimensions or ())
     if namespace is None or namespace in ENDPOINT_NAMESPACES:
-        for resource in _resources(store, "endpoints", named.get("EndpointName")):
-            yield from endpoint_datums(resource)
+        yield from endpoint_datums(store.root, named.get("EndpointName"))
     if namespace is None or namespace == TRAINING_NAMESPACE:
         host = named.get("Host")
         job = host.rpartition("/")[0] if host is not None else None

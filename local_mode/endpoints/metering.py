@@ -3,8 +3,9 @@
 At the end of each period (``OPTML_LOCAL_METRIC_PERIOD_SECONDS``, aligned to the epoch as
 CloudWatch's periods are): every serving instance's CPU and memory are read (off the event loop:
 ``/proc`` or the engine's stats), the router's counts become the period's
-:class:`~local_mode.cloudwatch.datums.Datum` statistic sets, appended to the endpoint's
-``cloudwatch-metrics.jsonl`` and kept in memory for the alarms, and the autoscaler (when the
+:class:`~local_mode.cloudwatch.datums.Datum` statistic sets, appended to the endpoint's metrics
+file (:func:`~local_mode.cloudwatch.datums.endpoint_metrics_file`) and kept in memory for the
+alarms, and the autoscaler (when the
 endpoint has a scalable target) evaluates its alarms and policies and changes capacity. The
 period still open when the endpoint stops is written too, so every answered request is counted.
 """
@@ -19,11 +20,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from local_mode.cloudwatch.datums import Datum, DatumWriter
+from local_mode.cloudwatch.datums import Datum, DatumWriter, endpoint_metrics_file
 from local_mode.cloudwatch.recorder import EndpointMetrics
 from local_mode.endpoints.router import Instance, Router, Variant
 from local_mode.endpoints.usage import Usage, UsageSampler, combined
-from local_mode.state import ResourceDir
+from local_mode.state import ResourceDir, StateStore
 from toolkit.settings import Settings
 
 log = logging.getLogger("optml.local.endpoint")
@@ -38,6 +39,7 @@ class MeteredRunner(Protocol):
 
     router: Router
     metrics: EndpointMetrics | None
+    store: StateStore
     resource: ResourceDir
     settings: Settings
     stopping: asyncio.Event
@@ -60,23 +62,22 @@ class Metering:
         self.period = float(runner.settings.local.metric_period_seconds)
         self.hook = hook
         self.clock = clock
-        self.writer = DatumWriter(runner.resource.cloudwatch_file)
+        path = endpoint_metrics_file(runner.store.root, runner.resource.name)
+        assert path is not None  # the name of an endpoint that exists
+        self.writer = DatumWriter(path)
         self.sampler = UsageSampler()
         self.recent: deque[Datum] = deque()
         self._keep = KEEP_SERVICE_SECONDS * self.period / 60.0
 
     async def run(self) -> None:
         start = math.floor(self.clock() / self.period) * self.period
+        stopping = asyncio.ensure_future(self.runner.stopping.wait())  # one waiter for all
         try:
             while True:
                 end = start + self.period
-                try:
-                    await asyncio.wait_for(asyncio.shield(self.runner.stopping.wait()),
-                                           max(0.0, end - self.clock()))
-                except asyncio.TimeoutError:
-                    pass
-                else:
-                    break  # stopping: the open period is written below
+                await asyncio.wait({stopping}, timeout=max(0.0, end - self.clock()))
+                if stopping.done():
+                    break  # the open period is written below
                 try:
                     await self._sample(end)
                     await self._publish(start)
@@ -88,6 +89,7 @@ class Metering:
                     log.exception("metric period ending at %.0f failed", end)
                 start = max(end, math.floor(self.clock() / self.period) * self.period)
         finally:
+            stopping.cancel()
             self._write(self.metrics.flush(start, self.period))
             self.writer.close()
 

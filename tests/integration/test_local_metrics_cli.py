@@ -21,12 +21,19 @@ from local_mode.cloudwatch.datums import (
     Datum,
     DatumWriter,
     dimensions_of,
+    endpoint_metrics_file,
 )
 from local_mode.state import StateStore
 from tests.integration.test_cli_bad_input import assert_refused
 
 SECONDS = 6
 """Seconds of traffic written, one datum per metric, variant and second."""
+
+def metrics_file(store: StateStore, endpoint: str) -> Path:
+    """Where the endpoint's runner writes its datums."""
+    path = endpoint_metrics_file(store.root, endpoint)
+    assert path is not None
+    return path
 
 
 def optml(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -42,9 +49,9 @@ def state(tmp_path: Path) -> tuple[Path, float]:
     a training job ``job`` with three loss points; returns the state directory and the first
     second written."""
     store = StateStore(tmp_path / "state")
-    endpoint = store.create("endpoints", "ep", {"EndpointName": "ep"}, {})
+    store.create("endpoints", "ep", {"EndpointName": "ep"}, {})
     first = math.floor(time.time()) - SECONDS - 1
-    writer = DatumWriter(endpoint.cloudwatch_file)
+    writer = DatumWriter(metrics_file(store, "ep"))
     for second in range(SECONDS):
         at = float(first + second)
         for variant, calls in (("AllTraffic", 2), ("Canary", 1)):

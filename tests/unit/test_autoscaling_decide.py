@@ -203,10 +203,10 @@ def test_during_scale_out_cooldown_the_capacity_added_counts_as_there() -> None:
     # a larger need still scales out during the cooldown
     assert run([policy], high(policy, "ALARM", 38.0), 3,
                history=history).desired == 4  # type: ignore[union-attr]
-    # told the instances the metric was measured on, it sizes from them
+    # the serving count does not change that within the cooldown: the value may predate it
     assert run([policy], high(policy, "ALARM", 25.0), 3, history=history, current=1) is None
     assert run([policy], high(policy, "ALARM", 25.0), 2,
-               history=history, current=2).desired == 4  # type: ignore[union-attr]
+               history=history, current=2).desired == 3  # type: ignore[union-attr]
 
 
 def test_after_its_scale_out_cooldown_a_policy_sizes_from_the_desired_count() -> None:
@@ -392,3 +392,21 @@ def test_policies_are_sorted_so_ties_name_the_same_policy() -> None:
     first = run([a, b], alarms, 1)
     assert first == run([b, a], alarms, 1)
     assert first is not None and first.policy_name == "a"
+
+
+def test_in_the_scale_out_cooldown_the_serving_count_does_not_resize_an_old_value() -> None:
+    """A value measured on 1 instance (40 per instance against a target of 10) took it to 4;
+    10 s into the 300 s cooldown the same value, read with 4 serving, must not ask for 16."""
+    policy = tracking(ScaleOutCooldown=300)
+    alarms = high(policy, "ALARM", 40.0, 40.0, 40.0)
+    first = decide(target(high=20), [policy], alarms, 1, ScalingHistory(), 0.0, 1.0, current=1)
+    assert first is not None and first.desired == 4
+    history = ScalingHistory().after(first, 1, 0.0)
+    assert decide(target(high=20), [policy], alarms, 4, history, 10.0, 1.0, current=4) is None
+    # a larger load within the cooldown still scales out, sized from the count before it
+    bigger = high(policy, "ALARM", 80.0, 80.0, 80.0)
+    more = decide(target(high=20), [policy], bigger, 4, history, 10.0, 1.0, current=4)
+    assert more is not None and more.desired == 8
+    # after the cooldown the serving count is what the value was measured with
+    later = decide(target(high=20), [policy], alarms, 4, history, 301.0, 1.0, current=4)
+    assert later is not None and later.desired == 16

@@ -23,12 +23,19 @@ from local_mode.cloudwatch.datums import (
     Datum,
     DatumWriter,
     dimensions_of,
+    endpoint_metrics_file,
 )
 from local_mode.shapes import response_errors
 from local_mode.state import StateStore
 
 NOW = 1_770_000_000.0
 ENDPOINT = [{"Name": "EndpointName", "Value": "ep"}, {"Name": "VariantName", "Value": "AllTraffic"}]
+
+def metrics_file(store: StateStore, endpoint: str) -> Path:
+    """Where the endpoint's runner writes its datums."""
+    path = endpoint_metrics_file(store.root, endpoint)
+    assert path is not None
+    return path
 
 
 def checked(operation: str, response: dict[str, Any]) -> dict[str, Any]:
@@ -40,9 +47,9 @@ def checked(operation: str, response: dict[str, Any]) -> dict[str, Any]:
 def store(tmp_path: Path) -> StateStore:
     """A state directory with an endpoint (its router's datums), a training job (its series)."""
     state = StateStore(tmp_path / "state")
-    endpoint = state.create("endpoints", "ep", {"EndpointName": "ep"}, {})
+    state.create("endpoints", "ep", {"EndpointName": "ep"}, {})
     dims = dimensions_of({"EndpointName": "ep", "VariantName": "AllTraffic"})
-    writer = DatumWriter(endpoint.cloudwatch_file)
+    writer = DatumWriter(metrics_file(state, "ep"))
     writer.write([Datum.of_values(SAGEMAKER_NAMESPACE, "Invocations", dims, NOW - 120 + s, 1,
                                   [1.0] * n) for s, n in ((0, 3), (1, 2), (60, 4))])
     writer.write([Datum.of_values(ENDPOINT_INSTANCE_NAMESPACE, "CPUUtilization", dims,
@@ -295,8 +302,8 @@ def test_exceptions_carry_the_codes_the_service_sends(client: CloudWatchClient) 
 
 # -- sources -----------------------------------------------------------------------------------------
 def test_a_query_reads_only_the_files_it_can_need(store: StateStore) -> None:
-    other = store.create("endpoints", "other", {"EndpointName": "other"}, {})
-    writer = DatumWriter(other.cloudwatch_file)
+    store.create("endpoints", "other", {"EndpointName": "other"}, {})
+    writer = DatumWriter(metrics_file(store, "other"))
     writer.write([Datum.of_values(SAGEMAKER_NAMESPACE, "Invocations",
                                   dimensions_of({"EndpointName": "other"}), NOW, 1, [1.0])])
     writer.close()
@@ -308,3 +315,11 @@ def test_a_query_reads_only_the_files_it_can_need(store: StateStore) -> None:
     assert len({dict(d.dimensions).get("EndpointName") for d in sources.datums(store)}) == 3
     assert list(sources.datums(store, SAGEMAKER_NAMESPACE,
                                dimensions_of({"EndpointName": "../../etc"}))) == []
+
+
+def test_a_deleted_endpoints_metrics_stay_readable(store: StateStore) -> None:
+    """CloudWatch keeps an endpoint's metrics after DeleteEndpoint; so does local mode."""
+    ep = dimensions_of({"EndpointName": "ep", "VariantName": "AllTraffic"})
+    before = list(sources.datums(store, SAGEMAKER_NAMESPACE, ep))
+    store.delete("endpoints", "ep")
+    assert before and list(sources.datums(store, SAGEMAKER_NAMESPACE, ep)) == before

@@ -8,13 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from local_mode.cloudwatch.datums import Datum, read_datums
+from local_mode.cloudwatch.datums import Datum, endpoint_metrics_file, read_datums
 from local_mode.cloudwatch.recorder import EndpointMetrics
 from local_mode.endpoints.metering import Metering
 from local_mode.endpoints.router import Instance, Router, Variant
 from local_mode.endpoints.spec import ContainerSpec, ModelSpec, VariantSpec
 from local_mode.state import StateStore
 from toolkit.settings import Settings
+
+
+def metrics_file(store: StateStore, endpoint: str) -> Path:
+    """Where the endpoint's runner writes its datums."""
+    path = endpoint_metrics_file(store.root, endpoint)
+    assert path is not None
+    return path
 
 
 class Runner:
@@ -61,7 +68,7 @@ def test_each_period_is_written_and_the_open_one_at_stop(tmp_path: Path,
         await task
     asyncio.run(asyncio.wait_for(scenario(), 10))
 
-    written = list(read_datums(runner.resource.cloudwatch_file))
+    written = list(read_datums(metrics_file(runner.store, "ep")))
     invocations = [d for d in written if d.metric_name == "Invocations"]
     assert sum(d.sum for d in invocations) == 2
     assert sum(d.sum for d in written if d.metric_name == "Invocation5XXErrors") == 1
@@ -74,7 +81,7 @@ def test_each_period_is_written_and_the_open_one_at_stop(tmp_path: Path,
 
 def test_metrics_go_on_when_the_file_cannot_be_written(tmp_path: Path) -> None:
     runner = Runner(tmp_path / "state")
-    runner.resource.cloudwatch_file.mkdir()  # a directory where the file should be
+    metrics_file(runner.store, "ep").mkdir(parents=True)  # a directory where the file should be
     hook = Hook()
 
     async def scenario() -> None:
