@@ -8,10 +8,12 @@ from typing import Any
 
 from local_mode import preflight, runners
 from local_mode.api.base import SageMakerBase
+from local_mode.autoscaling.registration import forget_endpoint
+from local_mode.autoscaling.store import ScalingStore
 from local_mode.docker_engine import ENDPOINT_LABEL, STATE_LABEL, DockerUnavailable, connect, sweep
 from local_mode.endpoints.spec import ModelSpec, variants_from_config
 from local_mode.endpoints.weights import record_capacity_request
-from local_mode.errors import ValidationException
+from local_mode.errors import ResourceNotFound, ValidationException
 from local_mode.listing import list_page
 from local_mode.shapes import public_view
 from local_mode.state import now
@@ -108,9 +110,10 @@ class EndpointsAPI(SageMakerBase):
 
     def update_endpoint(self, **request: Any) -> dict[str, Any]:
         name, config = request["EndpointName"], request["EndpointConfigName"]
-        self._resource("endpoint-configs", config)
+        new_config = self._resource("endpoint-configs", config)
         resource = self._resource("endpoints", name)
         runners.describe_live(resource, runners.ENDPOINTS)  # a lost runner: Failed, refused below
+        self._check_scaled_variants(resource.describe(), new_config.request())
 
         def change(d: dict[str, Any]) -> None:
             if d["EndpointStatus"] != "InService":
@@ -122,6 +125,27 @@ class EndpointsAPI(SageMakerBase):
         description = resource.update(change)
         runners.signal_runner(resource, signal.SIGHUP)  # the runner deploys it, blue/green
         return {"EndpointArn": description["EndpointArn"]}
+
+    def _check_scaled_variants(self, endpoint: dict[str, Any], config: dict[str, Any]) -> None:
+        """UpdateEndpoint may not remove a variant registered with autoscaling nor change its
+        instance type (changing its model is allowed), as the service refuses."""
+        scaled = {t.variant_name for t in
+                  ScalingStore(self.store.root).targets_for_endpoint(endpoint["EndpointName"])}
+        if not scaled:
+            return
+        try:
+            current = self.store.get("endpoint-configs", endpoint["EndpointConfigName"]).request()
+        except (ResourceNotFound, OSError, ValueError):
+            return  # the current config is gone: nothing to compare with
+        types = {v["VariantName"]: v.get("InstanceType") for v in current["ProductionVariants"]}
+        wanted = {v["VariantName"]: v.get("InstanceType") for v in config["ProductionVariants"]}
+        blocked = sorted(v for v in scaled if v in types and
+                         (v not in wanted or wanted[v] != types[v]))
+        if blocked:
+            raise ValidationException(
+                f"The variant(s) {blocked} of endpoint {endpoint['EndpointName']!r} are "
+                "registered as scalable targets with Application Auto Scaling: deregister them "
+                "before removing them or changing their instance type", "UpdateEndpoint")
 
     def update_endpoint_weights_and_capacities(self, EndpointName: str,  # noqa: N803 - the service's member names
                                                DesiredWeightsAndCapacities: list[dict[str, Any]],  # noqa: N803
@@ -166,6 +190,8 @@ class EndpointsAPI(SageMakerBase):
         resource = self._resource("endpoints", EndpointName)
         description = resource.update(lambda d: d.update(EndpointStatus="Deleting"))
         runners.stop_runner(resource, DELETE_WAIT_SECONDS)
+        # the service deregisters a deleted endpoint's variants from autoscaling itself
+        forget_endpoint(self.store.root, EndpointName)
         if description.get("Backend") == "docker":
             _sweep_containers(EndpointName, str(self.store.root))
         self.store.delete("endpoints", EndpointName)

@@ -37,6 +37,7 @@ from local_mode.autoscaling.policies import (
     make_policy,
     refused_policy_type,
 )
+from local_mode.autoscaling.registration import delete_policy_alarms, forget_target
 from local_mode.autoscaling.store import ScalingStore
 from local_mode.client_base import StateDirClient
 from local_mode.cloudwatch.alarms import Alarm, AlarmStore
@@ -141,11 +142,8 @@ class ApplicationAutoScalingClient(StateDirClient):
         ids.check_namespace(request["ServiceNamespace"], request["ScalableDimension"])
         resource = request["ResourceId"]
         ids.parse_resource_id(resource)
-        removed = self.scaling.delete_target(resource)
-        if removed is None:
+        if not forget_target(self.store.root, resource):
             raise _not_registered(resource)
-        for policy in removed[1]:
-            self._delete_alarms(policy)
         return {}
 
     def describe_scalable_targets(self, **request: Any) -> dict[str, Any]:
@@ -293,7 +291,4 @@ class ApplicationAutoScalingClient(StateDirClient):
         return tuple(refs)
 
     def _delete_alarms(self, policy: ScalingPolicy, keep: set[str] | None = None) -> None:
-        store = self.alarms
-        for alarm in policy.alarms:
-            if keep is None or alarm.name not in keep:
-                store.delete(alarm.name)
+        delete_policy_alarms(self.alarms, policy, keep)

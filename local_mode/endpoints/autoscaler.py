@@ -45,7 +45,9 @@ class ScaledRunner(Protocol):
 
     router: Router
 
-    async def scale_to(self, variant: Variant, desired: int) -> bool: ...
+    def updating(self) -> bool: ...
+
+    async def scale_to(self, variant: Variant, desired: int) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class Autoscaler:
     async def step(self, now: float, recent: list[Datum]) -> None:
         loop = asyncio.get_running_loop()
         registered = await loop.run_in_executor(None, self._read, now, recent)
+        if self.runner.updating():  # scaling is blocked while the endpoint is updated
+            return
         variants = {v.name: v for v in self.runner.router.variants}
         for entry in registered:
             variant = variants.get(entry.target.variant_name)
@@ -99,16 +103,17 @@ class Autoscaler:
                          activity: str) -> None:
         loop = asyncio.get_running_loop()
         try:
-            ok = await self.runner.scale_to(variant, decision.desired)
+            problem = await self.runner.scale_to(variant, decision.desired)
         except Exception as exc:  # recorded as the activity's failure
             log.exception("scaling %s failed", variant.name)
-            ok, reason = False, str(exc)
-        else:
-            reason = "an instance did not pass its ping health check; see the endpoint's logs"
-        code, message = ("Successful", wording.fulfilled(decision.desired)) if ok else \
-            ("Failed", wording.failed(decision.desired, reason))
-        await loop.run_in_executor(None, self.scaling.finish_activity, target.resource_id,
-                                   activity, code, message, self.clock())
+            problem = f"{type(exc).__name__}: {exc}"
+        code, message = ("Successful", wording.fulfilled(decision.desired)) \
+            if problem is None else ("Failed", wording.failed(decision.desired, problem))
+        try:
+            await loop.run_in_executor(None, self.scaling.finish_activity, target.resource_id,
+                                       activity, code, message, self.clock())
+        except (OSError, ValueError) as exc:  # the activity stays InProgress; say why
+            log.error("could not record the end of scaling activity %s: %s", activity, exc)
 
     async def close(self) -> None:
         """Wait for capacity changes under way (the runner is stopping: they end quickly)."""

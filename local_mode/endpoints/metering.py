@@ -105,7 +105,7 @@ class Metering:
     def _write(self, datums: list[Datum]) -> None:
         try:
             self.writer.write(datums)
-        except OSError as exc:  # a full disk, the state removed: the endpoint keeps serving
+        except (OSError, ValueError) as exc:  # a full disk, the state removed: it serves on
             log.warning("could not write the endpoint's metrics: %s", exc)
 
     async def _sample(self, when: float) -> None:

@@ -422,8 +422,8 @@ class Router:
         """Answer ``request`` from the variant's instances, trying another when one gives no
         response, until ``deadline``."""
         while True:
-            if plan is None:
-                plan = self.plan(request, deadline, tried)
+            if plan is None or plan.instance.draining or plan.instance.retired:
+                plan = self.plan(request, deadline, tried)  # (re)planned: its instance left
             instance = plan.instance
             tried.add(instance)
             instance.inflight += 1

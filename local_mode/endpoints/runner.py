@@ -71,6 +71,8 @@ DRAIN_SECONDS = 60.0
 REPLACE_BACKOFF = 1.0
 FAILURE_REASON_CHARS = 1024
 STATE_CHECK_INTERVAL = 1.0
+METERING_STOP_SECONDS = 10.0
+"""How long a stopping endpoint waits for its last metric period to be written."""
 
 
 class DeployError(Exception):
@@ -243,13 +245,21 @@ class EndpointRunner:
                                                                   dirs)):
                 env = {"SAGEMAKER_ENDPOINT_NAME": self.resource.name,
                        "SAGEMAKER_VARIANT_NAME": variant.name}
-                containers.append(await loop.run_in_executor(None, functools.partial(
+                starting = loop.run_in_executor(None, functools.partial(
                     self.backend.start, container, model_dir,
                     self.resource.work_dir / "instances" / ident / container.hostname, env,
-                    log_path, instance_type=variant.spec.instance_type, position=position)))
-        except Exception as exc:  # noqa: BLE001 - any backend error fails this instance
+                    log_path, instance_type=variant.spec.instance_type, position=position))
+                try:
+                    containers.append(await asyncio.shield(starting))
+                except asyncio.CancelledError:  # the start runs on: take what it starts
+                    with contextlib.suppress(Exception):
+                        containers.append(await starting)
+                    raise
+        except BaseException as exc:  # any backend error, or a cancel, fails this instance
             for started in containers:
-                await loop.run_in_executor(None, started.kill)
+                await asyncio.shield(loop.run_in_executor(None, started.kill))
+            if not isinstance(exc, Exception):
+                raise
             raise DeployError(f"instance {ident} of production variant {variant.name} could "
                               f"not be started: {exc}") from None
         instance = Instance(ident, containers,
@@ -395,45 +405,62 @@ class EndpointRunner:
         self._publish()
 
     # -- capacity ----------------------------------------------------------------------------
-    async def scale_to(self, variant: Variant, desired: int) -> bool:
-        """Give ``variant`` ``desired`` instances; True once done. New instances take traffic
-        only once they answer ``/ping`` (True when all of them do); removed ones -- the
-        unhealthy first, then the newest -- take no new request, finish what they have in
-        flight (within :data:`DRAIN_SECONDS`) and only then stop."""
+    async def scale_to(self, variant: Variant, desired: int) -> str | None:
+        """Give ``variant`` ``desired`` instances; None once done, else why not. New instances
+        take traffic only once they answer ``/ping``; removed ones -- the unhealthy first, then
+        the newest -- take no new request, finish what they have in flight (within
+        :data:`DRAIN_SECONDS`) and only then stop. The endpoint is ``Updating`` meanwhile, as
+        the service's capacity changes leave it, so no other update starts under one."""
         async with self._scaling:
-            if variant not in self.router.variants or self.stopping.is_set():
-                return False
+            if variant not in self.router.variants:
+                return "the variant was replaced by an update of the endpoint"
+            if self.stopping.is_set():
+                return "the endpoint is being deleted"
+            was_in_service = self.resource.describe().get("EndpointStatus") == "InService"
             variant.desired_count = desired
-            live = _live(variant)
-            ok = True
-            if desired > len(live):
-                try:
-                    dirs = await self._stage(variant.model)
-                    started = await asyncio.gather(
-                        *(self._start_instance(variant, dirs)
-                          for _ in range(desired - len(live))), return_exceptions=True)
-                except DeployError as exc:
-                    log.error("scaling %s out: %s", variant.name, exc)
-                    return False
-                new = [i for i in started if isinstance(i, Instance)]
-                for failure in (s for s in started if isinstance(s, BaseException)):
-                    log.error("scaling %s out: %s", variant.name, failure)
-                self._publish()
-                ok = len(new) == desired - len(live) and await self._serving(variant, new)
-            elif desired < len(live):
-                leaving = sorted(live, key=lambda i: (i.healthy, -i.started))[
-                    :len(live) - desired]
-                for instance in leaving:
-                    instance.drain()
-                self._publish()
-                deadline = time.monotonic() + DRAIN_SECONDS
-                while any(i.inflight for i in leaving) and time.monotonic() < deadline:
-                    await asyncio.sleep(0.02)
-                await asyncio.gather(*(self._retire(i) for i in leaving),
-                                     return_exceptions=True)
-                log.info("scaled %s in to %d instance(s)", variant.name, desired)
-            self._publish()
-            return ok
+            self._publish(**({"EndpointStatus": "Updating"} if was_in_service else {}))
+            try:
+                live = _live(variant)
+                if desired > len(live):
+                    return await self._add(variant, desired - len(live))
+                if desired < len(live):
+                    await self._take_away(sorted(live, key=lambda i: (i.healthy, -i.started))[
+                        :len(live) - desired])
+                    log.info("scaled %s in to %d instance(s)", variant.name, desired)
+                return None
+            finally:
+                self._publish(**({"EndpointStatus": "InService"} if was_in_service else {}))
+
+    async def _add(self, variant: Variant, count: int) -> str | None:
+        """Start ``count`` instances of ``variant``; None once all serve, else why not."""
+        try:
+            dirs = await self._stage(variant.model)
+        except DeployError as exc:
+            return str(exc)
+        started = await asyncio.gather(*(self._start_instance(variant, dirs)
+                                         for _ in range(count)), return_exceptions=True)
+        failures = [s for s in started if isinstance(s, BaseException)]
+        for failure in failures:
+            log.error("scaling %s out: %s", variant.name, failure)
+        self._publish()
+        if failures:
+            return str(failures[0])
+        if not await self._serving(variant, [i for i in started if isinstance(i, Instance)]):
+            return "a new instance did not pass its ping health check; see the endpoint's logs"
+        return None
+
+    async def _take_away(self, leaving: list[Instance]) -> None:
+        """Drain ``leaving`` (no new request reaches them; the router re-plans one that was
+        planned for them but not yet sent), wait for what they hold, then stop them."""
+        for instance in leaving:
+            instance.drain()
+        self._publish()
+        await asyncio.sleep(0)  # requests planned before the drain take their connections
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while any(i.inflight for i in leaving) and time.monotonic() < deadline and \
+                not self.stopping.is_set():  # a stop retires everything anyway
+            await asyncio.sleep(0.02)
+        await asyncio.gather(*(self._retire(i) for i in leaving), return_exceptions=True)
 
     async def _serving(self, variant: Variant, instances: list[Instance]) -> bool:
         """Wait until every one of ``instances`` is healthy (True) or one of them died or did
@@ -469,11 +496,19 @@ class EndpointRunner:
                                             f"{message_of(exc)}"[:FAILURE_REASON_CHARS])
 
     async def _apply_capacities(self) -> None:
+        if self.resource.describe().get("EndpointStatus") != "Updating":
+            return  # nothing asked (a signal at start-up), or an update's own Updating
+        if not self.resource.capacity_request_file.exists():
+            return  # the Updating is UpdateEndpoint's
         request = capacity_request(self.resource)
-        if request is None:
+        if request is None:  # asked, but the request cannot be read: do not stay Updating
+            clear_capacity_request(self.resource)
+            self._publish(EndpointStatus="InService",
+                          FailureReason="Updating weights and capacities failed: the request "
+                                        "could not be read")
             return
         by_name = {v.name: v for v in self.router.variants}
-        results = []
+        problems = []
         for change in request:
             variant = by_name.get(change["VariantName"])
             if variant is None:
@@ -481,12 +516,14 @@ class EndpointRunner:
             if "DesiredWeight" in change:
                 variant.weight = float(change["DesiredWeight"])
             if "DesiredInstanceCount" in change:
-                results.append(await self.scale_to(variant, int(change["DesiredInstanceCount"])))
+                problem = await self.scale_to(variant, int(change["DesiredInstanceCount"]))
+                if problem is not None:
+                    problems.append(f"{variant.name}: {problem}")
         clear_capacity_request(self.resource)
-        failed = not all(results)
         self._publish(EndpointStatus="InService",
-                      FailureReason="Some instances could not be started; see the endpoint's "
-                                    "logs" if failed else None)
+                      FailureReason=("Updating weights and capacities failed: " +
+                                     "; ".join(problems))[:FAILURE_REASON_CHARS]
+                      if problems else None)
 
     # -- deploy / update -------------------------------------------------------------------
     async def deploy(self, deployment: Deployment) -> list[Variant]:
@@ -549,8 +586,17 @@ class EndpointRunner:
                 raise DeployError("the endpoint was deleted while it was being created")
             await asyncio.sleep(0.01)
 
+    def updating(self) -> bool:
+        """A blue/green update is under way (autoscaling waits for it, as the service's does)."""
+        return self.deployment is not None
+
     async def update(self) -> None:
-        """Carry out the update ``update_endpoint`` recorded (see the module docstring)."""
+        """Carry out the update ``update_endpoint`` recorded (see the module docstring); no
+        capacity change runs meanwhile."""
+        async with self._scaling:
+            await self._update()
+
+    async def _update(self) -> None:
         description = self.resource.describe()
         config_name = description.get("PendingEndpointConfigName")
         if not config_name or description.get("EndpointStatus") != "Updating":
@@ -675,11 +721,15 @@ class EndpointRunner:
         finally:
             self.stopping.set()
             await self.router.stop()
-            tasks = [t for t in (updates, capacities, metering, *self._replacements)
-                     if t is not None]
+            tasks = [t for t in (updates, capacities, *self._replacements) if t is not None]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if metering is not None:  # it sees the stop, writes the open period and ends
+                try:
+                    await asyncio.wait_for(metering, METERING_STOP_SECONDS)
+                except Exception:  # a timeout or a failure: logged, and the stop goes on
+                    log.warning("the endpoint's metrics did not finish in time", exc_info=True)
             if scaler is not None:  # a change under way sees the stop and ends; then retire
                 await scaler.close()
             await supervisor

@@ -34,13 +34,17 @@ class Runner:
         self.router.variants = [self.variant]
         self.calls: list[int] = []
         self.succeed = succeed
+        self.update_under_way = False
         self.release = asyncio.Event()
 
-    async def scale_to(self, variant: Variant, desired: int) -> bool:
+    def updating(self) -> bool:
+        return self.update_under_way
+
+    async def scale_to(self, variant: Variant, desired: int) -> str | None:
         self.calls.append(desired)
         variant.desired_count = desired
         await self.release.wait()
-        return self.succeed
+        return None if self.succeed else "a new instance did not pass its ping health check"
 
 
 def invocations(value: float, periods: int = 3, endpoint: str = "ep") -> list[Datum]:
@@ -97,6 +101,15 @@ def test_a_change_that_fails_is_a_failed_activity(store: StateStore) -> None:
     asyncio.run(run_step(scaler, runner, invocations(50.0)))
     (activity,) = ScalingStore(store.root).activities(RID)
     assert activity.status_code == "Failed"
+    assert "did not pass its ping health check" in activity.status_message
+
+
+def test_no_scaling_while_the_endpoint_is_updated(store: StateStore) -> None:
+    runner = Runner()
+    runner.update_under_way = True
+    scaler = Autoscaler(runner, "ep", store.root, 1.0, clock=lambda: NOW)
+    asyncio.run(run_step(scaler, runner, invocations(50.0)))
+    assert runner.calls == [] and ScalingStore(store.root).activities(RID) == []
 
 
 def test_no_second_decision_while_a_change_is_under_way(store: StateStore) -> None:
