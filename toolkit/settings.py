@@ -305,6 +305,12 @@ class LocalModeSettings:
     """``OPTML_LOCAL_PRICES_FILE``: a price table of the user's that overrides the packaged one
     (same format), for ``optml local cost``."""
 
+    @property
+    def time_scale(self) -> float:
+        """How much faster than the service's the scaling timeline runs: one metric period over
+        the service's 60 s (alarm periods and cooldowns are multiplied by it)."""
+        return self.metric_period_seconds / 60.0
+
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> LocalModeSettings:
         state = _get_dir(env, "OPTML_LOCAL_STATE_DIR")

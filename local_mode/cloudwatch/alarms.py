@@ -541,19 +541,25 @@ class AlarmStore:
             raise _not_found(name)
         return record.state
 
-    def set_state(self, name: str, state: AlarmState) -> None:
+    def set_state(self, name: str, state: AlarmState, evaluated: Alarm | None = None) -> bool:
         """Record ``state`` (ResourceNotFound when there is no such alarm); the transition time
-        moves only when the value changes."""
+        moves only when the value changes. ``evaluated``: the definition ``state`` was worked
+        out from -- when the alarm was put again since, nothing is written (a changed alarm
+        starts from INSUFFICIENT_DATA, not from its old definition's state) and False is
+        returned."""
         if state.value not in STATE_VALUES:
             raise ValueError(f"unknown alarm state {state.value!r}")
         with self._locked():
             record = self.record(name)
             if record is None:
                 raise _not_found(name)
+            if evaluated is not None and record.alarm != evaluated:
+                return False
             transitioned = record.transitioned if record.state.value == state.value \
                 else state.updated
             write_json_atomic(self._path(name),
                               replace(record, state=state, transitioned=transitioned).to_json())
+            return True
 
 
 def _not_found(name: str) -> Exception:

@@ -12,7 +12,8 @@ carried out in the background, so metrics keep being written meanwhile; a varian
 new decision while one of its changes is under way.
 
 The store reads and writes happen off the event loop. ``time_scale`` is the metric period over
-the service's 60 s: it compresses alarm periods and cooldowns alike.
+the service's 60 s (``Settings.local.time_scale``): it compresses alarm periods and cooldowns
+alike.
 """
 
 from __future__ import annotations
@@ -35,9 +36,6 @@ from local_mode.endpoints.router import Router, Variant
 from local_mode.errors import ResourceNotFound
 
 log = logging.getLogger("optml.local.endpoint")
-
-SERVICE_PERIOD = 60.0
-"""The service's metric period, which ``OPTML_LOCAL_METRIC_PERIOD_SECONDS`` compresses."""
 
 
 class ScaledRunner(Protocol):
@@ -63,13 +61,13 @@ class Autoscaler:
     """The scaling step of one endpoint (see the module docstring)."""
 
     def __init__(self, runner: ScaledRunner, endpoint_name: str, state_root: Path,
-                 period_seconds: float, clock: Callable[[], float] = time.time) -> None:
+                 time_scale: float, clock: Callable[[], float] = time.time) -> None:
         self.runner = runner
         self.clock = clock
         self.endpoint_name = endpoint_name
         self.alarms = AlarmStore(state_root)
         self.scaling = ScalingStore(state_root)
-        self.time_scale = period_seconds / SERVICE_PERIOD
+        self.time_scale = time_scale
         self.history: dict[str, ScalingHistory] = {}
         self._changing: dict[str, asyncio.Task[None]] = {}
 
@@ -129,8 +127,10 @@ class Autoscaler:
             try:
                 previous = self.alarms.state(alarm.name)
                 state = evaluate(alarm, recent, now, self.time_scale, previous)
-                if state.value != previous.value:  # the service's reason is the transition's
-                    self.alarms.set_state(alarm.name, state)
+                if state.value != previous.value and \
+                        not self.alarms.set_state(alarm.name, state, evaluated=alarm):
+                    continue  # put again meanwhile: evaluated afresh next period
+                # (the service's reason is the one of the transition: written only then)
             except ResourceNotFound:  # deleted meanwhile
                 continue
             evaluated[alarm.name] = (alarm, state)

@@ -67,7 +67,7 @@ class Metering:
         self.writer = DatumWriter(path)
         self.sampler = UsageSampler()
         self.recent: deque[Datum] = deque()
-        self._keep = KEEP_SERVICE_SECONDS * self.period / 60.0
+        self._keep = KEEP_SERVICE_SECONDS * runner.settings.local.time_scale
 
     async def run(self) -> None:
         start = math.floor(self.clock() / self.period) * self.period

@@ -715,7 +715,7 @@ class EndpointRunner:
             capacities = asyncio.ensure_future(self._capacity_updates())
             if self.metrics is not None:
                 scaler = Autoscaler(self, self.resource.name, self.store.root,
-                                    self.settings.local.metric_period_seconds)
+                                    self.settings.local.time_scale)
                 metering = asyncio.ensure_future(Metering(self, scaler).run())
             await self.stopping.wait()
         finally:

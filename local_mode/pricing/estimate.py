@@ -29,12 +29,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from local_mode import runners
 from local_mode.endpoints.capacity import CapacityChange, counts_at, instance_seconds
-from local_mode.pricing.table import Missing, Price, PriceTable, Quoted
+from local_mode.pricing.spot import region_for
+from local_mode.pricing.table import Missing, Price, PriceTable
 
 SECONDS_PER_HOUR = Decimal(3600)
 HOURS_PER_MONTH = Decimal(730)
@@ -194,49 +195,6 @@ def seconds_between(start: datetime, end: datetime) -> Decimal:
     delta: timedelta = end - start
     exact = Decimal(delta.days * 86400 + delta.seconds) + Decimal(delta.microseconds) / 10**6
     return max(exact, Decimal(0))
-
-
-def region_for(arn: str | None, given: str | None, table: PriceTable) -> tuple[str, str]:
-    """The region to price a resource in, and where it came from: ``given`` (``--region``),
-    else the region of its ARN unless that is local mode's own ``local``, else the table's
-    default region."""
-    if given:
-        return given, "--region"
-    parts = (arn or "").split(":")
-    if len(parts) > 3 and parts[3] and parts[3] != "local":
-        return parts[3], "ARN"
-    return table.default_region, "default"
-
-
-def spot_discount_for(instance_type: str, arn: str | None, table: PriceTable
-                      ) -> Quoted | Missing:
-    """The price table's managed spot saving for ``instance_type`` in the region of ``arn``
-    (:func:`region_for`): the region's figure for the type, else the table's default; Missing
-    when the table has neither (no figure is not a saving of 0)."""
-    where, _ = region_for(arn, None, table)
-    quoted = table.spot_discount(where, instance_type)
-    if quoted.origin not in {file.origin for file in table.files}:
-        return Missing(f"the price table has no managed spot saving for {instance_type} in "
-                       f"{where} and no spot_discount_default")
-    return quoted
-
-
-def spot_billable_seconds(attempt_seconds: float | Decimal, instance_type: str,
-                          arn: str | None, table: PriceTable) -> int | Missing:
-    """A managed spot job's ``BillableTimeInSeconds`` as the service reports it: the training
-    attempts' time less the table's spot saving ``d`` for its type and region,
-    ``max(1, round(attempt_seconds x (1 - d)))`` (half up) for a job with any training time,
-    0 for one without. The service's documented savings
-    ``1 - BillableTimeInSeconds / TrainingTimeInSeconds`` then show the saving. Missing when
-    the table has no spot figure for the type (:func:`spot_discount_for`)."""
-    discount = spot_discount_for(instance_type, arn, table)
-    if isinstance(discount, Missing):
-        return discount
-    seconds = Decimal(str(attempt_seconds))
-    if seconds <= 0:
-        return 0
-    billed = (seconds * (1 - discount.value)).to_integral_value(ROUND_HALF_UP)
-    return max(1, int(billed))
 
 
 def _int(value: Any, default: int) -> int:
@@ -470,6 +428,5 @@ class Totals:
 
 __all__ = ["ENDPOINT", "ENDPOINT_LIVE", "HOURS_PER_MONTH", "JOB_LIVE", "PROCESSING",
            "SECONDS_PER_HOUR", "TRAINING", "TRANSFORM", "Charge", "Estimate", "Rate",
-           "SpotSaving", "Totals", "endpoint", "processing_job", "region_for",
-           "seconds_between", "spot_billable_seconds", "spot_discount_for", "training_job",
-           "transform_job"]
+           "SpotSaving", "Totals", "endpoint", "processing_job", "seconds_between",
+           "training_job", "transform_job"]

@@ -23,7 +23,7 @@ from local_mode.cluster.run import job_main, make_hosts, release_hosts, run_host
 from local_mode.cluster.supervisor import PLATFORM, Periodic, Supervisor, out_of_memory_reason
 from local_mode.cluster.sync import DirectorySync
 from local_mode.error_text import message_of
-from local_mode.pricing.estimate import spot_billable_seconds
+from local_mode.pricing.spot import spot_billable_seconds
 from local_mode.pricing.table import Missing, PriceTableError, load_prices
 from local_mode.runners import TRAINING
 from local_mode.state import ResourceDir, now

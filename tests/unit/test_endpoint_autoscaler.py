@@ -4,6 +4,7 @@ policies' decision applied as a scaling activity, one change at a time per varia
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,8 @@ from tests.unit.test_autoscaling_client import make_endpoint
 RID = "endpoint/ep/variant/AllTraffic"
 NS = {"ServiceNamespace": "sagemaker", "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
 NOW = 1_800_000_100.0
+TIME_SCALE = 1 / 60
+"""A metric period of 1 s: a service minute per second."""
 
 
 class Runner:
@@ -83,7 +86,7 @@ async def run_step(scaler: Autoscaler, runner: Runner, datums: list[Datum]) -> N
 
 def test_a_breach_scales_out_to_the_maximum_as_an_activity(store: StateStore) -> None:
     runner = Runner()
-    scaler = Autoscaler(runner, "ep", store.root, 1.0, clock=lambda: NOW + 0.5)
+    scaler = Autoscaler(runner, "ep", store.root, TIME_SCALE, clock=lambda: NOW + 0.5)
     asyncio.run(run_step(scaler, runner, invocations(50.0)))
     assert runner.calls == [3]  # ceil(1 x 50 / 10) = 5, capped at MaxCapacity
     (activity,) = ScalingStore(store.root).activities(RID)
@@ -97,7 +100,7 @@ def test_a_breach_scales_out_to_the_maximum_as_an_activity(store: StateStore) ->
 
 def test_a_change_that_fails_is_a_failed_activity(store: StateStore) -> None:
     runner = Runner(succeed=False)
-    scaler = Autoscaler(runner, "ep", store.root, 1.0, clock=lambda: NOW)
+    scaler = Autoscaler(runner, "ep", store.root, TIME_SCALE, clock=lambda: NOW)
     asyncio.run(run_step(scaler, runner, invocations(50.0)))
     (activity,) = ScalingStore(store.root).activities(RID)
     assert activity.status_code == "Failed"
@@ -107,14 +110,14 @@ def test_a_change_that_fails_is_a_failed_activity(store: StateStore) -> None:
 def test_no_scaling_while_the_endpoint_is_updated(store: StateStore) -> None:
     runner = Runner()
     runner.update_under_way = True
-    scaler = Autoscaler(runner, "ep", store.root, 1.0, clock=lambda: NOW)
+    scaler = Autoscaler(runner, "ep", store.root, TIME_SCALE, clock=lambda: NOW)
     asyncio.run(run_step(scaler, runner, invocations(50.0)))
     assert runner.calls == [] and ScalingStore(store.root).activities(RID) == []
 
 
 def test_no_second_decision_while_a_change_is_under_way(store: StateStore) -> None:
     runner = Runner()
-    scaler = Autoscaler(runner, "ep", store.root, 1.0, clock=lambda: NOW)
+    scaler = Autoscaler(runner, "ep", store.root, TIME_SCALE, clock=lambda: NOW)
 
     async def two_steps() -> None:
         await scaler.step(NOW, invocations(50.0))
@@ -129,7 +132,7 @@ def test_no_second_decision_while_a_change_is_under_way(store: StateStore) -> No
 def test_quiet_metrics_change_nothing_and_other_endpoints_alarms_are_left_alone(
         store: StateStore) -> None:
     runner = Runner()
-    scaler = Autoscaler(runner, "ep", store.root, 1.0, clock=lambda: NOW)
+    scaler = Autoscaler(runner, "ep", store.root, TIME_SCALE, clock=lambda: NOW)
     alarms = AlarmStore(store.root)
     foreign = Alarm.from_request({
         "AlarmName": "other-busy", "Namespace": SAGEMAKER_NAMESPACE,
@@ -143,3 +146,16 @@ def test_quiet_metrics_change_nothing_and_other_endpoints_alarms_are_left_alone(
     assert ScalingStore(store.root).activities(RID) == []
     assert alarms.state(high_alarm(store).name).value == "OK"
     assert alarms.state("other-busy").value == "INSUFFICIENT_DATA"  # not this runner's
+
+
+def test_an_alarm_put_again_meanwhile_keeps_its_fresh_state(store: StateStore) -> None:
+    """A state worked out from an alarm's old definition is not written onto its new one."""
+    alarms = AlarmStore(store.root)
+    old = high_alarm(store)
+    changed = replace(old, threshold=1000.0)
+    state = alarms.state(old.name)
+    alarms.put(changed)
+    assert not alarms.set_state(old.name, replace(state, value="ALARM"), evaluated=old)
+    assert alarms.state(old.name).value == "INSUFFICIENT_DATA"
+    assert alarms.set_state(old.name, replace(state, value="OK"), evaluated=changed)
+    assert alarms.state(old.name).value == "OK"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from local_mode.endpoints.capacity import CapacityChange
-from local_mode.pricing import estimate
+from local_mode.pricing import estimate, spot
 from local_mode.pricing.table import (
     Missing,
     Price,
@@ -101,7 +101,7 @@ def test_managed_spot_bills_its_billable_time_as_it_stands(table: PriceTable) ->
 def test_the_runner_s_billable_time_gives_the_table_s_saving(table: PriceTable) -> None:
     """What the runner records for a spot job, estimated: the savings are the table's."""
     arn = ARN.format("local", "training-job")
-    billable = estimate.spot_billable_seconds(200, "ml.m5.xlarge", arn, table)
+    billable = spot.spot_billable_seconds(200, "ml.m5.xlarge", arn, table)
     assert billable == 60  # 200 x (1 - 0.7)
     result = estimate.training_job(
         training(EnableManagedSpotTraining=True, TrainingTimeInSeconds=200,
@@ -125,7 +125,7 @@ def test_a_running_spot_job_costs_its_time_so_far_less_the_spot_saving(
     (0, 0), (Decimal("99.9"), 30)])
 def test_spot_billable_seconds_is_the_attempts_time_less_the_saving(
         table: PriceTable, seconds: float | Decimal, expected: int) -> None:
-    assert estimate.spot_billable_seconds(seconds, "ml.m5.xlarge", None, table) == expected
+    assert spot.spot_billable_seconds(seconds, "ml.m5.xlarge", None, table) == expected
 
 
 def test_spot_billable_seconds_uses_the_type_s_figure_in_the_arn_s_region(
@@ -135,12 +135,12 @@ def test_spot_billable_seconds_uses_the_type_s_figure_in_the_arn_s_region(
         "us-west-2": {"spot_discount": {"ml.p3.2xlarge": 0.9}}}}))
     table = load_prices(path)
     west = ARN.format("us-west-2", "training-job")
-    assert estimate.spot_billable_seconds(100, "ml.p3.2xlarge", west, table) == 10
+    assert spot.spot_billable_seconds(100, "ml.p3.2xlarge", west, table) == 10
     # another type there, or the type elsewhere: the table's default (0.7)
-    assert estimate.spot_billable_seconds(100, "ml.m5.large", west, table) == 30
+    assert spot.spot_billable_seconds(100, "ml.m5.large", west, table) == 30
     east = ARN.format("us-east-1", "training-job")
-    assert estimate.spot_billable_seconds(100, "ml.p3.2xlarge", east, table) == 30
-    found = estimate.spot_discount_for("ml.p3.2xlarge", west, table)
+    assert spot.spot_billable_seconds(100, "ml.p3.2xlarge", east, table) == 30
+    found = spot.spot_discount_for("ml.p3.2xlarge", west, table)
     assert not isinstance(found, Missing)
     assert (found.value, found.origin) == (Decimal("0.9"), str(path))
 
@@ -148,7 +148,7 @@ def test_spot_billable_seconds_uses_the_type_s_figure_in_the_arn_s_region(
 def test_no_spot_figure_is_missing_not_a_saving_of_zero() -> None:
     bare = PriceTable(parse_table({"format_version": 1, "regions": {
         "us-east-1": {"training": {"ml.m5.large": Decimal("0.115")}}}}, "bare"))
-    found = estimate.spot_billable_seconds(100, "ml.m5.large", None, bare)
+    found = spot.spot_billable_seconds(100, "ml.m5.large", None, bare)
     assert isinstance(found, Missing)
     assert "no managed spot saving for ml.m5.large in us-east-1" in found.reason
 
