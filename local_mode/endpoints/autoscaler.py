@@ -2,9 +2,10 @@
 :mod:`local_mode.endpoints.metering`).
 
 Each period, with the datums kept so far: every CloudWatch alarm on this endpoint's metrics (its
-dimensions name the endpoint: the alarms target tracking made, and any the user put) is
-evaluated and its state recorded, so DescribeAlarms reads what the service would show; then, for
-each of the endpoint's variants registered as a scalable target,
+dimensions name the endpoint: the alarms target tracking made, and any the user put, on the
+router's metrics or on a custom metric sent with PutMetricData) is evaluated and its state
+recorded, so DescribeAlarms reads what the service would show; then, for each of the
+endpoint's variants registered as a scalable target,
 :func:`local_mode.autoscaling.decide.decide` says whether its policies change its desired
 instance count. A change is a scaling activity -- InProgress when decided, Successful once the
 new instances answer ``/ping`` (or the removed ones have drained and stopped), Failed otherwise --
@@ -32,6 +33,7 @@ from local_mode.autoscaling.policies import ScalableTarget, ScalingPolicy
 from local_mode.autoscaling.store import ScalingStore
 from local_mode.cloudwatch.alarms import Alarm, AlarmState, AlarmStore, evaluate
 from local_mode.cloudwatch.datums import Datum
+from local_mode.cloudwatch.sources import ENDPOINT_NAMESPACES, custom_datums
 from local_mode.endpoints.router import Router, Variant
 from local_mode.errors import ResourceNotFound
 
@@ -65,6 +67,7 @@ class Autoscaler:
         self.runner = runner
         self.clock = clock
         self.endpoint_name = endpoint_name
+        self.state_root = state_root
         self.alarms = AlarmStore(state_root)
         self.scaling = ScalingStore(state_root)
         self.time_scale = time_scale
@@ -121,12 +124,17 @@ class Autoscaler:
         """Evaluate this endpoint's alarms (recording their states), then read its scalable
         targets with their policies and alarms."""
         evaluated: dict[str, tuple[Alarm, AlarmState]] = {}
-        for alarm in self.alarms.list():
-            if ("EndpointName", self.endpoint_name) not in alarm.dimensions:
-                continue
+        mine = [a for a in self.alarms.list()
+                if ("EndpointName", self.endpoint_name) in a.dimensions]
+        published: list[Datum] = []
+        if any(a.namespace not in ENDPOINT_NAMESPACES for a in mine):
+            # a custom metric about this endpoint, sent with PutMetricData
+            published = list(custom_datums(self.state_root))
+        for alarm in mine:
             try:
                 previous = self.alarms.state(alarm.name)
-                state = evaluate(alarm, recent, now, self.time_scale, previous)
+                datums = recent if alarm.namespace in ENDPOINT_NAMESPACES else published
+                state = evaluate(alarm, datums, now, self.time_scale, previous)
                 if state.value != previous.value and \
                         not self.alarms.set_state(alarm.name, state, evaluated=alarm):
                     continue  # put again meanwhile: evaluated afresh next period

@@ -13,6 +13,7 @@ from local_mode.autoscaling.client import ApplicationAutoScalingClient
 from local_mode.autoscaling.store import ScalingStore
 from local_mode.cloudwatch.alarms import Alarm, AlarmStore
 from local_mode.cloudwatch.datums import SAGEMAKER_NAMESPACE, Datum
+from local_mode.cloudwatch.sources import write_custom
 from local_mode.endpoints.autoscaler import Autoscaler
 from local_mode.endpoints.router import Instance, Router, Variant
 from local_mode.endpoints.spec import ContainerSpec, ModelSpec, VariantSpec
@@ -159,3 +160,21 @@ def test_an_alarm_put_again_meanwhile_keeps_its_fresh_state(store: StateStore) -
     assert alarms.state(old.name).value == "INSUFFICIENT_DATA"
     assert alarms.set_state(old.name, replace(state, value="OK"), evaluated=changed)
     assert alarms.state(old.name).value == "OK"
+
+
+def test_an_alarm_on_a_custom_metric_of_the_endpoint_is_evaluated(store: StateStore) -> None:
+    """A metric about the endpoint that the user sends with PutMetricData (queue depth, say)
+    drives its alarms as the router's own metrics do."""
+    dims = (("EndpointName", "ep"),)
+    write_custom(store.root, [Datum("Custom/App", "QueueDepth", dims, float(int(NOW) - 1 - i),
+                                    1.0, 1.0, 500.0, 500.0, 500.0) for i in range(2)])
+    alarms = AlarmStore(store.root)
+    alarms.put(Alarm.from_request({
+        "AlarmName": "deep-queue", "Namespace": "Custom/App", "MetricName": "QueueDepth",
+        "Statistic": "Maximum", "Period": 60, "EvaluationPeriods": 2, "Threshold": 100.0,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "Dimensions": [{"Name": "EndpointName", "Value": "ep"}]}))
+    runner = Runner()
+    scaler = Autoscaler(runner, "ep", store.root, TIME_SCALE, clock=lambda: NOW)
+    asyncio.run(run_step(scaler, runner, []))
+    assert alarms.state("deep-queue").value == "ALARM"
