@@ -61,8 +61,7 @@ def plot_series(points: Sequence[dict[str, Any]], target: Path, title: str = "")
         if title:
             figure.suptitle(title)
         figure.tight_layout()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(target, format="png")
+        figure.savefig(target, format="png")  # into a directory the caller checked exists
     finally:
         plt.close(figure)
     return len(series)

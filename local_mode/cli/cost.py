@@ -21,6 +21,7 @@ Like every module of the CLI, this one imports only click up front.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -162,7 +163,9 @@ def money(value: Decimal | None) -> str:
         return "$0.00"
     if abs(value) >= 1:
         return f"${value:,.2f}"
-    return f"${float(value):.4g}" if abs(value) >= Decimal("0.0001") else f"${float(value):.2e}"
+    # four significant digits, never in exponent notation: $0.002187, $0.00006552
+    places = 3 - math.floor(math.log10(abs(float(value))))
+    return f"${float(value):.{max(2, places)}f}"
 
 
 def _instances(estimate: Estimate) -> str:

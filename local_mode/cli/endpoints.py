@@ -64,6 +64,10 @@ def model_data_uri(value: str) -> str:
               help="Serving image (the process backend runs optml serve instead).")
 @backend_option("instances")
 @click.option("--instance-count", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option("--instance-type", default="local", show_default=True,
+              help="The variant's InstanceType (ml.m5.large, ...): sizes a Docker container's "
+                   "CPUs and memory and prices the endpoint in optml local cost; local: "
+                   "unlimited and unpriced.")
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE",
               help="Container environment variable (repeatable).")
 @click.option("--multi-model", is_flag=True, help="--model-data is the S3 prefix of models.")
@@ -72,7 +76,7 @@ def model_data_uri(value: str) -> str:
                    "for it) first.")
 @state_dir_option
 def deploy(name: str, model_data: str, image: str, backend: str | None, instance_count: int,
-           env: tuple[str, ...], multi_model: bool, replace: bool,
+           instance_type: str, env: tuple[str, ...], multi_model: bool, replace: bool,
            state_dir: Path | None) -> None:
     """Create model, endpoint config and endpoint NAME (the model and config tagged as
     deploy's, so that deleting the endpoint deletes them); wait until InService."""
@@ -90,7 +94,7 @@ def deploy(name: str, model_data: str, image: str, backend: str | None, instance
     with request_errors():
         sm.create_model(ModelName=name, PrimaryContainer=container, Tags=tags)
         sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
-            "VariantName": "AllTraffic", "ModelName": name, "InstanceType": "local",
+            "VariantName": "AllTraffic", "ModelName": name, "InstanceType": instance_type,
             "InitialInstanceCount": instance_count, "InitialVariantWeight": 1.0}], Tags=tags)
         sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
     click.echo(f"Creating endpoint {name}{backend_note(sm, ENDPOINTS, name)}", err=True)

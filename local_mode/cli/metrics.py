@@ -78,8 +78,8 @@ def _complete(ctx: click.Context, _param: click.Parameter, incomplete: str) -> l
                    f"ISO 8601 time (default: all of a job's points, the last "
                    f"{DEFAULT_ENDPOINT_SINCE} of an endpoint's).")
 @click.option("--period", type=click.IntRange(min=1), default=None,
-              help="An endpoint's metrics per this many seconds (default: "
-                   "OPTML_LOCAL_METRIC_PERIOD_SECONDS, the period they are stored at).")
+              help="An endpoint's metrics per this many seconds: 1, 5, 10, 30 or a multiple "
+                   "of 60, as CloudWatch takes (default: the period they are stored at).")
 @click.option("--kind", type=click.Choice(KINDS), default="auto", show_default=True,
               help="What NAME is, when a training job and an endpoint share it.")
 @state_dir_option
@@ -89,6 +89,13 @@ def metrics_command(name: str, plot_file: Path | None, output: str, as_json: boo
     """Print (or plot) NAME's metrics: a training job's MetricDefinitions points, or an
     endpoint's invocation and instance metrics per period and variant."""
     from local_mode.cloudwatch.datums import endpoint_metrics_file
+    from local_mode.cloudwatch.query import valid_period
+
+    if plot_file is not None and not plot_file.parent.is_dir():
+        fail(f"--plot: the directory {str(plot_file.parent)!r} does not exist", EXIT_INVALID)
+    if period is not None and not valid_period(period):
+        fail(f"--period must be 1, 5, 10, 30 or a multiple of 60 seconds, got {period}",
+             EXIT_INVALID)
     from local_mode.errors import ResourceNotFound
 
     client = sagemaker_client(state_dir)
@@ -121,8 +128,7 @@ def metrics_command(name: str, plot_file: Path | None, output: str, as_json: boo
     else:
         if start is None:
             start = parse_since(DEFAULT_ENDPOINT_SINCE).timestamp()
-        stored = settings().local.metric_period_seconds
-        _endpoint(name, client.store.root, plot_file, output, start, period or stored)
+        _endpoint(name, client.store.root, plot_file, output, start, period)
 
 
 def _plot(points: Sequence[dict[str, Any]], plot_file: Path, title: str) -> None:
@@ -186,12 +192,18 @@ def endpoint_queries(name: str, datums: Sequence[Datum], period: int) -> list[Me
 
 
 def _endpoint(name: str, state_root: Path, plot_file: Path | None, output: str,
-              start: float, period: int) -> None:
+              start: float, period: int | None) -> None:
+    """``period`` None: the one the datums were stored at (the endpoint's runner's, which
+    may differ from this shell's OPTML_LOCAL_METRIC_PERIOD_SECONDS)."""
     from local_mode.cloudwatch.query import query_points, utc
     from local_mode.cloudwatch.sources import endpoint_datums
 
     now = time.time()
     datums = list(endpoint_datums(state_root, name))
+    if period is None:
+        stored = [d.period for d in datums if d.timestamp >= start]
+        period = max(1, round(min(stored))) if stored else \
+            settings().local.metric_period_seconds
     queries = endpoint_queries(name, datums, period)
     series = [(q, query_points(q, datums, start, now, now)) for q in queries]
     series = [(q, points) for q, points in series if points]

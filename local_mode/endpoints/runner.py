@@ -714,6 +714,10 @@ class EndpointRunner:
             self._capacity_requested.set()  # likewise
             capacities = asyncio.ensure_future(self._capacity_updates())
             if self.metrics is not None:
+                log.info("metrics every %d s (OPTML_LOCAL_METRIC_PERIOD_SECONDS of the process "
+                         "that created the endpoint); the scaling timeline runs %g x the "
+                         "service's", self.settings.local.metric_period_seconds,
+                         1 / self.settings.local.time_scale)
                 scaler = Autoscaler(self, self.resource.name, self.store.root,
                                     self.settings.local.time_scale)
                 metering = asyncio.ensure_future(Metering(self, scaler).run())

@@ -170,3 +170,32 @@ def test_a_price_table_that_cannot_be_read_never_fails_a_spot_job(tmp_path: Path
     warnings = [line for line in runner_log.splitlines() if "WARNING" in line]
     assert len(warnings) == 1, runner_log
     assert "not reduced by the spot saving" in warnings[0] and "not valid JSON" in warnings[0]
+
+
+def test_an_endpoint_deployed_with_an_instance_type_is_priced(local_env: LocalEnv,
+                                                              tmp_path: Path) -> None:
+    """optml local deploy --instance-type: the endpoint costs its type's hosting price per
+    instance-second from its capacity log, and so much per hour while it serves."""
+    from tests.integration.test_local_endpoints_support import make_model_tar
+
+    tar = make_model_tar(tmp_path / "model.tar.gz")
+    deploy = subprocess.run(
+        [sys.executable, "-m", "toolkit.cli", "local", "deploy", "priced", "--model-data",
+         str(tar), "--instance-type", "ml.m5.large", "--instance-count", "2", "--backend",
+         "process", "--state-dir", str(local_env.state_dir),
+         "--env", "SAGEMAKER_MODEL_SERVER_WORKERS=1"],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("OPTML_")})
+    try:
+        assert deploy.returncode == 0, deploy.stderr
+        run = optml_cost(local_env, "priced", "-o", "json")
+        assert run.returncode == 0, run.stderr
+        (endpoint,) = json.loads(run.stdout)["Resources"]
+        hourly = load_prices().instance_price("us-east-1", "hosting", "ml.m5.large")
+        assert isinstance(hourly, Price)
+        assert endpoint["Cost"] is not None and endpoint["Cost"] > 0
+        assert Decimal(str(endpoint["CostPerHour"])) == hourly.value * 2
+    finally:
+        subprocess.run([sys.executable, "-m", "toolkit.cli", "local", "endpoints", "rm",
+                        "priced", "--state-dir", str(local_env.state_dir)],
+                       capture_output=True, timeout=120, check=False)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from local_mode.state import KINDS
 from tests.integration.local_training_support import (
     job_name,
     processes_using,
@@ -52,8 +53,10 @@ def ok(run: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str
 
 
 def resources_left(state: Path) -> list[str]:
-    """Every resource record below the state directory (``kind/name``)."""
-    return sorted(f"{kind.name}/{item.name}" for kind in state.iterdir() if kind.is_dir()
+    """Every resource record below the state directory (``kind/name``): what CloudWatch keeps
+    (``cloudwatch/``: metrics, alarms) is not a resource, and outlives them as on the service."""
+    return sorted(f"{kind.name}/{item.name}" for kind in state.iterdir()
+                  if kind.is_dir() and kind.name in KINDS
                   for item in kind.iterdir()) if state.is_dir() else []
 
 
@@ -175,6 +178,8 @@ TransformResources: {{InstanceType: local, InstanceCount: 1}}
     ok(optml(state, "prune", "--yes"))
 
     assert resources_left(state) == []
+    # the endpoint's metrics stay, as CloudWatch keeps a deleted endpoint's
+    assert (state / "cloudwatch" / "endpoints" / "lc-endpoint.jsonl").is_file()
     assert processes_using(state) == []
 
 

@@ -36,10 +36,12 @@ def metrics_file(store: StateStore, endpoint: str) -> Path:
     return path
 
 
-def optml(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def optml(state: Path, *args: str, extra_env: dict[str, str] | None = None
+          ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "toolkit.cli", "local", "metrics", *args,
                            "--state-dir", str(state)], capture_output=True, text=True,
-                          env={**os.environ, "OPTML_LOCAL_METRIC_PERIOD_SECONDS": "1"},
+                          env={**os.environ, "OPTML_LOCAL_METRIC_PERIOD_SECONDS": "1",
+                               **(extra_env or {})},
                           timeout=120, check=False)
 
 
@@ -120,11 +122,28 @@ def test_since_and_plot(state: tuple[Path, float], tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     results = {r["Label"]: r for r in json.loads(run.stdout)["MetricDataResults"]}
     assert results["AllTraffic Invocations"]["Values"] == [2.0, 2.0]
-    png = tmp_path / "plots" / "ep.png"
+    missing = tmp_path / "plots" / "ep.png"  # a mistyped directory is refused, not made
+    refused = optml(root, "ep", "--plot", str(missing))
+    assert refused.returncode == 2 and "does not exist" in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1 and not missing.parent.exists()
+    png = tmp_path / "ep.png"
     plotted = optml(root, "ep", "--plot", str(png))
     assert plotted.returncode == 0, plotted.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"wrote {png}" in plotted.stderr
+
+
+def test_the_period_is_the_stored_one_unless_a_valid_one_is_given(
+        state: tuple[Path, float]) -> None:
+    root, _ = state
+    env_period = {"OPTML_LOCAL_METRIC_PERIOD_SECONDS": "60"}  # this shell's: not the stored 1 s
+    run = optml(root, "ep", "-o", "json", extra_env=env_period)
+    assert run.returncode == 0, run.stderr
+    results = {r["Label"]: r for r in json.loads(run.stdout)["MetricDataResults"]}
+    assert len(results["AllTraffic Invocations"]["Values"]) == SECONDS  # one per stored second
+    for bad in ("7", "90"):
+        refused = optml(root, "ep", "--period", bad)
+        assert refused.returncode == 2 and "1, 5, 10, 30 or a multiple of 60" in refused.stderr
 
 
 def test_an_endpoint_without_datapoints(state: tuple[Path, float]) -> None:

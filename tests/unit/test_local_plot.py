@@ -16,7 +16,7 @@ POINTS = [{"MetricName": "loss", "Value": v, "Timestamp": f"2024-01-01T00:00:0{i
 
 
 def test_one_subplot_per_metric_into_a_png(tmp_path: Path) -> None:
-    target = tmp_path / "plots" / "m.png"
+    target = tmp_path / "m.png"
     assert plot_series(POINTS, target, title="job") == 2
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
