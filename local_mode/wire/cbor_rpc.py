@@ -47,8 +47,9 @@ from werkzeug.datastructures import EnvironHeaders
 from werkzeug.wrappers import Response
 
 from local_mode.client_base import LocalClient
-from local_mode.wire.codec import SerializationError, decode, encode
+from local_mode.wire.codec import SerializationError, decode, encode, walk
 from local_mode.wire.faults import Fault, fault_of, unknown_operation
+from local_mode.wire.json_rpc import read_json_object
 
 CBOR_TYPE = "application/cbor"
 JSON_TYPE = "application/x-amz-json-1.0"
@@ -119,7 +120,7 @@ class RpcV2Service:
     def handle_json(self, operation: str, body: bytes) -> Response:
         """An awsJson1_0 request answered in JSON."""
         try:
-            request = _read_json(body)
+            request = read_json_object(body)
         except SerializationError as exc:
             return self.json_error(fault_of(exc, self.model))
         result = self._run(operation, request, decode)
@@ -299,17 +300,11 @@ def from_cbor(value: Any, shape: Shape | None) -> Any:
 def to_cbor(value: Any, shape: Shape | None) -> Any:
     """A boto3-shaped response value ready for :func:`write_cbor`: timestamps as aware
     datetimes, unset members left out."""
-    if shape is None:
-        return value
+    return walk(value, shape, _cbor_leaf)
+
+
+def _cbor_leaf(value: Any, shape: Shape) -> Any:
     kind = shape.type_name
-    if kind == "structure" and isinstance(value, Mapping):
-        members = shape.members
-        return {name: to_cbor(item, members.get(name)) for name, item in value.items()
-                if item is not None}
-    if kind == "list" and isinstance(value, (list, tuple)):
-        return [to_cbor(item, shape.member) for item in value]
-    if kind == "map" and isinstance(value, Mapping):
-        return {key: to_cbor(item, shape.value) for key, item in value.items()}
     if kind == "timestamp":
         if isinstance(value, datetime):
             return value if value.tzinfo else value.replace(tzinfo=_UTC)
@@ -347,20 +342,6 @@ def _refuse_tag(_decoder: Any, tag: Any) -> Any:
 
 def _refuse(_decoder: Any) -> Any:
     raise ValueError("a CBOR tag RPC v2 does not use")
-
-
-# -- JSON ----------------------------------------------------------------------------------------
-
-def _read_json(body: bytes) -> dict[str, Any]:
-    if not body.strip():
-        return {}
-    try:
-        parsed = json.loads(body)
-    except (UnicodeDecodeError, ValueError, RecursionError):  # nesting deeper than Python's
-        raise SerializationError("the request body is not valid JSON") from None
-    if not isinstance(parsed, dict):
-        raise SerializationError("the request body must be a JSON object")
-    return parsed
 
 
 # -- the query protocol ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -53,25 +53,37 @@ def decode(value: Any, shape: Shape | None, path: str = "") -> Any:
     return value
 
 
-def encode(value: Any, shape: Shape | None) -> Any:
-    """``value`` (a boto3-shaped response member) in the JSON protocol's wire form."""
+def walk(value: Any, shape: Shape | None, leaf: Callable[[Any, Shape], Any]) -> Any:
+    """``value`` (a boto3-shaped response member) with every scalar member replaced by
+    ``leaf(member, its shape)``, unset structure members left out: what each protocol's
+    encoder shares (they differ only in how a timestamp or a blob is written)."""
     if shape is None:
         return value
     kind = shape.type_name
     if kind == "structure" and isinstance(value, Mapping):
         members = shape.members
-        return {name: encode(item, members.get(name)) for name, item in value.items()
+        return {name: walk(item, members.get(name), leaf) for name, item in value.items()
                 if item is not None}
     if kind == "list" and isinstance(value, (list, tuple)):
-        return [encode(item, shape.member) for item in value]
+        return [walk(item, shape.member, leaf) for item in value]
     if kind == "map" and isinstance(value, Mapping):
-        return {key: encode(item, shape.value) for key, item in value.items()}
+        return {key: walk(item, shape.value, leaf) for key, item in value.items()}
+    return leaf(value, shape)
+
+
+def _json_leaf(value: Any, shape: Shape) -> Any:
+    kind = shape.type_name
     if kind == "timestamp" and isinstance(value, datetime):
         stamp = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
         return stamp.timestamp()
     if kind == "blob" and isinstance(value, (bytes, bytearray)):
         return base64.b64encode(bytes(value)).decode("ascii")
     return value
+
+
+def encode(value: Any, shape: Shape | None) -> Any:
+    """``value`` (a boto3-shaped response member) in the JSON protocol's wire form."""
+    return walk(value, shape, _json_leaf)
 
 
 def error_members(error: Exception, service_model: Any) -> dict[str, Any]:

@@ -62,9 +62,9 @@ class JsonService:
                                          **fault.members})
 
 
-def _request(body: bytes, shape: Any) -> dict[str, Any]:
-    """The request members of a JSON body (an empty body is an empty request, as botocore sends
-    for an operation without input)."""
+def read_json_object(body: bytes) -> dict[str, Any]:
+    """A JSON request body as an object (an empty body is an empty request, as botocore sends
+    for an operation without input); SerializationError otherwise."""
     if not body.strip():
         return {}
     try:
@@ -73,6 +73,14 @@ def _request(body: bytes, shape: Any) -> dict[str, Any]:
         raise SerializationError("the request body is not valid JSON") from None
     if not isinstance(parsed, dict):
         raise SerializationError("the request body must be a JSON object")
+    return parsed
+
+
+def _request(body: bytes, shape: Any) -> dict[str, Any]:
+    """The request members of a JSON body, decoded by the operation's input shape."""
+    parsed = read_json_object(body)
+    if not parsed:
+        return {}
     decoded = decode(parsed, shape)
     assert isinstance(decoded, dict)
     return decoded

@@ -15,7 +15,6 @@ from __future__ import annotations
 import gc
 import importlib.util
 import json
-import os
 import sys
 import tarfile
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import pytest
 
 from tests.docker.test_examples import EXAMPLES, no_containers_left, run, summary_of
+from tests.integration.local_training_support import processes_using
 from toolkit.serving import LoadContext
 
 CODE = EXAMPLES / "multi-model-endpoint" / "code"
@@ -72,23 +72,6 @@ def test_demo_cap_refuses_a_third_model_until_one_is_dropped(
     assert inference.predict_fn([[1, 1, 1]], models[-1])["prices"].tolist() == [10.0]
 
 
-def processes_under(root: Path) -> list[int]:
-    """Live processes (not this one) whose command line or working directory is in ``root``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            cwd = os.readlink(entry / "cwd")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and (str(root) in cmdline or cwd.startswith(str(root))):
-            found.append(int(entry.name))
-    return found
-
-
 def check_run(root: Path, summary: dict[str, Any]) -> None:
     assert set(summary["metrics"]) == {"north", "south", "east"}
     assert all(m["validation:rmse"] < 8.0 for m in summary["metrics"].values())  # noise sd 5
@@ -115,7 +98,7 @@ def check_run(root: Path, summary: dict[str, Any]) -> None:
     assert summary["refused_loads"] == 2
     assert summary["evicted"] == ["north.tar.gz", "south.tar.gz"]
     assert summary["unknown_model_error"] == "ValidationError"
-    assert processes_under(root) == []
+    assert processes_using(root) == []
 
 
 @pytest.mark.docker

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 import local_mode
+from tests.integration.local_training_support import processes_using
 from toolkit.serving import HTTPError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -150,23 +151,6 @@ def test_handlers_score_rows_and_refuse_bad_shapes(tmp_path: Path) -> None:
     assert text.value.status_code == 406
 
 
-def processes_under(root: Path) -> list[int]:
-    """Live processes (not this one) whose command line or working directory is in ``root``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            cwd = os.readlink(entry / "cwd")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and (str(root) in cmdline or cwd.startswith(str(root))):
-            found.append(int(entry.name))
-    return found
-
-
 def test_autoscaling_example_on_the_process_backend(tmp_path: Path) -> None:
     out, root, summary = run_example("process", tmp_path)
     assert summary["backend"] == summary["serving_backend"] == "process"
@@ -174,4 +158,4 @@ def test_autoscaling_example_on_the_process_backend(tmp_path: Path) -> None:
     # no image: the handlers come from the example's code/ as the submit directory
     log = (root / "logs" / "main-1.log").read_text()
     assert f"model_fn from {EXAMPLE / 'code' / 'inference.py'}" in log
-    assert processes_under(root) == []
+    assert processes_using(root) == []

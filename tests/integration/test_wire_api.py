@@ -36,7 +36,7 @@ TRAIN = """
 """
 
 
-def _tarball(files: dict[str, str]) -> bytes:
+def tarball(files: dict[str, str]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for name, text in files.items():
@@ -68,9 +68,9 @@ def bucket(api: ApiEndpoint) -> str:
     name = f"wire-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=name)
     s3.put_object(Bucket=name, Key="data/rows.csv", Body=b"1,2\n3,4\n5,6\n")
-    s3.put_object(Bucket=name, Key="code/sourcedir.tar.gz", Body=_tarball({"train.py": TRAIN}))
+    s3.put_object(Bucket=name, Key="code/sourcedir.tar.gz", Body=tarball({"train.py": TRAIN}))
     s3.put_object(Bucket=name, Key="model/model.tar.gz",
-                  Body=_tarball({"code/inference.py": ECHO, "value.txt": "from-wire"}))
+                  Body=tarball({"code/inference.py": ECHO, "value.txt": "from-wire"}))
     return name
 
 
@@ -288,7 +288,7 @@ def test_a_named_s3_compatible_server_instead_of_the_embedded_store(
         s3.create_bucket(Bucket=bucket)
         s3.put_object(Bucket=bucket, Key="data/rows.csv", Body=b"1\n2\n")
         s3.put_object(Bucket=bucket, Key="code/sourcedir.tar.gz",
-                      Body=_tarball({"train.py": TRAIN}))
+                      Body=tarball({"train.py": TRAIN}))
         sm = client(api, "sagemaker")
         name = f"named-{uuid.uuid4().hex[:6]}"
         sm.create_training_job(**{**_training_request(name, bucket),

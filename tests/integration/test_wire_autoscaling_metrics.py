@@ -7,13 +7,10 @@ from register to deregister, every refusal raised as boto3 raises the service's.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
-import textwrap
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,6 +25,7 @@ from botocore.exceptions import ClientError
 import local_mode
 from local_mode.wire.endpoint import ApiEndpoint
 from tests.integration.test_local_endpoints_support import ECHO, FAST_ENV
+from tests.integration.test_wire_api import tarball
 from tests.unit.test_wire_cbor_rpc import protocol_session
 from toolkit.settings import Settings
 
@@ -35,17 +33,6 @@ ROLE = "arn:aws:iam::000000000000:role/optml-local"
 VARIANT = "AllTraffic"
 DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 BIN = Path(sys.executable).parent
-
-
-def _model_tar() -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, text in {"code/inference.py": ECHO, "value.txt": "scaled"}.items():
-            data = textwrap.dedent(text).encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +56,7 @@ def endpoint(api: ApiEndpoint) -> Iterator[str]:
     s3, sm = client(api, "s3"), client(api, "sagemaker")
     bucket = f"scaling-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
-    s3.put_object(Bucket=bucket, Key="model/model.tar.gz", Body=_model_tar())
+    s3.put_object(Bucket=bucket, Key="model/model.tar.gz", Body=tarball({"code/inference.py": ECHO, "value.txt": "scaled"}))
     name = f"ep-{uuid.uuid4().hex[:8]}"
     sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={
         "Image": "optml/base:latest", "ModelDataUrl": f"s3://{bucket}/model/model.tar.gz",
