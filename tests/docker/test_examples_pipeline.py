@@ -29,7 +29,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.docker.test_examples import EXAMPLES, no_containers_left, run, summary_of
-from tests.docker.test_examples_multi_model import load, processes_under
+from tests.docker.test_examples_multi_model import load
+from tests.integration.local_training_support import processes_using
 from toolkit.serving import HTTPError
 
 PREPROCESS = EXAMPLES / "inference-pipeline" / "code" / "preprocess"
@@ -166,7 +167,7 @@ def check_run(root: Path, summary: dict[str, Any]) -> None:
     assert len(handlers) == 2, handlers
     assert all("model_fn from " in h and "model/code/inference.py" in h for h in handlers)
     assert sorted("input_fn from toolkit" in h for h in handlers) == [False, True]
-    assert processes_under(root) == []
+    assert processes_using(root) == []
 
 
 @pytest.mark.docker

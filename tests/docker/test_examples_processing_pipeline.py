@@ -26,7 +26,8 @@ import numpy as np
 import pytest
 
 from tests.docker.test_examples import EXAMPLES, no_containers_left, run, summary_of
-from tests.docker.test_examples_multi_model import load, processes_under
+from tests.docker.test_examples_multi_model import load
+from tests.integration.local_training_support import processes_using
 
 NAME = "processing-pipeline"
 CODE = EXAMPLES / NAME / "code"
@@ -134,7 +135,7 @@ def check_run(root: Path, summary: dict[str, Any], hosts: list[str]) -> None:
         assert float(probability) == pytest.approx(want, abs=1e-6)
         assert label == ("yes" if want >= 0.5 else "no")
     assert not (root / "state" / "models" / NAME).exists()  # run.py deleted its model
-    assert processes_under(root) == []
+    assert processes_using(root) == []
 
 
 @pytest.mark.docker
