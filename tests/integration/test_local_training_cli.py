@@ -90,7 +90,7 @@ def test_train_wait_streams_host_logs_and_every_read_command_works(local_env: Lo
     assert [p["Value"] for p in points] == [0.8, 0.4, 0.2]
     table = optml(local_env, "metrics", name)
     assert "loss" in table.stdout and "0.4" in table.stdout
-    png = tmp_path / "plots" / "loss.png"
+    png = tmp_path / "loss.png"
     plotted = optml(local_env, "metrics", name, "--plot", str(png))
     assert plotted.returncode == 0, plotted.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
