@@ -35,7 +35,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -482,18 +482,30 @@ class EndpointRunner:
 
     async def _capacity_updates(self) -> None:
         """Apply UpdateEndpointWeightsAndCapacities' requests (SIGUSR1), one after another."""
+        await self._one_at_a_time(self._capacity_requested, self._apply_capacities,
+                                  "Updating weights and capacities failed", {})
+
+    async def _one_at_a_time(self, requested: asyncio.Event,
+                             work: Callable[[], Awaitable[None]], failed: str,
+                             cleared: dict[str, Any]) -> None:
+        """Run ``work`` each time ``requested`` is set (a signal), one run after another. A run
+        that fails unexpectedly (an unreadable state file, ...) still leaves the endpoint
+        InService with ``cleared`` removed, its reason in FailureReason, and ready for the next
+        request."""
         while True:
-            await self._capacity_requested.wait()
-            self._capacity_requested.clear()
+            await requested.wait()
+            requested.clear()
             try:
-                await self._apply_capacities()
+                await work()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the endpoint must leave Updating whatever happened
-                log.exception("UpdateEndpointWeightsAndCapacities failed")
-                self._publish(EndpointStatus="InService",
-                              FailureReason=f"Updating weights and capacities failed: "
-                                            f"{message_of(exc)}"[:FAILURE_REASON_CHARS])
+            except Exception as exc:  # the endpoint must never stay Updating
+                log.exception("%s", failed)
+                if cleared:  # an update's: its fleet is no longer pending
+                    self.deployment = None
+                self._publish(EndpointStatus="InService", **cleared,
+                              FailureReason=f"{failed}: {message_of(exc)}"[
+                                  :FAILURE_REASON_CHARS])
 
     async def _apply_capacities(self) -> None:
         if self.resource.describe().get("EndpointStatus") != "Updating":
@@ -654,24 +666,11 @@ class EndpointRunner:
         self._update_requested.set()
 
     async def _updates(self) -> None:
-        """Run updates one after the other, as ``update_endpoint`` signals them (SIGHUP)."""
-        while True:
-            await self._update_requested.wait()
-            self._update_requested.clear()
-            try:
-                await self.update()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # an update must never leave it Updating
-                # DeployError is rolled back inside update(); anything else (a state file that
-                # cannot be read, a config that cannot be parsed) ends here, and the endpoint
-                # must still leave Updating and take later updates.
-                log.exception("update failed unexpectedly")
-                self.deployment = None
-                self._publish(EndpointStatus="InService", PendingEndpointConfigName=None,
-                              PendingDeploymentSummary=None,
-                              FailureReason=f"Update failed: {type(exc).__name__}: "
-                                            f"{exc}"[:FAILURE_REASON_CHARS])
+        """Run updates one after the other, as ``update_endpoint`` signals them (SIGHUP);
+        DeployError is rolled back inside :meth:`update` itself."""
+        await self._one_at_a_time(self._update_requested, self.update, "Update failed",
+                                  {"PendingEndpointConfigName": None,
+                                   "PendingDeploymentSummary": None})
 
     # -- the endpoint ----------------------------------------------------------------------
     async def run(self) -> None:

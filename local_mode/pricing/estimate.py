@@ -26,7 +26,7 @@ Amounts are :class:`~decimal.Decimal` US dollars, computed exactly from the tabl
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -149,14 +149,7 @@ class Estimate:
     notes: tuple[str, ...] = ()
 
     def _total(self, item: str | None) -> Decimal | None:
-        total = Decimal(0)
-        for charge in self.charges:
-            if item is not None and charge.item != item:
-                continue
-            if charge.cost is None:
-                return None
-            total += charge.cost
-        return total
+        return known_sum(c.cost for c in self.charges if item is None or c.item == item)
 
     @property
     def instance_cost(self) -> Decimal | None:
@@ -181,12 +174,7 @@ class Estimate:
     @property
     def per_hour(self) -> Decimal | None:
         """An endpoint's cost per hour now (0 when it runs no instance); None if unknown."""
-        total = Decimal(0)
-        for rate in self.rates:
-            if rate.per_hour is None:
-                return None
-            total += rate.per_hour
-        return total
+        return known_sum(rate.per_hour for rate in self.rates)
 
 
 # -- shared pieces -------------------------------------------------------------------------------
@@ -394,6 +382,16 @@ def _variant_price(table: PriceTable, region: str, spec: Mapping[str, Any]) -> P
     return table.instance_price(region, "hosting", str(spec.get("InstanceType") or "local"))
 
 
+def known_sum(amounts: Iterable[Decimal | None]) -> Decimal | None:
+    """The amounts added up, or None when any of them is unknown (never a partial sum)."""
+    total = Decimal(0)
+    for amount in amounts:
+        if amount is None:
+            return None
+        total += amount
+    return total
+
+
 def _plain(value: Decimal) -> str:
     """A number as a person writes it: no exponent, no trailing zeros."""
     return f"{value.normalize():f}"
@@ -418,12 +416,7 @@ class Totals:
     @property
     def per_hour(self) -> Decimal | None:
         """What the running endpoints cost per hour together; None if any rate is unknown."""
-        total = Decimal(0)
-        for estimate in self.estimates:
-            if estimate.per_hour is None:
-                return None
-            total += estimate.per_hour
-        return total
+        return known_sum(estimate.per_hour for estimate in self.estimates)
 
 
 __all__ = ["ENDPOINT", "ENDPOINT_LIVE", "HOURS_PER_MONTH", "JOB_LIVE", "PROCESSING",
