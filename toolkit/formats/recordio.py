@@ -21,6 +21,7 @@ costs only the bytes it really has.
 from __future__ import annotations
 
 import io
+import itertools
 import mmap
 import struct
 from collections.abc import Iterator
@@ -104,12 +105,16 @@ class StreamBuffer:
     ``buf[pos:]`` is data read but not consumed; ``base`` is the stream offset of ``buf[0]``.
     """
 
-    def __init__(self, stream: BinaryIO, source: str, chunk_size: int) -> None:
+    def __init__(self, stream: BinaryIO, source: str, chunk_size: int, *,
+                 reuse: bool = False) -> None:
         if chunk_size < 16:
             raise ValueError("chunk_size must be at least 16 bytes")
         self.stream = stream
         self.source = source
         self.chunk_size = chunk_size
+        #: Refill the same bytearray instead of a fresh one per chunk. Only for readers that copy
+        #: every record out before the next ``fill`` (nothing may keep a view of ``buf``).
+        self.reuse = reuse
         self.buf: bytes | bytearray = b""
         self.pos = 0
         self.base = 0
@@ -134,8 +139,7 @@ class StreamBuffer:
         if readinto is None or need > self.chunk_size:
             buf: bytes | bytearray = self._read_pieces(have, need - have)
         else:
-            grown = bytearray(have + self.chunk_size)
-            grown[:have] = memoryview(self.buf)[self.pos:]
+            grown = self._chunk_buffer(have)
             filled = have
             with memoryview(grown) as view:
                 while filled < need:
@@ -152,6 +156,26 @@ class StreamBuffer:
         self.buf = buf
         self.pos = 0
         return len(self.buf) >= need
+
+    def _chunk_buffer(self, have: int) -> bytearray:
+        """A ``have + chunk_size`` bytearray that starts with the ``have`` unconsumed bytes.
+
+        With ``reuse`` the current buffer is recycled: the leftover moves to the front and the
+        length is restored within the existing allocation, so a stream of chunks costs no
+        allocation and no zero-fill of a fresh 4 MiB buffer per chunk.
+        """
+        size = have + self.chunk_size
+        old = self.buf
+        if self.reuse and type(old) is bytearray:
+            old[:have] = old[self.pos:]  # the right side is a copy: no overlapping memcpy
+            if len(old) < size:
+                old.extend(bytes(size - len(old)))
+            elif len(old) > size:
+                del old[size:]
+            return old
+        grown = bytearray(size)
+        grown[:have] = memoryview(old)[self.pos:]
+        return grown
 
     def _read_pieces(self, have: int, short: int) -> bytes:
         pieces = [bytes(memoryview(self.buf)[self.pos:])] if have else []
@@ -176,9 +200,32 @@ class _Scanner(StreamBuffer):
     """RecordIO framing over a :class:`StreamBuffer`."""
 
     def __init__(self, stream: BinaryIO, source: str, max_record_size: int,
-                 chunk_size: int) -> None:
-        super().__init__(stream, source, chunk_size)
+                 chunk_size: int, *, reuse: bool = False) -> None:
+        super().__init__(stream, source, chunk_size, reuse=reuse)
         self.max_record_size = max_record_size
+
+    def uniform_run(self) -> tuple[int, int]:
+        """Count the equal-length single-part records at ``pos``; return (count, length).
+
+        One vectorised compare of every candidate header in the buffer (magic word and length
+        word at a fixed stride). Returns a count of 0 below ``_MIN_VECTOR_RECORDS`` candidates,
+        where the per-record loop is cheaper; headers it does not accept are left to that loop,
+        which reports them.
+        """
+        buf, pos, end = self.buf, self.pos, len(self.buf)
+        if end - pos < 8:
+            return 0, 0
+        magic, lrec = _HEADER.unpack_from(buf, pos)
+        if magic != MAGIC or lrec >> 29 or lrec > self.max_record_size:
+            return 0, 0
+        stride = 8 + _padded(lrec)
+        count = (end - pos) // stride
+        if count < _MIN_VECTOR_RECORDS:
+            return 0, 0
+        words = np.frombuffer(buf, dtype="<u4", count=count * (stride // 4),
+                              offset=pos).reshape(count, stride // 4)
+        good = (words[:, 0] == MAGIC) & (words[:, 1] == lrec)
+        return (count if bool(good.all()) else int(np.argmin(good))), lrec
 
     def scan(self) -> tuple[np.ndarray, np.ndarray]:
         """Frame every complete single-part record at ``pos``; return (starts, lengths).
@@ -186,22 +233,15 @@ class _Scanner(StreamBuffer):
         Stops before a partial record, a multi-part record or the end of the buffer; raises on a
         bad magic word or an over-long record.
         """
-        buf, pos, end = self.buf, self.pos, len(self.buf)
         vec_starts: np.ndarray | None = None
         vec_lengths: np.ndarray | None = None
-        if end - pos >= 8:
-            magic, lrec = _HEADER.unpack_from(buf, pos)
-            if magic == MAGIC and lrec >> 29 == 0 and lrec <= self.max_record_size:
-                stride = 8 + _padded(lrec)
-                count = (end - pos) // stride
-                if count >= _MIN_VECTOR_RECORDS:
-                    words = np.frombuffer(buf, dtype="<u4", count=count * (stride // 4),
-                                          offset=pos).reshape(count, stride // 4)
-                    good = (words[:, 0] == MAGIC) & (words[:, 1] == lrec)
-                    run = count if bool(good.all()) else int(np.argmin(good))
-                    vec_starts = pos + 8 + stride * np.arange(run, dtype=np.int64)
-                    vec_lengths = np.full(run, lrec, dtype=np.int64)
-                    pos += stride * run
+        run, lrec = self.uniform_run()
+        if run:
+            stride = 8 + _padded(lrec)
+            vec_starts = self.pos + 8 + stride * np.arange(run, dtype=np.int64)
+            vec_lengths = np.full(run, lrec, dtype=np.int64)
+            self.pos += stride * run
+        buf, pos, end = self.buf, self.pos, len(self.buf)
         starts: list[int] = []
         lengths: list[int] = []
         add_start, add_length = starts.append, lengths.append
@@ -230,6 +270,46 @@ class _Scanner(StreamBuffer):
         if not starts:
             return vec_starts, vec_lengths
         return np.concatenate([vec_starts, list_starts]), np.concatenate([vec_lengths, list_lengths])
+
+    def payloads(self) -> list[bytes]:
+        """Copy out every complete single-part record at ``pos`` as ``bytes``; advance past them.
+
+        Same framing, stopping points and errors as :meth:`scan`, but it builds the ``bytes``
+        directly: a run of equal-length records becomes one strided numpy view whose
+        ``tolist()`` creates all the ``bytes`` in C (one object per record, nothing else);
+        other records take the ``struct.unpack_from`` loop.
+        """
+        out: list[bytes] = []
+        run, lrec = self.uniform_run()
+        if run:
+            stride = 8 + _padded(lrec)
+            if lrec:
+                out = np.ndarray((run,), dtype=f"V{lrec}", buffer=self.buf, offset=self.pos + 8,
+                                 strides=(stride,)).tolist()
+            else:
+                out = [b""] * run
+            self.pos += stride * run
+        buf, pos, end = self.buf, self.pos, len(self.buf)
+        add = out.append
+        unpack, limit = _HEADER.unpack_from, self.max_record_size
+        with memoryview(buf) as view:
+            while end - pos >= 8:
+                magic, lrec = unpack(buf, pos)
+                if magic != MAGIC:
+                    raise self.error(f"bad RecordIO magic 0x{magic:08x} "
+                                     f"(expected 0x{MAGIC:08x})", pos)
+                if lrec >> 29:
+                    break  # multi-part record (or an invalid cflag): the caller decides
+                if lrec > limit:
+                    raise self.error(f"record of {lrec} bytes exceeds max_record_size {limit}",
+                                     pos)
+                nxt = pos + 8 + _padded(lrec)
+                if nxt > end:
+                    break
+                add(view[pos + 8:pos + 8 + lrec].tobytes())
+                pos = nxt
+        self.pos = pos
+        return out
 
     def header(self, context: str) -> tuple[int, int]:
         """Read the header at ``pos`` (must be available); return (cflag, length)."""
@@ -311,25 +391,50 @@ def scan_buffer(data: bytes | bytearray | memoryview, *, source: str = "<buffer>
     return _batches(scanner)
 
 
+def _advance(scanner: _Scanner) -> RecordBatch | bool:
+    """Deal with what a fast scan stopped at: False at a clean end of the stream, a batch
+    holding a reassembled multi-part record, or True once the next record is in the buffer.
+
+    Shared by the batch scanner and :func:`read_records`, so both report every malformed input
+    with the same :class:`FormatError` (message, source and byte offset).
+    """
+    if not scanner.require_header(""):
+        return False
+    cflag, length = scanner.header("")
+    if cflag == 0:
+        if length > scanner.max_record_size:
+            raise scanner.error(f"record of {length} bytes exceeds max_record_size "
+                                f"{scanner.max_record_size}", scanner.pos)
+        scanner.require_part(length, "")
+        return True
+    if cflag == 1:
+        return scanner.multipart()
+    raise scanner.error(f"RecordIO part with cflag {cflag} but no preceding first part "
+                        "(cflag 1)", scanner.pos)
+
+
 def _batches(scanner: _Scanner) -> Iterator[RecordBatch]:
-    max_record_size = scanner.max_record_size
     while True:
         starts, lengths = scanner.scan()
         if starts.shape[0]:
             yield RecordBatch(scanner.buf, starts, lengths, scanner.base + starts - 8)
-        if not scanner.require_header(""):
+        step = _advance(scanner)
+        if step is False:
             return
-        cflag, length = scanner.header("")
-        if cflag == 0:
-            if length > max_record_size:
-                raise scanner.error(f"record of {length} bytes exceeds max_record_size "
-                                    f"{max_record_size}", scanner.pos)
-            scanner.require_part(length, "")
-        elif cflag == 1:
-            yield scanner.multipart()
-        else:
-            raise scanner.error(f"RecordIO part with cflag {cflag} but no preceding first part "
-                                "(cflag 1)", scanner.pos)
+        if isinstance(step, RecordBatch):
+            yield step
+
+
+def _payload_lists(scanner: _Scanner) -> Iterator[list[bytes]]:
+    while True:
+        payloads = scanner.payloads()
+        if payloads:
+            yield payloads
+        step = _advance(scanner)
+        if step is False:
+            return
+        if isinstance(step, RecordBatch):
+            yield [bytes(step.buffer)]
 
 
 def read_records(stream: BinaryIO, *, source: str = "<stream>",
@@ -337,11 +442,16 @@ def read_records(stream: BinaryIO, *, source: str = "<stream>",
     """Yield each record's payload (multi-part records reassembled) as ``bytes``.
 
     Streaming with bounded memory: works on pipes and FIFOs (Pipe mode) as well as files.
+
+    Why it is shaped like this: for small records the cost is per record, not per byte. The
+    records of a chunk are framed and copied out in one step (:meth:`_Scanner.payloads`) into a
+    list, and ``itertools.chain`` hands them out, so taking the next record runs no Python
+    code at all. The chunk buffer is reused (every record is copied out before the next read).
+    Errors are raised where the generator version raised them: at the chunk holding the bad
+    bytes, before that chunk's records are handed out.
     """
-    for batch in scan_batches(stream, source=source, max_record_size=max_record_size):
-        view = memoryview(batch.buffer)
-        for start, length in zip(batch.starts.tolist(), batch.lengths.tolist()):
-            yield view[start:start + length].tobytes()
+    scanner = _Scanner(stream, source, max_record_size, DEFAULT_CHUNK_SIZE, reuse=True)
+    return itertools.chain.from_iterable(_payload_lists(scanner))
 
 
 def _split_points(payload: bytes | bytearray | memoryview, view: memoryview) -> list[int]:
