@@ -14,10 +14,12 @@ import sys
 import uuid
 from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
-from botocore.model import ServiceModel
+
+if TYPE_CHECKING:  # a type only: botocore.model costs a runner ~60 ms of start-up
+    from botocore.model import ServiceModel
 
 
 class LocalModeError(ClientError):

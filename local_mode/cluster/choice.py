@@ -1,14 +1,14 @@
 """Pick the backend that runs a job's hosts, by name.
 
 Apart from the protocols (the package's ``__init__``), which both backends import: a module that
-offered the choice there would import the backends that import it.
+offered the choice there would import the backends that import it. Each backend's module is
+loaded when it is chosen: a job runner starts (and is on a job's critical path) with only the one
+it runs on.
 """
 
 from __future__ import annotations
 
 from local_mode.cluster import Backend, Workload
-from local_mode.cluster.docker import DockerBackend
-from local_mode.cluster.process import ProcessBackend
 from local_mode.errors import BackendUnsupported
 from toolkit.settings import Settings
 
@@ -19,8 +19,12 @@ def make_backend(name: str, settings: Settings, state_dir: str = "") -> Backend:
     that belongs to none). Neither contacts anything here: the Docker backend reaches its
     engine on first use."""
     if name == "process":
+        from local_mode.cluster.process import ProcessBackend
+
         return ProcessBackend(settings.environ, settings.local.stop_grace_seconds)
     if name == "docker":
+        from local_mode.cluster.docker import DockerBackend
+
         return DockerBackend(settings, state_dir=state_dir)
     raise BackendUnsupported(f"backend {name!r} cannot run training or processing jobs; use docker or process "
                              "(OPTML_LOCAL_BACKEND)")

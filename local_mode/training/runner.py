@@ -23,8 +23,6 @@ from local_mode.cluster.run import job_main, make_hosts, release_hosts, run_host
 from local_mode.cluster.supervisor import PLATFORM, Periodic, Supervisor, out_of_memory_reason
 from local_mode.cluster.sync import DirectorySync
 from local_mode.error_text import message_of
-from local_mode.pricing.spot import spot_billable_seconds
-from local_mode.pricing.table import Missing, PriceTableError, load_prices
 from local_mode.runners import TRAINING
 from local_mode.state import ResourceDir, now
 from local_mode.storage import upload_file
@@ -302,6 +300,10 @@ class JobRunner:
         time less the price table's spot saving for its type and region (at least 1 s). A table
         that cannot be read, or has no spot figure, leaves the time undiscounted with one
         warning: pricing never fails a job."""
+        # Only a spot job reads the price table: loading it is kept off every other job's start.
+        from local_mode.pricing.spot import spot_billable_seconds
+        from local_mode.pricing.table import Missing, PriceTableError, load_prices
+
         undiscounted = max(1, int(round(attempt_seconds)))
         try:
             table = load_prices(self.settings.local.prices_file)
