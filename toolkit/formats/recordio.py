@@ -58,6 +58,10 @@ _LENGTH_MASK = LENGTH_LIMIT - 1
 #: Bytes requested per read; big enough that the per-read overhead vanishes, small enough for
 #: Pipe-mode FIFOs to deliver the first records promptly.
 DEFAULT_CHUNK_SIZE = 1 << 22
+#: :func:`read_records` copies every record out of its (reused) chunk buffer right after the
+#: read, so a chunk that stays in the L2 cache makes that second copy cheap; 1 MiB measured
+#: fastest for 1 KiB and 16 KiB records (4 MiB falls out of cache, 256 KiB costs more reads).
+_RECORDS_CHUNK_SIZE = 1 << 20
 
 _HEADER = struct.Struct("<II")
 
@@ -450,7 +454,7 @@ def read_records(stream: BinaryIO, *, source: str = "<stream>",
     Errors are raised where the generator version raised them: at the chunk holding the bad
     bytes, before that chunk's records are handed out.
     """
-    scanner = _Scanner(stream, source, max_record_size, DEFAULT_CHUNK_SIZE, reuse=True)
+    scanner = _Scanner(stream, source, max_record_size, _RECORDS_CHUNK_SIZE, reuse=True)
     return itertools.chain.from_iterable(_payload_lists(scanner))
 
 
