@@ -105,6 +105,7 @@ class TransformRunner:
     # -- the job ---------------------------------------------------------------------------
     def run(self) -> None:
         failure: str | None = None
+        clients: list[InstanceClient] = []
         try:
             self._set(TransformJobStatus="InProgress", TransformStartTime=now())
             clients = self._start_instances()
@@ -127,6 +128,10 @@ class TransformRunner:
             failure = f"{type(exc).__name__}: {message_of(exc)}"
         finally:
             self._report(force=True)
+            # Connections closed first: a server stopping gracefully keeps a kept-alive
+            # connection open a while (gunicorn: 2 s) in case a request is on its way.
+            for client in clients:
+                client.close()
             for container in self.containers:
                 container.stop(30.0)
             fields: dict[str, Any] = {"TransformEndTime": now()}
