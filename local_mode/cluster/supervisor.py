@@ -9,7 +9,9 @@ adds is data: which timers stop it, what to do on a pass, what to write when it 
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,7 +22,7 @@ from typing import BinaryIO
 
 from local_mode.cluster import Backend, Host, HostRun, Workload
 from local_mode.log_times import append_line, times_path
-from local_mode.state import append_private, make_private_dir
+from local_mode.state import make_private_dir, open_private
 from toolkit.settings import Settings
 
 logger = logging.getLogger("optml.local")
@@ -36,12 +38,42 @@ ALL_LOG = "all.log"
 """Every line of every host, each prefixed with its host."""
 ALL_LOG_TIMES = times_path(Path(ALL_LOG)).name
 """When each line of :data:`ALL_LOG` was written (:mod:`local_mode.log_times`)."""
+FLUSH_INTERVAL = 0.05
+"""Longest a host's output line waits in a buffer before it is on disk (:class:`JobLog`)."""
+LOG_BUFFER = 1 << 16
+
+
+class _OwnedLogFile(io.BufferedWriter):
+    """A log file only its :class:`JobLog` appends to. :func:`~local_mode.log_times.append_line`
+    asks for the end (``seek(0, 2)``) to learn a line's offset; a buffered file would flush to
+    ask the kernel, so this one answers from where its own writes end (the file was at its end
+    when opened, and nothing else appends to it)."""
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if offset == 0 and whence == os.SEEK_END:
+            return self.tell()
+        return super().seek(offset, whence)
+
+
+def _open_log(path: Path) -> BinaryIO:
+    """``path`` opened for appending, created 0600, buffered (:class:`_OwnedLogFile`)."""
+    fd = open_private(path, os.O_WRONLY | os.O_APPEND)
+    return _OwnedLogFile(io.FileIO(fd, "ab"), LOG_BUFFER)
 
 
 class JobLog:
     """A job's logs: ``logs/all.log`` (every line, prefixed with its host, its time in the
     sidecar of :mod:`local_mode.log_times`) and one ``logs/<host>.log`` per host, appended line
-    by line from any thread."""
+    by line from any thread.
+
+    A line written with :meth:`line` is on disk when the call returns. A host's output goes
+    through ``line(..., at_once=False)``: a job may print gigabytes, and three flushes per line
+    (all.log, its times, the host's log) were most of what a line cost, so those lines are
+    flushed together at most :data:`FLUSH_INTERVAL` later by a flusher thread (or by
+    :meth:`flush`, which the pump calls when the host's output ends, and by any line written at
+    once). Readers following the files see every line within that interval; nothing is kept in
+    memory beyond the files' buffers.
+    """
 
     def __init__(self, logs_dir: Path) -> None:
         self.logs_dir = logs_dir
@@ -49,16 +81,21 @@ class JobLog:
         self._files: dict[str, BinaryIO] = {}
         """The files written so far, open until :meth:`close` (a job may print millions of
         lines: one open per file, not per line)."""
+        self._pending = threading.Event()
+        """Set while a line written with ``at_once=False`` may sit in a buffer."""
+        self._flusher: threading.Thread | None = None
 
     def _file(self, name: str) -> BinaryIO:
         handle = self._files.get(name)
         if handle is None:
             # private (0700 / 0600): a program's output may print what its Environment holds
             make_private_dir(self.logs_dir)
-            handle = self._files[name] = append_private(self.logs_dir / name)
+            handle = self._files[name] = _open_log(self.logs_dir / name)
         return handle
 
-    def line(self, host: str, line: bytes) -> None:
+    def line(self, host: str, line: bytes, *, at_once: bool = True) -> None:
+        """Append ``line`` (a newline added if it has none); ``at_once=False``: flushed within
+        :data:`FLUSH_INTERVAL` instead of before returning."""
         if not line.endswith(b"\n"):
             line += b"\n"
         with self._lock:
@@ -66,15 +103,45 @@ class JobLog:
             append_line(handle, times, host.encode() + b" | " + line)
             if host != PLATFORM:
                 self._file(f"{host}.log").write(line)
-            for opened in self._files.values():  # readers follow the files as they grow
-                opened.flush()
+            if at_once:
+                self._flush_locked()
+                return
+            if self._flusher is None:
+                self._flusher = threading.Thread(target=self._flush_soon, daemon=True,
+                                                 name="job-log-flush")
+                self._flusher.start()
+            if not self._pending.is_set():
+                self._pending.set()
+
+    def flush(self) -> None:
+        """Put every line written so far on disk now."""
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        for opened in self._files.values():  # readers follow the files as they grow
+            opened.flush()
+        self._pending.clear()
+
+    def _flush_soon(self) -> None:
+        """The flusher: after a line waits in a buffer, let more join it for
+        :data:`FLUSH_INTERVAL`, then flush them all; ends with :meth:`close`."""
+        while True:
+            self._pending.wait()
+            time.sleep(FLUSH_INTERVAL)
+            with self._lock:
+                if self._flusher is not threading.current_thread():  # closed meanwhile
+                    return
+                self._flush_locked()
 
     def close(self) -> None:
-        """Close the files (a later line opens them again)."""
+        """Flush and close the files (a later line opens them again)."""
         with self._lock:
             for handle in self._files.values():
                 handle.close()
             self._files.clear()
+            self._flusher = None
+            self._pending.set()  # wakes a waiting flusher, which sees it is no longer current
 
 
 @dataclass
@@ -144,10 +211,11 @@ class Supervisor:
         def copy() -> None:
             try:
                 for line in run.output():
-                    self.log.line(run.host.name, line)
+                    self.log.line(run.host.name, line, at_once=False)
                     if on_line is not None:
                         on_line(line)
             finally:
+                self.log.flush()  # the host's last lines are on disk before it is seen ended
                 self._output_ended.add(run.host.name)
                 self._wake.set()
         thread = threading.Thread(target=copy, name=f"log-{run.host.name}", daemon=True)

@@ -125,3 +125,36 @@ def test_a_job_log_is_readable_line_by_line_and_reopens_after_close(tmp_path: Pa
     log.line("algo-1", b"two")
     log.close()
     assert (tmp_path / "logs" / "algo-1.log").read_bytes() == b"one\ntwo\n"
+
+
+def test_host_lines_are_flushed_soon_in_order_and_the_flusher_ends_with_close(
+        tmp_path: Path) -> None:
+    """A host's output (``at_once=False``) reaches the disk within the flush interval with no
+    later write to push it, at once on flush(), in all.log's order with its offsets in the
+    times sidecar; close() ends the flusher thread."""
+    import threading
+
+    from local_mode.cluster.supervisor import FLUSH_INTERVAL
+    from local_mode.log_times import read_times_from
+
+    logs = tmp_path / "logs"
+    log = JobLog(logs)
+    before = set(threading.enumerate())
+    log.line("algo-1", b"one", at_once=False)
+    flushers = [t for t in set(threading.enumerate()) - before if t.name == "job-log-flush"]
+    assert len(flushers) == 1
+    deadline = time.monotonic() + 5
+    while not (logs / "algo-1.log").exists() or (logs / "algo-1.log").read_bytes() != b"one\n":
+        assert time.monotonic() < deadline, "a buffered line never reached the disk"
+        time.sleep(FLUSH_INTERVAL / 5)
+    log.line("algo-1", b"two", at_once=False)
+    log.line("optml", b"status", at_once=False)
+    log.flush()
+    assert (logs / "algo-1.log").read_bytes() == b"one\ntwo\n"
+    assert (logs / "all.log").read_bytes() == b"algo-1 | one\nalgo-1 | two\noptml | status\n"
+    assert sorted(read_times_from(logs / "all.log")[0]) == [0, 13, 26]
+    log.close()
+    deadline = time.monotonic() + 5
+    while flushers[0].is_alive():
+        assert time.monotonic() < deadline, "the flusher outlived close()"
+        time.sleep(FLUSH_INTERVAL / 5)
