@@ -110,3 +110,85 @@ def write_onnx_model(base: Path, batched: bool, shape: MlpShape = MlpShape()) ->
     model_dir = write_model_tree(base, source)
     build_mlp_onnx(model_dir / "mlp.onnx", shape)
     return model_dir
+
+
+# -- the micro-batching benchmark (bench/bench_batching.py) ---------------------------------------
+HEAVY_MLP = MlpShape(hidden=3072)
+"""The heavy model of the batching benchmark: ~79 MB of float32 weights, well above the 32 MB
+L3 of the reference machine, so a single row is a memory-bound pass over every weight (several
+ms of CPU) and a batch of 8 reuses each weight load for all 8 rows (little more than one row)."""
+
+BATCH_STATS_ENV = "BENCH_BATCH_STATS"
+"""Where the batched variants write their batch counts (``<value>.<pid>``, one file per worker)."""
+
+_BATCH_STATS_SOURCE = '''
+
+# --- appended for the batched variant: optml's opt-in micro-batching hook -----------------------
+import os as _os
+import time as _time
+
+_STATS = _os.environ.get("BENCH_BATCH_STATS")
+_counts = {"batches": 0, "items": 0, "max": 0}
+_written = [0.0]
+
+
+def _record(size):
+    """Count batches in memory; rewrite this worker's small stats file at most every 0.2 s
+    (a file write per batch would itself slow the trivial model down)."""
+    _counts["batches"] += 1
+    _counts["items"] += size
+    _counts["max"] = max(_counts["max"], size)
+    now = _time.monotonic()
+    if _STATS and now - _written[0] > 0.2:
+        _written[0] = now
+        with open(f"{_STATS}.{_os.getpid()}", "w") as out:
+            out.write(f"{_counts['batches']} {_counts['items']} {_counts['max']}\\n")
+'''
+
+_NOOP_BATCH_HOOK = '''
+
+def batch_predict_fn(inputs, model):
+    """The trivial model, batched: every request's parsed JSON comes back unchanged."""
+    _record(len(inputs))
+    return list(inputs)
+'''
+
+_ONNX_BATCH_HOOK = '''
+
+def batch_predict_fn(inputs, model):
+    """Every queued request's rows as one matrix product, split back per request."""
+    _record(len(inputs))
+    sizes = [len(rows) for rows in inputs]
+    outputs = model.run(None, {"x": np.concatenate(inputs, axis=0)})[0]
+    return np.split(outputs, np.cumsum(sizes)[:-1])
+'''
+
+
+def write_trivial_model(base: Path, batched: bool) -> Path:
+    """The no-op model; ``batched`` adds a ``batch_predict_fn`` that echoes each input."""
+    source = (APPS_DIR / "noop_inference.py").read_text()
+    if batched:
+        source += _BATCH_STATS_SOURCE + _NOOP_BATCH_HOOK
+    return write_model_tree(base, source)
+
+
+def write_heavy_model(base: Path, batched: bool, shape: MlpShape = HEAVY_MLP) -> Path:
+    """The ONNX MLP of ``shape``; ``batched`` adds a ``batch_predict_fn`` (one matrix product)."""
+    source = (APPS_DIR / "onnx_inference.py").read_text()
+    if batched:
+        source += _BATCH_STATS_SOURCE + _ONNX_BATCH_HOOK
+    model_dir = write_model_tree(base, source)
+    build_mlp_onnx(model_dir / "mlp.onnx", shape)
+    return model_dir
+
+
+def read_batch_stats(prefix: Path) -> tuple[int, int, int] | None:
+    """Sum the per-worker stats files under ``prefix``: (batches, items, largest batch)."""
+    batches = items = largest = 0
+    for path in prefix.parent.glob(f"{prefix.name}.*"):
+        try:
+            b, i, m = (int(x) for x in path.read_text().split())
+        except (OSError, ValueError):
+            continue  # a worker was rewriting it: skip that sample
+        batches, items, largest = batches + b, items + i, max(largest, m)
+    return (batches, items, largest) if batches else None

@@ -11,7 +11,8 @@ and no fixed wait:
 
 * **Leader and followers.** The request that arrives when no batch is being collected or run
   becomes the *leader* and runs the batch itself, on its own thread: a lone request goes straight
-  to the model, with no hand-off to another thread. Requests that arrive meanwhile queue up as
+  to the model, with no hand-off to another thread (and, when the window is closed, without even
+  a Future: a few microseconds over calling the model directly). Requests that arrive meanwhile queue up as
   *followers*; when the leader's batch is done it hands the lead to the oldest follower, whose
   batch takes everything that queued while the model was busy (at most ``batch_max_size``).
 * **An adaptive window** (:class:`BatchWindow`). Before running a batch that is not full, the
@@ -174,7 +175,7 @@ class MicroBatcher:
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._pending: deque[_Request] = deque()
-        self._busy = False  # a leader is collecting or running a batch
+        self._busy = False  # a leader is collecting or running a batch; nobody queues otherwise
         self._leader_waiting = False
         self.batches = 0
         """How many batches ran (for logs and tests)."""
@@ -183,15 +184,23 @@ class MicroBatcher:
 
     def predict(self, item: Any) -> Any:
         """Predict one input as part of a batch; blocks until its own output is ready."""
-        request = _Request(item)
         with self._lock:
             self.window.observe_arrival(self._clock())
-            self._pending.append(request)
-            lead = not self._busy
-            if lead:
+            if not self._busy and self.window.next_wait(1, 0.0) <= 0:
+                # Nobody leads, so nobody queues, and the window is closed: this request is a
+                # batch of one, run now on this thread (no Future, no hand-off: nothing to cross).
                 self._busy = True
-            elif self._leader_waiting:
-                self._arrived.notify()
+                request = None
+            else:
+                request = _Request(item)
+                self._pending.append(request)
+                lead = not self._busy
+                if lead:
+                    self._busy = True
+                elif self._leader_waiting:
+                    self._arrived.notify()
+        if request is None:
+            return self._run_alone(item)
         if not lead:
             request.wake.acquire()  # until our output is set, or the lead passes to us
             lead = not request.future.done()
@@ -199,18 +208,43 @@ class MicroBatcher:
             self._lead()
         return request.future.result()
 
+    def _run_alone(self, item: Any) -> Any:
+        observed: tuple[int, float] | None = None
+        try:
+            outputs, elapsed = self._call([item])
+            observed = (1, elapsed)
+            return outputs[0]
+        finally:
+            self._pass_lead(observed)
+
     def _lead(self) -> None:
         """Run one batch, which holds the leader's own request (it is the oldest pending one),
-        then pass the lead to the oldest follower, or end it when nobody waits."""
+        then pass the lead on."""
+        observed: tuple[int, float] | None = None
         try:
-            self._execute(self._collect())
+            batch = self._collect()
+            try:
+                outputs, elapsed = self._call([request.item for request in batch])
+            except BaseException as exc:  # noqa: BLE001 - delivered to every waiting request
+                self._fail(batch, exc)
+                return
+            observed = (len(batch), elapsed)
+            for request, output in zip(batch, outputs):
+                request.future.set_result(output)
+                request.wake.release()
         finally:
-            with self._lock:
-                successor = self._pending[0] if self._pending else None
-                if successor is None:
-                    self._busy = False
-            if successor is not None:
-                successor.wake.release()
+            self._pass_lead(observed)
+
+    def _pass_lead(self, observed: tuple[int, float] | None) -> None:
+        """Record the batch's cost; wake the oldest follower to lead, or end the lead."""
+        with self._lock:
+            if observed is not None:
+                self.window.observe_batch(*observed)
+            successor = self._pending[0] if self._pending else None
+            if successor is None:
+                self._busy = False
+        if successor is not None:
+            successor.wake.release()
 
     def _take(self, count: int, batch: list[_Request]) -> None:
         pending = self._pending
@@ -252,26 +286,18 @@ class MicroBatcher:
                 request.future.set_exception(exc)
             request.wake.release()
 
-    def _execute(self, batch: list[_Request]) -> None:
+    def _call(self, inputs: list[Any]) -> tuple[list[Any], float]:
+        """The user's batch call, checked: one output per input, or a loud failure."""
         self.batches += 1
-        inputs = [request.item for request in batch]
+        started = time.perf_counter()
+        result = self._predict(inputs)
+        elapsed = time.perf_counter() - started
         try:
-            started = time.perf_counter()
-            result = self._predict(inputs)
-            elapsed = time.perf_counter() - started
-            try:
-                outputs = list(result)
-            except TypeError as exc:
-                raise UserCodeFailed("batch_predict_fn", TypeError(
-                    f"must return a list, returned {type(result).__name__}")) from exc
-            if len(outputs) != len(inputs):
-                raise UserCodeFailed("batch_predict_fn", ValueError(
-                    f"returned {len(outputs)} outputs for {len(inputs)} inputs"))
-        except BaseException as exc:  # noqa: BLE001 - delivered to every waiting request
-            self._fail(batch, exc)
-            return
-        with self._lock:
-            self.window.observe_batch(len(inputs), elapsed)
-        for request, output in zip(batch, outputs):
-            request.future.set_result(output)
-            request.wake.release()
+            outputs = list(result)
+        except TypeError as exc:
+            raise UserCodeFailed("batch_predict_fn", TypeError(
+                f"must return a list, returned {type(result).__name__}")) from exc
+        if len(outputs) != len(inputs):
+            raise UserCodeFailed("batch_predict_fn", ValueError(
+                f"returned {len(outputs)} outputs for {len(inputs)} inputs"))
+        return outputs, elapsed
