@@ -10,11 +10,12 @@ the Pipe-mode feeder read the same objects in the same order.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import posixpath
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -104,13 +105,30 @@ class S3PrefixSource:
         self.bucket, self.prefix, self.client = bucket, prefix, client
 
     def list_objects(self) -> list[ObjectInfo]:
-        objects = []
+        return sorted(self._pages(), key=lambda o: o.key)
+
+    def iter_objects(self) -> Iterator[ObjectInfo]:
+        """The objects page by page as they are consumed, holding one page (1,000 keys), not
+        the whole listing. S3 lists keys in UTF-8 byte order, which is code point order: the
+        order :meth:`list_objects` sorts into. A server that breaks that order is caught at
+        the first key out of place (nothing has been yielded past it) and the rest is served
+        from a full, sorted listing, skipping the keys already given."""
+        last: str | None = None
+        for info in self._pages():
+            if last is not None and info.key <= last:
+                for rest in self.list_objects():
+                    if rest.key > last:
+                        yield rest
+                return
+            last = info.key
+            yield info
+
+    def _pages(self) -> Iterator[ObjectInfo]:
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
             for item in page.get("Contents", []):
                 if not item["Key"].endswith("/"):
-                    objects.append(ObjectInfo(item["Key"], int(item["Size"])))
-        return sorted(objects, key=lambda o: o.key)
+                    yield ObjectInfo(item["Key"], int(item["Size"]))
 
     def open_object(self, key: str) -> BinaryIO:
         body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
@@ -131,7 +149,10 @@ class FilteredSource:
         self.inner, self.key_prefix = inner, key_prefix
 
     def list_objects(self) -> list[ObjectInfo]:
-        return [o for o in self.inner.list_objects() if o.key.startswith(self.key_prefix)]
+        return list(self.iter_objects())
+
+    def iter_objects(self) -> Iterator[ObjectInfo]:
+        return (o for o in self.inner.iter_objects() if o.key.startswith(self.key_prefix))
 
     def open_object(self, key: str) -> BinaryIO:
         return self.inner.open_object(key)
@@ -156,13 +177,23 @@ def open_prefix(uri: str, environ: Mapping[str, str]) -> ObjectSource:
 
 def relative_key(key: str, uri: str) -> str:
     """Where an object lands in the channel directory: its key below the prefix's folder."""
+    return relative_keys(uri)(key)
+
+
+def relative_keys(uri: str) -> Callable[[str], str]:
+    """:func:`relative_key` for every key of one ``uri``, with the URI parsed (and a local
+    path looked at) once rather than once per object."""
     location = Location.parse(uri)
     if location.scheme == "file":
         path = Path(location.key)
         if path.is_file():
-            return path.name
-        return key  # LocalFileSource keys are already relative to the directory
-    prefix = location.key
+            name = path.name
+            return lambda _key: name
+        return lambda key: key  # LocalFileSource keys are already relative to the directory
+    return functools.partial(_s3_relative_key, prefix=location.key)
+
+
+def _s3_relative_key(key: str, prefix: str) -> str:
     if prefix and not prefix.endswith("/") and key.startswith(prefix + "/"):
         # the prefix names a folder without its slash, as the SDK's upload_data returns it:
         # its objects land directly in the channel (s3://b/data/train -> data/train/a.csv: a.csv)

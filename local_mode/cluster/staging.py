@@ -15,9 +15,9 @@ from typing import Any
 
 from local_mode.cluster import Host
 from local_mode.cluster.tree import READABLE_DIR_MODE, READABLE_FILE_MODE, make_dir, place
-from local_mode.storage import ManifestSource, open_prefix, relative_key
-from toolkit.channels.plan import Distribution, epoch_order
-from toolkit.channels.sources import ObjectSource
+from local_mode.storage import ManifestSource, open_prefix, relative_keys
+from toolkit.channels.plan import Distribution, iter_epoch_order
+from toolkit.channels.sources import ObjectSource, iter_objects
 
 PIPE_EPOCHS = 1_000_000
 """The service keeps making FIFOs for as long as the program reads them."""
@@ -46,13 +46,16 @@ def stage_objects(uri: str, data_type: str, distribution: str, host: Host, targe
     paths relative to the prefix (a manifest's keys as listed), with directories of
     ``dir_mode``; bytes copied."""
     source = object_source(uri, data_type, environ)
-    objects = epoch_order(source.list_objects(), 0, seed=shuffle_seed,
-                          distribution=Distribution(distribution), host_index=host.index,
-                          host_count=host.count)
+    # One pass, listed as it goes: memory stays that of a directory's (or an S3 page's) listing
+    # however many objects there are, unless a shuffle needs them all first.
+    objects = iter_epoch_order(iter_objects(source), 0, seed=shuffle_seed,
+                               distribution=Distribution(distribution), host_index=host.index,
+                               host_count=host.count)
     make_dir(target_dir, dir_mode)
     total = 0
+    to_relative = (lambda key: key) if data_type == "ManifestFile" else relative_keys(uri)
     for info in objects:
-        key = info.key if data_type == "ManifestFile" else relative_key(info.key, uri)
+        key = to_relative(info.key)
         target = place(target_dir, key, dir_mode)
         total += _copy_object(source, info.key, target)
         if progress is not None:

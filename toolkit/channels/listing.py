@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,35 +32,51 @@ class ListedFile:
 
 def list_files(root: Path, *, include_hidden: bool = False) -> list[ListedFile]:
     """Every regular file under ``root``, recursively, sorted by key."""
+    return list(iter_files(root, include_hidden=include_hidden))
+
+
+def iter_files(root: Path, *, include_hidden: bool = False) -> Iterator[ListedFile]:
+    """Every regular file under ``root``, recursively, in key order, found as it is consumed.
+
+    Why lazily: a channel of millions of small objects would otherwise hold a record per object
+    (with its path) before the first byte is copied; this holds only the entries of the
+    directories on the current path. Sorting each directory's entries by name, with ``/``
+    appended to directory names, yields exactly the order of sorting all keys: every key below
+    directory ``d`` starts with ``d/``, and no name contains ``/``.
+    """
     try:
         root_stat = os.stat(root)
     except FileNotFoundError:
         raise ChannelError("channel directory does not exist", path=root) from None
     if not stat.S_ISDIR(root_stat.st_mode):
         raise ChannelError("not a directory", path=root)
-    found: list[ListedFile] = []
     seen_dirs: set[tuple[int, int]] = set()
 
-    def walk(directory: Path, prefix: str) -> None:
+    def walk(directory: str, prefix: str) -> Iterator[ListedFile]:
         st = os.stat(directory)
         ident = (st.st_dev, st.st_ino)
         if ident in seen_dirs:
             return
         seen_dirs.add(ident)
-        with os.scandir(directory) as entries:
-            for entry in entries:
+        entries: list[tuple[str, str, int]] = []  # (sort name, name, size or -1 for a directory)
+        with os.scandir(directory) as scan:
+            for entry in scan:
                 if not include_hidden and entry.name.startswith("."):
                     continue
-                key = prefix + entry.name
                 try:
                     entry_stat = entry.stat(follow_symlinks=True)
                 except FileNotFoundError:  # a dangling symlink or a file removed meanwhile
                     continue
                 if stat.S_ISDIR(entry_stat.st_mode):
-                    walk(Path(entry.path), key + "/")
+                    entries.append((entry.name + "/", entry.name, -1))
                 elif stat.S_ISREG(entry_stat.st_mode):
-                    found.append(ListedFile(key, Path(entry.path), entry_stat.st_size))
+                    entries.append((entry.name, entry.name, entry_stat.st_size))
+        entries.sort()
+        for _, name, size in entries:
+            path = os.path.join(directory, name)
+            if size < 0:
+                yield from walk(path, prefix + name + "/")
+            else:
+                yield ListedFile(prefix + name, Path(path), size)
 
-    walk(Path(root), "")
-    found.sort(key=lambda f: f.key)
-    return found
+    yield from walk(os.fspath(root), "")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -47,3 +47,24 @@ def epoch_order(items: Sequence[T], epoch: int, *, seed: int | None = None,
     if Distribution(distribution) is Distribution.SHARDED_BY_S3_KEY and host_count > 1:
         ordered = ordered[host_index::host_count]
     return ordered
+
+
+def iter_epoch_order(items: Iterable[T], epoch: int, *, seed: int | None = None,
+                     distribution: Distribution = Distribution.FULLY_REPLICATED,
+                     host_index: int = 0, host_count: int = 1) -> Iterator[T]:
+    """:func:`epoch_order` for one pass over an iterable, consumed as it goes when there is no
+    shuffle (a shard is a stride of positions); a shuffle needs every item, so with a seed the
+    items are gathered first. Same items, same order as :func:`epoch_order`."""
+    if host_count < 1 or not 0 <= host_index < host_count:
+        raise ValueError(f"host_index must be in [0, {host_count}), got {host_index}")
+    if seed is not None:
+        yield from epoch_order(list(items), epoch, seed=seed, distribution=distribution,
+                               host_index=host_index, host_count=host_count)
+        return
+    if Distribution(distribution) is Distribution.SHARDED_BY_S3_KEY and host_count > 1:
+        for position, item in enumerate(items):
+            if position % host_count == host_index:
+                yield item
+        return
+    yield from items
+

@@ -8,14 +8,14 @@ three methods.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 from toolkit.channels.errors import ChannelError
-from toolkit.channels.listing import list_files
+from toolkit.channels.listing import iter_files
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,17 @@ class ObjectSource(Protocol):
         sources a ``file://`` URI, an absolute path or a key relative to the source)."""
 
 
+def iter_objects(source: ObjectSource) -> Iterable[ObjectInfo]:
+    """The source's objects in key order, listed as they are consumed when the source can (an
+    ``iter_objects()`` method, optional to implement), else its :meth:`ObjectSource.list_objects`.
+
+    One pass over millions of small objects (File-mode staging) then holds a directory's or an
+    S3 page's worth of listing, not a record per object.
+    """
+    lazy = getattr(source, "iter_objects", None)
+    return lazy() if callable(lazy) else source.list_objects()
+
+
 class LocalFileSource:
     """A local directory (every regular file, recursively) or a single file, as objects.
 
@@ -57,10 +68,15 @@ class LocalFileSource:
         self._resolved_root = self._root.resolve()  # once: resolve() is costly per object
 
     def list_objects(self) -> list[ObjectInfo]:
+        return list(self.iter_objects())
+
+    def iter_objects(self) -> Iterator[ObjectInfo]:
+        """:meth:`list_objects` found as it is consumed (see :func:`iter_objects`)."""
         if self.path.is_dir():
-            return [ObjectInfo(f.key, f.size)
-                    for f in list_files(self.path, include_hidden=self.include_hidden)]
-        return [ObjectInfo(self.path.name, self.path.stat().st_size)]
+            for f in iter_files(self.path, include_hidden=self.include_hidden):
+                yield ObjectInfo(f.key, f.size)
+        else:
+            yield ObjectInfo(self.path.name, self.path.stat().st_size)
 
     def _resolve(self, key: str) -> Path:
         candidate = (self._root / key).resolve()
