@@ -12,8 +12,6 @@ import shutil
 import sys
 from collections.abc import Sequence
 
-from toolkit.training.process import run_supervised
-
 #: A command that is not train/serve gets this long to exit after SIGTERM (docker's own default
 #: stop timeout is 10 s; the platform's is 120 s).
 DEFAULT_COMMAND_GRACE = 100.0
@@ -32,6 +30,9 @@ def main(argv: Sequence[str]) -> int:
         from toolkit.serving.server import main as serve_main
 
         return serve_main(rest)
+    # here, not at the top: `serve` and `train` start faster without the supervisor's imports
+    from toolkit.training.process import run_supervised
+
     if shutil.which(command) is None and os.sep not in command:
         print(f"optml entrypoint: {command}: command not found", file=sys.stderr)
         return 127

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import types
 from pathlib import Path
 
@@ -222,3 +223,40 @@ def test_pipeline_runs_the_same_chain_as_run() -> None:
                   DEFAULTS)
     with pytest.raises(UserCodeFailed, match="line break"):
         Pipeline(bad).run(lambda d: d, b"[1]", "application/json", "a/b", context)
+
+
+# -- model_fn runs with the cyclic collector paused (cold start, docs/images.md) -------------
+
+def test_model_fn_runs_with_the_collector_paused_and_restores_it() -> None:
+    seen = []
+
+    def model_fn(model_dir: str, context: object = None) -> str:
+        seen.append((gc.isenabled(), model_dir, context))
+        return "model"
+
+    handlers = resolve(module(model_fn=model_fn), None, DEFAULTS)
+    assert gc.isenabled()
+    assert handlers.model_fn("/m", context="ctx") == "model"
+    assert seen == [(False, "/m", "ctx")]  # the context still reaches it
+    assert gc.isenabled()
+
+
+def test_a_failing_model_fn_still_restores_the_collector() -> None:
+    def model_fn(model_dir: str) -> None:
+        assert not gc.isenabled()
+        raise ValueError("bad model")
+
+    handlers = resolve(module(model_fn=model_fn), None, DEFAULTS)
+    with pytest.raises(UserCodeFailed):
+        handlers.model_fn("/m")
+    assert gc.isenabled()
+
+
+def test_a_collector_the_user_turned_off_stays_off() -> None:
+    handlers = resolve(module(model_fn=lambda model_dir: "m"), None, DEFAULTS)
+    gc.disable()
+    try:
+        assert handlers.model_fn("/m") == "m"
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -9,12 +9,15 @@ three-stage handlers in one module, wrong arity, missing file) is a start-up err
 
 from __future__ import annotations
 
+import functools
+import gc
 import importlib
 import importlib.util
 import inspect
 import logging
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -123,6 +126,38 @@ def context_mode(name: str, fn: Callable[..., Any], origin: str) -> str | None:
     if len(positional) > arity:
         return "positional"
     return None
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the block, back to what it was after.
+
+    Why: ``model_fn`` mostly imports a framework (scikit-learn's unpickle imports scipy, sklearn,
+    joblib: ~1,400 modules). That allocates hundreds of thousands of long-lived objects and
+    almost no garbage, yet every 700 allocations start a collection that walks the young ones
+    and, ever so often, the whole growing heap: about 7-10 % of the load's CPU in the sklearn
+    image (docs/images.md, "Cold start"). Collections resume at the usual thresholds after.
+    Nested or concurrent pauses (multi-model loads in threads) leave it enabled once the
+    outermost one that found it enabled ends; a collector the user turned off stays off.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _loading(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``model_fn`` run with the collector paused (:func:`gc_paused`)."""
+
+    @functools.wraps(fn)
+    def load(*args: Any, **kwargs: Any) -> Any:
+        with gc_paused():
+            return fn(*args, **kwargs)
+
+    return load
 
 
 def _import_file(path: Path) -> ModuleType:
@@ -268,6 +303,7 @@ def resolve(user: ModuleType | None, framework: ModuleType | None, defaults:
         "transform_fn" in fw_fns and not any(s in user_fns for s in STAGES))
     model_fn = pick("model_fn", everything)
     assert model_fn is not None  # the toolkit always has one
+    model_fn = Handler(model_fn.name, _loading(model_fn.fn), model_fn.origin, model_fn.context)
     if use_transform:
         transform = pick("transform_fn", everything)
         stages: dict[str, Handler | None] = {s: None for s in STAGES}
