@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import json
 import posixpath
 import shutil
@@ -110,15 +111,14 @@ class S3PrefixSource:
     def iter_objects(self) -> Iterator[ObjectInfo]:
         """The objects page by page as they are consumed, holding one page (1,000 keys), not
         the whole listing. S3 lists keys in UTF-8 byte order, which is code point order: the
-        order :meth:`list_objects` sorts into. A server that breaks that order is caught at
-        the first key out of place (nothing has been yielded past it) and the rest is served
-        from a full, sorted listing, skipping the keys already given."""
+        order :meth:`list_objects` sorts into. Should a server break that order, the keys not
+        yet given are gathered from a second listing and given sorted: every object still
+        comes exactly once, only the order then differs from :meth:`list_objects`."""
         last: str | None = None
-        for info in self._pages():
+        for given, info in enumerate(self._pages()):
             if last is not None and info.key <= last:
-                for rest in self.list_objects():
-                    if rest.key > last:
-                        yield rest
+                rest = list(itertools.islice(self._pages(), given, None))
+                yield from sorted(rest, key=lambda o: o.key)
                 return
             last = info.key
             yield info
