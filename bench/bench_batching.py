@@ -9,7 +9,8 @@ Each model is served twice by the real server (``optml serve``: gunicorn, the im
 the same worker count), once plain and once with ``batch_predict_fn``; both servers run side by
 side and wrk (keep-alive POST, concurrency 32) loads them in turn, unbatched then batched, for
 ``--rounds`` rounds, so a change in the machine's other load hits both variants alike. The
-figure per variant is the median over rounds. Targets (issue 18): the heavy model (an ONNX MLP
+figure per variant is the median over rounds; each ratio is the median of the rounds' own
+batched / unbatched ratios. Targets (issue 18): the heavy model (an ONNX MLP
 whose single row costs milliseconds, a batch of 8 little more) batched >= 3x unbatched req/s;
 the trivial model (a JSON echo) batched >= 0.95x. Prints both ratios, req/s, p50/p99, server
 CPU per request, the batch sizes the server reached and the load average; ``--json`` keeps the
@@ -149,10 +150,20 @@ class Bench:
         env[BATCH_STATS_ENV] = str(workdir / "batch-stats")
         ctx = LaunchContext(base_dir=base, workdir=workdir, port=free_port(),
                             workers=self.args.workers, extra_env=env)
-        server = OptmlServe()
+        argv: tuple[str, ...] = OptmlServe().argv
         if variant == "unbatched" and self.args.unbatched_threads:
-            server.argv = (*server.argv, "--threads", str(self.args.unbatched_threads))
-        procs = server.launch(ctx)
+            argv = (*argv, "--threads", str(self.args.unbatched_threads))
+        if self.args.optml_tree is None:
+            procs = OptmlServe(argv=argv).launch(ctx)
+        else:  # the same server from another checkout (before/after comparisons)
+            env = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("SAGEMAKER_", "OPTML_", "PYTHONPATH"))}
+            env.update({"PYTHONUNBUFFERED": "1", "SAGEMAKER_BASE_DIR": str(ctx.base_dir),
+                        "SAGEMAKER_BIND_TO_PORT": str(ctx.port),
+                        "SAGEMAKER_MODEL_SERVER_WORKERS": str(ctx.workers), **ctx.extra_env})
+            procs = [ManagedProcess(name="optml", argv=list(argv), env=env,
+                                    cwd=self.args.optml_tree,
+                                    log_path=workdir / "optml.log").start()]
         self._running.extend(procs)
         return procs[0], ctx
 
@@ -211,10 +222,13 @@ def _with_cpu(load: LoadResult, cpu_seconds: float) -> LoadResult:
 
 
 def _ratio(results: list[Variant], attribute: str) -> float | None:
-    unbatched, batched = (r.median(attribute) for r in results)
-    if not unbatched or not batched:
-        return None
-    return batched / unbatched
+    """Batched / unbatched, paired by round (each round measures both back to back, so a change
+    in the machine's other load between rounds cancels out); the median over rounds."""
+    unbatched, batched = results
+    ratios = [getattr(b, attribute) / getattr(u, attribute)
+              for u, b in zip(unbatched.loads, batched.loads)
+              if getattr(u, attribute) and getattr(b, attribute) is not None]
+    return statistics.median(ratios) if ratios else None
 
 
 def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -234,6 +248,9 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="request threads of the unbatched servers (default: optml's own "
                              "default; set it to the batched servers' count to compare at equal "
                              "threads)")
+    parser.add_argument("--optml-tree", type=Path,
+                        help="serve with the toolkit of this directory instead of this checkout "
+                             "(e.g. `git archive` of an older commit, for before/after figures)")
     parser.add_argument("--setup", action="store_true",
                         help=f"run {SETUP_SCRIPT.name} first (installs wrk and the other peers)")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
@@ -344,7 +361,8 @@ def _report(args: argparse.Namespace, models: dict[str, Model], results: dict[st
         cpu_text = (f"; server CPU per request batched / unbatched {cpu_ratio:.2f}"
                     if cpu_ratio is not None else "")
         print(f"- [{'met' if met else 'MISSED'}] {name} ({models[name].description}): batched /"
-              f" unbatched req/s = {ratio:.2f}x, target >= {target}x (per round: {per_round})"
+              f" unbatched req/s = {ratio:.2f}x (median of rounds: {per_round}), target >= "
+              f"{target}x"
               f"{cpu_text}")
     if args.json:
         args.json.write_text(json.dumps(_raw(args, results, calibration, load_before), indent=2))
