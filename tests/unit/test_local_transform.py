@@ -29,6 +29,52 @@ def test_line_split_keeps_a_last_line_without_newline() -> None:
     assert list(split_records(io.BytesIO(b"a\r\nb"), "Line", "x")) == [b"a", b"b"]
 
 
+def _lines_one_at_a_time(data: bytes) -> list[bytes]:
+    """Line records as iterating the file's lines gives them (what the block reader must
+    match): trailing CR/LF stripped from a line with a newline, blank lines skipped."""
+    out = []
+    for line in io.BytesIO(data):
+        stripped = line.rstrip(b"\r\n") if line.endswith(b"\n") else line
+        if stripped or line not in (b"\n", b"\r\n"):
+            out.append(stripped)
+    return out
+
+
+@given(data=st.lists(st.sampled_from([b"a", b"bc", b"\n", b"\r", b"\r\n", b"x" * 7]),
+                     max_size=60).map(b"".join),
+       block=st.integers(min_value=1, max_value=9))
+def test_line_split_by_blocks_matches_line_by_line(data: bytes, block: int) -> None:
+    """Blocks of any size (lines longer than a block, CRs and blank lines at block edges, a
+    last line without newline) give the records reading line by line gives."""
+    import local_mode.transform.records as module
+
+    original = module.LINE_BLOCK
+    module.LINE_BLOCK = block
+    try:
+        got = list(split_records(io.BytesIO(data), "Line", "x"))
+    finally:
+        module.LINE_BLOCK = original
+    assert got == _lines_one_at_a_time(data)
+
+
+@given(records=lines, limit_bytes=st.integers(min_value=41, max_value=200))
+def test_line_batches_are_the_records_joined_by_newlines(records: list[bytes],
+                                                         limit_bytes: int) -> None:
+    import local_mode.transform.records as module
+
+    original = module.MIB
+    module.MIB = limit_bytes
+    try:
+        got = list(batches(records, "Line", "MultiRecord", 1))
+    finally:
+        module.MIB = original
+    assert [r for b in got for r in b.records] == records
+    assert all(b.body == b"".join(encode(r, "Line") for r in b.records) for b in got)
+    assert all(len(b.body) <= limit_bytes for b in got)
+    for first, second in itertools.pairwise(got):
+        assert len(first.body) + len(second.records[0]) + 1 > limit_bytes
+
+
 @pytest.mark.parametrize("split", ["RecordIO", "TFRecord"])
 @given(records=payloads)
 @settings(max_examples=50)
