@@ -1,22 +1,24 @@
 """Serving benchmark: optml ``serve`` vs the reference toolkit on MMS, nginx+gunicorn+Flask, and
-bare gunicorn, in one run on this machine (issue "Serving runtime").
+bare gunicorn, in one run on this machine (issues "Serving runtime" and 18, "Tail latency").
 
-    .venv/bin/python bench/bench_serving.py              # full comparison (~5 minutes)
+    .venv/bin/python bench/bench_serving.py              # full comparison (~4 minutes)
     .venv/bin/python bench/bench_serving.py --setup      # install the peers first
-    .venv/bin/python bench/bench_serving.py --duration 3 --servers optml,bare-gunicorn
+    .venv/bin/python bench/bench_serving.py --concurrency 16 --optml-before /tmp/old  # before/after
 
 Every server gets the same no-op model tree, the same worker count and the same load generator
-(wrk, keep-alive, POST of a small JSON body) on 127.0.0.1; each point is bounded in time. Then
-optml alone serves an ONNX MLP unbatched and with ``batch_predict_fn`` at concurrency 32. Prints
-Markdown tables, the ratios and the verdict on the issue's targets; ``--json`` keeps the raw
-figures. All servers are stopped and the temp dir removed at the end, also on Ctrl-C.
+(wrk, keep-alive, POST of a small JSON body) on 127.0.0.1; each point is bounded in time. All
+servers are started first (cold starts timed) and stay up; then every point (server x
+concurrency) is measured in ``--rounds`` interleaved rounds and reported as medians, with
+p50/p90/p99, req/s, server CPU and the load average. Prints Markdown tables, the ratios and the
+verdicts on the issue's targets (req/s >= 1.5x the best peer at c=16, p99 no worse than its);
+``--json`` keeps every round's raw figures. All servers are stopped and the temp dir removed at
+the end, also on Ctrl-C. Micro-batching has its own benchmark: bench/bench_batching.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import json
 import os
 import shutil
@@ -25,21 +27,15 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for bench.serving
 
 from bench.serving import report
-from bench.serving.fixtures import (
-    NOOP_PAYLOAD,
-    MlpShape,
-    Payload,
-    mlp_payload,
-    write_noop_model,
-    write_onnx_model,
-)
-from bench.serving.loadgen import LoadGenError, LoadResult, run_wrk
+from bench.serving.fixtures import NOOP_PAYLOAD, Payload, write_noop_model
+from bench.serving.loadgen import LoadGenError, run_wrk
 from bench.serving.processes import ManagedProcess, ServerStartError, free_port, wait_ready
 from bench.serving.servers import (
     DEFAULT_MMS_VENV,
@@ -53,13 +49,21 @@ from bench.serving.servers import (
 )
 
 SETUP_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench-serving-setup.sh"
+DEFAULT_SERVERS = "optml,mms,nginx+gunicorn,bare-gunicorn"
 
 
-def _servers(mms_venv: Path, optml_args: Sequence[str] = ()) -> dict[str, Server]:
+def _servers(mms_venv: Path, optml_args: Sequence[str] = (),
+             optml_before: Path | None = None) -> dict[str, Server]:
     optml = OptmlServe()
     optml.argv = (*optml.argv, *optml_args)
-    return {"optml": optml, "mms": MmsReference(venv=mms_venv),
-            "nginx+gunicorn": NginxGunicornFlask(), "bare-gunicorn": BareGunicorn()}
+    servers: dict[str, Server] = {
+        "optml": optml, "mms": MmsReference(venv=mms_venv),
+        "nginx+gunicorn": NginxGunicornFlask(), "bare-gunicorn": BareGunicorn()}
+    if optml_before is not None:
+        before = OptmlServe(name="optml-before", tree=optml_before)
+        before.argv = (*before.argv, *optml_args)
+        servers["optml-before"] = before
+    return servers
 
 
 def _missing_peers(names: Sequence[str], mms_venv: Path) -> list[str]:
@@ -76,6 +80,21 @@ def _missing_peers(names: Sequence[str], mms_venv: Path) -> list[str]:
     return missing
 
 
+def load_average() -> float:
+    """The 1-minute load average: how much the machine's other tenants were running."""
+    return os.getloadavg()[0]
+
+
+@dataclass
+class Running:
+    """A started server kept up for the load rounds."""
+
+    server: Server
+    result: report.ServerResult
+    ctx: LaunchContext
+    procs: list[ManagedProcess]
+
+
 class Runner:
     """Owns the temp dir and every started process, so that one ``close()`` cleans up all."""
 
@@ -85,36 +104,38 @@ class Runner:
         self.log = log
         self._running: list[ManagedProcess] = []
         self._count = 0
+        self.load_averages: list[float] = []
 
     def close(self) -> None:
         while self._running:
             self._running.pop().stop()
 
-    def _stop_all(self, procs: list[ManagedProcess]) -> None:
+    def stop(self, procs: list[ManagedProcess]) -> None:
         for proc in procs:
             proc.stop()
             if proc in self._running:
                 self._running.remove(proc)
 
-    def _context(self, server: Server, make_model: Callable[[Path], Path],
-                 extra_env: dict[str, str] | None) -> LaunchContext:
+    def _context(self, server: Server, make_model: Callable[[Path], Path]) -> LaunchContext:
         self._count += 1
         workdir = self.root / f"{self._count:02d}-{server.name.replace('+', '-')}"
         workdir.mkdir()
         base = workdir / "ml"
         make_model(base)
         return LaunchContext(base_dir=base, workdir=workdir, port=free_port(),
-                             workers=self.workers, extra_env=extra_env or {})
+                             workers=self.workers)
 
-    def measure(self, server: Server, make_model: Callable[[Path], Path], payload: Payload,
-                concurrencies: Sequence[int], duration_s: float, warmup_s: float,
-                startup_repeats: int, extra_env: dict[str, str] | None = None,
-                label: str | None = None) -> report.ServerResult:
-        """Cold-start the server ``startup_repeats`` times; load-test the last start."""
-        result = report.ServerResult(label or server.name)
-        for attempt in range(max(1, startup_repeats)):
-            ctx = self._context(server, make_model, extra_env)
+    def start(self, server: Server, make_model: Callable[[Path], Path], payload: Payload,
+              startup_repeats: int, warmup: tuple[int, float]) -> Running:
+        """Cold-start ``startup_repeats`` times (the start-up figure); keep the last start up,
+        warmed with ``warmup`` = (concurrency, seconds) of unrecorded load. A server that fails
+        comes back with no processes and ``result.error`` set."""
+        result = report.ServerResult(server.name)
+        repeats = max(1, startup_repeats)
+        for attempt in range(repeats):
+            ctx = self._context(server, make_model)
             procs: list[ManagedProcess] = []
+            keep = False
             try:
                 procs = server.launch(ctx)
                 self._running.extend(procs)
@@ -127,52 +148,66 @@ class Runner:
                 self.log(f"  {result.name}: start {attempt + 1}: /ping 200 after "
                          f"{ready.ping_seconds:.2f} s, first invocation "
                          f"{ready.invocation_seconds:.2f} s")
-                if attempt == max(1, startup_repeats) - 1:
-                    self._load(result, ctx, procs, payload, concurrencies, duration_s,
-                               warmup_s)
+                if attempt == repeats - 1:
+                    if warmup[1] > 0:
+                        run_wrk(ctx.port, "/invocations", payload.body, payload.content_type,
+                                warmup[0], warmup[1], ctx.workdir)
+                    keep = True
+                    return Running(server, result, ctx, procs)
             except (ServerStartError, PeerMissingError, LoadGenError, OSError) as exc:
                 result.error = f"{type(exc).__name__}: {exc}"
                 self.log(f"  {result.name}: FAILED: {result.error}")
-                return result
+                return Running(server, result, ctx, [])
             finally:
-                self._stop_all(procs)
-        return result
+                if not keep:
+                    self.stop(procs)
+        raise AssertionError("unreachable: the last attempt returns")
 
-    def _load(self, result: report.ServerResult, ctx: LaunchContext,
-              procs: Sequence[ManagedProcess], payload: Payload, concurrencies: Sequence[int],
-              duration_s: float, warmup_s: float) -> None:
-        if warmup_s > 0:
-            run_wrk(ctx.port, "/invocations", payload.body, payload.content_type,
-                    max(concurrencies), warmup_s, ctx.workdir)
-        for concurrency in concurrencies:
+    def point(self, running: Running, payload: Payload, concurrency: int,
+              duration_s: float) -> None:
+        """One recorded load point on a running server; a failure marks the server failed."""
+        ctx, procs, result = running.ctx, running.procs, running.result
+        try:
             cpu_before = sum(p.cpu_seconds() for p in procs)
             load = run_wrk(ctx.port, "/invocations", payload.body, payload.content_type,
                            concurrency, duration_s, ctx.workdir)
-            load = dataclasses.replace(
-                load, server_cpu_s=sum(p.cpu_seconds() for p in procs) - cpu_before)
-            result.loads[concurrency] = load
-            self.log(f"  {result.name}: c={concurrency}: {load.rps:.0f} req/s, p50 "
-                     f"{load.p50_ms:.2f} ms, p99 {load.p99_ms:.2f} ms, server CPU "
-                     f"{load.cpu_ms_per_request or 0:.3f} ms/req, errors {load.errors}")
+        except (LoadGenError, OSError) as exc:
+            result.error = f"{type(exc).__name__}: {exc}"
+            self.log(f"  {result.name}: c={concurrency}: FAILED: {result.error}")
+            return
+        load = dataclasses.replace(
+            load, server_cpu_s=sum(p.cpu_seconds() for p in procs) - cpu_before)
+        result.add(load)
+        average = load_average()
+        self.load_averages.append(average)
+        self.log(f"  {result.name}: c={concurrency}: {load.rps:.0f} req/s, p50 "
+                 f"{load.p50_ms:.2f} p90 {load.p90_ms:.2f} p99 {load.p99_ms:.2f} ms, server CPU "
+                 f"{load.cpu_ms_per_request or 0:.3f} ms/req, errors {load.errors}, "
+                 f"load average {average:.2f}")
 
 
 def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--servers", default="optml,mms,nginx+gunicorn,bare-gunicorn",
-                        help="comma list of: optml, mms, nginx+gunicorn, bare-gunicorn")
+    parser.add_argument("--servers", default=DEFAULT_SERVERS,
+                        help="comma list of: optml, mms, nginx+gunicorn, bare-gunicorn "
+                             "(and optml-before with --optml-before)")
     parser.add_argument("--concurrency", default="1,16,64", help="comma list (default 1,16,64)")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per point")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of every point, servers interleaved; figures are medians")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per point")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unrecorded load")
     parser.add_argument("--workers", type=int, default=2, help="workers for every server")
     parser.add_argument("--startup-repeats", type=int, default=3,
                         help="cold starts per server for the start-up figure (median)")
-    parser.add_argument("--batch-concurrency", type=int, default=32)
-    parser.add_argument("--no-batching", action="store_true", help="skip the ONNX MLP case")
     parser.add_argument("--mms-venv", type=Path, default=DEFAULT_MMS_VENV)
     parser.add_argument("--optml-args", default="",
                         help="extra arguments for `optml serve`, space-separated "
                              "(e.g. '--worker-class sync'); default: none, as images run it")
+    parser.add_argument("--optml-before", type=Path, metavar="DIR",
+                        help="also run `optml serve` from DIR as server optml-before (an export "
+                             "of an older commit: git archive REV toolkit | tar -x -C DIR), "
+                             "interleaved with the current tree, never counted as a peer")
     parser.add_argument("--setup", action="store_true",
                         help=f"run {SETUP_SCRIPT.name} first (installs wrk, nginx, MMS venv)")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
@@ -187,10 +222,6 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
-def _onnx_tree(base: Path, *, batched: bool, shape: MlpShape) -> Path:
-    return write_onnx_model(base, batched, shape)
-
-
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -198,8 +229,14 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(sys.argv[1:] if argv is None else argv)
     concurrencies = _int_list(args.concurrency)
-    catalogue = _servers(args.mms_venv, args.optml_args.split())
+    if args.rounds < 1:
+        raise SystemExit(f"bench_serving: --rounds must be >= 1, got {args.rounds}")
+    if args.optml_before is not None and not (args.optml_before / "toolkit").is_dir():
+        raise SystemExit(f"bench_serving: --optml-before {args.optml_before} holds no toolkit/")
+    catalogue = _servers(args.mms_venv, args.optml_args.split(), args.optml_before)
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
+    if args.optml_before is not None and "optml-before" not in names:
+        names.insert(names.index("optml") + 1 if "optml" in names else 0, "optml-before")
     unknown = [n for n in names if n not in catalogue]
     if unknown:
         raise SystemExit(f"bench_serving: unknown servers {unknown}; known: {list(catalogue)}")
@@ -221,34 +258,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="optml-bench-serving-"))
     runner = Runner(root, args.workers, log)
     results: list[report.ServerResult] = []
-    batch: dict[str, LoadResult | None] = {"unbatched": None, "batched": None}
-    batch_sizes: tuple[float, int, int] | None = None
+    load_before = load_average()
     try:
-        log(f"bench_serving: {args.workers} workers each, {args.duration:.0f} s per point, "
-            f"scratch {root}")
+        log(f"bench_serving: {args.workers} workers each, {args.rounds} rounds of "
+            f"{args.duration:.0f} s per point, load average {load_before:.2f}, scratch {root}")
+        running: list[Running] = []
         for name in names:
-            log(f"{name}:")
-            results.append(runner.measure(catalogue[name], write_noop_model, NOOP_PAYLOAD,
-                                          concurrencies, args.duration, args.warmup,
-                                          args.startup_repeats))
-        if not args.no_batching and "optml" in names:
-            shape = MlpShape()
-            payload = mlp_payload(shape)
-            for variant in ("unbatched", "batched"):
-                log(f"optml ONNX MLP, {variant}:")
-                batch_log = root / f"batches-{variant}.log"
-                measured = runner.measure(
-                    catalogue["optml"],
-                    functools.partial(_onnx_tree, batched=variant == "batched", shape=shape),
-                    payload, [args.batch_concurrency], args.duration, args.warmup, 1,
-                    extra_env={"BENCH_BATCH_LOG": str(batch_log)},
-                    label=f"optml-onnx-{variant}")
-                batch[variant] = measured.loads.get(args.batch_concurrency)
-                if batch_log.exists():
-                    sizes = [int(x) for x in batch_log.read_text().split()]
-                    batch_sizes = (sum(sizes) / len(sizes), max(sizes), len(sizes))
-                    log(f"  batches (warm-up and load): {len(sizes)}, mean size "
-                        f"{batch_sizes[0]:.2f}, max {batch_sizes[1]}")
+            log(f"{name}: starting")
+            started = runner.start(catalogue[name], write_noop_model, NOOP_PAYLOAD,
+                                   args.startup_repeats, (max(concurrencies), args.warmup))
+            results.append(started.result)
+            if started.procs:
+                running.append(started)
+        # Every server stays up; each round visits every point of every server, the servers'
+        # order rotating from round to round, so a disturbance of the machine (other tenants)
+        # falls on one round of each, not on all rounds of one.
+        for number in range(args.rounds):
+            log(f"round {number + 1} of {args.rounds}:")
+            order = running[number % len(running):] + running[:number % len(running)] \
+                if running else []
+            for concurrency in concurrencies:
+                for server in order:
+                    if server.result.error is None:
+                        runner.point(server, NOOP_PAYLOAD, concurrency, args.duration)
     except KeyboardInterrupt:
         log("bench_serving: interrupted; stopping servers")
         return 130
@@ -261,39 +293,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(root, ignore_errors=True)
 
-    _print_report(results, concurrencies, batch, batch_sizes, args)
+    _print_report(results, concurrencies, args, (load_before, runner.load_averages,
+                                                 load_average()))
     return 0
 
 
 def _print_report(results: list[report.ServerResult], concurrencies: Sequence[int],
-                  batch: dict[str, LoadResult | None],
-                  batch_sizes: tuple[float, int, int] | None, args: argparse.Namespace) -> None:
-    print(f"\n## No-op model, {args.workers} workers each, {args.duration:.0f} s per point\n")
+                  args: argparse.Namespace,
+                  loads: tuple[float, Sequence[float], float]) -> None:
+    before, during, after = loads
+    spread = f", {min(during):.2f}-{max(during):.2f} during the points" if during else ""
+    print(f"\n## No-op model, {args.workers} workers each, medians of {args.rounds} rounds of "
+          f"{args.duration:.0f} s per point\n")
+    print(f"Load average (1 min): {before:.2f} at the start{spread}, {after:.2f} at the end; "
+          f"{os.cpu_count()} CPUs.\n")
     print(report.load_table(results, concurrencies))
+    c = report.PEER_TARGET_CONCURRENCY
+    if c in concurrencies:
+        print(f"\n### Every round at c={c}\n")
+        print(report.rounds_table(results, c))
     print("\n## Start-up (process start to first 200)\n")
     print(report.startup_table(results))
     verdicts = report.verdicts(results, concurrencies)
-    if not args.no_batching and any(r.name == "optml" for r in results):
-        print(f"\n## Micro-batching, ONNX MLP, c={args.batch_concurrency}\n")
-        rows = [report.ServerResult(f"optml {variant}", loads={args.batch_concurrency: load})
-                for variant, load in batch.items() if load is not None]
-        print(report.load_table(rows, [args.batch_concurrency]))
-        if batch_sizes is not None:
-            print(f"\nBatches run by batch_predict_fn (warm-up included): {batch_sizes[2]}, "
-                  f"mean size {batch_sizes[0]:.2f}, max {batch_sizes[1]}.")
-        verdicts.append(report.batching_verdict(batch["unbatched"], batch["batched"],
-                                                args.batch_concurrency))
     print("\n## Targets\n")
     print(report.verdict_lines(verdicts))
     for concurrency in concurrencies:
         print(f"- {report.cpu_ratio_line(results, concurrency)}")
     if args.json:
         args.json.write_text(json.dumps({
-            "workers": args.workers, "duration_s": args.duration, "cpus": os.cpu_count(),
+            "workers": args.workers, "duration_s": args.duration, "rounds": args.rounds,
+            "cpus": os.cpu_count(),
+            "load_average": {"start": before, "points": list(during), "end": after},
             "servers": [r.to_json() for r in results],
-            "batching": {k: (None if v is None else v.__dict__ | {"rps": v.rps})
-                         for k, v in batch.items()},
-            "batch_sizes": batch_sizes,
             "verdicts": [v.__dict__ for v in verdicts]}, indent=2))
 
 

@@ -86,11 +86,14 @@ class OptmlServe:
     name: str = "optml"
     ready_timeout_s: float = 60.0
     argv: tuple[str, ...] = (sys.executable, "-m", "toolkit.cli", "serve")
+    tree: Path = REPO_ROOT
+    """Where ``toolkit`` is imported from (``-m`` puts the working dir first on sys.path): the
+    repository, or an export of an older commit for a before/after in the same run."""
 
     def launch(self, ctx: LaunchContext) -> list[ManagedProcess]:
         env = _contract_env(ctx)
         env.update(ctx.extra_env)
-        return [_process("optml", list(self.argv), env, ctx, cwd=REPO_ROOT)]
+        return [_process(self.name, list(self.argv), env, ctx, cwd=self.tree)]
 
 
 @dataclass

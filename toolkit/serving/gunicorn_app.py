@@ -29,13 +29,11 @@ from toolkit.serving.worker import PingReservedThreadWorker
 
 WORKER_CLASSES: Mapping[str, str] = {
     "gthread": "toolkit.serving.gunicorn_app.BalancedThreadWorker",
-    "gthread-unbalanced": "toolkit.serving.worker.PingReservedThreadWorker",
     "gthread-plain": "gthread",
     "sync": "sync",
 }
 """``gthread`` (default) reserves threads for /ping and balances connections over the workers;
-the others exist for the measurements in docs/serving.md and docs/performance-serving.md and are
-not meant for production."""
+the others exist for the measurements in docs/serving.md and are not meant for production."""
 DEFAULT_THREADS = 4
 GRACEFUL_TIMEOUT = 30
 KEEPALIVE = 5

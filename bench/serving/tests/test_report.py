@@ -8,9 +8,9 @@ from bench.serving.loadgen import LoadResult
 from bench.serving.processes import Readiness
 from bench.serving.report import (
     ServerResult,
-    batching_verdict,
     cpu_ratio_line,
     load_table,
+    rounds_table,
     startup_table,
     verdicts,
 )
@@ -24,18 +24,40 @@ def _load(c: int, rps: float, p99: float, errors: int = 0) -> LoadResult:
 
 def _results(optml_rps: float, optml_p99: float) -> list[ServerResult]:
     return [
-        ServerResult("optml", loads={1: _load(1, 900, 2), 16: _load(16, optml_rps, optml_p99)}),
-        ServerResult("mms", loads={1: _load(1, 300, 9), 16: _load(16, 1000, 40)}),
-        ServerResult("nginx+gunicorn", loads={1: _load(1, 500, 5), 16: _load(16, 600, 30)}),
-        ServerResult("bare-gunicorn", loads={1: _load(1, 1500, 1), 16: _load(16, 2000, 10)}),
+        ServerResult("optml", loads={1: [_load(1, 900, 2)], 16: [_load(16, optml_rps, optml_p99)]}),
+        ServerResult("mms", loads={1: [_load(1, 300, 9)], 16: [_load(16, 1000, 40)]}),
+        ServerResult("nginx+gunicorn", loads={1: [_load(1, 500, 5)], 16: [_load(16, 600, 30)]}),
+        ServerResult("bare-gunicorn", loads={1: [_load(1, 1500, 1)], 16: [_load(16, 2000, 10)]}),
     ]
 
 
 def test_peer_target_uses_the_fastest_peer_and_requires_p99_no_worse() -> None:
     met = verdicts(_results(1600, 35), [1, 16])
     assert "mms" in met[0].target and met[0].ratio == pytest.approx(1.6) and met[0].met
+    assert "p99" in met[1].target and met[1].met
+    assert "lowest peer p99 30.00 ms (nginx+gunicorn)" in met[1].detail
     slow_tail = verdicts(_results(1600, 41), [1, 16])
-    assert not slow_tail[0].met
+    assert slow_tail[0].met and not slow_tail[1].met
+
+
+def test_verdicts_take_medians_of_rounds_so_one_bad_round_does_not_decide() -> None:
+    results = _results(1600, 35)
+    results[0].add(_load(16, 400, 200))  # one disturbed round of optml ...
+    results[0].add(_load(16, 1700, 30))
+    for _ in range(2):
+        results[1].add(_load(16, 1000, 40))
+    point = results[0].point(16)
+    assert point is not None and len(point.rounds) == 3
+    assert point.rps == pytest.approx(1600) and point.p99_ms == 35 and point.max_ms == 200
+    throughput, tail = verdicts(results, [16])[:2]
+    assert throughput.met and tail.met  # ... is outvoted by the other two
+    assert "met in 2 of 3 rounds" in throughput.detail and "met in 2 of 3 rounds" in tail.detail
+
+
+def test_optml_variants_are_not_peers() -> None:
+    results = _results(1600, 35) + [
+        ServerResult("optml-unbalanced", loads={16: [_load(16, 5000, 1)]})]
+    assert "mms" in verdicts(results, [16])[0].target
 
 
 def test_ceiling_target_is_checked_at_each_concurrency() -> None:
@@ -50,17 +72,12 @@ def test_missing_optml_is_a_missed_target_with_the_reason() -> None:
     assert len(items) == 1 and not items[0].met and "boom" in items[0].detail
 
 
-def test_batching_verdict() -> None:
-    assert batching_verdict(_load(32, 100, 50), _load(32, 400, 40), 32).met
-    assert not batching_verdict(_load(32, 100, 50), _load(32, 250, 40), 32).met
-    assert not batching_verdict(None, _load(32, 400, 40), 32).met
-
-
 def test_tables_render_every_server_and_failures() -> None:
     results = _results(900, 35) + [ServerResult("broken", error="PeerMissingError: no nginx")]
     results[0].startups = [Readiness(0.5, 0.6), Readiness(0.7, 0.8), Readiness(0.6, 0.7)]
     table = load_table(results, [1, 16])
-    assert "| optml | 16 | 900 |" in table
+    assert "| optml | 16 | 1 | 900 | 17.50 | 28.00 | 35.00 |" in table
+    assert "| mms | 1000 | 40.00 |" in rounds_table(results, 16)
     assert "failed: PeerMissingError: no nginx" in table
     assert "| optml | 3 | 0.60 | 0.70 |" in startup_table(results)
 
