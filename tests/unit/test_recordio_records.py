@@ -53,10 +53,13 @@ class SplitReads(io.RawIOBase):
 
 
 def records(stream: io.RawIOBase | io.BytesIO, chunk_size: int | None = None,
-            **kwargs: object) -> list[bytes]:
+            first_read: int = 16, **kwargs: object) -> list[bytes]:
+    """All records of ``stream``; with ``chunk_size``, reads start at ``first_read`` bytes and
+    double up to ``chunk_size`` (small values exercise every buffer-boundary case)."""
     if chunk_size is None:
         return list(recordio.read_records(stream, **kwargs))  # type: ignore[arg-type]
-    with mock.patch.object(recordio, "_RECORDS_CHUNK_SIZE", chunk_size):
+    with mock.patch.object(recordio, "_RECORDS_CHUNK_SIZE", chunk_size), \
+            mock.patch.object(recordio, "_FIRST_READ", first_read):
         return list(recordio.read_records(stream, **kwargs))  # type: ignore[arg-type]
 
 
@@ -187,12 +190,29 @@ READ_SIZES = st.lists(st.integers(1, 97), min_size=1, max_size=6)
 
 
 @FUZZ
-@given(PAYLOAD_GROUPS, st.integers(16, 300), READ_SIZES)
+@given(PAYLOAD_GROUPS, st.integers(16, 300), st.integers(16, 64), READ_SIZES)
 def test_round_trip_any_chunk_size_and_read_split(groups: list[list[bytes]], chunk_size: int,
+                                                  first_read: int,
                                                   read_sizes: list[int]) -> None:
     payloads = [payload for group in groups for payload in group]
     data = encode(payloads)
-    assert records(SplitReads(data, read_sizes), chunk_size) == payloads
+    assert records(SplitReads(data, read_sizes), chunk_size, first_read) == payloads
+
+
+def test_reads_grow_from_the_first_read_to_the_chunk_size() -> None:
+    class Recording(io.BytesIO):
+        requests: list[int] = []
+
+        def readinto(self, buffer: object) -> int:  # type: ignore[override]
+            self.requests.append(len(buffer))  # type: ignore[arg-type]
+            return super().readinto(buffer)  # type: ignore[arg-type]
+
+    # The second fill must hold a 300-byte record although the second read would be 128.
+    payloads = [b"y" * 300] + run(100, 60) + run(3, 20)
+    stream = Recording(encode(payloads))
+    assert records(stream, 512, 64) == payloads
+    assert stream.requests[:4] == [64, 308 - 64, 256, 512]
+    assert set(stream.requests[4:]) == {512}
 
 
 @FUZZ
