@@ -121,8 +121,9 @@ class StreamBuffer:
         #: Refill the same bytearray instead of a fresh one per chunk. Only for readers that copy
         #: every record out before the next ``fill`` (nothing may keep a view of ``buf``).
         self.reuse = reuse
-        # With reuse, reads start small and double up to chunk_size: a short stream (one
-        # request body) then never pays for zero-filling a whole chunk it does not need.
+        # With reuse, reads start small and double up to chunk_size while they come back full:
+        # a short stream (one request body) never zero-fills a whole chunk it does not need,
+        # and a pipe that delivers 64 KiB per read keeps a buffer of about that size.
         self._read_size = min(chunk_size, _FIRST_READ) if reuse else chunk_size
         self.buf: bytes | bytearray = b""
         self.pos = 0
@@ -159,6 +160,8 @@ class StreamBuffer:
                         self.eof = True
                         break
                     filled += count
+            if filled == len(grown):  # the stream keeps up (a file): read more next time
+                self._read_size = min(2 * self._read_size, self.chunk_size)
             del grown[filled:]
             buf = grown
         self.base += self.pos
@@ -174,7 +177,6 @@ class StreamBuffer:
         allocation and no zero-fill of a fresh buffer per chunk.
         """
         size = max(have + self._read_size, need)
-        self._read_size = min(2 * self._read_size, self.chunk_size)
         old = self.buf
         if self.reuse and type(old) is bytearray:
             old[:have] = old[self.pos:]  # the right side is a copy: no overlapping memcpy
