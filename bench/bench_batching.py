@@ -129,6 +129,61 @@ def calibrate(shape: MlpShape, root: Path, repeats: int = 20) -> dict[str, float
     return figures
 
 
+def in_process_cost(root: Path, requests: int = 5000, rounds: int = 5) -> dict[str, float]:
+    """CPU µs per request of the trivial model through optml's WSGI app, unbatched and batched,
+    on one thread (no sockets, no gunicorn; measured interleaved, median of ``rounds``).
+
+    One thread means no request ever queues: this is exactly what the batcher adds to a request
+    that has nothing to gain, measured in this thread's CPU time so the other tenants of a shared
+    machine inflate it far less than they do req/s.
+    """
+    import io
+
+    from toolkit.serving.app import create_app
+    from toolkit.serving.codecs import default_registry
+    from toolkit.serving.handlers import load_handlers
+    from toolkit.serving.runtime import ExecutionDefaults, ServingRuntime
+
+    def status_of(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        statuses.append(status)
+
+    statuses: list[str] = []
+    apps = {}
+    for variant in VARIANTS:
+        model_dir = write_trivial_model(root / f"in-process-{variant}", variant == "batched")
+        codecs = default_registry()
+        handlers = load_handlers(program=str(model_dir / "code" / "inference.py"), search=[],
+                                 default_handlers=None, codecs=codecs)
+        runtime = ServingRuntime(handlers=handlers, codecs=codecs, model_dir=model_dir,
+                                 default_accept=None, max_payload_mb=6, debug_errors=False,
+                                 execution=ExecutionDefaults(2, "MULTI_RECORD", 6))
+        runtime.load_model()
+        if (handlers.batch_predict_fn is not None) != (variant == "batched"):
+            raise RuntimeError(f"the {variant} trivial model did not load as {variant}")
+        apps[variant] = create_app(runtime)
+    body = NOOP_PAYLOAD.body
+    template = {"REQUEST_METHOD": "POST", "PATH_INFO": "/invocations", "QUERY_STRING": "",
+                "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8080",
+                "SERVER_PROTOCOL": "HTTP/1.1", "CONTENT_TYPE": NOOP_PAYLOAD.content_type,
+                "CONTENT_LENGTH": str(len(body)), "wsgi.url_scheme": "http",
+                "wsgi.errors": sys.stderr, "wsgi.multithread": True,
+                "wsgi.multiprocess": True, "wsgi.run_once": False, "wsgi.version": (1, 0)}
+    samples: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+    for _ in range(rounds):
+        for variant, app in apps.items():
+            started = time.thread_time()
+            for _ in range(requests):
+                environ = dict(template)
+                environ["wsgi.input"] = io.BytesIO(body)
+                result = app(environ, status_of)
+                b"".join(result)
+                getattr(result, "close", lambda: None)()
+            samples[variant].append((time.thread_time() - started) / requests * 1e6)
+    if any(not status.startswith("200") for status in statuses):
+        raise RuntimeError(f"in-process requests failed: {sorted(set(statuses))}")
+    return {f"{variant}_cpu_us": statistics.median(values) for variant, values in samples.items()}
+
+
 class Bench:
     """Owns the temp dir and every started server, so that one ``close()`` cleans up all."""
 
@@ -297,6 +352,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             calibration = calibrate(shape, root)
             _log(f"  heavy model in-process CPU: 1 row {calibration['batch_1_cpu_ms']:.2f} ms, "
                  f"8 rows {calibration['batch_8_cpu_ms']:.2f} ms")
+        if "trivial" in args.model_names:
+            calibration.update(in_process_cost(root))
+            _log(f"  trivial model in-process CPU per request (one thread, nothing queues): "
+                 f"unbatched {calibration['unbatched_cpu_us']:.1f} µs, batched "
+                 f"{calibration['batched_cpu_us']:.1f} µs")
         for name in args.model_names:
             _log(f"{name}: {models[name].description}")
             results[name] = bench.run_model(models[name])
@@ -320,9 +380,14 @@ def _report(args: argparse.Namespace, models: dict[str, Model], results: dict[st
           f"median of {args.rounds} x {args.duration:.0f} s\n")
     print(f"Load average: {load_before:.2f} at the start, {load_average():.2f} at the end "
           f"({os.cpu_count()} CPUs).")
-    if calibration:
+    if "batch_1_cpu_ms" in calibration:
         print(f"Heavy model, in-process CPU per call: 1 row {calibration['batch_1_cpu_ms']:.2f} "
               f"ms, 8 rows {calibration['batch_8_cpu_ms']:.2f} ms.")
+    if "batched_cpu_us" in calibration:
+        added = calibration["batched_cpu_us"] - calibration["unbatched_cpu_us"]
+        print(f"Trivial model through optml's WSGI app in-process, one thread (what the batcher "
+              f"adds when nothing queues): unbatched {calibration['unbatched_cpu_us']:.1f} µs, "
+              f"batched {calibration['batched_cpu_us']:.1f} µs CPU per request ({added:+.1f} µs).")
     print("\n| model | variant | req/s | p50 ms | p99 ms | server CPU ms/req | mean batch "
           "| max batch | errors | load avg |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -134,10 +134,14 @@ class BatchWindow:
         if size >= self.max_size:
             return 0.0  # full: run at once
         budget = self.max_wait - waited
-        fixed = self.fixed_cost
         gap = self._gap
-        if budget <= 0 or fixed is None or gap is None:
+        if budget <= 0 or gap is None or self._w == 0:
             return 0.0  # nothing measured yet: the first call runs at once and teaches the cost
+        mean_t = self._t / self._w
+        if mean_t < MIN_WAIT_S or gap >= mean_t:
+            return 0.0  # the cheap exit (a trivial model's every request): fixed <= mean_t
+        fixed = self.fixed_cost
+        assert fixed is not None
         limit = min(fixed, budget)
         if limit < MIN_WAIT_S or gap >= limit:
             return 0.0  # the next request is not expected while waiting would still pay

@@ -154,7 +154,8 @@ class ServingRuntime:
             return None
         with self._batcher_lock:
             if self._batcher is None:
-                self._batcher = MicroBatcher(lambda inputs: handler(inputs, model),
+                call = handler.bind()  # specialised once, as the pipeline's handlers are
+                self._batcher = MicroBatcher(lambda inputs: call(inputs, model, None),
                                              max_size=self.handlers.batch_max_size,
                                              max_wait_ms=self.handlers.batch_max_wait_ms)
             return self._batcher
