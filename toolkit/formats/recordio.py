@@ -136,7 +136,8 @@ class StreamBuffer:
     def fill(self, need: int) -> bool:
         """Make ``need`` bytes available at ``pos``; False if the stream ends first.
 
-        Normally reads one chunk straight into a fresh buffer (``readinto``: no second copy).
+        Normally reads one chunk straight into the buffer (``readinto``: no second copy); a
+        fresh buffer per chunk unless ``reuse``.
         A record larger than a chunk is read chunk by chunk and joined, so a huge length from
         a corrupt header only allocates as much as the stream really delivers.
         """
@@ -170,7 +171,10 @@ class StreamBuffer:
         return len(self.buf) >= need
 
     def _chunk_buffer(self, have: int, need: int) -> bytearray:
-        """A ``have + chunk_size`` bytearray that starts with the ``have`` unconsumed bytes.
+        """A bytearray for the next read that starts with the ``have`` unconsumed bytes.
+
+        Its size is ``have`` plus the read size (``chunk_size``, or the growing read size of
+        a reusing reader), and at least ``need``.
 
         With ``reuse`` the current buffer is recycled: the leftover moves to the front and the
         length is restored within the existing allocation, so a stream of chunks costs no
