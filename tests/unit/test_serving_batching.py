@@ -19,6 +19,12 @@ from toolkit.serving.batching import MIN_WAIT_S, BatchWindow, MicroBatcher
 from toolkit.serving.errors import UserCodeFailed
 
 
+def _crowd(window: BatchWindow, arrivals: int = 30, gap: float = 0.0) -> None:
+    """Record arrivals that all found a batch in progress, ``gap`` seconds apart."""
+    for i in range(arrivals):
+        window.observe_arrival(i * gap, busy=True)
+
+
 def _until(condition: object, what: str, timeout: float = 10.0) -> None:
     """Poll a condition that other threads make true (fails the test, never sleeps long)."""
     deadline = time.monotonic() + timeout
@@ -148,7 +154,7 @@ def test_the_leader_waits_for_arrivals_when_the_window_says_so_and_runs_when_ful
     # full batch (or a minute without arrivals) ends the window
     batcher = MicroBatcher(predict, max_size=3, max_wait_ms=60_000, clock=lambda: 0.0)
     batcher.window.observe_batch(1, 10.0)  # as if a call had cost 10 s, all of it fixed
-    batcher.window.observe_arrival(0.0)
+    _crowd(batcher.window)
     with ThreadPoolExecutor(max_workers=3) as pool:
         futures = [pool.submit(batcher.predict, i) for i in range(3)]
         assert sorted(f.result(timeout=30) for f in futures) == [0, 1, 2]
@@ -158,9 +164,23 @@ def test_the_leader_waits_for_arrivals_when_the_window_says_so_and_runs_when_ful
 def test_a_window_that_sees_no_arrival_runs_what_it_has() -> None:
     batcher = MicroBatcher(lambda inputs: inputs, max_size=8, max_wait_ms=5, clock=lambda: 0.0)
     batcher.window.observe_batch(1, 1.0)
-    batcher.window.observe_arrival(0.0)
+    _crowd(batcher.window)
     assert batcher.predict("alone") == "alone"
     assert batcher.batches == 1 and batcher.waited_batches == 1
+
+
+def test_requests_that_come_one_at_a_time_never_wait_even_for_a_slow_model() -> None:
+    # a slow model (1 s per call, all fixed) and arrivals 0 s apart, but every request finds the
+    # batcher idle: nothing else is in flight, so there is nobody to wait for
+    batcher = MicroBatcher(lambda inputs: inputs, max_size=8, max_wait_ms=60_000,
+                           clock=lambda: 0.0)
+    for i in range(30):
+        batcher.window.observe_batch(1, 1.0)  # keep the cost estimate slow
+        assert batcher.predict(i) == i
+    assert batcher.window.arrival_gap == 0.0 and batcher.window.fixed_cost is not None
+    assert batcher.window.fixed_cost > 0.1  # cost and rate alone would open the window
+    assert batcher.window.overlap == 0.0
+    assert batcher.batches == 30 and batcher.waited_batches == 0
 
 
 # -- the window's arithmetic -------------------------------------------------------------------
@@ -169,8 +189,7 @@ def test_window_is_closed_until_something_was_measured() -> None:
     assert window.next_wait(1, 0.0) == 0.0
     window.observe_batch(1, 0.004)
     assert window.next_wait(1, 0.0) == 0.0  # no arrival rate yet
-    window.observe_arrival(0.0)
-    window.observe_arrival(0.0005)
+    _crowd(window, gap=0.0005)
     assert window.next_wait(1, 0.0) == pytest.approx(0.004)
     assert window.next_wait(8, 0.0) == 0.0  # full: run now
     assert window.next_wait(1, 0.003) == pytest.approx(0.002)  # the rest of max_wait
@@ -183,28 +202,27 @@ def test_trivial_model_never_opens_the_window() -> None:
     for size in [1, 2, 1, 3, 1, 1, 2] * 5:
         window.observe_batch(size, 5e-6 * size)  # microseconds per call
         now += 1e-4
-        window.observe_arrival(now)
+        window.observe_arrival(now, busy=True)
     assert window.next_wait(1, 0.0) == 0.0
 
 
 def test_slow_arrivals_do_not_open_the_window() -> None:
     window = BatchWindow(max_size=8, max_wait_s=0.005)
     window.observe_batch(1, 0.004)
-    for i in range(20):  # one request every 10 ms: a sequential client
-        window.observe_arrival(i * 0.010)
+    _crowd(window, gap=0.010)  # one request every 10 ms, even if each found another in flight
     assert window.next_wait(1, 0.0) == 0.0
 
 
 def test_long_idle_gap_is_forgotten_quickly() -> None:
     window = BatchWindow(max_size=8, max_wait_s=0.005)
     window.observe_batch(1, 0.004)
-    window.observe_arrival(0.0)
-    window.observe_arrival(3600.0)  # an hour of silence counts as 2 x max_wait
+    window.observe_arrival(0.0, busy=True)
+    window.observe_arrival(3600.0, busy=True)  # an hour of silence counts as 2 x max_wait
     assert window.arrival_gap == pytest.approx(0.010)
     now = 3600.0
     for _ in range(20):
         now += 0.0002
-        window.observe_arrival(now)
+        window.observe_arrival(now, busy=True)
     assert window.next_wait(1, 0.0) > 0.0
 
 
@@ -217,8 +235,7 @@ def test_linear_cost_is_not_worth_waiting_for(sizes: list[int], per_item: float,
     window = BatchWindow(max_size=64, max_wait_s=max_wait)
     for size in sizes:
         window.observe_batch(size, per_item * size)
-    for i in range(10):
-        window.observe_arrival(i * 1e-6)  # requests arriving very fast
+    _crowd(window, gap=1e-6)  # requests arriving very fast, all while a batch runs
     fixed = window.fixed_cost
     assert fixed is not None
     if len(set(sizes)) > 1:
@@ -235,8 +252,7 @@ def test_fixed_cost_is_found_and_bounds_the_wait(sizes: list[int], fixed: float,
     window = BatchWindow(max_size=64, max_wait_s=max_wait)
     for size in sizes:
         window.observe_batch(size, fixed)
-    for i in range(10):
-        window.observe_arrival(i * 1e-6)
+    _crowd(window, gap=1e-6)
     assert window.fixed_cost == pytest.approx(fixed, rel=1e-6)
     assert window.next_wait(1, 0.0) == pytest.approx(min(fixed, max_wait))
 
@@ -244,7 +260,7 @@ def test_fixed_cost_is_found_and_bounds_the_wait(sizes: list[int], fixed: float,
 @settings(max_examples=300, deadline=None)
 @given(events=st.lists(st.one_of(
            st.tuples(st.just("batch"), st.integers(-2, 100), st.floats(-1.0, 10.0)),
-           st.tuples(st.just("arrival"), st.integers(0, 0), st.floats(0.0, 1e4))),
+           st.tuples(st.just("arrival"), st.integers(0, 1), st.floats(0.0, 1e4))),
            max_size=60),
        max_size=st.integers(1, 64), max_wait=st.floats(0.0, 1.0),
        size=st.integers(1, 100), waited=st.floats(0.0, 2.0))
@@ -259,12 +275,13 @@ def test_window_bounds_hold_for_any_history(events: list[tuple[str, int, float]]
             if count >= 1 and value >= 0:
                 times.append(value)
         else:
-            window.observe_arrival(value)
+            window.observe_arrival(value, busy=bool(count))
     wait = window.next_wait(size, waited)
     assert 0.0 <= wait <= max(0.0, max_wait - waited) + 1e-12
     if size >= max_size or not times:
         assert wait == 0.0
-    assert wait == 0.0 or wait >= MIN_WAIT_S
+    assert wait == 0.0 or (wait >= MIN_WAIT_S and window.overlap >= 0.5)
+    assert 0.0 <= window.overlap <= 1.0
     fixed = window.fixed_cost
     if times:
         assert fixed is not None and 0.0 <= fixed <= max(times) + 1e-9

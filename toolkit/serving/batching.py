@@ -17,8 +17,8 @@ and no fixed wait:
   batch takes everything that queued while the model was busy (at most ``batch_max_size``).
 * **An adaptive window** (:class:`BatchWindow`). Before running a batch that is not full, the
   leader may wait for more requests, but only when waiting can pay: when the model's measured
-  *fixed* cost per call (fitted from the batch sizes and times seen so far) is large and
-  requests have been arriving faster than that cost. A trivial model's fixed cost is microseconds,
+  *fixed* cost per call (fitted from the batch sizes and times seen so far) is large, requests
+  have been arriving faster than that cost, and most of them found a batch in progress. A trivial model's fixed cost is microseconds,
   so it never waits; a model whose batch of 8 costs little more than one row waits for the
   requests that are on their way. ``batch_max_wait_ms`` is only the upper bound of that wait,
   and a full batch runs at once.
@@ -40,6 +40,10 @@ BatchPredict = Callable[[list[Any]], Any]
 SMOOTHING = 0.1
 """Weight of the newest observation in the running estimates (about the last 10-20 batches)."""
 
+OVERLAP_TO_WAIT = 0.5
+"""The window opens only when at least this share of recent arrivals found a batch already
+being collected or run: if requests come one at a time, nothing else is in flight to wait for."""
+
 MIN_WAIT_S = 50e-6
 """Windows shorter than this are not worth opening: waking a sleeping thread costs about as
 much, so a model this cheap runs at once."""
@@ -53,7 +57,8 @@ class BatchWindow:
     request pays when it lets the batch absorb a request that would otherwise pay the fixed cost
     again in a later call, so a leader waits at most ``min(fixed cost, what is left of
     max_wait)`` for the next arrival, and only when requests have been arriving at least that
-    often. Until sizes differ enough to separate the two terms, the whole cost counts as fixed:
+    often and mostly while another batch was in progress (if they come one at a time, nothing
+    else is in flight and waiting only adds latency). Until sizes differ enough to separate the two terms, the whole cost counts as fixed:
     a new model gets the benefit of the doubt, and the first batches of other sizes correct it.
     """
 
@@ -72,6 +77,7 @@ class BatchWindow:
         self._w = self._n = self._t = self._nn = self._nt = 0.0
         self._gap: float | None = None
         self._last_arrival: float | None = None
+        self._overlap = 0.0
 
     # -- observations ---------------------------------------------------------------------------
     def observe_batch(self, size: int, seconds: float) -> None:
@@ -85,12 +91,14 @@ class BatchWindow:
         self._nn = self._nn * keep + size * size
         self._nt = self._nt * keep + size * seconds
 
-    def observe_arrival(self, now: float) -> None:
-        """A request reached the batcher at ``now`` (any monotonic clock, in seconds).
+    def observe_arrival(self, now: float, busy: bool = False) -> None:
+        """A request reached the batcher at ``now`` (any monotonic clock, in seconds); ``busy``:
+        it found a batch already being collected or run.
 
         Gaps longer than twice ``max_wait`` are recorded as that: beyond it the decision is the
         same (do not wait), and an idle night must not keep the estimate high for long after.
         """
+        self._overlap += self._smoothing * ((1.0 if busy else 0.0) - self._overlap)
         last, self._last_arrival = self._last_arrival, now
         if last is None:
             return
@@ -102,6 +110,11 @@ class BatchWindow:
     def arrival_gap(self) -> float | None:
         """Smoothed seconds between arrivals; ``None`` before the second arrival."""
         return self._gap
+
+    @property
+    def overlap(self) -> float:
+        """Smoothed share of arrivals that found a batch in progress (0 = always alone)."""
+        return self._overlap
 
     @property
     def mean_batch_seconds(self) -> float | None:
@@ -135,6 +148,8 @@ class BatchWindow:
             return 0.0  # full: run at once
         budget = self.max_wait - waited
         gap = self._gap
+        if self._overlap < OVERLAP_TO_WAIT:
+            return 0.0  # requests have been coming one at a time: nothing else is in flight
         if budget <= 0 or gap is None or self._w == 0:
             return 0.0  # nothing measured yet: the first call runs at once and teaches the cost
         mean_t = self._t / self._w
@@ -189,7 +204,7 @@ class MicroBatcher:
     def predict(self, item: Any) -> Any:
         """Predict one input as part of a batch; blocks until its own output is ready."""
         with self._lock:
-            self.window.observe_arrival(self._clock())
+            self.window.observe_arrival(self._clock(), self._busy)
             if not self._busy and self.window.next_wait(1, 0.0) <= 0:
                 # Nobody leads, so nobody queues, and the window is closed: this request is a
                 # batch of one, run now on this thread (no Future, no hand-off: nothing to cross).
