@@ -158,11 +158,15 @@ class BalancedThreadWorker(PingReservedThreadWorker):
     def init_process(self) -> None:
         self._paused_until = 0.0
         self._stepping_aside_since: float | None = None
+        self._published = NOT_ACCEPTING
         super().init_process()
 
     def _publish(self) -> None:
-        if self.load_board is not None and self.load_slot is not None:
-            self.load_board.write(self.load_slot, self.nr_conns if self.alive else NOT_ACCEPTING)
+        value = self.nr_conns if self.alive else NOT_ACCEPTING
+        if value != self._published and self.load_board is not None \
+                and self.load_slot is not None:
+            self.load_board.write(self.load_slot, value)
+            self._published = value
 
     def set_accept_enabled(self, enabled: bool) -> None:
         if enabled and self._paused_until:
