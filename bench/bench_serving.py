@@ -85,6 +85,13 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
+def _cpu_by_pid(procs: Sequence[ManagedProcess]) -> dict[int, float]:
+    usage: dict[int, float] = {}
+    for proc in procs:
+        usage.update(proc.cpu_by_pid())
+    return usage
+
+
 @dataclass
 class Running:
     """A started server kept up for the load rounds."""
@@ -168,22 +175,26 @@ class Runner:
         """One recorded load point on a running server; a failure marks the server failed."""
         ctx, procs, result = running.ctx, running.procs, running.result
         try:
-            cpu_before = sum(p.cpu_seconds() for p in procs)
+            before = _cpu_by_pid(procs)
             load = run_wrk(ctx.port, "/invocations", payload.body, payload.content_type,
                            concurrency, duration_s, ctx.workdir)
         except (LoadGenError, OSError) as exc:
             result.error = f"{type(exc).__name__}: {exc}"
             self.log(f"  {result.name}: c={concurrency}: FAILED: {result.error}")
             return
-        load = dataclasses.replace(
-            load, server_cpu_s=sum(p.cpu_seconds() for p in procs) - cpu_before)
+        after = _cpu_by_pid(procs)
+        # processes that exited during the run are lost to both figures alike
+        used = sorted((max(0.0, seconds - before.get(pid, 0.0)) for pid, seconds in after.items()),
+                      reverse=True)
+        load = dataclasses.replace(load, server_cpu_s=sum(used), process_cpu_s=tuple(used))
         result.add(load)
         average = load_average()
         self.load_averages.append(average)
         self.log(f"  {result.name}: c={concurrency}: {load.rps:.0f} req/s, p50 "
                  f"{load.p50_ms:.2f} p90 {load.p90_ms:.2f} p99 {load.p99_ms:.2f} ms, server CPU "
-                 f"{load.cpu_ms_per_request or 0:.3f} ms/req, errors {load.errors}, "
-                 f"load average {average:.2f}")
+                 f"{load.cpu_ms_per_request or 0:.3f} ms/req (CPU s per process: "
+                 f"{report.process_split(load)}), errors {load.errors}, load average "
+                 f"{average:.2f}")
 
 
 def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -308,10 +319,9 @@ def _print_report(results: list[report.ServerResult], concurrencies: Sequence[in
     print(f"Load average (1 min): {before:.2f} at the start{spread}, {after:.2f} at the end; "
           f"{os.cpu_count()} CPUs.\n")
     print(report.load_table(results, concurrencies))
-    c = report.PEER_TARGET_CONCURRENCY
-    if c in concurrencies:
-        print(f"\n### Every round at c={c}\n")
-        print(report.rounds_table(results, c))
+    for concurrency in concurrencies:
+        print(f"\n### Every round at c={concurrency}\n")
+        print(report.rounds_table(results, concurrency))
     print("\n## Start-up (process start to first 200)\n")
     print(report.startup_table(results))
     verdicts = report.verdicts(results, concurrencies)

@@ -39,6 +39,9 @@ class LoadResult:
     max_ms: float
     server_cpu_s: float | None = None
     """CPU seconds the server's processes used during the run (filled in by the runner)."""
+    process_cpu_s: tuple[float, ...] = ()
+    """The same per server process, busiest first (filled in by the runner): how evenly the
+    workers shared the work."""
 
     @property
     def cpu_ms_per_request(self) -> float | None:

@@ -68,6 +68,24 @@ def _group_members(pgid: int) -> list[int]:
     return members
 
 
+def group_cpu_by_pid(pgid: int) -> dict[int, float]:
+    """User + system CPU seconds so far of each live member of process group ``pgid``.
+
+    Differenced over a load run, it shows how the work was shared: for ``optml serve`` the
+    master and each worker; for MMS, Java and its Python workers.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    usage = {}
+    for pid in _group_members(pgid):
+        try:
+            stat = Path("/proc", str(pid), "stat").read_text()
+        except OSError:
+            continue
+        rest = stat[stat.rfind(")") + 2:].split()
+        usage[pid] = (int(rest[11]) + int(rest[12])) / ticks  # utime, stime (fields 14, 15)
+    return usage
+
+
 def group_cpu_seconds(pgid: int) -> float:
     """User + system CPU seconds used so far by the live members of process group ``pgid``.
 
@@ -117,6 +135,10 @@ class ManagedProcess:
     def cpu_seconds(self) -> float:
         """CPU seconds of this process group's live members (see :func:`group_cpu_seconds`)."""
         return 0.0 if self.popen is None else group_cpu_seconds(self.popen.pid)
+
+    def cpu_by_pid(self) -> dict[int, float]:
+        """CPU seconds of each live member of this process group (:func:`group_cpu_by_pid`)."""
+        return {} if self.popen is None else group_cpu_by_pid(self.popen.pid)
 
     def exited(self) -> int | None:
         """The exit status of the leader, or ``None`` while it runs."""

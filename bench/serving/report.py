@@ -137,15 +137,27 @@ def load_table(results: Sequence[ServerResult], concurrencies: Sequence[int]) ->
     return "\n".join(lines)
 
 
+def process_split(load: LoadResult, top: int = 4) -> str:
+    """The busiest ``top`` server processes' CPU seconds in one run, e.g. ``2.41/2.30/0.01``."""
+    if not load.process_cpu_s:
+        return "-"
+    shown = "/".join(f"{seconds:.2f}" for seconds in load.process_cpu_s[:top])
+    rest = len(load.process_cpu_s) - top
+    return shown + (f" (+{rest})" if rest > 0 else "")
+
+
 def rounds_table(results: Sequence[ServerResult], concurrency: int) -> str:
-    """Every round's req/s and p99 at ``concurrency``: the spread behind the medians."""
-    lines = ["| server | req/s per round | p99 ms per round |", "|---|---|---|"]
+    """Every round's req/s and p99 at ``concurrency``: the spread behind the medians, and how the
+    server's processes shared the CPU (an idle worker shows as ~0)."""
+    lines = ["| server | req/s per round | p99 ms per round | CPU s per process, busiest first |",
+             "|---|---|---|---|"]
     for result in results:
         rounds = result.loads.get(concurrency)
         if not rounds:
             continue
         lines.append(f"| {result.name} | {', '.join(f'{r.rps:.0f}' for r in rounds)} | "
-                     f"{', '.join(f'{r.p99_ms:.2f}' for r in rounds)} |")
+                     f"{', '.join(f'{r.p99_ms:.2f}' for r in rounds)} | "
+                     f"{'; '.join(process_split(r) for r in rounds)} |")
     return "\n".join(lines)
 
 

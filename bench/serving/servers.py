@@ -228,8 +228,10 @@ class NginxGunicornFlask:
 class BareGunicorn:
     """The ceiling: gunicorn serving a bare WSGI callable, no framework, no model.
 
-    Same worker model as optml ``serve`` (gthread, 4 threads per worker, keep-alive), so the
-    ratio to it is exactly the cost of optml's own code: Flask, negotiation, the handler chain.
+    Nearly optml ``serve``'s worker model (gthread, 4 threads per worker, keep-alive), so the
+    ratio to it is about the cost of optml's own code: Flask, negotiation, the handler chain.
+    Plain gthread, though: without optml's /ping threads and accept balancing, so at c=16 its
+    connections may crowd onto one worker (docs/performance-serving.md, "Tail latency").
     """
 
     name: str = "bare-gunicorn"

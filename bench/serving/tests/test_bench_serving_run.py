@@ -42,4 +42,7 @@ def test_rounds_are_reported_as_medians_with_the_before_tree(
     assert all(len(s["loads"]["2"]) == 2 and all(r["errors"] == 0 for r in s["loads"]["2"])
                for s in data["servers"])
     assert len(data["load_average"]["points"]) == 4
+    # the master and both workers, each with its own CPU figure
+    assert all(len(r["process_cpu_s"]) == 3 for s in data["servers"] for r in s["loads"]["2"])
+    assert "CPU s per process, busiest first" in out
     assert _scratch_dirs() <= before  # the scratch dir is gone

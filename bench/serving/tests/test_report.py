@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from bench.serving.loadgen import LoadResult
@@ -10,6 +12,7 @@ from bench.serving.report import (
     ServerResult,
     cpu_ratio_line,
     load_table,
+    process_split,
     rounds_table,
     startup_table,
     verdicts,
@@ -77,9 +80,15 @@ def test_tables_render_every_server_and_failures() -> None:
     results[0].startups = [Readiness(0.5, 0.6), Readiness(0.7, 0.8), Readiness(0.6, 0.7)]
     table = load_table(results, [1, 16])
     assert "| optml | 16 | 1 | 900 | 17.50 | 28.00 | 35.00 |" in table
-    assert "| mms | 1000 | 40.00 |" in rounds_table(results, 16)
+    assert "| mms | 1000 | 40.00 | - |" in rounds_table(results, 16)
     assert "failed: PeerMissingError: no nginx" in table
     assert "| optml | 3 | 0.60 | 0.70 |" in startup_table(results)
+
+
+def test_process_split_lists_the_busiest_processes_first() -> None:
+    load = dataclasses.replace(_load(16, 100, 10), process_cpu_s=(2.5, 2.25, 0.1, 0.0, 0.0))
+    assert process_split(load) == "2.50/2.25/0.10/0.00 (+1)"
+    assert process_split(_load(16, 100, 10)) == "-"
 
 
 def test_cpu_ratio_line_compares_every_server_to_optml() -> None:
