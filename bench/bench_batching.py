@@ -387,7 +387,8 @@ def _report(args: argparse.Namespace, models: dict[str, Model], results: dict[st
         added = calibration["batched_cpu_us"] - calibration["unbatched_cpu_us"]
         print(f"Trivial model through optml's WSGI app in-process, one thread (what the batcher "
               f"adds when nothing queues): unbatched {calibration['unbatched_cpu_us']:.1f} µs, "
-              f"batched {calibration['batched_cpu_us']:.1f} µs CPU per request ({added:+.1f} µs).")
+              f"batched {calibration['batched_cpu_us']:.1f} µs CPU per request "
+              f"({added:+.1f} µs).")
     print("\n| model | variant | req/s | p50 ms | p99 ms | server CPU ms/req | mean batch "
           "| max batch | errors | load avg |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")

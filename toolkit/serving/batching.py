@@ -3,8 +3,8 @@
 A model that is much faster on a batch than on N single rows (most vectorised models) can define
 ``batch_predict_fn(inputs, model) -> outputs``. Request threads decode their own input and hand
 it to the worker's :class:`MicroBatcher`, which calls the user once for many requests. Each
-request gets the output at its own index: a Future per request makes a crossed answer impossible
-by construction, and a length mismatch fails the whole batch loudly.
+request gets the output at its own index: a Future per queued request makes a crossed answer
+impossible by construction, and a length mismatch fails the whole batch loudly.
 
 Batching must pay where it can and cost nothing where it cannot, so there is no batcher thread
 and no fixed wait:
@@ -12,16 +12,17 @@ and no fixed wait:
 * **Leader and followers.** The request that arrives when no batch is being collected or run
   becomes the *leader* and runs the batch itself, on its own thread: a lone request goes straight
   to the model, with no hand-off to another thread (and, when the window is closed, without even
-  a Future: a few microseconds over calling the model directly). Requests that arrive meanwhile queue up as
-  *followers*; when the leader's batch is done it hands the lead to the oldest follower, whose
-  batch takes everything that queued while the model was busy (at most ``batch_max_size``).
+  a Future: a few microseconds over calling the model directly). Requests that arrive meanwhile
+  queue up as *followers*; when the leader's batch is done it hands the lead to the oldest
+  follower, whose batch takes everything that queued while the model was busy (at most
+  ``batch_max_size``).
 * **An adaptive window** (:class:`BatchWindow`). Before running a batch that is not full, the
   leader may wait for more requests, but only when waiting can pay: when the model's measured
   *fixed* cost per call (fitted from the batch sizes and times seen so far) is large, requests
-  have been arriving faster than that cost, and most of them found a batch in progress. A trivial model's fixed cost is microseconds,
-  so it never waits; a model whose batch of 8 costs little more than one row waits for the
-  requests that are on their way. ``batch_max_wait_ms`` is only the upper bound of that wait,
-  and a full batch runs at once.
+  have been arriving faster than that cost, and most of them found a batch in progress. A
+  trivial model's fixed cost is microseconds, so it never waits; a model whose batch of 8 costs
+  little more than one row waits for the requests that are on their way. ``batch_max_wait_ms``
+  is only the upper bound of that wait, and a full batch runs at once.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ class BatchWindow:
     again in a later call, so a leader waits at most ``min(fixed cost, what is left of
     max_wait)`` for the next arrival, and only when requests have been arriving at least that
     often and mostly while another batch was in progress (if they come one at a time, nothing
-    else is in flight and waiting only adds latency). Until sizes differ enough to separate the two terms, the whole cost counts as fixed:
-    a new model gets the benefit of the doubt, and the first batches of other sizes correct it.
+    else is in flight and waiting only adds latency). Until sizes differ enough to separate the
+    two terms, the whole cost counts as fixed: a new model gets the benefit of the doubt, and the
+    first batches of other sizes correct it.
     """
 
     def __init__(self, max_size: int, max_wait_s: float, smoothing: float = SMOOTHING) -> None:
