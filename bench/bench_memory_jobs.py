@@ -22,8 +22,9 @@ Workloads:
   ``MaxPayloadInMB=6``, ``AssembleWith=Line`` by a trivial model served by ``optml serve`` on the
   process backend (one worker): it answers ``1`` per record, so the output (2 % of the input)
   costs little disk and the model's own work is negligible -- what is measured is the runner
-  splitting, batching, sending and writing. 8 GB would take ~3 minutes even on a quiet
-  machine (about 50-60 MB/s), so the default largest size is 4 GB; ``--sizes 0.5,2,8`` runs
+  splitting, batching, sending and writing. The job costs about 10 CPU seconds a GB (runner
+  and model server together), and writing the file takes about as long again; so that both
+  workloads fit in about 5 minutes, the default largest size is 4 GB. ``--sizes 0.5,2,8`` runs
   the issue's sizes.
 * ``logs``: a training job whose program prints ``--log-sizes`` GB (default 0.1, 0.3, 1) of
   100-byte lines to stdout, with two MetricDefinitions tried on every line: one matches every
