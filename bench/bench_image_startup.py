@@ -111,7 +111,40 @@ def _stamp(text: str) -> float:
 @dataclass
 class Run:
     seconds: float
+    cpu: float | None = None
+    """CPU seconds the container's processes used up to the first 200 (None: not visible)."""
     phases: dict[str, float] = field(default_factory=dict)
+
+
+def tree_cpu_seconds(root: int) -> float | None:
+    """user+system CPU of ``root`` and its live descendants (and of children it reaped), from
+    the host's /proc: unlike wall time this barely moves with the machine's load."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(pid: int) -> list[str] | None:
+        try:
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        return text.rsplit(")", 1)[1].split()
+
+    fields = stat(root)
+    if fields is None:
+        return None  # the engine runs elsewhere (a VM): no /proc of the container here
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (info := stat(int(entry.name))) is not None:
+            children.setdefault(int(info[1]), []).append(int(entry.name))
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        info = stat(pid)
+        if info is None:
+            continue
+        # fields after the name: utime, stime, cutime, cstime are the 12th-15th
+        total += sum(int(v) for v in info[11:15]) / tick
+        todo.extend(children.get(pid, []))
+    return total
 
 
 OPTML_MARKS = (("port bound (503)", "/ping answers 503"), ("model loaded", "model loaded in"),
@@ -152,7 +185,8 @@ def time_to_first_200(client: docker.DockerClient, image: str, command: Sequence
             try:
                 if requests.get(url, timeout=2).status_code == 200:
                     seconds = time.perf_counter() - started
-                    return Run(seconds, _phases(container, wall, wall + seconds) if phases
+                    cpu = tree_cpu_seconds(container.attrs["State"]["Pid"])
+                    return Run(seconds, cpu, _phases(container, wall, wall + seconds) if phases
                                else {})
             except requests.RequestException:
                 pass
@@ -213,8 +247,10 @@ def report(name: str, rows: dict[str, list[Run]], target: bool) -> dict[str, Any
               "floor": "model_fn + http.server -> 200 /"}
     for key, label in labels.items():
         times = [r.seconds for r in rows[key]]
+        cpus = [r.cpu for r in rows[key] if r.cpu is not None]
+        cpu = f"  CPU {statistics.median(cpus):5.2f} s" if cpus else ""
         print(f"  {label:34s} {statistics.median(times):6.2f} s "
-              f"({min(times):.2f}-{max(times):.2f})")
+              f"({min(times):.2f}-{max(times):.2f}){cpu}")
     print("  optml phases (median s):  " + ", ".join(
         f"{phase} {statistics.median(r.phases[phase] for r in rows['optml']):.3f}"
         for phase in rows["optml"][0].phases
@@ -227,9 +263,14 @@ def report(name: str, rows: dict[str, list[Run]], target: bool) -> dict[str, Any
     print(f"  ratio optml / http.server: {ratio:.2f}x{verdict}")
     print(f"  floor / http.server: {floor / bare:.2f}x (the framework's imports and model "
           f"load); optml above the floor: {optml - floor:+.2f} s")
+    cpu = {k: statistics.median(c) if (c := [r.cpu for r in v if r.cpu is not None]) else None
+           for k, v in rows.items()}
+    if cpu["optml"] and cpu["bare"] and cpu["floor"]:
+        print(f"  CPU in the container (load-independent): optml {cpu['optml']:.2f} s, floor "
+              f"{cpu['floor']:.2f} s, bare {cpu['bare']:.2f} s")
     return {"image": f"optml/{name}", "optml_s": optml, "bare_s": bare, "floor_s": floor,
-            "ratio": ratio, "raw": {k: [(r.seconds, r.phases) for r in v]
-                                    for k, v in rows.items()}}
+            "ratio": ratio, "cpu_s": cpu,
+            "raw": {k: [(r.seconds, r.cpu, r.phases) for r in v] for k, v in rows.items()}}
 
 
 def main() -> int:
