@@ -322,7 +322,13 @@ def _runner_table(rows: list[harness.Row]) -> dict[str, Any]:
     ratio = max(hwms) / max(1, min(hwms))
     print(f"runner alone flat within 10 %: max/min VmHWM = {ratio:.3f}  "
           f"[{'PASS' if ratio <= harness.RSS_FLAT_LIMIT else 'FAIL'}]")
-    return {"runner_hwm_ratio": ratio}
+    ordered = sorted(rows, key=lambda row: row.amount)
+    per_unit = [row.extra["runner_cpu_s"] / row.amount for row in ordered]
+    cpu_ratio = per_unit[-1] / per_unit[0] if per_unit[0] > 0 else float("inf")
+    linear = abs(cpu_ratio - 1.0) <= harness.TIME_LINEAR_TOLERANCE
+    print(f"CPU linear in size (what wall time shows on a quiet machine): CPU s/GB largest vs "
+          f"smallest = {cpu_ratio:.3f}  [{'PASS' if linear else 'FAIL'}]")
+    return {"runner_hwm_ratio": ratio, "cpu_ratio": cpu_ratio}
 
 
 def main() -> int:
