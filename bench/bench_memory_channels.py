@@ -15,7 +15,7 @@ Workloads:
   process, as local mode runs it outside the container, and reads epoch 0 with
   ``open_channel(...).open_epoch().records()``; the tree is both processes.
 * ``stage``: File-mode staging (``stage_objects``) from a ``file://`` prefix of small objects,
-  at ``--stage-counts`` objects (default 25,000 / 100,000 / 400,000) of ``--stage-object-kb``
+  at ``--stage-counts`` objects (default 25,000 / 100,000 / 200,000) of ``--stage-object-kb``
   KiB (default 4). The object COUNT grows rather than the bytes: copying bytes goes through a
   fixed 1 MiB buffer, so the risk with "100,000 small objects" is per-object bookkeeping (the
   listing, its sort, directory bookkeeping), which only a growing count can show.
@@ -239,7 +239,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     harness.add_arguments(parser)
     parser.add_argument("--pipe-object-kb", type=int, default=1024)
-    parser.add_argument("--stage-counts", type=_counts, default=[25_000, 100_000, 400_000])
+    parser.add_argument("--stage-counts", type=_counts, default=[25_000, 100_000, 200_000])
     parser.add_argument("--stage-object-kb", type=int, default=4)
     parser.add_argument("--s3-counts", type=_counts, default=[2_000, 8_000, 32_000])
     parser.add_argument("--only", default="pipe,stage",
