@@ -289,6 +289,7 @@ def main() -> int:
         if each not in MODELS:
             parser.error(f"no model recipe for {each!r} (known: {', '.join(MODELS)})")
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in background
     client = docker.from_env(timeout=300)
     load_before = os.getloadavg()
     results = []
