@@ -280,6 +280,9 @@ class Measurement:
     peak_processes: int
     samples: int
     stdout: str = ""
+    cpu_seconds: float = 0.0
+    """User + system CPU of the root and every descendant it waited for (``wait4``): on a
+    shared machine CPU time tracks the work better than wall time does."""
 
 
 class WorkloadError(RuntimeError):
@@ -327,7 +330,8 @@ def measure_command(argv: Sequence[str], *, env: Mapping[str, str] | None = None
                                 f"{tail}")
     return Measurement(seconds=seconds, peak_rss=sampler.peak_bytes,
                        root_maxrss=usage.ru_maxrss * 1024, peak_processes=sampler.peak_processes,
-                       samples=sampler.samples, stdout=stdout)
+                       samples=sampler.samples, stdout=stdout,
+                       cpu_seconds=usage.ru_utime + usage.ru_stime)
 
 
 def measure_call(fn: Callable[[], Any], interval: float = SAMPLE_INTERVAL) -> Measurement:
@@ -375,6 +379,9 @@ class Verdicts:
     fixed_seconds: float
     seconds_per_unit: float
     time_note: str
+    cpu_ratio: float = 0.0
+    """CPU seconds per unit at the largest size / at the smallest (informational: start-up CPU
+    weighs on the smallest size; 0 when no CPU was measured)."""
 
 
 def judge(rows: Sequence[Row]) -> Verdicts:
@@ -402,9 +409,11 @@ def judge(rows: Sequence[Row]) -> Verdicts:
     else:
         note = (f"sub-linear per unit: a fixed cost of about {fixed:.2f} s dominates the "
                 "smallest size")
+    cpu_small = small.measurement.cpu_seconds / small.amount
+    cpu_ratio = large.measurement.cpu_seconds / large.amount / cpu_small if cpu_small else 0.0
     return Verdicts(rss_ratio=rss_ratio, rss_flat=rss_ratio <= RSS_FLAT_LIMIT,
                     time_ratio=time_ratio, time_linear=linear, fixed_seconds=fixed,
-                    seconds_per_unit=slope, time_note=note)
+                    seconds_per_unit=slope, time_note=note, cpu_ratio=cpu_ratio)
 
 
 def load_average() -> str:
@@ -423,13 +432,13 @@ def report(workload: str, rows: Sequence[Row], unit: str = "GB",
     dict."""
     verdicts = judge(rows)
     print_fn(f"\n== {workload}   ({load_average()})")
-    print_fn(f"{'size':>14}  {'wall s':>8}  {'work s':>8}  {'MB/s':>8}  {'peak RSS MB':>11}  "
-             f"{'root max MB':>11}  {'procs':>5}")
+    print_fn(f"{'size':>14}  {'wall s':>8}  {'work s':>8}  {'CPU s':>8}  {'MB/s':>8}  "
+             f"{'peak RSS MB':>11}  {'root max MB':>11}  {'procs':>5}")
     for row in rows:
         m = row.measurement
         rate = row.nbytes / row.seconds / 1e6 if row.seconds > 0 else float("inf")
         work = f"{row.work_seconds:8.2f}" if row.work_seconds is not None else f"{'-':>8}"
-        print_fn(f"{row.label:>14}  {m.seconds:8.2f}  {work}  {rate:8.1f}  "
+        print_fn(f"{row.label:>14}  {m.seconds:8.2f}  {work}  {m.cpu_seconds:8.2f}  {rate:8.1f}  "
                  f"{_mb(m.peak_rss):>11}  {_mb(m.root_maxrss):>11}  {m.peak_processes:5d}")
     flat = "PASS" if verdicts.rss_flat else "FAIL"
     print_fn(f"RSS flat within 10 % across sizes: max/min = {verdicts.rss_ratio:.3f}  [{flat}]")
@@ -437,6 +446,9 @@ def report(workload: str, rows: Sequence[Row], unit: str = "GB",
     print_fn(f"time linear in size: s/{unit} largest vs smallest = {verdicts.time_ratio:.3f} "
              f"(within 25 %: [{lin}]; {verdicts.time_note}; fit: {verdicts.fixed_seconds:.2f} s "
              f"+ {verdicts.seconds_per_unit:.4g} s/{unit})")
+    if verdicts.cpu_ratio:
+        print_fn(f"CPU per {unit}, largest vs smallest = {verdicts.cpu_ratio:.3f} (whole child, "
+                 "start-up included; less load-sensitive than time on a shared machine)")
     return {
         "workload": workload,
         "unit": unit,
