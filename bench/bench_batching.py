@@ -206,8 +206,9 @@ class Bench:
         ctx = LaunchContext(base_dir=base, workdir=workdir, port=free_port(),
                             workers=self.args.workers, extra_env=env)
         argv: tuple[str, ...] = OptmlServe().argv
-        if variant == "unbatched" and self.args.unbatched_threads:
-            argv = (*argv, "--threads", str(self.args.unbatched_threads))
+        threads = getattr(self.args, f"{variant}_threads")
+        if threads:
+            argv = (*argv, "--threads", str(threads))
         if self.args.optml_tree is None:
             procs = OptmlServe(argv=argv).launch(ctx)
         else:  # the same server from another checkout (before/after comparisons)
@@ -306,6 +307,9 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--optml-tree", type=Path,
                         help="serve with the toolkit of this directory instead of this checkout "
                              "(e.g. `git archive` of an older commit, for before/after figures)")
+    parser.add_argument("--batched-threads", type=int, default=0,
+                        help="request threads of the batched servers (default: optml's own "
+                             "default, batch_max_size)")
     parser.add_argument("--setup", action="store_true",
                         help=f"run {SETUP_SCRIPT.name} first (installs wrk and the other peers)")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
@@ -407,9 +411,9 @@ def _report(args: argparse.Namespace, models: dict[str, Model], results: dict[st
                   f"{'-' if cpu is None else f'{cpu:.3f}'} | {mean_batch} | {max_batch} | "
                   f"{sum(load.errors for load in v.loads)} | "
                   f"{statistics.median(v.load_averages):.2f} |")
-    print("\nBatch sizes include the warm-up runs. Threads per worker: optml's defaults (4 "
-          "unbatched, batch_max_size = 8 batched)" if not args.unbatched_threads else
-          f"\nUnbatched servers ran {args.unbatched_threads} request threads per worker.")
+    print("\nBatch sizes include the warm-up runs. Request threads per worker: unbatched "
+          f"{args.unbatched_threads or 'optml default (4)'}, batched "
+          f"{args.batched_threads or 'optml default (batch_max_size = 8)'}.")
     print("\n## Targets\n")
     failed = False
     for name, variants in results.items():
