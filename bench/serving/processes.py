@@ -93,16 +93,7 @@ def group_cpu_seconds(pgid: int) -> float:
     server's CPU cost per request: a figure that the other tenants of a shared machine disturb
     far less than requests/s.
     """
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in _group_members(pgid):
-        try:
-            stat = Path("/proc", str(pid), "stat").read_text()
-        except OSError:
-            continue
-        rest = stat[stat.rfind(")") + 2:].split()
-        total += int(rest[11]) + int(rest[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / ticks
+    return sum(group_cpu_by_pid(pgid).values())
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """``optml serve`` spreads keep-alive connections evenly over its workers (the default gthread
-worker's accept balancing, :class:`toolkit.serving.gunicorn_app.BalancedThreadWorker`)."""
+worker's accept balancing, :class:`toolkit.serving.worker.BalancedThreadWorker`)."""
 
 from __future__ import annotations
 

@@ -13,22 +13,13 @@ import struct
 from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.unit.test_recordio import FUZZ, encode
 from toolkit.formats import recordio
 from toolkit.formats.errors import FormatError
 from toolkit.formats.recordio import MAGIC, MAGIC_BYTES
-
-FUZZ = settings(max_examples=200, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
-def encode(payloads: list[bytes]) -> bytes:
-    out = io.BytesIO()
-    for payload in payloads:
-        recordio.write_record(out, payload)
-    return out.getvalue()
 
 
 class SplitReads(io.RawIOBase):

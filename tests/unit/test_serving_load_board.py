@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from toolkit.serving.gunicorn_app import NOT_ACCEPTING, LoadBoard
+from toolkit.serving.worker import NOT_ACCEPTING, LoadBoard
 
 
 def test_least_other_ignores_own_and_idle_slots() -> None:
