@@ -304,3 +304,42 @@ def test_requirements_are_installed_first_and_a_failure_is_reported(tmp_path: Pa
         assert server.terminate() == 1
     finally:
         server.stop()
+
+
+ATEXIT_MODEL = """
+    import atexit
+    import os
+    import sys
+    from pathlib import Path
+
+    def model_fn(model_dir):
+        # registered in the master before the fork, so every worker inherits it too
+        atexit.register(lambda: (Path(model_dir) / f"atexit-{os.getpid()}").touch())
+        return None
+
+    def predict_fn(data, model):
+        print("answered without a newline", end="")  # stays in stdout's buffer
+        return data
+"""
+
+
+def test_workers_exiting_on_sigterm_still_run_atexit_and_flush(tmp_path: Path) -> None:
+    """Workers skip the interpreter's teardown on a graceful stop (it copied the master's heap
+    page by page), but the user's atexit handlers and buffered output must survive that."""
+    model_dir = tmp_path / "model"
+    server = Server(model_tree(tmp_path, ATEXIT_MODEL))
+    try:
+        server.wait_ready()
+        _wait_for(lambda: len(server.worker_pids()) == 2, what="both workers forked")
+        workers = server.worker_pids()
+        for i in range(4):
+            response = requests.post(server.url("/invocations"), data=json.dumps([i]),
+                                     headers={"Content-Type": "application/json"}, timeout=30)
+            assert response.status_code == 200
+        assert server.terminate() == 0
+        ran = {int(p.name.split("-")[1]) for p in model_dir.glob("atexit-*")}
+        assert ran == {server.proc.pid, *workers}
+        assert "answered without a newline" in server.log
+        assert server.log.count("Worker exiting") == 2
+    finally:
+        server.stop()
