@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from local_mode.state import ResourceDir, StateStore, append_private, open_private
+from local_mode.warm_runners import WARM, WarmKey
 from toolkit.pids import pid_alive
 from toolkit.settings import Settings
 
@@ -60,6 +61,15 @@ class Lifecycle:
     """The member that says when it ended (``TrainingEndTime``); None if it does not end."""
     noun: str = ""
     """How a user reads one named (``training job``)."""
+    backend_modules: Mapping[str, str] = field(default_factory=dict)
+    """The module each backend's runner loads on demand, by backend name: what a waiting
+    runner imports ahead (:mod:`local_mode.warm_runners`)."""
+
+    def warm_modules(self, backend: str) -> tuple[str, ...]:
+        """What a waiting runner of this kind imports beyond its own module for ``backend``:
+        the backend's module, and docker-py (requests, urllib3: ~0.1 s) for ``docker``."""
+        return ((self.backend_modules[backend],) if backend in self.backend_modules else ()) \
+            + (("docker",) if backend == "docker" else ())
 
     def settled(self, description: Mapping[str, Any]) -> bool:
         """Whether the resource is past its runner's work (Completed, Failed, Stopped, ...)."""
@@ -70,10 +80,14 @@ class Lifecycle:
         return f"InternalServerError: the local {self.what} runner is no longer running"
 
 
+_CLUSTER_BACKENDS = {"docker": "local_mode.cluster.docker", "process": "local_mode.cluster.process"}
+"""Loaded when chosen (:mod:`local_mode.cluster.choice`); the serving backends load with their
+runners."""
 TRAINING = Lifecycle("training-jobs", "local_mode.training.runner", "TrainingJobStatus",
                      frozenset({"InProgress", "Stopping"}), "job",
                      {"SecondaryStatus": "Failed"}, name_field="TrainingJobName",
-                     end_field="TrainingEndTime", noun="training job")
+                     end_field="TrainingEndTime", noun="training job",
+                     backend_modules=_CLUSTER_BACKENDS)
 ENDPOINTS = Lifecycle("endpoints", "local_mode.endpoints.runner", "EndpointStatus",
                       frozenset({"Creating", "Updating", "InService", "SystemUpdating",
                                  "RollingBack"}), "endpoint", name_field="EndpointName",
@@ -81,7 +95,7 @@ ENDPOINTS = Lifecycle("endpoints", "local_mode.endpoints.runner", "EndpointStatu
 PROCESSING = Lifecycle("processing-jobs", "local_mode.processing.runner", "ProcessingJobStatus",
                        frozenset({"InProgress", "Stopping"}), "processing job",
                        name_field="ProcessingJobName", end_field="ProcessingEndTime",
-                       noun="processing job")
+                       noun="processing job", backend_modules=_CLUSTER_BACKENDS)
 TRANSFORM = Lifecycle("transform-jobs", "local_mode.transform.runner", "TransformJobStatus",
                       frozenset({"InProgress", "Stopping"}), "transform",
                       name_field="TransformJobName", end_field="TransformEndTime",
@@ -90,19 +104,28 @@ TRANSFORM = Lifecycle("transform-jobs", "local_mode.transform.runner", "Transfor
 
 # -- the client's side -------------------------------------------------------------------------
 def spawn(store: StateStore, resource: ResourceDir, lifecycle: Lifecycle, backend: str,
-          environ: Mapping[str, str]) -> None:
+          environ: Mapping[str, str], *, warm: bool = True) -> None:
     """Start the resource's runner, detached (its own session, so a Ctrl-C in the caller's
-    terminal does not reach it), with its output in ``runner.log``."""
+    terminal does not reach it), with its output in ``runner.log``: the runner of this kind
+    that waits ready in the background when there is one (:mod:`local_mode.warm_runners`),
+    else a new one; then, once it has started, another to wait for the next Create (unless
+    ``warm`` is false: ``OPTML_LOCAL_WARM_RUNNERS``)."""
     env = dict(environ)
     env["OPTML_LOCAL_STATE_DIR"] = str(store.root)
-    with append_private(resource.path / "runner.log") as out:
-        runner = subprocess.Popen(  # noqa: S603 - an argv list of our own module, no shell
-            [sys.executable, "-m", lifecycle.module, str(store.root), resource.name, backend],
-            env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True)
-    # The runner outlives this client if it must; while we live, reap it when it ends so it
-    # never lingers as a zombie.
-    threading.Thread(target=runner.wait, name=f"reap-{resource.name}", daemon=True).start()
+    argv = [str(store.root), resource.name, backend]
+    key = WarmKey.of(lifecycle.module, backend, env)
+    log = resource.path / "runner.log"
+    if not (warm and WARM.hand_over(key, argv, log, str(store.root))):
+        with append_private(log) as out:
+            runner = subprocess.Popen(  # noqa: S603 - an argv list of our own module, no shell
+                [sys.executable, "-m", lifecycle.module, *argv],
+                env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True, close_fds=True)
+        # The runner outlives this client if it must; while we live, reap it when it ends so
+        # it never lingers as a zombie.
+        threading.Thread(target=runner.wait, name=f"reap-{resource.name}", daemon=True).start()
+    if warm:
+        WARM.prepare(key, env, lifecycle.warm_modules(backend), _start_marker(resource).exists)
 
 
 def describe_live(resource: ResourceDir, lifecycle: Lifecycle) -> dict[str, Any]:

@@ -304,6 +304,10 @@ class LocalModeSettings:
     prices_file: Path | None = None
     """``OPTML_LOCAL_PRICES_FILE``: a price table of the user's that overrides the packaged one
     (same format), for ``optml local cost``."""
+    warm_runners: bool = True
+    """``OPTML_LOCAL_WARM_RUNNERS``: after a Create, start the next runner of that kind ahead
+    so the next Create skips Python's start (docs/local-mode.md); ``false`` starts each one
+    when its Create comes."""
 
     @property
     def time_scale(self) -> float:
@@ -336,6 +340,7 @@ class LocalModeSettings:
                                            minimum=1, maximum=3600) or 60,
             endpoint_metrics=_get_bool(env, "OPTML_LOCAL_ENDPOINT_METRICS", True),
             prices_file=_get_file(env, "OPTML_LOCAL_PRICES_FILE"),
+            warm_runners=_get_bool(env, "OPTML_LOCAL_WARM_RUNNERS", True),
         )
 
 

@@ -78,4 +78,5 @@ class SageMakerBase(StateDirClient):
         return {}
 
     def _spawn(self, resource: ResourceDir, lifecycle: runners.Lifecycle, backend: str) -> None:
-        runners.spawn(self.store, resource, lifecycle, backend, self.settings.environ)
+        runners.spawn(self.store, resource, lifecycle, backend, self.settings.environ,
+                      warm=self.settings.local.warm_runners)

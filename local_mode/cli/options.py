@@ -116,10 +116,15 @@ def settings() -> Settings:
 
 
 def sagemaker_client(state_dir: Path | None, backend: str | None = None) -> SageMakerClient:
-    """The local ``sagemaker`` client on ``state_dir`` (None: the default one)."""
-    from local_mode.sagemaker import SageMakerClient
+    """The local ``sagemaker`` client on ``state_dir`` (None: the default one).
 
-    return SageMakerClient(settings(), state_dir=state_dir, backend=backend)
+    A command creates one resource at most, so its client starts no runner ahead for a next
+    Create (``OPTML_LOCAL_WARM_RUNNERS``: one would only cost CPU while the job starts)."""
+    from local_mode.sagemaker import SageMakerClient
+    from toolkit.settings import Settings
+
+    one_shot = Settings.from_environ({**settings().environ, "OPTML_LOCAL_WARM_RUNNERS": "false"})
+    return SageMakerClient(one_shot, state_dir=state_dir, backend=backend)
 
 
 def runtime_client(state_dir: Path | None) -> RuntimeClient:

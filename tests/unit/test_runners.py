@@ -174,3 +174,57 @@ def test_runner_main_delivers_a_stop_to_late_callbacks_and_restores_the_handlers
     assert calls == ["late"]
     assert signal.getsignal(signal.SIGTERM) is before
     assert store.get("transform-jobs", "job").runner_pid() is None
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def test_the_next_runner_waits_ready_and_runs_its_resource_like_a_cold_one(
+        tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state")
+    environ = {**os.environ, "OPTML_TEST_WARM": str(tmp_path)}  # a key no other test shares
+    runners.WARM.close()  # no runner left waiting by another test in this process
+    pids = []
+    for name in ("first", "second"):
+        resource = store.create("transform-jobs", name, {"TransformJobStatus": "InProgress",
+                                                         "CreationTime": now()}, {})
+        if name == "second":  # the spare is started once the first runner has started
+            deadline = time.monotonic() + 30
+            while (spare := runners.WARM.waiting(FIXTURE.module)) is None:
+                assert time.monotonic() < deadline, "no runner was made ready"
+                time.sleep(0.02)
+            assert spare.poll() is None
+        runners.spawn(store, resource, FIXTURE, "process", environ)
+        deadline = time.monotonic() + 30
+        while not (resource.work_dir / "scratch").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pid = resource.runner_pid()
+        assert pid is not None and pid_alive(pid)
+        pids.append(pid)
+        runners.stop_runner(resource, timeout=20)
+        assert not pid_alive(pid)
+        assert resource.describe()["TransformJobStatus"] == "Stopped"
+        assert resource.describe()["Backend"] == "process"
+        assert not resource.pid_file.exists() and not resource.work_dir.exists()
+        assert runners.ended(resource, FIXTURE)
+    assert "local_mode.warm_runners" not in _cmdline(os.getpid())
+    assert pids[1] == spare.pid  # the second Create was handed to the runner that waited
+    runners.WARM.close()  # the one made ready for a third
+    assert runners.WARM.waiting(FIXTURE.module) is None
+
+
+def test_without_warm_runners_each_create_starts_its_own(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state")
+    runners.WARM.close()
+    resource = store.create("transform-jobs", "only", {"TransformJobStatus": "InProgress",
+                                                       "CreationTime": now()}, {})
+    runners.spawn(store, resource, FIXTURE, "process", dict(os.environ), warm=False)
+    deadline = time.monotonic() + 30
+    while not (resource.work_dir / "scratch").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = resource.runner_pid()
+    assert pid is not None and FIXTURE.module in _cmdline(pid)
+    runners.stop_runner(resource, timeout=20)
+    time.sleep(0.3)
+    assert runners.WARM.waiting(FIXTURE.module) is None

@@ -344,3 +344,24 @@ def test_bad_serving_values_name_the_variable(name: str, raw: str) -> None:
 
 def test_bind_port_must_be_a_tcp_port() -> None:
     assert _bad({"SAGEMAKER_BIND_TO_PORT": "65536"}, "serving").field == "SAGEMAKER_BIND_TO_PORT"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(None, True), ("false", False), ("0", False),
+                                               ("true", True)])
+def test_warm_runners_switch(raw: str | None, expected: bool) -> None:
+    env = {} if raw is None else {"OPTML_LOCAL_WARM_RUNNERS": raw}
+    assert Settings.from_environ(env).local.warm_runners is expected
+
+
+def test_bad_warm_runners_value_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="OPTML_LOCAL_WARM_RUNNERS"):
+        _ = Settings.from_environ({"OPTML_LOCAL_WARM_RUNNERS": "sometimes"}).local
+
+
+def test_cli_clients_start_no_runner_ahead(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from local_mode.cli.options import sagemaker_client
+
+    monkeypatch.setenv("OPTML_LOCAL_WARM_RUNNERS", "true")
+    client = sagemaker_client(tmp_path / "state", "process")
+    assert client.settings.local.warm_runners is False
