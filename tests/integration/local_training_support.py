@@ -183,9 +183,15 @@ def processes_using(path: Path) -> list[str]:
             environ = (entry / "environ").read_bytes().decode(errors="replace")
         except OSError:
             cwd, environ = "", ""
+        outputs = []
+        for fd in ("1", "2"):
+            with contextlib.suppress(OSError):
+                outputs.append(os.readlink(entry / "fd" / fd))
         # host processes run with SAGEMAKER_BASE_DIR inside the state dir, the user's children
-        # inherit it; the runner has the state dir on its command line
-        if text in cmdline or text in environ or cwd == text or cwd.startswith(text + "/"):
+        # inherit it; a cold runner has the state dir on its command line, a warm-started one
+        # (local_mode.warm_runners) writes its output to the resource's runner.log
+        if text in cmdline or text in environ or cwd == text or cwd.startswith(text + "/") \
+                or any(out.startswith(text + "/") for out in outputs):
             found.append(f"{entry.name}: {cmdline.strip()} (cwd {cwd})")
     return found
 

@@ -191,10 +191,11 @@ def test_the_next_runner_waits_ready_and_runs_its_resource_like_a_cold_one(
                                                          "CreationTime": now()}, {})
         if name == "second":  # the spare is started once the first runner has started
             deadline = time.monotonic() + 30
-            while (spare := runners.WARM.waiting(FIXTURE.module)) is None:
+            while not runners.WARM.ready(FIXTURE.module):
                 assert time.monotonic() < deadline, "no runner was made ready"
                 time.sleep(0.02)
-            assert spare.poll() is None
+            spare = runners.WARM.waiting(FIXTURE.module)
+            assert spare is not None
         runners.spawn(store, resource, FIXTURE, "process", environ)
         deadline = time.monotonic() + 30
         while not (resource.work_dir / "scratch").exists() and time.monotonic() < deadline:
@@ -209,7 +210,7 @@ def test_the_next_runner_waits_ready_and_runs_its_resource_like_a_cold_one(
         assert not resource.pid_file.exists() and not resource.work_dir.exists()
         assert runners.ended(resource, FIXTURE)
     assert "local_mode.warm_runners" not in _cmdline(os.getpid())
-    assert pids[1] == spare.pid  # the second Create was handed to the runner that waited
+    assert spare is not None and pids[1] == spare.pid  # the second Create went to the one that waited
     runners.WARM.close()  # the one made ready for a third
     assert runners.WARM.waiting(FIXTURE.module) is None
 
@@ -226,5 +227,4 @@ def test_without_warm_runners_each_create_starts_its_own(tmp_path: Path) -> None
     pid = resource.runner_pid()
     assert pid is not None and FIXTURE.module in _cmdline(pid)
     runners.stop_runner(resource, timeout=20)
-    time.sleep(0.3)
-    assert runners.WARM.waiting(FIXTURE.module) is None
+    assert runners.WARM.waiting(FIXTURE.module) is None  # prepare() was never called

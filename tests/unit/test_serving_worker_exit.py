@@ -57,3 +57,29 @@ def test_daemon_threads_do_not_hold_it_back() -> None:
     """)
     assert done.returncode == 0
     assert done.stdout == ""
+
+
+def test_c_stdio_buffers_are_flushed_and_before_runs_first() -> None:
+    done = _run("""
+        import ctypes, sys
+        from toolkit.serving.worker import exit_without_teardown
+        libc = ctypes.CDLL(None)
+        libc.printf(b"from C stdio, buffered\\n")  # a pipe: fully buffered by libc
+        exit_without_teardown(before=lambda: sys.stderr.write("before\\n"))
+    """)
+    assert done.returncode == 0
+    assert done.stdout == "from C stdio, buffered\n"
+    assert done.stderr == "before\n"
+
+
+def test_before_is_not_called_when_it_returns() -> None:
+    done = _run("""
+        import threading
+        from toolkit.serving.worker import exit_without_teardown
+        gate = threading.Event()
+        threading.Thread(target=gate.wait).start()
+        exit_without_teardown(before=lambda: print("before"))
+        print("returned")
+        gate.set()
+    """)
+    assert done.stdout == "returned\n"

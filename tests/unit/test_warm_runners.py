@@ -26,10 +26,11 @@ FAKE_RUNNER = """
         print("runner error", file=sys.stderr, flush=True)
         state_dir, name, backend = argv
         out = os.path.join(state_dir, name + ".json")
-        with open(out, "w") as handle:
+        with open(out + ".tmp", "w") as handle:
             json.dump({"argv": argv, "pid": os.getpid(), "stdin": sys.stdin.read(),
                        "state_dir": os.environ.get("OPTML_LOCAL_STATE_DIR"),
                        "warm": sorted(m for m in ("json", "wave") if m in sys.modules)}, handle)
+        os.replace(out + ".tmp", out)
         return 3
 """
 
@@ -62,10 +63,9 @@ def _hand_over(pool: WarmRunners, key: WarmKey, state: Path, name: str) -> None:
 
 def _result(path: Path) -> dict[str, object]:
     deadline = time.monotonic() + 30
-    while not path.exists() or not path.read_text():
+    while not path.exists():  # renamed into place once complete
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.02)
-    time.sleep(0.05)  # written in one go; let the runner finish its dump
     return json.loads(path.read_text())
 
 
@@ -164,3 +164,23 @@ def test_usage_without_a_module_exits_2() -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
     assert done.stderr.startswith("usage: python -m local_mode.warm_runners MODULE")
+
+
+def test_a_runner_that_cannot_confirm_is_killed_and_the_create_starts_one_cold(
+        tmp_path: Path, fake_env: dict[str, str], pool: WarmRunners) -> None:
+    key = WarmKey.of("fake_runner", "process", fake_env)
+    pool.prepare(key, fake_env, [], started=lambda: True)
+    deadline = time.monotonic() + 30
+    while not pool.ready("fake_runner"):
+        assert time.monotonic() < deadline, "the waiting runner never said ready"
+        time.sleep(0.02)
+    runner = pool.waiting("fake_runner")
+    assert runner is not None
+    state = tmp_path / "state"
+    state.mkdir()
+    # its log cannot be opened (no such directory): it dies before confirming
+    assert not pool.hand_over(key, [str(state), "job-x", "process"],
+                              tmp_path / "missing" / "runner.log", str(state))
+    assert runner.wait(timeout=15) != 0
+    assert not (state / "job-x.json").exists()  # it never ran the resource
+    assert pool.waiting("fake_runner") is None

@@ -133,6 +133,8 @@ class OptmlGunicorn(BaseApplication):
             "post_worker_init": lambda worker: self._post_worker_init(worker.notify),
             "pre_fork": self.pre_fork,
             "child_exit": lambda server, worker: self.worker_gone(worker),
+            # no "worker_exit": a worker that stops gracefully ends with os._exit and never
+            # reaches gunicorn's exit path (toolkit.serving.worker.exit_without_teardown)
         }
         if tmp_dir:
             settings["worker_tmp_dir"] = tmp_dir

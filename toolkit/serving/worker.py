@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import mmap
 import os
 import select
@@ -21,6 +22,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
 from functools import partial
 from typing import Any
@@ -57,8 +59,8 @@ class PingReservedThreadWorker(ThreadWorker):
         # gthread's loop has returned: a graceful stop, its requests drained
         self.tpool.shutdown(wait=True)
         self.ping_pool.shutdown(wait=True)
-        self.log.info("Worker exiting (pid: %s)", self.pid)
-        exit_without_teardown()
+        exit_without_teardown(
+            before=lambda: self.log.info("Worker exiting (pid: %s)", self.pid))
 
     def enqueue_req(self, conn: Any) -> None:
         head = peek(conn.sock)
@@ -86,25 +88,31 @@ class PingReservedThreadWorker(ThreadWorker):
             self.ping_pool.shutdown(wait=False)
 
 
-def exit_without_teardown() -> None:
+def exit_without_teardown(before: Callable[[], None] = lambda: None) -> None:
     """End a worker that stopped gracefully at once, skipping the interpreter's teardown.
 
     A worker forked from the master shares the preloaded model, the app and every imported
     module with it, copy-on-write. Interpreter finalisation frees each of those objects one by
     one, writing a reference count on every inherited page, so each exit copied the master's
     whole heap page by page: 150-220 ms per worker with the scikit-learn image, on each endpoint
-    stop and at the end of each batch transform. What a normal exit does that matters still
-    happens here: the ``atexit`` handlers (the user's, and logging's flush), and standard
-    streams flushed. Returns (leaving the normal exit to run) while a thread the user started is
-    still running, since a normal exit would wait for it.
+    stop and at the end of each batch transform. Kept from a normal exit: ``before`` (the
+    worker's "exiting" line), the ``atexit`` handlers (the user's, logging's flush), Python's
+    standard streams and C stdio's buffers (a native library's output) flushed. Not kept: the
+    finalizers of objects still alive (``__del__``, files the user left open unflushed) and
+    gunicorn's own exit path (its ``worker_exit`` hook, which optml does not set). Returns
+    without doing anything while a non-daemon thread the user started still runs, since a
+    normal exit waits for it.
     """
     main = threading.main_thread()
     if any(t is not main and t.is_alive() and not t.daemon for t in threading.enumerate()):
         return
+    before()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(AttributeError, OSError, ValueError):  # closed or replaced
             stream.flush()
+    with contextlib.suppress(OSError, AttributeError):  # no libc to ask (not on Linux)
+        ctypes.CDLL(None).fflush(None)
     os._exit(0)
 
 
