@@ -206,6 +206,16 @@ def sdk_job(root: Path) -> float | None:
     return None
 
 
+def remove_sdk_containers() -> None:
+    """The SDK's local mode leaves its docker-compose containers behind (exited); remove them."""
+    listed = subprocess.run(["docker", "ps", "-aq", "--filter", f"ancestor={IMAGE}", "--filter",
+                             "label=com.docker.compose.project"],
+                            capture_output=True, text=True, check=False)
+    ids = listed.stdout.split()
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
+
+
 def report(label: str, values: list[float]) -> None:
     print(f"{label:<28} best {min(values):6.2f} s   median {statistics.median(values):6.2f} s")
 
@@ -226,6 +236,20 @@ def report_phases(bare: list[dict[str, float]], ours: list[dict[str, float]]) ->
         previous = at
 
 
+def rounds(args: argparse.Namespace, client: object, cold_client: object, root: Path,
+           bare: list[float], ours: list[float], cold: list[float], sdk: list[float],
+           bare_phases: list[dict[str, float]], our_phases: list[dict[str, float]]) -> None:
+    """The interleaved runs: bare, optml, optml with warm runners off, the SDK."""
+    for _ in range(args.repeat):
+        bare.append(bare_docker_run(root, bare_phases))
+        ours.append(optml_job(client, root, our_phases))
+        cold.append(optml_job(cold_client, root))
+        if args.sdk:
+            seconds = sdk_job(root)
+            if seconds is not None:
+                sdk.append(seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -244,17 +268,16 @@ def main() -> None:
             state_dir=root / "state", backend="docker")
         bare_docker_run(root)  # warm the engine's caches for all
         optml_job(client, root)  # and the first job of a client has no runner waiting
-        bare, ours, cold, sdk = [], [], [], []
+        bare: list[float] = []
+        ours: list[float] = []
+        cold: list[float] = []
+        sdk: list[float] = []
         bare_phases: list[dict[str, float]] = []
         our_phases: list[dict[str, float]] = []
-        for _ in range(args.repeat):
-            bare.append(bare_docker_run(root, bare_phases))
-            ours.append(optml_job(client, root, our_phases))
-            cold.append(optml_job(cold_client, root))
-            if args.sdk:
-                seconds = sdk_job(root)
-                if seconds is not None:
-                    sdk.append(seconds)
+        try:
+            rounds(args, client, cold_client, root, bare, ours, cold, sdk, bare_phases, our_phases)
+        finally:
+            remove_sdk_containers()
         report("docker run IMAGE train", bare)
         report("optml local (docker)", ours)
         report("  runner started at Create", cold)
