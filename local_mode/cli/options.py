@@ -123,7 +123,9 @@ def sagemaker_client(state_dir: Path | None, backend: str | None = None) -> Sage
     from local_mode.sagemaker import SageMakerClient
     from toolkit.settings import Settings
 
-    one_shot = Settings.from_environ({**settings().environ, "OPTML_LOCAL_WARM_RUNNERS": "false"})
+    base = settings()
+    base.local  # noqa: B018 - reads (so checks) every local-mode variable, the user's value too
+    one_shot = Settings.from_environ({**base.environ, "OPTML_LOCAL_WARM_RUNNERS": "false"})
     return SageMakerClient(one_shot, state_dir=state_dir, backend=backend)
 
 
