@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from local_mode.state import ResourceDir, StateStore, append_private, open_private
-from local_mode.warm_runners import WARM, WarmKey
+from local_mode.warm_runners import STATE_DIR_VARIABLE, WARM, WarmKey
 from toolkit.pids import pid_alive
 from toolkit.settings import Settings
 
@@ -111,11 +111,11 @@ def spawn(store: StateStore, resource: ResourceDir, lifecycle: Lifecycle, backen
     else a new one; then, once it has started, another to wait for the next Create (unless
     ``warm`` is false: ``OPTML_LOCAL_WARM_RUNNERS``)."""
     env = dict(environ)
-    env["OPTML_LOCAL_STATE_DIR"] = str(store.root)
+    env[STATE_DIR_VARIABLE] = str(store.root)
     argv = [str(store.root), resource.name, backend]
     key = WarmKey.of(lifecycle.module, backend, env)
     log = resource.path / "runner.log"
-    if not (warm and WARM.hand_over(key, argv, log, str(store.root))):
+    if not (warm and WARM.hand_over(key, argv, log)):
         with append_private(log) as out:
             runner = subprocess.Popen(  # noqa: S603 - an argv list of our own module, no shell
                 [sys.executable, "-m", lifecycle.module, *argv],

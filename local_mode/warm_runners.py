@@ -107,8 +107,9 @@ class WarmRunners:
         self._preparing: list[threading.Thread] = []
         self._fork_hook = False
 
-    def hand_over(self, key: WarmKey, argv: Sequence[str], log: Path, state_dir: str) -> bool:
-        """Give the resource of ``argv`` (``STATE_DIR NAME BACKEND``) to the waiting runner
+    def hand_over(self, key: WarmKey, argv: Sequence[str], log: Path) -> bool:
+        """Give the resource of ``argv`` (``STATE_DIR NAME BACKEND``, as a cold runner gets
+        them; STATE_DIR is also its ``OPTML_LOCAL_STATE_DIR``) to the waiting runner
         that matches ``key`` and is ready; False when there is none, or it did not confirm
         (the caller starts one cold: nothing was handed over then)."""
         with self._lock:
@@ -123,7 +124,7 @@ class WarmRunners:
             _dismiss(waiting.process)
             return False
         waiting.ready = True
-        order = json.dumps({"argv": list(argv), "log": str(log), "state_dir": state_dir})
+        order = json.dumps({"argv": list(argv), "log": str(log)})
         stdin = waiting.process.stdin  # always a pipe: started with stdin=PIPE
         try:
             if stdin is None:
@@ -291,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not line:
         return 0
     order = json.loads(line)
-    os.environ[STATE_DIR_VARIABLE] = order["state_dir"]
+    os.environ[STATE_DIR_VARIABLE] = order["argv"][0]  # STATE_DIR NAME BACKEND
     with append_private(Path(order["log"])) as log:  # what a cold runner's stdout/stderr are
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)

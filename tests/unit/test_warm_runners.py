@@ -55,8 +55,7 @@ def pool() -> Iterator[WarmRunners]:
 def _hand_over(pool: WarmRunners, key: WarmKey, state: Path, name: str) -> None:
     """Hand ``name`` over once the waiting runner that prepare() starts in a thread is there."""
     deadline = time.monotonic() + 30
-    while not pool.hand_over(key, [str(state), name, "process"], state / f"{name}.log",
-                             str(state)):
+    while not pool.hand_over(key, [str(state), name, "process"], state / f"{name}.log"):
         assert time.monotonic() < deadline, "no runner was waiting"
         time.sleep(0.02)
 
@@ -104,14 +103,14 @@ def test_a_runner_waits_for_started_and_is_replaced_on_a_mismatch(
     key = WarmKey.of("fake_runner", "process", fake_env)
     pool.prepare(key, fake_env, [], started=gate.exists)
     time.sleep(0.3)
-    assert not pool.hand_over(key, ["x", "y", "process"], tmp_path / "log", "x")  # not yet
+    assert not pool.hand_over(key, ["x", "y", "process"], tmp_path / "log")  # not yet
     gate.touch()
     deadline = time.monotonic() + 30
     while (first := pool.waiting("fake_runner")) is None:
         assert time.monotonic() < deadline, "started() was true and still no runner waits"
         time.sleep(0.02)
     other = WarmKey.of("fake_runner", "process", {**fake_env, "EXTRA": "1"})
-    assert not pool.hand_over(other, ["x", "y", "process"], tmp_path / "log", "x")
+    assert not pool.hand_over(other, ["x", "y", "process"], tmp_path / "log")
     assert pool.waiting("fake_runner") is None
     assert first.wait(timeout=15) == 0  # dismissed: it read the end of its stdin and left
     assert not (tmp_path / "log").exists()  # the mismatched runner ran nothing
@@ -156,7 +155,7 @@ def test_a_dead_waiting_runner_is_not_handed_anything(tmp_path: Path, fake_env: 
             break  # it failed its import and exited
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    assert not pool.hand_over(key, ["x", "y", "process"], tmp_path / "log", "x")
+    assert not pool.hand_over(key, ["x", "y", "process"], tmp_path / "log")
 
 
 def test_usage_without_a_module_exits_2() -> None:
@@ -180,7 +179,7 @@ def test_a_runner_that_cannot_confirm_is_killed_and_the_create_starts_one_cold(
     state.mkdir()
     # its log cannot be opened (no such directory): it dies before confirming
     assert not pool.hand_over(key, [str(state), "job-x", "process"],
-                              tmp_path / "missing" / "runner.log", str(state))
+                              tmp_path / "missing" / "runner.log")
     assert runner.wait(timeout=15) != 0
     assert not (state / "job-x.json").exists()  # it never ran the resource
     assert pool.waiting("fake_runner") is None

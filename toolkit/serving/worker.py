@@ -6,7 +6,8 @@ pings. With plain gthread (or sync) workers, a ping queues behind predictions on
 is busy, so a server under long predictions is declared dead although it is healthy. This worker
 peeks at the first bytes of each readable connection, before a thread is committed to it, and
 sends ``GET /ping`` / ``HEAD /ping`` to a small pool of its own that predictions never use.
-Everything else (parsing, keep-alive, graceful stop) is gthread's unchanged code.
+Everything else (parsing, keep-alive, graceful stop) is gthread's unchanged code, except that a
+worker ends a graceful stop with :func:`exit_without_teardown`.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def exit_without_teardown(before: Callable[[], None] = lambda: None) -> None:
     A worker forked from the master shares the preloaded model, the app and every imported
     module with it, copy-on-write. Interpreter finalisation frees each of those objects one by
     one, writing a reference count on every inherited page, so each exit copied the master's
-    whole heap page by page: 150-220 ms per worker with the scikit-learn image, on each endpoint
+    whole heap page by page: 150-220 ms per worker with a scikit-learn model, on each endpoint
     stop and at the end of each batch transform. Kept from a normal exit: ``before`` (the
     worker's "exiting" line), the ``atexit`` handlers (the user's, logging's flush), Python's
     standard streams and C stdio's buffers (a native library's output) flushed. Not kept: the
